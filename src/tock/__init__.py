@@ -1,0 +1,40 @@
+"""Tock: a reliable task scheduler and job queue whose only moving part is the database."""
+
+from tock.app import Tock
+from tock.clock import Clock, FakeClock, SystemClock
+from tock.errors import (
+    ConfigurationError,
+    JobCanceled,
+    JobFailed,
+    JobLost,
+    JobNotFound,
+    JobTimeout,
+    SchemaError,
+    StoreError,
+    TockError,
+)
+from tock.jobs import Job, JobStatus
+from tock.tasks import Context, Task
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Clock",
+    "ConfigurationError",
+    "Context",
+    "FakeClock",
+    "Job",
+    "JobCanceled",
+    "JobFailed",
+    "JobLost",
+    "JobNotFound",
+    "JobStatus",
+    "JobTimeout",
+    "SchemaError",
+    "StoreError",
+    "SystemClock",
+    "Task",
+    "Tock",
+    "TockError",
+    "__version__",
+]

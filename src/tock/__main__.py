@@ -1,0 +1,3 @@
+from tock.cli.main import main
+
+main()

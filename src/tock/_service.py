@@ -1,0 +1,47 @@
+"""A background service that runs one pass every ``interval`` seconds in its own thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("tock.worker")
+
+
+class Periodic:
+    """Calls ``fn`` every ``interval`` seconds until stopped; a failing pass is logged,
+    and the next pass runs as planned (a database restart must not end the service)."""
+
+    def __init__(self, name: str, interval: float, fn: Callable[[], object], *, first_delay: float | None = None) -> None:
+        self.name = name
+        self.interval = interval
+        self._fn = fn
+        self._first_delay = interval if first_delay is None else first_delay
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"tock-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, wait: bool = True) -> None:
+        self._stop.set()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        delay = self._first_delay
+        while not self._stop.wait(delay):
+            delay = self.interval
+            try:
+                self._fn()
+            except Exception as exc:
+                if not self._failing:
+                    log.warning("%s pass failed: %s (will keep trying)", self.name, exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("%s works again", self.name)
+                self._failing = False

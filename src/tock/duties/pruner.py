@@ -1,0 +1,53 @@
+"""The pruner: deletes finished jobs past their retention, in batches.
+
+Succeeded and canceled jobs are kept one day; failed and lost ones until a human acts
+(DESIGN: retention). Asking for a pruned job raises ``JobNotFound``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tock._service import Periodic
+from tock.clock import Clock
+from tock.jobs import JobStatus
+from tock.store import Store
+
+log = logging.getLogger("tock.pruner")
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    interval: float = 60.0
+    batch_size: int = 1_000
+    retention: Mapping[JobStatus, float] = field(
+        default_factory=lambda: {JobStatus.SUCCEEDED: DAY, JobStatus.CANCELED: DAY}
+    )
+
+
+class Pruner:
+    def __init__(self, store: Store, clock: Clock, config: PrunerConfig | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.config = config or PrunerConfig()
+        self._service = Periodic("pruner", self.config.interval, self.run_once)
+
+    def run_once(self) -> int:
+        deleted = self.store.job_prune(
+            retention=self.config.retention,
+            batch_size=self.config.batch_size,
+            now=self.clock.db_now(),
+        )
+        if deleted:
+            log.info("pruned %d finished jobs past their retention", deleted)
+        return deleted
+
+    def start(self) -> None:
+        self._service.start()
+
+    def stop(self) -> None:
+        self._service.stop()

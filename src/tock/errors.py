@@ -1,0 +1,87 @@
+"""The exceptions users catch."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "JobCanceled",
+    "JobFailed",
+    "JobLost",
+    "JobNotFound",
+    "JobTimeout",
+    "SchemaError",
+    "StoreError",
+    "TockError",
+]
+
+
+class TockError(Exception):
+    """Base class of Tock's own errors."""
+
+
+class ConfigurationError(TockError, ValueError):
+    """A URL, name or option is not valid; raised where it enters."""
+
+
+class StoreError(TockError):
+    """The store cannot be opened or used (unreachable, read-only, ...)."""
+
+
+class SchemaError(StoreError):
+    """The store's schema is not the one this version of Tock expects."""
+
+
+class JobNotFound(TockError, LookupError):
+    """No job with that id: it never existed or was pruned."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} not found (never enqueued, or pruned after its retention)")
+        self.job_id = job_id
+
+
+class JobFailed(TockError):
+    """The job ended ``failed``: every attempt raised (or its worker died too often)."""
+
+    def __init__(self, job_id: int, type: str, message: str, traceback: str) -> None:
+        super().__init__(f"job {job_id} failed: {type}: {message}")
+        self.job_id = job_id
+        self.type = type
+        self.message = message
+        self.traceback = traceback
+
+
+class JobCanceled(TockError):
+    """The job was canceled before it ran."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was canceled")
+        self.job_id = job_id
+
+
+class JobLost(TockError):
+    """An at-most-once job whose worker died: it is never started again by Tock."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} is lost: its worker died and the task runs at most once")
+        self.job_id = job_id
+
+
+class JobTimeout(TockError):
+    """Recorded as a job's error when an attempt ran past its ``timeout``."""
+
+
+# Recorded and shown under the names users import them by: "tock.JobTimeout", not
+# "tock.errors.JobTimeout" (DESIGN: a timeout is recorded as tock.JobTimeout).
+for _cls in (
+    ConfigurationError,
+    JobCanceled,
+    JobFailed,
+    JobLost,
+    JobNotFound,
+    JobTimeout,
+    SchemaError,
+    StoreError,
+    TockError,
+):
+    _cls.__module__ = "tock"
+del _cls

@@ -1,0 +1,189 @@
+"""Jobs: their states, the rows the store hands out, and the handle users hold."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from tock.errors import JobCanceled, JobFailed, JobLost
+
+if TYPE_CHECKING:
+    from tock.clock import Clock
+    from tock.store import Store
+
+__all__ = ["Job", "JobRecord", "JobStatus", "NewJob", "Outcome", "OutcomeKind"]
+
+JobId = int
+
+
+class JobStatus(enum.StrEnum):
+    BLOCKED = "blocked"  #: waits on dependencies (later work)
+    PENDING = "pending"  #: waiting for run_at and a free worker
+    RUNNING = "running"  #: claimed by a worker
+    SUCCEEDED = "succeeded"  #: returned; kept one day
+    FAILED = "failed"  #: raised on its last attempt (dead letter); kept until a human acts
+    CANCELED = "canceled"  #: canceled before it ran; kept one day
+    LOST = "lost"  #: at-most-once job whose worker died; kept until a human acts
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+LIVE = frozenset({JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.RUNNING})
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.LOST})
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert: arguments already checked and encoded as JSON text."""
+
+    task: str
+    args: str
+    kwargs: str
+    queue: str = "default"
+    priority: int = 0
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_on: tuple[str, ...] = ("builtins.Exception",)
+    timeout: float | None = None
+    at_most_once: bool = False
+    max_rescues: int = 5
+    unique_key: str | None = None
+    run_at: datetime | None = None  #: absolute due time (UTC); wins over run_after
+    run_after: float = 0.0  #: seconds after the store's now
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job as the store holds it, live or finished."""
+
+    id: JobId
+    task: str
+    status: JobStatus
+    queue: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    run_at: datetime
+    created_at: datetime
+    attempts: int = 0
+    rescues: int = 0
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_on: tuple[str, ...] = ("builtins.Exception",)
+    timeout: float | None = None
+    at_most_once: bool = False
+    max_rescues: int = 5
+    unique_key: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_id: str | None = None
+    claim_token: int | None = None
+    result: Any = None
+    error: dict[str, str] | None = None
+
+    @property
+    def errors_so_far(self) -> int:
+        """Attempts that ended in an error the task raised (rescues do not count)."""
+        return self.attempts - self.rescues
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRY = "retry"  #: raised, attempts left: back to pending after ``delay``
+    FAILED = "failed"
+    RELEASED = "released"  #: claimed but never started: handed back, no attempt used
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a worker reports for one claimed job; applied only if ``token`` still holds."""
+
+    job_id: JobId
+    token: int
+    kind: OutcomeKind
+    result: str | None = None  #: JSON text
+    error: str | None = None  #: JSON text: {"type", "message", "traceback"}
+    delay: float = 0.0  #: seconds until the retry is due
+
+
+@dataclass(eq=False)
+class Job:
+    """A handle on one job. ``status`` is as last read; ``refresh()`` reads it again."""
+
+    id: JobId
+    _store: Store = field(repr=False)
+    _clock: Clock = field(repr=False)
+    _record: JobRecord | None = field(default=None, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def record(self) -> JobRecord:
+        if self._record is None:
+            self.refresh()
+        assert self._record is not None
+        return self._record
+
+    @property
+    def status(self) -> JobStatus:
+        return self.record.status
+
+    def refresh(self) -> Job:
+        self._record = self._store.job_get(self.id)
+        return self
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait until the job finishes and return its value.
+
+        Raises ``JobFailed``, ``JobCanceled`` or ``JobLost`` for those endings, and
+        ``TimeoutError`` if ``timeout`` seconds pass first (the job is not touched).
+        """
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        pause = 0.002
+        while True:
+            record = self.refresh().record
+            if record.status.finished:
+                return _result_of(record)
+            if deadline is not None:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"job {self.id} is still {record.status} after {timeout} s")
+                pause = min(pause, left)
+            self._clock.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        return await asyncio.to_thread(self.result, timeout)
+
+    async def arefresh(self) -> Job:
+        return await asyncio.to_thread(self.refresh)
+
+
+def _result_of(record: JobRecord) -> Any:
+    if record.status is JobStatus.SUCCEEDED:
+        return record.result
+    if record.status is JobStatus.CANCELED:
+        raise JobCanceled(record.id)
+    if record.status is JobStatus.LOST:
+        raise JobLost(record.id)
+    error = record.error or {}
+    raise JobFailed(
+        record.id,
+        error.get("type", "unknown"),
+        error.get("message", ""),
+        error.get("traceback", ""),
+    )
+
+
+def job_handles(ids: Sequence[JobId], store: Store, clock: Clock) -> list[Job]:
+    return [Job(i, store, clock) for i in ids]

@@ -1,0 +1,184 @@
+"""The store: Tock's persistence and coordination layer behind one protocol.
+
+Only modules under ``tock.store`` speak SQL. Every method that depends on the current
+time takes ``now``: ``None`` in production (the database's clock decides) and the fake
+time in tests. Methods that write accept ``connection=`` where a caller may want the
+write inside its own transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from tock.errors import ConfigurationError
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome
+
+__all__ = [
+    "QueueStats",
+    "RescueReport",
+    "Store",
+    "Watch",
+    "WorkerInfo",
+    "WorkerRecord",
+    "open_store",
+    "redact_url",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    running: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    counts: Mapping[JobStatus, int]
+    ready: int  #: pending jobs whose run_at has come
+    oldest_ready_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RescueReport:
+    dead_workers: list[str] = field(default_factory=list)
+    rescued: list[JobId] = field(default_factory=list)  #: back to pending
+    lost: list[JobId] = field(default_factory=list)  #: at-most-once jobs
+    failed: list[JobId] = field(default_factory=list)  #: past max_rescues
+
+    def __bool__(self) -> bool:
+        return bool(self.dead_workers or self.rescued or self.lost or self.failed)
+
+
+class Watch(Protocol):
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    url: str  #: with any password removed
+    supports_listen_notify: bool  #: a capability, not an isinstance() check
+
+    # schema
+    def migrate(self) -> list[str]: ...
+    def schema_version(self) -> tuple[int, int]:
+        """(version in the database, newest this code knows)."""
+        ...
+    def close(self) -> None: ...
+    def db_now(self, *, now: datetime | None) -> datetime: ...
+
+    # jobs
+    def job_enqueue_many(
+        self, jobs: Sequence[NewJob], *, now: datetime | None, connection: object | None = None
+    ) -> list[JobId]: ...
+    def job_get(self, job_id: JobId) -> JobRecord: ...
+    def job_list(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]: ...
+    def job_claim_batch(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        free: int,
+        now: datetime | None,
+        completed: Sequence[Outcome] = (),
+    ) -> list[JobRecord]:
+        """Apply ``completed``, then claim up to ``limit`` due jobs, in one transaction.
+
+        Jobs come in claim order (priority, then run_at, then id); at-most-once jobs are
+        claimed only among the first ``free`` (they must start at once).
+        """
+        ...
+    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int: ...
+    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None: ...
+    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
+    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
+    def job_prune(
+        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+    ) -> int: ...
+    def job_stats(self, *, now: datetime | None) -> list[QueueStats]: ...
+    def job_watch(self, callback: Callable[[], None]) -> Watch:
+        """Call ``callback`` (from another thread) when new work may have arrived."""
+        ...
+
+    # workers and rescue
+    def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None: ...
+    def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
+        """False when the row is gone (this worker was declared dead)."""
+        ...
+    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
+        """Remove the worker; jobs it still holds are treated as a dead worker's."""
+        ...
+    def worker_list(self) -> list[WorkerRecord]: ...
+    def worker_rescue(
+        self, *, rescue_after: float, token_after: float, now: datetime | None
+    ) -> RescueReport: ...
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs, errors and status output."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+DEFAULT_URL = "sqlite:///tock.db"
+
+
+def resolve_url(url: str | None) -> str:
+    """An explicit URL beats ``$TOCK_URL``; the default is ``./tock.db``."""
+    if url is None:
+        url = os.environ.get("TOCK_URL") or DEFAULT_URL
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"the store URL must be a non-empty string, not {url!r}")
+    return url.strip()
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store a URL names: ``sqlite:///relative.db``, ``sqlite:////abs.db``."""
+    url = resolve_url(url)
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        from tock.store.sqlite.store import SQLiteStore
+
+        return SQLiteStore(url)
+    if scheme in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"{redact_url(url)}: the PostgreSQL store is not part of this version of Tock yet"
+        )
+    raise ConfigurationError(
+        f"unsupported store URL {redact_url(url)!r}: "
+        "use sqlite:///relative.db or sqlite:////absolute/path.db"
+    )

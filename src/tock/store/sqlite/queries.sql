@@ -1,0 +1,190 @@
+-- Tock's queries for SQLite. Placeholders filled in when this file loads:
+--   {now}   the caller's :now (fake time in tests) or, when NULL, the database's clock,
+--           as INTEGER microseconds since the epoch, UTC
+--   {clock} the database's clock alone (positional queries write coalesce(?N, {clock}))
+--   {cols}  every column of a job row, in the order JobRecord is read
+-- Durations arrive as INTEGER microseconds (parameters ending in _us).
+
+-- name: db_now
+SELECT {now};
+
+-- name: migration_versions
+SELECT version FROM tock_migrations ORDER BY version;
+
+-- name: job_insert
+INSERT INTO tock_jobs (task, queue, priority, status, args, kwargs, run_at, created_at,
+                       retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+                       unique_key)
+VALUES (?1, ?2, ?3, 'pending', ?4, ?5, coalesce(?6, coalesce(?7, {clock}) + ?8),
+        coalesce(?7, {clock}), ?9, ?10, ?11, ?12, ?13, ?14, ?15);
+
+-- name: job_by_unique_key
+-- The live jobs that hold any of these unique keys.
+SELECT unique_key, id FROM tock_jobs
+ WHERE unique_key IN (SELECT value FROM json_each(:keys));
+
+-- name: job_get_live
+SELECT {cols} FROM tock_jobs WHERE id = :id;
+
+-- name: job_get_finished
+SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
+
+-- name: job_claim_batch
+-- Rank the first :limit due jobs in claim order; at-most-once jobs are taken only into
+-- the :free slots that start at once, the rest may be prefetched.
+WITH ranked AS (
+    SELECT id, at_most_once,
+           row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
+      FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
+             WHERE status = 'pending' AND queue = :queue AND run_at <= {now}
+             ORDER BY priority DESC, run_at, id
+             LIMIT :limit)
+)
+UPDATE tock_jobs
+   SET status = 'running', worker_id = :worker_id, claim_token = :token,
+       attempts = attempts + 1, started_at = {now}
+ WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+RETURNING {cols};
+
+-- name: job_claim_batch_queues
+-- The same for a worker serving several queues (the ORDER BY then sorts).
+WITH ranked AS (
+    SELECT id, at_most_once,
+           row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
+      FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
+             WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues))
+               AND run_at <= {now}
+             ORDER BY priority DESC, run_at, id
+             LIMIT :limit)
+)
+UPDATE tock_jobs
+   SET status = 'running', worker_id = :worker_id, claim_token = :token,
+       attempts = attempts + 1, started_at = {now}
+ WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+RETURNING {cols};
+
+-- name: job_any_due
+-- A cheap read before taking the write lock for a claim.
+SELECT 1 FROM tock_jobs
+ WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues))
+   AND run_at <= {now}
+ LIMIT 1;
+
+-- name: job_next_due
+SELECT min(run_at) FROM tock_jobs
+ WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues));
+
+-- name: job_finish_claimed
+-- Move a claimed job to the finished table, if the claim token still holds.
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, ?1, args, kwargs, run_at, created_at, started_at,
+       coalesce(?6, {clock}),
+       attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, ?2, ?3
+  FROM tock_jobs
+ WHERE id = ?4 AND claim_token = ?5 AND status = 'running';
+
+-- name: job_delete_claimed
+DELETE FROM tock_jobs WHERE id = ?1 AND claim_token = ?2 AND status = 'running';
+
+-- name: job_retry_later
+UPDATE tock_jobs
+   SET status = 'pending', run_at = coalesce(?5, {clock}) + ?1, worker_id = NULL,
+       claim_token = NULL,
+       error = ?2
+ WHERE id = ?3 AND claim_token = ?4 AND status = 'running';
+
+-- name: job_release
+-- Hand back a job that was claimed but never started: no attempt is used up.
+UPDATE tock_jobs
+   SET status = 'pending', attempts = attempts - 1, worker_id = NULL, claim_token = NULL
+ WHERE id = ?1 AND claim_token = ?2 AND status = 'running';
+
+-- name: job_retry_finished
+-- `tock jobs retry`: back to the live table, same id, attempts reset.
+INSERT INTO tock_jobs ({cols})
+SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
+       0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+       unique_key, NULL, NULL, NULL, error
+  FROM tock_jobs_finished
+ WHERE id = :id AND status IN ('failed', 'lost', 'canceled');
+
+-- name: job_delete_finished
+DELETE FROM tock_jobs_finished WHERE id = :id;
+
+-- name: job_cancel
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, error
+  FROM tock_jobs
+ WHERE id = :id AND status IN ('pending', 'blocked');
+
+-- name: job_delete_live
+DELETE FROM tock_jobs WHERE id = :id;
+
+-- name: job_prune
+DELETE FROM tock_jobs_finished
+ WHERE id IN (SELECT id FROM tock_jobs_finished
+               WHERE status = :status AND finished_at < {now} - :age_us
+               LIMIT :batch_size);
+
+-- name: job_stats_live
+SELECT queue, status, count(*),
+       sum(status = 'pending' AND run_at <= {now}),
+       min(CASE WHEN status = 'pending' AND run_at <= {now} THEN run_at END)
+  FROM tock_jobs GROUP BY queue, status;
+
+-- name: job_stats_finished
+SELECT queue, status, count(*) FROM tock_jobs_finished GROUP BY queue, status;
+
+-- name: worker_register
+INSERT INTO tock_workers (id, hostname, pid, queues, concurrency, started_at, heartbeat_at)
+VALUES (:id, :hostname, :pid, :queues, :concurrency, {now}, {now})
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: worker_heartbeat
+UPDATE tock_workers SET heartbeat_at = {now} WHERE id = :id;
+
+-- name: worker_list
+SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM tock_jobs j WHERE j.status = 'running' AND j.worker_id = w.id)
+  FROM tock_workers w ORDER BY w.started_at, w.id;
+
+-- name: worker_stale
+-- Workers whose heartbeat is older than :age_us, with its age.
+SELECT id, {now} - heartbeat_at FROM tock_workers WHERE heartbeat_at < {now} - :age_us;
+
+-- name: worker_heartbeat_age
+SELECT {now} - heartbeat_at FROM tock_workers WHERE id = :id;
+
+-- name: worker_orphans
+-- Running jobs whose worker row is gone count as a dead worker's.
+SELECT DISTINCT worker_id FROM tock_jobs
+ WHERE status = 'running' AND worker_id NOT IN (SELECT id FROM tock_workers);
+
+-- name: worker_jobs_give_up
+-- A dead worker's at-most-once jobs end lost; others past max_rescues end failed.
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, CASE WHEN at_most_once THEN 'lost' ELSE 'failed' END,
+       args, kwargs, run_at, created_at, started_at, {now}, attempts, rescues, retries,
+       retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id,
+       claim_token, NULL, :error
+  FROM tock_jobs
+ WHERE status = 'running' AND worker_id = :worker_id
+   AND (at_most_once OR rescues >= max_rescues)
+RETURNING id, status;
+
+-- name: worker_jobs_delete_given_up
+DELETE FROM tock_jobs
+ WHERE status = 'running' AND worker_id = :worker_id
+   AND (at_most_once OR rescues >= max_rescues);
+
+-- name: worker_jobs_rescue
+UPDATE tock_jobs
+   SET status = 'pending', rescues = rescues + 1, worker_id = NULL, claim_token = NULL
+ WHERE status = 'running' AND worker_id = :worker_id
+RETURNING id;
+
+-- name: worker_delete
+DELETE FROM tock_workers WHERE id = :worker_id;

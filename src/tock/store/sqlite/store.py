@@ -1,0 +1,768 @@
+"""The embedded SQLite store: zero set-up, one machine, any number of processes.
+
+How it coordinates (DESIGN: Semantics):
+- WAL, ``synchronous=FULL`` (a committed job survives power loss), a busy timeout, and
+  ``BEGIN IMMEDIATE`` for every write: writers queue on SQLite's lock instead of
+  failing halfway, so claims, rescues and prunes are race-free between processes.
+- One connection per thread, opened lazily and never carried across a fork.
+- Times are INTEGER microseconds since the epoch, UTC; ``now`` from the caller (tests)
+  or the database's clock when ``now`` is NULL.
+- A worker's liveness token is an ``flock`` on ``<database>-workers/<worker>.lock``:
+  the kernel releases it when the process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
+from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
+from tock.store._sql import load_migrations, load_queries
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CLOCK = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+COLUMNS = (
+    "id, task, queue, priority, status, args, kwargs, run_at, created_at, started_at, "
+    "finished_at, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once, "
+    "max_rescues, unique_key, worker_id, claim_token, result, error"
+)
+Q = load_queries(
+    "tock.store.sqlite", {"now": f"coalesce(:now, {_CLOCK})", "clock": _CLOCK, "cols": COLUMNS}
+)
+MIGRATIONS = load_migrations("tock.store.sqlite")
+LATEST = MIGRATIONS[-1][0]
+WORKER_DIED = json.dumps(
+    {"type": "tock.WorkerDied", "message": "the worker running this job died", "traceback": ""}
+)
+BUSY_TIMEOUT_MS = 60_000
+WATCH_INTERVAL = 0.02  # DESIGN: an idle worker polls PRAGMA data_version every ~20 ms
+
+
+def to_us(when: datetime | None) -> int | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ConfigurationError(f"{when!r} is a naive datetime: give it a time zone (e.g. UTC)")
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        task=row[1],
+        queue=row[2],
+        priority=row[3],
+        status=JobStatus(row[4]),
+        args=json.loads(row[5]),
+        kwargs=json.loads(row[6]),
+        run_at=_EPOCH + timedelta(microseconds=row[7]),
+        created_at=_EPOCH + timedelta(microseconds=row[8]),
+        started_at=from_us(row[9]),
+        finished_at=from_us(row[10]),
+        attempts=row[11],
+        rescues=row[12],
+        retries=row[13],
+        retry_backoff=row[14],
+        retry_on=tuple(json.loads(row[15])),
+        timeout=row[16],
+        at_most_once=bool(row[17]),
+        max_rescues=row[18],
+        unique_key=row[19],
+        worker_id=row[20],
+        claim_token=row[21],
+        result=None if row[22] is None else json.loads(row[22]),
+        error=None if row[23] is None else json.loads(row[23]),
+    )
+
+
+def parse_sqlite_url(url: str) -> Path:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute/path.db`` to a path."""
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix):
+        raise ConfigurationError(
+            f"invalid SQLite URL {redact_url(url)!r}: use sqlite:///relative.db "
+            "or sqlite:////absolute/path.db (three slashes, then the path)"
+        )
+    raw = url[len(prefix) :].split("?", 1)[0]
+    if not raw or raw == ":memory:" or "mode=memory" in url:
+        raise ConfigurationError(
+            f"{url!r}: an in-memory SQLite database cannot be shared with worker processes; "
+            "give a file path such as sqlite:///tock.db"
+        )
+    if raw.endswith("/"):
+        raise ConfigurationError(f"{url!r} names a directory, not a database file")
+    return Path(raw).absolute()
+
+
+class _Watch:
+    """Polls ``PRAGMA data_version`` on its own connection; calls back on a change."""
+
+    def __init__(self, store: SQLiteStore, callback: Callable[[], None]) -> None:
+        self._store = store
+        self._callback = callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tock-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = self._store._connect()
+        try:
+            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            while not self._stop.wait(WATCH_INTERVAL):
+                try:
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error:
+                    continue
+                if version != last:
+                    last = version
+                    self._callback()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+class SQLiteStore:
+    supports_listen_notify = False
+
+    def __init__(self, url: str) -> None:
+        self.path = parse_sqlite_url(url)
+        self.url = redact_url(url)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._checked = False
+        self._check_lock = threading.Lock()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._tokens: dict[str, int] = {}  # worker id -> fd of its held liveness lock
+        self._check_path()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.url!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def _check_path(self) -> None:
+        directory = self.path.parent
+        if not directory.is_dir():
+            raise StoreError(
+                f"cannot open the SQLite database {self.path}: "
+                f"directory {directory} does not exist"
+            )
+        if self.path.exists():
+            if self.path.is_dir():
+                raise StoreError(f"cannot open {self.path}: it is a directory, not a database file")
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise StoreError(
+                    f"the SQLite database {self.path} is read-only for this user: "
+                    "Tock needs to write to it"
+                )
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"directory {directory} is read-only for this user: SQLite needs to create "
+                f"its journal files beside {self.path.name}"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"cannot switch {self.path} to WAL mode (it says {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
+        return conn
+
+    def _conn(self, *, check: bool = True) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            # DESIGN: a connection is never carried across a fork.
+            self._local = threading.local()
+            self._pid = os.getpid()
+            self._all_conns = []
+            self._tokens = {}
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            self._all_conns.append(conn)
+        if check and not self._checked:
+            self._check_schema(conn)
+        return conn
+
+    def close(self) -> None:
+        for conn in self._all_conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._all_conns = []
+        self._local = threading.local()
+        for fd in self._tokens.values():
+            os.close(fd)
+        self._tokens = {}
+
+    @contextlib.contextmanager
+    def _write(self, connection: object | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction; with ``connection``, a part of the caller's transaction."""
+        if connection is not None:
+            yield self._caller_connection(connection)
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _caller_connection(self, connection: object) -> sqlite3.Connection:
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                f"connection= must be a sqlite3.Connection for this store, "
+                f"not {type(connection).__name__}"
+            )
+        try:
+            row = connection.execute("PRAGMA database_list").fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"connection= cannot be used: {exc}") from exc
+        if not row or not row[2] or Path(row[2]).resolve() != self.path.resolve():
+            raise ConfigurationError(
+                f"connection= is open on {row[2] if row else '?'!r}, "
+                f"not on this store's database {self.path}"
+            )
+        return connection
+
+    # -- schema ------------------------------------------------------------------
+
+    def _versions(self, conn: sqlite3.Connection) -> list[int] | None:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tock_migrations'"
+        ).fetchone()
+        if not exists:
+            return None
+        return [v for (v,) in conn.execute(Q["migration_versions"])]
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        with self._check_lock:
+            if self._checked:
+                return
+            versions = self._versions(conn)
+            if versions is None:
+                empty = not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+                if not empty:
+                    raise SchemaError(
+                        f"{self.path} holds other tables but no Tock schema: run `tock migrate`"
+                    )
+                # DESIGN: only an empty embedded SQLite store migrates itself.
+                self._migrate(conn)
+            else:
+                self._verify(versions)
+            self._checked = True
+
+    def _verify(self, versions: list[int]) -> None:
+        current = max(versions, default=0)
+        if current > LATEST:
+            raise SchemaError(
+                f"{self.path} has schema version {current}, newer than this Tock knows "
+                f"({LATEST}): upgrade Tock"
+            )
+        if current < LATEST:
+            raise SchemaError(
+                f"{self.path} has schema version {current}, this Tock needs {LATEST}: "
+                "run `tock migrate`"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> list[str]:
+        applied: list[str] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tock_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+            done = {v for (v,) in conn.execute(Q["migration_versions"])}
+            if done and max(done) > LATEST:
+                raise SchemaError(
+                    f"{self.path} has schema version {max(done)}, newer than this Tock "
+                    f"knows ({LATEST}): upgrade Tock"
+                )
+            for version, name, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in _statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    f"INSERT INTO tock_migrations (version, name, applied_at) VALUES (?, ?, {_CLOCK})",
+                    (version, name),
+                )
+                applied.append(f"{version:04d}_{name}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return applied
+
+    def migrate(self) -> list[str]:
+        applied = self._migrate(self._conn(check=False))
+        self._checked = True
+        return applied
+
+    def schema_version(self) -> tuple[int, int]:
+        versions = self._versions(self._conn(check=False))
+        return (max(versions or [0]), LATEST)
+
+    def db_now(self, *, now: datetime | None) -> datetime:
+        (value,) = self._conn().execute(Q["db_now"], {"now": to_us(now)}).fetchone()
+        result = from_us(value)
+        assert result is not None
+        return result
+
+    # -- jobs --------------------------------------------------------------------
+
+    def job_enqueue_many(
+        self, jobs: Sequence[NewJob], *, now: datetime | None, connection: object | None = None
+    ) -> list[JobId]:
+        if not jobs:
+            return []
+        now_us = to_us(now)
+        ids: list[JobId | None] = [None] * len(jobs)
+        with self._write(connection) as conn:
+            keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
+            if keyed:
+                # DESIGN: a key held by a live job creates nothing and returns that job.
+                held: dict[str, JobId] = dict(
+                    conn.execute(
+                        Q["job_by_unique_key"],
+                        {"keys": json.dumps([jobs[i].unique_key for i in keyed])},
+                    ).fetchall()
+                )
+                for i in keyed:
+                    key = jobs[i].unique_key
+                    assert key is not None
+                    if key in held:
+                        ids[i] = held[key]
+            fresh = [i for i in range(len(jobs)) if ids[i] is None]
+            rows = []
+            seen_keys: dict[str, int] = {}
+            for i in fresh:
+                job = jobs[i]
+                if job.unique_key is not None:
+                    if job.unique_key in seen_keys:
+                        continue  # the same key twice in one batch: one job
+                    seen_keys[job.unique_key] = i
+                rows.append(
+                    (
+                        job.task,
+                        job.queue,
+                        job.priority,
+                        job.args,
+                        job.kwargs,
+                        to_us(job.run_at),
+                        now_us,
+                        _us(job.run_after),
+                        job.retries,
+                        job.retry_backoff,
+                        json.dumps(list(job.retry_on)),
+                        job.timeout,
+                        int(job.at_most_once),
+                        job.max_rescues,
+                        job.unique_key,
+                    )
+                )
+            conn.executemany(Q["job_insert"], rows)
+            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        # AUTOINCREMENT gives each insert max(ever used) + 1, and the write lock is ours
+        # for the whole statement: the new ids are consecutive and in input order.
+        first = last - len(rows) + 1
+        next_id = first
+        for i in fresh:
+            key = jobs[i].unique_key
+            if key is not None and seen_keys[key] != i:
+                continue
+            ids[i] = next_id
+            next_id += 1
+        for i in fresh:
+            key = jobs[i].unique_key
+            if ids[i] is None and key is not None:
+                ids[i] = ids[seen_keys[key]]
+        return [i for i in ids if i is not None]
+
+    def job_get(self, job_id: JobId) -> JobRecord:
+        conn = self._conn()
+        row = conn.execute(Q["job_get_live"], {"id": job_id}).fetchone()
+        if row is None:
+            row = conn.execute(Q["job_get_finished"], {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _record(row)
+
+    def job_list(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        wanted = [JobStatus(s) for s in statuses] if statuses else list(JobStatus)
+        where = ["status IN (SELECT value FROM json_each(:statuses))"]
+        params: dict[str, Any] = {"statuses": json.dumps(wanted), "limit": int(limit)}
+        if queue is not None:
+            where.append("queue = :queue")
+            params["queue"] = queue
+        if task is not None:
+            where.append("task = :task")
+            params["task"] = task
+        clause = " AND ".join(where)
+        conn = self._conn()
+        rows: list[Sequence[Any]] = []
+        for table, states in (
+            ("tock_jobs", {"blocked", "pending", "running"}),
+            ("tock_jobs_finished", {"succeeded", "failed", "canceled", "lost"}),
+        ):
+            if states.isdisjoint(wanted):
+                continue
+            # Table names are constants; every value is a bound parameter.
+            sql = f"SELECT {COLUMNS} FROM {table} WHERE {clause} ORDER BY id DESC LIMIT :limit"  # noqa: S608
+            rows.extend(conn.execute(sql, params).fetchall())
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return [_record(r) for r in rows[:limit]]
+
+    def job_claim_batch(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        free: int,
+        now: datetime | None,
+        completed: Sequence[Outcome] = (),
+    ) -> list[JobRecord]:
+        now_us = to_us(now)
+        if limit <= 0 or not queues:
+            if completed:
+                self.job_complete_batch(completed, now=now)
+            return []
+        conn = self._conn()
+        if not completed:
+            # A read first: idle workers do not queue on the write lock for nothing.
+            due = conn.execute(
+                Q["job_any_due"], {"queues": json.dumps(list(queues)), "now": now_us}
+            ).fetchone()
+            if due is None:
+                return []
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "token": secrets.randbits(62),
+            "limit": limit,
+            "free": free,
+            "now": now_us,
+        }
+        if len(queues) == 1:
+            sql = Q["job_claim_batch"]
+            params["queue"] = queues[0]
+        else:
+            sql = Q["job_claim_batch_queues"]
+            params["queues"] = json.dumps(list(queues))
+        with self._write() as conn:
+            if completed:
+                self._complete(conn, completed, now_us)
+            rows = conn.execute(sql, params).fetchall()
+        records = [_record(r) for r in rows]
+        # RETURNING has no order: put the batch back in claim order.
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+        return records
+
+    def _complete(self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now_us: int | None) -> int:
+        finish, delete, retry, release = [], [], [], []
+        for o in outcomes:
+            if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
+                finish.append((o.kind.value, o.result, o.error, o.job_id, o.token, now_us))
+                delete.append((o.job_id, o.token))
+            elif o.kind is OutcomeKind.RETRY:
+                retry.append((_us(o.delay), o.error, o.job_id, o.token, now_us))
+            else:
+                release.append((o.job_id, o.token))
+        changed = 0
+        if finish:
+            changed += conn.executemany(Q["job_finish_claimed"], finish).rowcount
+            conn.executemany(Q["job_delete_claimed"], delete)
+        if retry:
+            changed += conn.executemany(Q["job_retry_later"], retry).rowcount
+        if release:
+            changed += conn.executemany(Q["job_release"], release).rowcount
+        return changed
+
+    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int:
+        if not outcomes:
+            return 0
+        with self._write() as conn:
+            return self._complete(conn, outcomes, to_us(now))
+
+    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
+        (value,) = (
+            self._conn()
+            .execute(Q["job_next_due"], {"queues": json.dumps(list(queues))})
+            .fetchone()
+        )
+        return from_us(value)
+
+    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        with self._write() as conn:
+            try:
+                moved = conn.execute(
+                    Q["job_retry_finished"], {"id": job_id, "now": to_us(now)}
+                ).rowcount
+            except sqlite3.IntegrityError:
+                record = self.job_get(job_id)
+                raise TockError(
+                    f"cannot retry job {job_id}: its unique key {record.unique_key!r} "
+                    "is held by another live job"
+                ) from None
+            if not moved:
+                status = self.job_get(job_id).status
+                raise TockError(
+                    f"cannot retry job {job_id}: it is {status}; "
+                    "only failed, lost and canceled jobs can be retried"
+                )
+            conn.execute(Q["job_delete_finished"], {"id": job_id})
+        return self.job_get(job_id)
+
+    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        with self._write() as conn:
+            moved = conn.execute(Q["job_cancel"], {"id": job_id, "now": to_us(now)}).rowcount
+            if not moved:
+                status = self.job_get(job_id).status
+                raise TockError(
+                    f"cannot cancel job {job_id}: it is {status}; "
+                    "only pending and blocked jobs can be canceled"
+                )
+            conn.execute(Q["job_delete_live"], {"id": job_id})
+        return self.job_get(job_id)
+
+    def job_prune(
+        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+    ) -> int:
+        deleted = 0
+        for status, age in retention.items():
+            while True:
+                with self._write() as conn:
+                    n = conn.execute(
+                        Q["job_prune"],
+                        {
+                            "status": JobStatus(status).value,
+                            "age_us": _us(age),
+                            "batch_size": batch_size,
+                            "now": to_us(now),
+                        },
+                    ).rowcount
+                deleted += n
+                if n < batch_size:
+                    break
+        return deleted
+
+    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
+        conn = self._conn()
+        params = {"now": to_us(now)}
+        counts: dict[str, dict[JobStatus, int]] = {}
+        ready: dict[str, int] = {}
+        oldest: dict[str, int] = {}
+        for queue, status, n, n_ready, first in conn.execute(Q["job_stats_live"], params):
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+            ready[queue] = ready.get(queue, 0) + (n_ready or 0)
+            if first is not None:
+                oldest[queue] = min(first, oldest.get(queue, first))
+        for queue, status, n in conn.execute(Q["job_stats_finished"]):
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+        return [
+            QueueStats(
+                queue=q,
+                counts=counts[q],
+                ready=ready.get(q, 0),
+                oldest_ready_at=from_us(oldest.get(q)),
+            )
+            for q in sorted(counts)
+        ]
+
+    def job_watch(self, callback: Callable[[], None]) -> _Watch:
+        return _Watch(self, callback)
+
+    # -- workers, liveness and rescue -------------------------------------------
+
+    def _token_path(self, worker_id: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in worker_id)
+        return Path(f"{self.path}-workers") / f"{safe}.lock"
+
+    def _take_token(self, worker_id: str) -> None:
+        if worker_id in self._tokens:
+            return
+        path = self._token_path(worker_id)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"worker id {worker_id!r} is already held by a live process") from None
+        self._tokens[worker_id] = fd
+
+    def _drop_token(self, worker_id: str) -> None:
+        fd = self._tokens.pop(worker_id, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                self._token_path(worker_id).unlink()
+            os.close(fd)
+
+    def _token_released(self, worker_id: str) -> bool:
+        """True when no process holds the worker's liveness lock (so it died)."""
+        if worker_id in self._tokens:
+            return False
+        path = self._token_path(worker_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None:
+        # Registering again (after being declared dead) takes a fresh token: the
+        # rescuer removed the old lock file.
+        old = self._tokens.pop(info.id, None)
+        if old is not None:
+            os.close(old)
+        self._take_token(info.id)
+        with self._write() as conn:
+            conn.execute(
+                Q["worker_register"],
+                {
+                    "id": info.id,
+                    "hostname": info.hostname,
+                    "pid": info.pid,
+                    "queues": json.dumps(list(info.queues)),
+                    "concurrency": info.concurrency,
+                    "now": to_us(now),
+                },
+            )
+
+    def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
+        with self._write() as conn:
+            n = conn.execute(Q["worker_heartbeat"], {"id": worker_id, "now": to_us(now)}).rowcount
+        return n > 0
+
+    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
+        report = RescueReport(dead_workers=[worker_id])
+        with self._write() as conn:
+            self._bury(conn, worker_id, to_us(now), report)
+        self._drop_token(worker_id)
+        return report
+
+    def worker_list(self) -> list[WorkerRecord]:
+        return [
+            WorkerRecord(
+                id=row[0],
+                hostname=row[1],
+                pid=row[2],
+                queues=tuple(json.loads(row[3])),
+                concurrency=row[4],
+                started_at=_EPOCH + timedelta(microseconds=row[5]),
+                heartbeat_at=_EPOCH + timedelta(microseconds=row[6]),
+                running=row[7],
+            )
+            for row in self._conn().execute(Q["worker_list"])
+        ]
+
+    def worker_rescue(
+        self, *, rescue_after: float, token_after: float, now: datetime | None
+    ) -> RescueReport:
+        now_us = to_us(now)
+        report = RescueReport()
+        conn = self._conn()
+        stale = conn.execute(
+            Q["worker_stale"], {"age_us": _us(min(rescue_after, token_after)), "now": now_us}
+        ).fetchall()
+        orphans = [w for (w,) in conn.execute(Q["worker_orphans"]) if w is not None]
+        # DESIGN: dead = heartbeat older than rescue_after, or a released liveness token
+        # with a heartbeat older than two intervals.
+        dead = [w for w, age in stale if age > _us(rescue_after) or self._token_released(w)]
+        dead.extend(w for w in orphans if w not in dead)
+        if not dead:
+            return report
+        with self._write() as conn:
+            for worker_id in dead:
+                if worker_id in orphans or self._still_stale(conn, worker_id, now_us, rescue_after, token_after):
+                    report.dead_workers.append(worker_id)
+                    self._bury(conn, worker_id, now_us, report)
+        for worker_id in report.dead_workers:
+            with contextlib.suppress(OSError):
+                self._token_path(worker_id).unlink()
+        return report
+
+    def _still_stale(
+        self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, rescue_after: float, token_after: float
+    ) -> bool:
+        # Checked again under the write lock: a heartbeat may have landed since the read.
+        row = conn.execute(Q["worker_heartbeat_age"], {"id": worker_id, "now": now_us}).fetchone()
+        if row is None:
+            return True
+        return bool(row[0] > _us(rescue_after) or (row[0] > _us(token_after) and self._token_released(worker_id)))
+
+    def _bury(
+        self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, report: RescueReport
+    ) -> None:
+        params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
+        for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
+            (report.lost if status == "lost" else report.failed).append(job_id)
+        conn.execute(Q["worker_jobs_delete_given_up"], params)
+        report.rescued.extend(
+            j for (j,) in conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
+        )
+        conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (they hold no semicolons inside literals)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") or not stripped:
+            continue
+        current.append(line)
+        if stripped.endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements

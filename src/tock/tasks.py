@@ -1,0 +1,259 @@
+"""Tasks: registered functions with their options, and the ways to enqueue them."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from tock import _validate as v
+from tock.errors import ConfigurationError
+from tock.jobs import Job, NewJob
+
+if TYPE_CHECKING:
+    from tock.app import Tock
+
+__all__ = ["Context", "Task", "TaskCall", "TaskOptions"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Duration = float | int | timedelta
+
+
+@dataclass
+class Context:
+    """What a task with ``takes_context=True`` receives as its first argument."""
+
+    job_id: int
+    attempt: int  #: 1 for the first attempt
+    task: str
+    queue: str
+    canceled: threading.Event = field(default_factory=threading.Event)  #: set at timeout/shutdown
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tock.task"))
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's options; each job keeps a snapshot of them (DESIGN: options and defaults)."""
+
+    queue: str = "default"
+    priority: int = 0
+    retries: int = 0
+    retry_backoff: float = 1.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    timeout: float | None = None
+    at_most_once: bool = False
+    takes_context: bool = False
+    max_rescues: int = 5
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        retries: int = 0,
+        retry_backoff: Duration = 1.0,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
+        timeout: Duration | None = None,
+        at_most_once: bool = False,
+        takes_context: bool = False,
+        max_rescues: int = 5,
+    ) -> TaskOptions:
+        v.check_name("queue", queue)
+        v.check_priority(priority)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be a whole number >= 0, not {retries!r}")
+        if isinstance(max_rescues, bool) or not isinstance(max_rescues, int) or max_rescues < 0:
+            raise ConfigurationError(f"max_rescues must be a whole number >= 0, not {max_rescues!r}")
+        classes = (retry_on,) if isinstance(retry_on, type) else tuple(retry_on)
+        for c in classes:
+            if not (isinstance(c, type) and issubclass(c, BaseException)):
+                raise ConfigurationError(f"retry_on takes exception classes, not {c!r}")
+        return cls(
+            queue=queue,
+            priority=priority,
+            retries=retries,
+            retry_backoff=v.seconds("retry_backoff", retry_backoff),
+            retry_on=classes,
+            timeout=None if timeout is None else v.seconds("timeout", timeout),
+            at_most_once=bool(at_most_once),
+            takes_context=bool(takes_context),
+            max_rescues=max_rescues,
+        )
+
+
+@dataclass(frozen=True)
+class _Overrides:
+    run_after: float = 0.0
+    run_at: datetime | None = None
+    queue: str | None = None
+    priority: int | None = None
+    unique_key: str | None = None
+    connection: object | None = None
+
+
+class Task(Generic[P, R]):
+    """A registered function. Call it to run it here; ``enqueue`` it to run it on a worker."""
+
+    def __init__(self, app: Tock, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._signature = inspect.signature(fn)
+        self._retry_on_names = tuple(qualified_name(c) for c in options.retry_on)
+        if options.takes_context and not self._signature.parameters:
+            raise ConfigurationError(
+                f"task {name!r} has takes_context=True but no parameter to receive the Context"
+            )
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    # -- enqueue ---------------------------------------------------------------
+
+    def using(
+        self,
+        *,
+        run_after: Duration | datetime | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        unique_key: str | None = None,
+        connection: object | None = None,
+    ) -> TaskCall[P, R]:
+        """Options for the jobs enqueued through the returned object."""
+        return TaskCall(self, _overrides(run_after, queue, priority, unique_key, connection))
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        return TaskCall(self, _Overrides()).enqueue(*args, **kwargs)
+
+    def enqueue_many(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Job]:
+        """Enqueue one job per item, in one transaction: a tuple of positional arguments
+        or a dict of keyword arguments."""
+        return TaskCall(self, _Overrides()).enqueue_many(items)
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        return await TaskCall(self, _Overrides()).aenqueue(*args, **kwargs)
+
+    def _new_job(self, args: Sequence[Any], kwargs: Mapping[str, Any], o: _Overrides) -> NewJob:
+        try:
+            if self.options.takes_context:
+                bound = self._signature.bind(None, *args, **kwargs)
+            else:
+                bound = self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name!r}: {exc}") from None
+        try:
+            args_json = v.to_json(args, "positional arguments")
+            kwargs_json = v.to_json(kwargs, "keyword arguments")
+        except TypeError:
+            self._name_bad_argument(bound)
+            raise
+        opts = self.options
+        return NewJob(
+            task=self.name,
+            args=args_json,
+            kwargs=kwargs_json,
+            queue=o.queue or opts.queue,
+            priority=opts.priority if o.priority is None else o.priority,
+            retries=opts.retries,
+            retry_backoff=opts.retry_backoff,
+            retry_on=self._retry_on_names,
+            timeout=opts.timeout,
+            at_most_once=opts.at_most_once,
+            max_rescues=opts.max_rescues,
+            unique_key=o.unique_key,
+            run_at=o.run_at,
+            run_after=o.run_after,
+        )
+
+    def _name_bad_argument(self, bound: inspect.BoundArguments) -> None:
+        names = list(bound.arguments)
+        if self.options.takes_context:
+            names = names[1:]
+        for name in names:
+            v.to_json(bound.arguments[name], f"task {self.name!r} argument {name!r}")
+
+
+def _overrides(
+    run_after: Duration | datetime | None,
+    queue: str | None,
+    priority: int | None,
+    unique_key: str | None,
+    connection: object | None,
+) -> _Overrides:
+    o = _Overrides()
+    if isinstance(run_after, datetime):
+        if run_after.tzinfo is None:
+            raise ConfigurationError(
+                f"run_after={run_after!r} is a naive datetime: give it a time zone (e.g. UTC)"
+            )
+        o = replace(o, run_at=run_after)
+    elif run_after is not None:
+        o = replace(o, run_after=v.seconds("run_after", run_after, allow_zero=True))
+    if queue is not None:
+        o = replace(o, queue=v.check_name("queue", queue))
+    if priority is not None:
+        o = replace(o, priority=v.check_priority(priority))
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not unique_key or "\x00" in unique_key:
+            raise ConfigurationError(f"unique_key must be a non-empty string, not {unique_key!r}")
+        o = replace(o, unique_key=unique_key)
+    if connection is not None:
+        o = replace(o, connection=connection)
+    return o
+
+
+class TaskCall(Generic[P, R]):
+    """A task with per-call options: ``task.using(queue="slow").enqueue(...)``."""
+
+    def __init__(self, task: Task[P, R], overrides: _Overrides) -> None:
+        self.task = task
+        self._o = overrides
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        job = self.task._new_job(args, kwargs, self._o)
+        app = self.task.app
+        (job_id,) = app.store.job_enqueue_many(
+            [job], now=app.clock.db_now(), connection=self._o.connection
+        )
+        return Job(job_id, app.store, app.clock)
+
+    def enqueue_many(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Job]:
+        new_jobs = []
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping):
+                new_jobs.append(self.task._new_job((), item, self._o))
+            elif isinstance(item, (tuple, list)):
+                new_jobs.append(self.task._new_job(item, {}, self._o))
+            else:
+                raise TypeError(
+                    f"enqueue_many item {index} is a {type(item).__name__}: give a tuple of "
+                    "positional arguments or a dict of keyword arguments"
+                )
+        app = self.task.app
+        ids = app.store.job_enqueue_many(
+            new_jobs, now=app.clock.db_now(), connection=self._o.connection
+        )
+        return [Job(i, app.store, app.clock) for i in ids]
+
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))

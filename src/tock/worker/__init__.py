@@ -1,0 +1,1 @@
+"""Workers: claim jobs from queues and run them."""

@@ -1,0 +1,89 @@
+"""Outcomes of finished attempts, buffered until the claimer writes them in a batch."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import traceback
+from collections.abc import Callable
+
+from tock._validate import encode_result
+from tock.jobs import JobRecord, Outcome, OutcomeKind
+from tock.tasks import qualified_name
+
+MAX_BACKOFF = 3600.0  # DESIGN: backoff doubles per retry, capped at 1 h, jitter ±25 %
+
+
+class Completions:
+    """A thread-safe buffer: executors add outcomes, the claimer drains them per batch."""
+
+    def __init__(self, on_add: Callable[[], None]) -> None:
+        self._items: list[Outcome] = []
+        self._lock = threading.Lock()
+        self._on_add = on_add
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._items.append(outcome)
+        self._on_add()
+
+    def drain(self) -> list[Outcome]:
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def backoff(base: float, retry: int, rng: random.Random) -> float:
+    """Seconds before the ``retry``-th retry (from 1): base × 2^(retry-1), ±25 %, ≤ 1 h."""
+    return min(base * 2 ** (retry - 1) * rng.uniform(0.75, 1.25), MAX_BACKOFF)
+
+
+def succeeded(job: JobRecord, value: object) -> Outcome:
+    assert job.claim_token is not None
+    try:
+        text = encode_result(value)
+    except TypeError as exc:
+        return failed_with(job, exc, "", retry=False)
+    return Outcome(job.id, job.claim_token, OutcomeKind.SUCCEEDED, result=text)
+
+
+def error_json(type_name: str, message: str, tb: str) -> str:
+    return json.dumps({"type": type_name, "message": message, "traceback": tb})
+
+
+def failed_with(
+    job: JobRecord,
+    exc: BaseException,
+    tb: str | None = None,
+    *,
+    retry: bool = True,
+    rng: random.Random | None = None,
+    type_name: str | None = None,
+) -> Outcome:
+    """The outcome of an attempt that raised: a retry if one is left and allowed."""
+    assert job.claim_token is not None
+    if tb is None:
+        tb = "".join(traceback.format_exception(exc))
+    error = error_json(type_name or qualified_name(type(exc)), str(exc), tb)
+    names = job.retry_on
+    retryable = retry and any(qualified_name(c) in names for c in type(exc).__mro__)
+    errors = job.errors_so_far  # this attempt included
+    if retryable and errors <= job.retries:
+        delay = backoff(job.retry_backoff, errors, rng or random.Random())
+        return Outcome(job.id, job.claim_token, OutcomeKind.RETRY, error=error, delay=delay)
+    return Outcome(job.id, job.claim_token, OutcomeKind.FAILED, error=error)
+
+
+def failed_plainly(job: JobRecord, type_name: str, message: str) -> Outcome:
+    """A failure Tock itself decides (unknown task): never retried."""
+    assert job.claim_token is not None
+    return Outcome(job.id, job.claim_token, OutcomeKind.FAILED, error=error_json(type_name, message, ""))
+
+
+def released(job: JobRecord) -> Outcome:
+    assert job.claim_token is not None
+    return Outcome(job.id, job.claim_token, OutcomeKind.RELEASED)

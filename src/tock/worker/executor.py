@@ -1,0 +1,295 @@
+"""The executor: runs claimed jobs in ``concurrency`` slots, sync and async together.
+
+Sync tasks run on a pool of ``concurrency`` threads; ``async def`` tasks run on one
+event-loop thread. A slot is held from a job's start until its attempt is recorded.
+Claimed jobs that have no slot yet wait in ``ready`` (the prefetch) in claim order;
+at shutdown they are handed back unstarted.
+
+Timeouts (DESIGN: options): an async task is cancelled at its deadline; a sync task
+cannot be stopped from outside, so ``ctx.canceled`` is set and its attempt is recorded
+as ``tock.JobTimeout`` when its thread returns (the thread keeps its slot until then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from tock.errors import JobTimeout
+from tock.jobs import JobRecord, Outcome
+from tock.tasks import Context, Task
+from tock.worker import completer
+
+log = logging.getLogger("tock.worker")
+
+
+class _Running:
+    __slots__ = ("ctx", "future", "timed_out")
+
+    def __init__(self, ctx: Context | None) -> None:
+        self.ctx = ctx
+        self.timed_out = False
+        self.future: asyncio.Future[Any] | None = None
+
+
+class _Watchdog:
+    """One thread for every sync deadline: sets ``timed_out`` and ``ctx.canceled``."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Running]] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, running: _Running) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tock-watchdog", daemon=True)
+                self._thread.start()
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, running))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, running = self._heap[0]
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+                running.timed_out = True
+                if running.ctx is not None:
+                    running.ctx.canceled.set()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+
+class Executor:
+    def __init__(
+        self,
+        tasks: dict[str, Task[Any, Any]],
+        concurrency: int,
+        completions: completer.Completions,
+        on_slot_free: Callable[[], None],
+    ) -> None:
+        self.tasks = tasks
+        self.concurrency = concurrency
+        self.completions = completions
+        self._on_slot_free = on_slot_free
+        self._ready: deque[JobRecord] = deque()
+        self._running: dict[int, _Running] = {}
+        self._busy = 0  # slots held: sync and async together
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._rng = random.Random()
+        self._watchdog = _Watchdog()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._thread_main, name=f"tock-exec-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if any(t.is_async for t in self.tasks.values()):
+            self._start_loop()
+
+    def _start_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_forever()
+
+        self._loop = loop
+        self._loop_thread = threading.Thread(target=run, name="tock-asyncio", daemon=True)
+        self._loop_thread.start()
+        started.wait()
+
+    @property
+    def held(self) -> int:
+        """Jobs this executor holds: running plus waiting for a slot."""
+        return self._busy + len(self._ready)
+
+    @property
+    def free(self) -> int:
+        """Slots a newly claimed job would start in at once."""
+        return max(0, self.concurrency - self._busy - len(self._ready))
+
+    def submit(self, jobs: list[JobRecord]) -> None:
+        with self._cond:
+            self._ready.extend(jobs)
+            self._cond.notify(len(jobs))
+
+    def take_unstarted(self) -> list[JobRecord]:
+        """Stop starting jobs; return the claimed ones that never started."""
+        with self._cond:
+            self._stopping = True
+            jobs = list(self._ready)
+            self._ready.clear()
+            self._cond.notify_all()
+        return jobs
+
+    def cancel_running(self) -> None:
+        """Hard stop: set every running job's ``canceled``, cancel async tasks."""
+        with self._cond:
+            running = list(self._running.values())
+        for r in running:
+            if r.ctx is not None:
+                r.ctx.canceled.set()
+            if r.future is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(r.future.cancel)
+
+    def wait_idle(self, timeout: float | None, poll: float = 0.01) -> bool:
+        """Wait until no job runs or waits; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._busy or self._ready:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._watchdog.stop()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    # -- running -----------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        cond = self._cond
+        ready = self._ready
+        while True:
+            with cond:
+                while not ready or self._busy >= self.concurrency:
+                    if self._stopping and not ready:
+                        return
+                    cond.wait()
+                job = ready.popleft()
+                self._busy += 1
+            task = self.tasks.get(job.task)
+            if task is None:
+                self._finish(
+                    job,
+                    completer.failed_plainly(
+                        job,
+                        "tock.UnknownTask",
+                        f"no task named {job.task!r} is registered in this worker "
+                        "(is the module that defines it imported by the --app?)",
+                    ),
+                )
+            elif task.is_async:
+                self._start_async(job, task)
+            else:
+                self._finish(job, self._run_sync(job, task))
+
+    def _context(self, job: JobRecord, task: Task[Any, Any]) -> Context | None:
+        if not task.options.takes_context:
+            return None
+        return Context(job_id=job.id, attempt=job.attempts, task=job.task, queue=job.queue)
+
+    def _run_sync(self, job: JobRecord, task: Task[Any, Any]) -> Outcome:
+        ctx = self._context(job, task)
+        running = None
+        if ctx is not None or job.timeout is not None:
+            running = _Running(ctx)
+            with self._cond:
+                self._running[job.id] = running
+            if job.timeout is not None:
+                self._watchdog.watch(time.monotonic() + job.timeout, running)
+        try:
+            if ctx is not None:
+                value = task.fn(ctx, *job.args, **job.kwargs)
+            else:
+                value = task.fn(*job.args, **job.kwargs)
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the worker survives
+            if running is not None and running.timed_out:
+                return self._timed_out(job)
+            return completer.failed_with(job, exc, rng=self._rng)
+        if running is not None and running.timed_out:
+            return self._timed_out(job)
+        return completer.succeeded(job, value)
+
+    def _timed_out(self, job: JobRecord) -> Outcome:
+        exc = JobTimeout(f"the attempt ran past its timeout of {job.timeout:g} s")
+        return completer.failed_with(job, exc, "", rng=self._rng, type_name="tock.JobTimeout")
+
+    def _start_async(self, job: JobRecord, task: Task[Any, Any]) -> None:
+        if self._loop is None:
+            with self._cond:
+                if self._loop is None:
+                    self._start_loop()
+        assert self._loop is not None
+        running = _Running(self._context(job, task))
+        with self._cond:
+            self._running[job.id] = running
+        future = asyncio.run_coroutine_threadsafe(self._run_async(job, task, running), self._loop)
+        running.future = future  # type: ignore[assignment]
+
+    async def _run_async(self, job: JobRecord, task: Task[Any, Any], running: _Running) -> None:
+        outcome: Outcome | None = None
+        try:
+            ctx = running.ctx
+            coro = (
+                task.fn(ctx, *job.args, **job.kwargs)
+                if ctx is not None
+                else task.fn(*job.args, **job.kwargs)
+            )
+            if job.timeout is not None:
+                scope = asyncio.timeout(job.timeout)
+                try:
+                    async with scope:
+                        value = await coro
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    if ctx is not None:
+                        ctx.canceled.set()
+                    outcome = self._timed_out(job)
+                    return
+            else:
+                value = await coro
+            outcome = completer.succeeded(job, value)
+        except asyncio.CancelledError:
+            # Cancelled by a hard stop: the attempt is settled by the store (rescued or
+            # lost), not recorded as the task's own error.
+            outcome = None
+        except BaseException as exc:
+            outcome = completer.failed_with(job, exc, rng=self._rng)
+        finally:
+            self._finish(job, outcome)
+
+    def _finish(self, job: JobRecord, outcome: Outcome | None) -> None:
+        if outcome is not None:
+            self.completions.add(outcome)
+        with self._cond:
+            self._busy -= 1
+            if self._running:
+                self._running.pop(job.id, None)
+            if self._ready:
+                self._cond.notify()  # a thread may wait for this slot
+        self._on_slot_free()

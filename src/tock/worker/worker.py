@@ -1,0 +1,226 @@
+"""A worker process: claims jobs from its queues and runs them.
+
+Threads: the claimer (claim + complete, one transaction a turn), the executor's
+``concurrency`` threads and its event loop, the heartbeat, and the duties (rescuer,
+pruner) that every worker runs until leader election lands.
+
+Shutdown (SIGTERM or SIGINT): stop claiming, hand back claimed jobs that never started
+(no attempt used), let running jobs finish within ``shutdown_grace``; a second signal,
+or the end of the grace period, stops at once: running jobs are then settled by the
+store as a dead worker's would be (rescued, or ``lost`` for at-most-once tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from tock import _validate as v
+from tock.duties import Pruner, PrunerConfig, Rescuer, RescuerConfig
+from tock.errors import ConfigurationError
+from tock.store import WorkerInfo
+from tock.worker import completer
+from tock.worker.claimer import Claimer
+from tock.worker.executor import Executor
+from tock.worker.heartbeat import Heartbeat
+
+if TYPE_CHECKING:
+    from tock.app import Tock
+
+log = logging.getLogger("tock.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10  #: jobs running at once in this process, sync and async together
+    prefetch: int = 10  #: claimed jobs that may wait for a slot
+    shutdown_grace: float = 30.0
+    heartbeat_interval: float = 2.0
+    rescuer: RescuerConfig = field(default_factory=RescuerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    duties: bool = True  #: run the rescuer and pruner in this worker
+    burst: bool = False  #: exit once no job is due and none is held
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        for q in self.queues:
+            v.check_name("queue", q)
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be a whole number >= 1, not {self.concurrency!r}")
+        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ConfigurationError(f"prefetch must be a whole number >= 0, not {self.prefetch!r}")
+        v.seconds("shutdown_grace", self.shutdown_grace, allow_zero=True)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(self, app: Tock, config: WorkerConfig | None = None, *, worker_id: str | None = None) -> None:
+        self.app = app
+        self.config = config or WorkerConfig()
+        self.id = worker_id or new_worker_id()
+        self.store = app.store
+        self.clock = app.clock
+        self._stop_requested = threading.Event()
+        self._hard_stop = threading.Event()
+        self._done = threading.Event()
+        self.completions = completer.Completions(on_add=lambda: None)
+        self.executor = Executor(
+            dict(app.tasks), self.config.concurrency, self.completions, on_slot_free=self._wake_claimer
+        )
+        self.claimer = Claimer(
+            self.store,
+            self.clock,
+            self.executor,
+            self.completions,
+            worker_id=self.id,
+            queues=self.config.queues,
+            prefetch=self.config.prefetch,
+            burst=self.config.burst,
+        )
+        self.info = WorkerInfo(
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=tuple(self.config.queues),
+            concurrency=self.config.concurrency,
+        )
+        self.heartbeat = Heartbeat(self.store, self.clock, self.info, self.config.heartbeat_interval)
+        rescuer_config = RescuerConfig(
+            interval=self.config.rescuer.interval,
+            rescue_after=self.config.rescuer.rescue_after,
+            heartbeat_interval=self.config.heartbeat_interval,
+        )
+        self.rescuer = Rescuer(self.store, self.clock, rescuer_config)
+        self.pruner = Pruner(self.store, self.clock, self.config.pruner)
+
+    def _wake_claimer(self) -> None:
+        self.claimer.wake.set()
+
+    # -- running -----------------------------------------------------------------
+
+    def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Run until stopped (a signal, ``stop()``, or in burst mode an empty queue)."""
+        if install_signal_handlers:
+            self._install_signal_handlers()
+        self.start()
+        try:
+            while not self._stop_requested.is_set():
+                if self.config.burst:
+                    if self.claimer.wait_drained(0.05):
+                        break
+                else:
+                    # A timeout keeps the main thread where signal handlers can run.
+                    self._stop_requested.wait(0.5)
+        finally:
+            self._shutdown()
+
+    def start(self) -> None:
+        self.store.worker_register(self.info, now=self.clock.db_now())
+        log.info(
+            "worker %s started: queues %s, concurrency %d, store %s",
+            self.id,
+            ",".join(self.config.queues),
+            self.config.concurrency,
+            self.store.url,
+        )
+        self.executor.start()
+        self.claimer.start()
+        self.heartbeat.start()
+        if self.config.duties:
+            self.rescuer.start()
+            self.pruner.start()
+
+    def stop(self, *, now: bool = False) -> None:
+        """Ask for a graceful stop; ``now=True`` (or a second call) stops at once."""
+        if self._stop_requested.is_set() or now:
+            self._hard_stop.set()
+        self._stop_requested.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self._stop_requested.is_set():
+                log.warning("second signal: stopping at once")
+            else:
+                log.info(
+                    "stopping: finishing running jobs (up to %g s; signal again to stop at once)",
+                    self.config.shutdown_grace,
+                )
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _shutdown(self) -> None:
+        self.claimer.stop_claiming()
+        for job in self.executor.take_unstarted():
+            self.completions.add(completer.released(job))
+        finished = self._wait_running()
+        if not finished:
+            self.executor.cancel_running()
+        self.claimer.stop()  # writes every buffered outcome
+        self.heartbeat.stop()
+        if self.config.duties:
+            self.rescuer.stop()
+            self.pruner.stop()
+        self.executor.stop()
+        report = self.store.worker_unregister(self.id, now=self.clock.db_now())
+        if report.rescued or report.lost or report.failed:
+            log.warning(
+                "stopped before %d job(s) finished: %d back to pending, %d lost, %d failed",
+                len(report.rescued) + len(report.lost) + len(report.failed),
+                len(report.rescued),
+                len(report.lost),
+                len(report.failed),
+            )
+        log.info("worker %s stopped", self.id)
+        self._done.set()
+
+    def _wait_running(self) -> bool:
+        deadline = self.clock.monotonic() + self.config.shutdown_grace
+        while not self._hard_stop.is_set():
+            left = deadline - self.clock.monotonic()
+            if self.executor.wait_idle(min(0.05, max(left, 0))):
+                return True
+            if left <= 0:
+                log.warning("shutdown grace of %g s is over: stopping at once", self.config.shutdown_grace)
+                return False
+        return self.executor.wait_idle(0)
+
+
+def run_worker(
+    app: Tock,
+    *,
+    queues: Sequence[str] = ("default",),
+    concurrency: int = 10,
+    prefetch: int = 10,
+    burst: bool = False,
+    shutdown_grace: float = 30.0,
+) -> Worker:
+    worker = Worker(
+        app,
+        WorkerConfig(
+            queues=tuple(queues),
+            concurrency=concurrency,
+            prefetch=prefetch,
+            burst=burst,
+            shutdown_grace=shutdown_grace,
+        ),
+    )
+    worker.run()
+    return worker
