@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,32 @@ from tock.errors import ConfigurationError
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+def _refuse(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """Compact JSON, NaN refused; the C encoder built once (``JSONEncoder.encode``
+    builds it again on every call, which is most of the cost for small values)."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_refuse
+        ).encode
+    # markers=None: no circular check here (a shared dict is not thread-safe); a
+    # circular value ends in RecursionError, which to_json turns into a TypeError.
+    iterencode = c_make_encoder(
+        None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_dumps = _make_encoder()
 
 
 def check_name(kind: str, value: object) -> str:
@@ -39,15 +65,21 @@ def seconds(what: str, value: object, *, allow_zero: bool = False) -> float:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         result = float(value)
     else:
-        raise ConfigurationError(f"{what} must be a timedelta or a number of seconds, not {value!r}")
+        raise ConfigurationError(
+            f"{what} must be a timedelta or a number of seconds, not {value!r}"
+        )
     if not math.isfinite(result) or result < 0 or (result == 0 and not allow_zero):
         raise ConfigurationError(f"{what} must be a positive duration, not {value!r}")
     return result
 
 
-def _check_json(value: Any, where: str) -> None:
+def _check_json(value: Any, where: str, path: frozenset[int] = frozenset()) -> None:
     # Precise walk, used only when the fast encoder refused the value or its text
     # could hide a NUL: it names the place of the first problem.
+    if isinstance(value, (list, tuple, dict)):
+        if id(value) in path:
+            raise TypeError(f"{where} contains itself; JSON cannot hold a circular value")
+        path = path | {id(value)}
     if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
@@ -60,13 +92,19 @@ def _check_json(value: Any, where: str) -> None:
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _check_json(item, f"{where}[{i}]")
+            _check_json(item, f"{where}[{i}]", path)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"{where} has a key {key!r} that is not a string; JSON keys are strings")
-            _check_json(item, f"{where}[{key!r}]")
+                raise TypeError(
+                    f"{where} has a key {key!r} that is not a string; JSON keys are strings"
+                )
+            if "\x00" in key:
+                raise TypeError(
+                    f"{where} has a key containing a NUL character, which Tock does not store"
+                )
+            _check_json(item, f"{where}[{key!r}]", path)
         return
     raise TypeError(
         f"{where} is a {type(value).__name__}, which is not JSON "
@@ -90,9 +128,9 @@ def to_json(value: Any, where: str) -> str:
     """
     try:
         text = _dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         _check_json(value, where)
-        raise  # pragma: no cover - _check_json always raises for what the encoder refused
+        raise TypeError(f"{where} is not JSON") from None  # pragma: no cover
     if "\\u0000" in text or ("{" in text and _has_non_str_key(value)):
         _check_json(value, where)
     return text

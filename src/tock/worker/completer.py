@@ -38,8 +38,8 @@ class Completions:
 
 
 def backoff(base: float, retry: int, rng: random.Random) -> float:
-    """Seconds before the ``retry``-th retry (from 1): base × 2^(retry-1), ±25 %, ≤ 1 h."""
-    return min(base * 2 ** (retry - 1) * rng.uniform(0.75, 1.25), MAX_BACKOFF)
+    """Seconds before the ``retry``-th retry (from 1): base * 2^(retry-1), ±25 %, ≤ 1 h."""
+    return min(base * 2.0 ** (retry - 1) * rng.uniform(0.75, 1.25), MAX_BACKOFF)
 
 
 def succeeded(job: JobRecord, value: object) -> Outcome:
@@ -81,7 +81,9 @@ def failed_with(
 def failed_plainly(job: JobRecord, type_name: str, message: str) -> Outcome:
     """A failure Tock itself decides (unknown task): never retried."""
     assert job.claim_token is not None
-    return Outcome(job.id, job.claim_token, OutcomeKind.FAILED, error=error_json(type_name, message, ""))
+    return Outcome(
+        job.id, job.claim_token, OutcomeKind.FAILED, error=error_json(type_name, message, "")
+    )
 
 
 def released(job: JobRecord) -> Outcome:

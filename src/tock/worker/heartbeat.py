@@ -26,8 +26,7 @@ class Heartbeat:
     def beat(self) -> None:
         if not self.store.worker_heartbeat(self.info.id, now=self.clock.db_now()):
             log.warning(
-                "worker %s was declared dead by the rescuer (heartbeat too old); "
-                "registering again",
+                "worker %s was declared dead by the rescuer (heartbeat too old); registering again",
                 self.info.id,
             )
             self.store.worker_register(self.info, now=self.clock.db_now())

@@ -55,9 +55,19 @@ class WorkerConfig:
             raise ConfigurationError("a worker needs at least one queue")
         for q in self.queues:
             v.check_name("queue", q)
-        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be a whole number >= 1, not {self.concurrency!r}")
-        if isinstance(self.prefetch, bool) or not isinstance(self.prefetch, int) or self.prefetch < 0:
+        if (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or self.concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"concurrency must be a whole number >= 1, not {self.concurrency!r}"
+            )
+        if (
+            isinstance(self.prefetch, bool)
+            or not isinstance(self.prefetch, int)
+            or self.prefetch < 0
+        ):
             raise ConfigurationError(f"prefetch must be a whole number >= 0, not {self.prefetch!r}")
         v.seconds("shutdown_grace", self.shutdown_grace, allow_zero=True)
 
@@ -67,7 +77,9 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    def __init__(self, app: Tock, config: WorkerConfig | None = None, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self, app: Tock, config: WorkerConfig | None = None, *, worker_id: str | None = None
+    ) -> None:
         self.app = app
         self.config = config or WorkerConfig()
         self.id = worker_id or new_worker_id()
@@ -78,7 +90,10 @@ class Worker:
         self._done = threading.Event()
         self.completions = completer.Completions(on_add=lambda: None)
         self.executor = Executor(
-            dict(app.tasks), self.config.concurrency, self.completions, on_slot_free=self._wake_claimer
+            dict(app.tasks),
+            self.config.concurrency,
+            self.completions,
+            on_slot_free=self._wake_claimer,
         )
         self.claimer = Claimer(
             self.store,
@@ -97,7 +112,9 @@ class Worker:
             queues=tuple(self.config.queues),
             concurrency=self.config.concurrency,
         )
-        self.heartbeat = Heartbeat(self.store, self.clock, self.info, self.config.heartbeat_interval)
+        self.heartbeat = Heartbeat(
+            self.store, self.clock, self.info, self.config.heartbeat_interval
+        )
         rescuer_config = RescuerConfig(
             interval=self.config.rescuer.interval,
             rescue_after=self.config.rescuer.rescue_after,
@@ -198,7 +215,9 @@ class Worker:
             if self.executor.wait_idle(min(0.05, max(left, 0))):
                 return True
             if left <= 0:
-                log.warning("shutdown grace of %g s is over: stopping at once", self.config.shutdown_grace)
+                log.warning(
+                    "shutdown grace of %g s is over: stopping at once", self.config.shutdown_grace
+                )
                 return False
         return self.executor.wait_idle(0)
 

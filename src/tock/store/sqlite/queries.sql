@@ -8,15 +8,23 @@
 -- name: db_now
 SELECT {now};
 
+-- name: migration_record
+INSERT INTO tock_migrations (version, name, applied_at) VALUES (:version, :name, {now});
+
 -- name: migration_versions
 SELECT version FROM tock_migrations ORDER BY version;
 
--- name: job_insert
+-- name: job_insert_many
+-- One statement for a run of jobs that share every option: :rows is a JSON array of
+-- [args, kwargs] pairs (JSON already checked at the edge), inserted in array order.
 INSERT INTO tock_jobs (task, queue, priority, status, args, kwargs, run_at, created_at,
                        retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
                        unique_key)
-VALUES (?1, ?2, ?3, 'pending', ?4, ?5, coalesce(?6, coalesce(?7, {clock}) + ?8),
-        coalesce(?7, {clock}), ?9, ?10, ?11, ?12, ?13, ?14, ?15);
+SELECT :task, :queue, :priority, 'pending', value -> '$[0]', value -> '$[1]',
+       coalesce(:run_at, :now + :run_after_us), :now, :retries, :retry_backoff, :retry_on,
+       :timeout, :at_most_once, :max_rescues, :unique_key
+  FROM json_each(:rows)
+ ORDER BY key;
 
 -- name: job_by_unique_key
 -- The live jobs that hold any of these unique keys.
@@ -74,18 +82,22 @@ SELECT 1 FROM tock_jobs
 SELECT min(run_at) FROM tock_jobs
  WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues));
 
--- name: job_finish_claimed
--- Move a claimed job to the finished table, if the claim token still holds.
+-- name: job_finish_many
+-- Move claimed jobs to the finished table where the claim token still holds. :rows is a
+-- JSON array of [id, token, status, result, error] (result and error: JSON or null).
 INSERT INTO tock_jobs_finished ({cols})
-SELECT id, task, queue, priority, ?1, args, kwargs, run_at, created_at, started_at,
-       coalesce(?6, {clock}),
-       attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
-       max_rescues, unique_key, worker_id, claim_token, ?2, ?3
-  FROM tock_jobs
- WHERE id = ?4 AND claim_token = ?5 AND status = 'running';
+SELECT j.id, j.task, j.queue, j.priority, b.value ->> 2, j.args, j.kwargs, j.run_at,
+       j.created_at, j.started_at, {now}, j.attempts, j.rescues, j.retries,
+       j.retry_backoff, j.retry_on, j.timeout, j.at_most_once, j.max_rescues, j.unique_key,
+       j.worker_id, j.claim_token, nullif(b.value -> '$[3]', 'null'),
+       nullif(b.value -> '$[4]', 'null')
+  FROM json_each(:rows) AS b
+  JOIN tock_jobs AS j ON j.id = b.value ->> 0
+ WHERE j.claim_token = b.value ->> 1 AND j.status = 'running'
+RETURNING id;
 
--- name: job_delete_claimed
-DELETE FROM tock_jobs WHERE id = ?1 AND claim_token = ?2 AND status = 'running';
+-- name: job_delete_many
+DELETE FROM tock_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_retry_later
 UPDATE tock_jobs

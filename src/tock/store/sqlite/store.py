@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import secrets
@@ -68,15 +69,35 @@ def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
+_STATUS = {s.value: s for s in JobStatus}
+_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` without its whitespace checks: the stored texts are compact
+    (written by Tock or by SQLite's JSON functions). Anything else takes the slow road."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _retry_on(text: str) -> tuple[str, ...]:
+    return tuple(_loads(text))
+
+
 def _record(row: Sequence[Any]) -> JobRecord:
+    kwargs = row[6]
     return JobRecord(
         id=row[0],
         task=row[1],
         queue=row[2],
         priority=row[3],
-        status=JobStatus(row[4]),
-        args=json.loads(row[5]),
-        kwargs=json.loads(row[6]),
+        status=_STATUS[row[4]],
+        args=_loads(row[5]),
+        kwargs={} if kwargs == "{}" else _loads(kwargs),
         run_at=_EPOCH + timedelta(microseconds=row[7]),
         created_at=_EPOCH + timedelta(microseconds=row[8]),
         started_at=from_us(row[9]),
@@ -85,15 +106,15 @@ def _record(row: Sequence[Any]) -> JobRecord:
         rescues=row[12],
         retries=row[13],
         retry_backoff=row[14],
-        retry_on=tuple(json.loads(row[15])),
+        retry_on=_retry_on(row[15]),
         timeout=row[16],
         at_most_once=bool(row[17]),
         max_rescues=row[18],
         unique_key=row[19],
         worker_id=row[20],
         claim_token=row[21],
-        result=None if row[22] is None else json.loads(row[22]),
-        error=None if row[23] is None else json.loads(row[23]),
+        result=None if row[22] is None else _loads(row[22]),
+        error=None if row[23] is None else _loads(row[23]),
     )
 
 
@@ -170,8 +191,7 @@ class SQLiteStore:
         directory = self.path.parent
         if not directory.is_dir():
             raise StoreError(
-                f"cannot open the SQLite database {self.path}: "
-                f"directory {directory} does not exist"
+                f"cannot open the SQLite database {self.path}: directory {directory} does not exist"
             )
         if self.path.exists():
             if self.path.is_dir():
@@ -190,7 +210,10 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -319,8 +342,8 @@ class SQLiteStore:
                 for statement in _statements(sql):
                     conn.execute(statement)
                 conn.execute(
-                    f"INSERT INTO tock_migrations (version, name, applied_at) VALUES (?, ?, {_CLOCK})",
-                    (version, name),
+                    Q["migration_record"],
+                    {"version": version, "name": name, "now": None},
                 )
                 applied.append(f"{version:04d}_{name}")
         except BaseException:
@@ -354,6 +377,9 @@ class SQLiteStore:
         now_us = to_us(now)
         ids: list[JobId | None] = [None] * len(jobs)
         with self._write(connection) as conn:
+            if now_us is None:
+                # The database's clock, read once for the batch.
+                (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
             keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
             if keyed:
                 # DESIGN: a key held by a live job creates nothing and returns that job.
@@ -369,45 +395,44 @@ class SQLiteStore:
                     if key in held:
                         ids[i] = held[key]
             fresh = [i for i in range(len(jobs)) if ids[i] is None]
-            rows = []
             seen_keys: dict[str, int] = {}
+            inserted: list[int] = []  # positions in `jobs` that get a new row, in order
             for i in fresh:
-                job = jobs[i]
-                if job.unique_key is not None:
-                    if job.unique_key in seen_keys:
+                key = jobs[i].unique_key
+                if key is not None:
+                    if key in seen_keys:
                         continue  # the same key twice in one batch: one job
-                    seen_keys[job.unique_key] = i
-                rows.append(
-                    (
-                        job.task,
-                        job.queue,
-                        job.priority,
-                        job.args,
-                        job.kwargs,
-                        to_us(job.run_at),
-                        now_us,
-                        _us(job.run_after),
-                        job.retries,
-                        job.retry_backoff,
-                        json.dumps(list(job.retry_on)),
-                        job.timeout,
-                        int(job.at_most_once),
-                        job.max_rescues,
-                        job.unique_key,
-                    )
+                    seen_keys[key] = i
+                inserted.append(i)
+            for group in _runs(jobs, inserted):
+                first = jobs[group[0]]
+                conn.execute(
+                    Q["job_insert_many"],
+                    {
+                        "task": first.task,
+                        "queue": first.queue,
+                        "priority": first.priority,
+                        "run_at": to_us(first.run_at),
+                        "run_after_us": _us(first.run_after),
+                        "now": now_us,
+                        "retries": first.retries,
+                        "retry_backoff": first.retry_backoff,
+                        "retry_on": json.dumps(list(first.retry_on)),
+                        "timeout": first.timeout,
+                        "at_most_once": int(first.at_most_once),
+                        "max_rescues": first.max_rescues,
+                        "unique_key": first.unique_key,
+                        # args and kwargs are JSON texts checked at the edge.
+                        "rows": "["
+                        + ",".join(f"[{jobs[i].args},{jobs[i].kwargs}]" for i in group)
+                        + "]",
+                    },
                 )
-            conn.executemany(Q["job_insert"], rows)
             (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
         # AUTOINCREMENT gives each insert max(ever used) + 1, and the write lock is ours
         # for the whole statement: the new ids are consecutive and in input order.
-        first = last - len(rows) + 1
-        next_id = first
-        for i in fresh:
-            key = jobs[i].unique_key
-            if key is not None and seen_keys[key] != i:
-                continue
-            ids[i] = next_id
-            next_id += 1
+        for offset, i in enumerate(inserted, start=last - len(inserted) + 1):
+            ids[i] = offset
         for i in fresh:
             key = jobs[i].unique_key
             if ids[i] is None and key is not None:
@@ -450,7 +475,7 @@ class SQLiteStore:
             if states.isdisjoint(wanted):
                 continue
             # Table names are constants; every value is a bound parameter.
-            sql = f"SELECT {COLUMNS} FROM {table} WHERE {clause} ORDER BY id DESC LIMIT :limit"  # noqa: S608
+            sql = f"SELECT {COLUMNS} FROM {table} WHERE {clause} ORDER BY id DESC LIMIT :limit"
             rows.extend(conn.execute(sql, params).fetchall())
         rows.sort(key=lambda r: r[0], reverse=True)
         return [_record(r) for r in rows[:limit]]
@@ -500,20 +525,29 @@ class SQLiteStore:
         records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
         return records
 
-    def _complete(self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now_us: int | None) -> int:
-        finish, delete, retry, release = [], [], [], []
+    def _complete(
+        self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now_us: int | None
+    ) -> int:
+        finish: list[str] = []
+        retry, release = [], []
         for o in outcomes:
             if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
-                finish.append((o.kind.value, o.result, o.error, o.job_id, o.token, now_us))
-                delete.append((o.job_id, o.token))
+                # result and error are JSON texts built by the worker: embedded as they are.
+                result, error = o.result or "null", o.error or "null"
+                finish.append(f'[{o.job_id},{o.token},"{o.kind.value}",{result},{error}]')
             elif o.kind is OutcomeKind.RETRY:
                 retry.append((_us(o.delay), o.error, o.job_id, o.token, now_us))
             else:
                 release.append((o.job_id, o.token))
         changed = 0
         if finish:
-            changed += conn.executemany(Q["job_finish_claimed"], finish).rowcount
-            conn.executemany(Q["job_delete_claimed"], delete)
+            moved = conn.execute(
+                Q["job_finish_many"], {"rows": "[" + ",".join(finish) + "]", "now": now_us}
+            ).fetchall()
+            if moved:
+                ids = "[" + ",".join(str(i) for (i,) in moved) + "]"
+                conn.execute(Q["job_delete_many"], {"ids": ids})
+            changed += len(moved)
         if retry:
             changed += conn.executemany(Q["job_retry_later"], retry).rowcount
         if release:
@@ -528,9 +562,7 @@ class SQLiteStore:
 
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
         (value,) = (
-            self._conn()
-            .execute(Q["job_next_due"], {"queues": json.dumps(list(queues))})
-            .fetchone()
+            self._conn().execute(Q["job_next_due"], {"queues": json.dumps(list(queues))}).fetchone()
         )
         return from_us(value)
 
@@ -722,7 +754,9 @@ class SQLiteStore:
             return report
         with self._write() as conn:
             for worker_id in dead:
-                if worker_id in orphans or self._still_stale(conn, worker_id, now_us, rescue_after, token_after):
+                if worker_id in orphans or self._still_stale(
+                    conn, worker_id, now_us, rescue_after, token_after
+                ):
                     report.dead_workers.append(worker_id)
                     self._bury(conn, worker_id, now_us, report)
         for worker_id in report.dead_workers:
@@ -731,13 +765,21 @@ class SQLiteStore:
         return report
 
     def _still_stale(
-        self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, rescue_after: float, token_after: float
+        self,
+        conn: sqlite3.Connection,
+        worker_id: str,
+        now_us: int | None,
+        rescue_after: float,
+        token_after: float,
     ) -> bool:
         # Checked again under the write lock: a heartbeat may have landed since the read.
         row = conn.execute(Q["worker_heartbeat_age"], {"id": worker_id, "now": now_us}).fetchone()
         if row is None:
             return True
-        return bool(row[0] > _us(rescue_after) or (row[0] > _us(token_after) and self._token_released(worker_id)))
+        return bool(
+            row[0] > _us(rescue_after)
+            or (row[0] > _us(token_after) and self._token_released(worker_id))
+        )
 
     def _bury(
         self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, report: RescueReport
@@ -750,6 +792,37 @@ class SQLiteStore:
             j for (j,) in conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
         )
         conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+
+
+def _options(job: NewJob) -> tuple[object, ...]:
+    return (
+        job.task,
+        job.queue,
+        job.priority,
+        job.retries,
+        job.retry_backoff,
+        job.retry_on,
+        job.timeout,
+        job.at_most_once,
+        job.max_rescues,
+        job.unique_key,
+        job.run_at,
+        job.run_after,
+    )
+
+
+def _runs(jobs: Sequence[NewJob], positions: list[int]) -> list[list[int]]:
+    """Consecutive positions whose jobs share every option but their arguments."""
+    runs: list[list[int]] = []
+    last: tuple[object, ...] | None = None
+    for i in positions:
+        options = _options(jobs[i])
+        if runs and options == last:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+            last = options
+    return runs
 
 
 def _statements(script: str) -> list[str]:
