@@ -92,6 +92,36 @@ def bench_drain(n: int, workers: int, settings: dict[str, int]) -> float:
         return n / ((last - first) / 1e6)
 
 
+def bench_latency(samples: int) -> tuple[float, float]:
+    """Enqueue-to-start on an idle worker, one job at a time: (p50, p99) in ms."""
+    from noop_app import make_app
+
+    with tempfile.TemporaryDirectory() as d:
+        url = _url(Path(d) / "tock.db")
+        app = make_app(url)
+        noop = app.tasks["bench.noop"]
+        app.migrate()
+        env = {**os.environ, "PYTHONPATH": str(HERE), "BENCH_TOCK_URL": url}
+        cmd = [sys.executable, "-m", "tock", "--app", "noop_app:app_from_env", "worker"]
+        proc = subprocess.Popen([*cmd, "--log-level", "WARNING"], env=env, cwd=HERE)
+        try:
+            noop.enqueue(-1).result(timeout=30)  # the worker is up and idle
+            waits = []
+            for i in range(samples):
+                time.sleep(0.05)  # idle again before each job
+                job = noop.enqueue(i)
+                job.result(timeout=30)
+                record = job.record
+                assert record.started_at is not None
+                waits.append((record.started_at - record.created_at).total_seconds() * 1000)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        app.close()
+    waits.sort()
+    return statistics.median(waits), waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+
+
 def bench_reference(n: int, batch: int) -> float:
     """The floor any framework on SQLite pays: two transactions a batch, nothing else."""
 
@@ -163,6 +193,8 @@ def main() -> None:
     )
     enq = median(lambda: bench_enqueue(args.enqueue_jobs, 10_000), args.runs)
     print(f"bulk enqueue (enqueue_many, batches of 10,000): {enq:,.0f} jobs/s  [target >= 100,000]")
+    p50, p99 = bench_latency(20 if args.quick else 200)
+    print(f"enqueue-to-start on an idle worker (defaults): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     batch = THROUGHPUT["concurrency"] + THROUGHPUT["prefetch"]
     ref = median(lambda: bench_reference(args.jobs, batch), args.runs)
     print(f"raw-SQL reference loop (batch {batch}): {ref:,.0f} jobs/s")

@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import traceback
+from pathlib import Path
 from collections.abc import Callable
 
 from tock._validate import encode_result
@@ -51,6 +52,20 @@ def succeeded(job: JobRecord, value: object) -> Outcome:
     return Outcome(job.id, job.claim_token, OutcomeKind.SUCCEEDED, result=text)
 
 
+_WORKER_DIR = str(Path(__file__).resolve().parent)
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback from the task's own frames on: the worker's frames above it say
+    nothing to the reader of a failed job."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_WORKER_DIR):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def error_json(type_name: str, message: str, tb: str) -> str:
     return json.dumps({"type": type_name, "message": message, "traceback": tb})
 
@@ -67,7 +82,7 @@ def failed_with(
     """The outcome of an attempt that raised: a retry if one is left and allowed."""
     assert job.claim_token is not None
     if tb is None:
-        tb = "".join(traceback.format_exception(exc))
+        tb = format_traceback(exc)
     error = error_json(type_name or qualified_name(type(exc)), str(exc), tb)
     names = job.retry_on
     retryable = retry and any(qualified_name(c) in names for c in type(exc).__mro__)
