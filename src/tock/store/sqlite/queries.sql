@@ -55,21 +55,27 @@ UPDATE tock_jobs
 RETURNING {cols};
 
 -- name: job_claim_batch_queues
--- The same for a worker serving several queues (the ORDER BY then sorts).
+-- The same across several queues. {candidates} is one branch per queue (the query
+-- job_claim_candidate with _N numbered), each reading the claim index for at most
+-- :limit jobs, so a claim never sorts a whole backlog.
 WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
-      FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
-             WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues))
-               AND run_at <= {now}
-             ORDER BY priority DESC, run_at, id
-             LIMIT :limit)
+      FROM ({candidates})
+     ORDER BY priority DESC, run_at, id
+     LIMIT :limit
 )
 UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token,
        attempts = attempts + 1, started_at = {now}
  WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
 RETURNING {cols};
+
+-- name: job_claim_candidate
+SELECT * FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
+                WHERE status = 'pending' AND queue = :queue_N AND run_at <= {now}
+                ORDER BY priority DESC, run_at, id
+                LIMIT :limit)
 
 -- name: job_any_due
 -- A cheap read before taking the write lock for a claim.

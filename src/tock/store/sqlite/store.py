@@ -514,8 +514,8 @@ class SQLiteStore:
             sql = Q["job_claim_batch"]
             params["queue"] = queues[0]
         else:
-            sql = Q["job_claim_batch_queues"]
-            params["queues"] = json.dumps(list(queues))
+            sql = _claim_across(len(queues))
+            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
         with self._write() as conn:
             if completed:
                 self._complete(conn, completed, now_us)
@@ -792,6 +792,14 @@ class SQLiteStore:
             j for (j,) in conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
         )
         conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+
+
+@functools.lru_cache(maxsize=32)
+def _claim_across(n_queues: int) -> str:
+    branches = " UNION ALL ".join(
+        Q["job_claim_candidate"].replace(":queue_N", f":queue_{i}") for i in range(n_queues)
+    )
+    return Q["job_claim_batch_queues"].replace("{candidates}", branches)
 
 
 def _options(job: NewJob) -> tuple[object, ...]:
