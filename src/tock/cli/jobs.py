@@ -1,0 +1,199 @@
+"""``tock jobs``: list, show, retry and cancel jobs.
+
+Retry applies to failed, lost and canceled jobs (their attempts start again from zero);
+cancel to pending and blocked ones. The store refuses anything else with a message
+that says why, shown here as one line (DESIGN: Job lifecycle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
+from tock.jobs import JobRecord, JobStatus
+
+STATES = tuple(s.value for s in JobStatus)
+FC = TypeVar("FC", bound=Callable[..., Any])
+MAX_ID = 2**63 - 1  # ids are 64-bit integers (DESIGN: Jobs and tables)
+SHORT_ERROR = 60
+WIDE = 100  #: columns from which `jobs list` shows the priority
+
+
+def _check_id(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if not 1 <= value <= MAX_ID:
+        raise click.BadParameter(f"{value} is not a job id: ids go from 1 to {MAX_ID}")
+    return value
+
+
+def job_id_argument() -> Callable[[FC], FC]:
+    """The ``ID`` argument: a whole number from 1; anything else is a usage error."""
+    return click.argument("job_id", metavar="ID", type=int, callback=_check_id)
+
+
+@click.group()
+def jobs() -> None:
+    """List, show, retry and cancel jobs."""
+
+
+@jobs.command("list")
+@click.option(
+    "--state",
+    "-s",
+    "states",
+    multiple=True,
+    metavar="STATE",
+    help=f"Only jobs in these states, comma-separated or repeated: {', '.join(STATES)}.",
+)
+@click.option("--queue", "-q", help="Only jobs of this queue.")
+@click.option("--task", "-t", help="Only jobs of this task (its registered name).")
+@click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many.")
+def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limit: int) -> None:
+    """List jobs, newest first."""
+    statuses = parse_states(states)
+    if limit < 1:
+        fail(f"--limit must be at least 1, not {limit}")
+    records = get_app().store.job_list(statuses=statuses, queue=queue, task=task, limit=limit)
+    out = console()
+    if not records:
+        out.print("No jobs match.")
+        return
+    # Narrow terminals drop the priority (`tock jobs show` has it) before squeezing names.
+    wide = out.width >= WIDE
+    table = Table(**TABLE_STYLE)
+    table.add_column("ID", justify="right", no_wrap=True)
+    table.add_column("Task", overflow="fold")
+    table.add_column("Queue", overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Attempts", justify="right")
+    if wide:
+        table.add_column("Priority", justify="right")
+    table.add_column("Run at/finished", no_wrap=True)
+    table.add_column("Error", overflow="fold")
+    for r in records:
+        cells: list[str | Text] = [
+            str(r.id),
+            Text(r.task),
+            Text(r.queue),
+            Text(r.status.value, style=STATUS_STYLES[r.status.value]),
+            str(r.attempts),
+        ]
+        if wide:
+            cells.append(str(r.priority))
+        cells.append(fmt_time(r.finished_at if r.status.finished else r.run_at))
+        cells.append(Text(short_error(r.error), style="red"))
+        table.add_row(*cells)
+    out.print(table)
+    if len(records) == limit:
+        out.print(f"The {limit} newest matching jobs; --limit shows more.", style="dim")
+
+
+@jobs.command()
+@job_id_argument()
+def show(job_id: int) -> None:
+    """Show every field of one job, with its error's traceback."""
+    record = get_app().store.job_get(job_id)
+    for line in describe(record):
+        click.echo(line)
+
+
+@jobs.command()
+@job_id_argument()
+def retry(job_id: int) -> None:
+    """Run a failed, lost or canceled job again (its attempts start from zero)."""
+    app = get_app()
+    record = app.store.job_retry(job_id, now=app.clock.db_now())
+    click.echo(
+        f"Job {record.id} ({record.task}) is {record.status} again on queue {record.queue!r}, "
+        f"due {fmt_time(record.run_at)} UTC."
+    )
+
+
+@jobs.command()
+@job_id_argument()
+def cancel(job_id: int) -> None:
+    """Cancel a pending or blocked job."""
+    app = get_app()
+    record = app.store.job_cancel(job_id, now=app.clock.db_now())
+    click.echo(f"Job {record.id} ({record.task}) is {record.status}.")
+
+
+def parse_states(options: tuple[str, ...]) -> list[JobStatus] | None:
+    """``("failed,lost", "canceled")`` -> those states; ``None`` (every state) if none."""
+    names = [name.strip().lower() for option in options for name in option.split(",")]
+    wanted: list[JobStatus] = []
+    for name in names:
+        if not name:
+            continue
+        if name not in STATES:
+            fail(f"unknown state {name!r}: use one or more of {', '.join(STATES)}")
+        if JobStatus(name) not in wanted:
+            wanted.append(JobStatus(name))
+    return wanted or None
+
+
+def short_error(error: dict[str, str] | None) -> str:
+    if not error:
+        return ""
+    kind = error.get("type", "")
+    kind = kind.removeprefix("builtins.")
+    lines = error.get("message", "").strip().splitlines()
+    text = f"{kind}: {lines[0]}" if lines else kind
+    return text if len(text) <= SHORT_ERROR else text[: SHORT_ERROR - 1] + "…"
+
+
+def describe(record: JobRecord) -> list[str]:
+    """``name: value`` lines for every field, then the error and its traceback."""
+    rows: list[tuple[str, str]] = []
+    for f in dataclasses.fields(record):
+        if f.name == "error":
+            continue
+        value = getattr(record, f.name)
+        if f.name in ("args", "kwargs") or (
+            f.name == "result" and record.status is JobStatus.SUCCEEDED
+        ):
+            # JSON, as stored: a result "3" and a result 3 must not look alike.
+            rows.append((f.name, json.dumps(value, ensure_ascii=False)))
+        else:
+            rows.append((f.name, _value(value)))
+    error = record.error
+    if error is not None:
+        rows.append(("error type", error.get("type", "")))
+        rows.append(("error message", one_line_or_more(error.get("message", ""))))
+    width = max(len(name) for name, _ in rows) + 1
+    lines = [f"{name + ':':<{width}} {value}" for name, value in rows]
+    if error is not None:
+        traceback = error.get("traceback", "").rstrip()
+        lines.append("")
+        lines.append("traceback:" if traceback else "traceback: (none recorded)")
+        if traceback:
+            lines.extend(f"  {line}" for line in traceback.splitlines())
+    return lines
+
+
+def one_line_or_more(message: str) -> str:
+    # Continuation lines of a multi-line message stay readable under the field name.
+    return message.replace("\n", "\n    ")
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, JobStatus):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

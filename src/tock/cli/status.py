@@ -1,0 +1,109 @@
+"""``tock status``: the store, its schema, live workers and queue depths at a glance."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fmt_age, fmt_time, get_app
+from tock.jobs import JobStatus
+
+# A heartbeat comes every ~2 s; one this old means the worker may be dead (the rescuer
+# declares it so after rescue_after, 10 s by default).
+LATE_HEARTBEAT = 10.0
+ALWAYS_SHOWN = frozenset(
+    {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED}
+)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON (app.health()).")
+def status(as_json: bool) -> None:
+    """Workers and queues at a glance.
+
+    Shows the store, its schema version, the live workers and, per queue, the jobs in
+    each state, how many are ready and how long the oldest ready one has waited.
+    """
+    health = get_app().health()
+    if as_json:
+        click.echo(json.dumps(health, indent=2, default=str))
+        return
+    render(health)
+
+
+def render(health: dict[str, Any]) -> None:
+    out = console()
+    version = health["schema"]["version"]
+    latest = health["schema"]["latest"]
+    if version == latest:
+        schema = f"version {version} (up to date)"
+    elif version < latest:
+        schema = f"version {version}, this Tock needs {latest}: run `tock migrate`"
+    else:
+        schema = f"version {version}, newer than this Tock knows ({latest}): upgrade Tock"
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("Store", Text(str(health["store"])))
+    facts.add_row("Schema", schema)
+    now = datetime.fromisoformat(health["now"])
+    facts.add_row("Time", f"{fmt_time(now)} UTC (the store's clock)")
+    out.print(facts)
+    out.print()
+    out.print(_workers(health["workers"]))
+    out.print()
+    out.print(_queues(health["queues"]))
+
+
+def _workers(workers: list[dict[str, Any]]) -> Table | Text:
+    if not workers:
+        return Text("No live workers: start one with `tock worker`.")
+    table = Table(title=f"Workers ({len(workers)})", title_justify="left", **TABLE_STYLE)
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Host")
+    table.add_column("PID", justify="right")
+    table.add_column("Queues")
+    table.add_column("Concurrency", justify="right")
+    table.add_column("Running", justify="right")
+    table.add_column("Heartbeat", justify="right", no_wrap=True)
+    for w in workers:
+        age = float(w["heartbeat_age"])
+        heartbeat = Text(f"{fmt_age(age)} ago")
+        if age > LATE_HEARTBEAT:
+            heartbeat = Text(f"{fmt_age(age)} ago (late)", style="red")
+        table.add_row(
+            Text(str(w["id"])),
+            Text(str(w["hostname"])),
+            str(w["pid"]),
+            Text(",".join(w["queues"])),
+            str(w["concurrency"]),
+            str(w["running"]),
+            heartbeat,
+        )
+    return table
+
+
+def _queues(queues: dict[str, dict[str, Any]]) -> Table | Text:
+    if not queues:
+        return Text("No jobs yet.")
+    # The rarer states get a column only when some queue has such jobs.
+    shown = [
+        s for s in JobStatus if s in ALWAYS_SHOWN or any(q.get(s.value, 0) for q in queues.values())
+    ]
+    table = Table(title="Queues", title_justify="left", **TABLE_STYLE)
+    table.add_column("Queue", overflow="fold")
+    table.add_column("Ready", justify="right")
+    table.add_column("Oldest ready", justify="right")
+    for s in shown:
+        table.add_column(s.value.capitalize(), justify="right", style=STATUS_STYLES[s.value])
+    for name, q in sorted(queues.items()):
+        table.add_row(
+            Text(name),
+            str(q.get("ready", 0)),
+            fmt_age(q.get("oldest_ready_age")),
+            *(str(q.get(s.value, 0)) for s in shown),
+        )
+    return table

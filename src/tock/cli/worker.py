@@ -1,0 +1,116 @@
+"""``tock worker``: claim jobs from queues and run them until told to stop.
+
+The worker installs its own SIGTERM/SIGINT handlers: the first signal stops claiming,
+hands back claimed jobs that never started and lets running ones finish within
+``--shutdown-grace``; a second signal stops at once (DESIGN: Workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from tock.cli._common import get_app
+from tock.worker.worker import Worker, WorkerConfig
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+log = logging.getLogger("tock.worker")
+
+
+@click.command()
+@click.option(
+    "--queues",
+    "-q",
+    "queue_options",
+    multiple=True,
+    metavar="Q1,Q2",
+    help="Queues to serve, comma-separated (or repeat the option).  [default: default]",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Jobs running at once in this process, sync and async together.",
+)
+@click.option(
+    "--prefetch",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Claimed jobs that may wait for a free slot.",
+)
+@click.option("--burst", is_flag=True, help="Exit once no job is due and none is held.")
+@click.option(
+    "--shutdown-grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM/SIGINT, how long running jobs may take to finish.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Logging to stderr.",
+)
+def worker(
+    queue_options: tuple[str, ...],
+    concurrency: int,
+    prefetch: int,
+    burst: bool,
+    shutdown_grace: float,
+    log_level: str,
+) -> None:
+    """Run jobs until stopped.
+
+    The first SIGTERM or SIGINT (Ctrl-C) stops claiming, hands back jobs that never
+    started and lets running ones finish within --shutdown-grace; a second one stops
+    at once.
+    """
+    # Checked before the app is imported: a typo in a queue name fails fast.
+    config = WorkerConfig(
+        queues=parse_queues(queue_options),
+        concurrency=concurrency,
+        prefetch=prefetch,
+        shutdown_grace=shutdown_grace,
+        burst=burst,
+    )
+    handler = setup_logging(log_level)
+    try:
+        app = get_app()
+        if not app.tasks:
+            log.warning(
+                "the app has no tasks registered: does the --app module import the modules "
+                "that define them?"
+            )
+        else:
+            log.info("tasks: %s", ", ".join(sorted(app.tasks)))
+        Worker(app, config).run()
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def parse_queues(options: tuple[str, ...]) -> tuple[str, ...]:
+    """``("default,emails", "reports")`` -> ``("default", "emails", "reports")``."""
+    if not options:
+        return ("default",)
+    names = [name.strip() for option in options for name in option.split(",")]
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
+def setup_logging(level: str) -> logging.Handler:
+    """Log to stderr at ``level``, the worker's and the tasks' own loggers alike."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler

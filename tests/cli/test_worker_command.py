@@ -1,0 +1,130 @@
+"""``tock worker``: bad options in process; running and stopping in real processes.
+
+Real processes use real time: they wait on files and rows with generous deadlines and
+never assert how long anything took.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+
+import pytest
+
+from tock import JobStatus
+
+from .helpers import Project, assert_error, poll, run_cli, statuses, terminate, wait_exit, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--queues", "default,bad queue"], ["invalid queue name 'bad queue'"]),
+        (["--queues", ","], ["at least one queue"]),
+        (["--concurrency", "0"], ["concurrency", ">= 1"]),
+        (["--concurrency", "-2"], ["concurrency", ">= 1"]),
+        (["--prefetch", "-1"], ["prefetch"]),
+        (["--shutdown-grace", "-1"], ["shutdown_grace"]),
+    ],
+)
+def test_bad_options(project: Project, args: list[str], fragments: list[str]) -> None:
+    assert_error(project.invoke("worker", *args), *fragments)
+
+
+def test_not_a_number_is_a_usage_error(project: Project) -> None:
+    assert project.invoke("worker", "--concurrency", "many").exit_code == 2
+
+
+def test_worker_needs_an_app(project: Project) -> None:
+    assert_error(project.invoke("worker", "--burst", app=None), "--app", "TOCK_APP")
+
+
+def test_burst_runs_jobs_to_completion(project: Project) -> None:
+    mod = project.mod
+    adds = [mod.add.enqueue(i, 10) for i in range(5)]
+    bad = mod.boom.enqueue("nope")
+    done = run_cli(project, "--app", "cliapp:app", "worker", "--burst", "--concurrency", "2")
+    assert done.returncode == 0, done.stderr
+    assert [job.refresh().result() for job in adds] == [10, 11, 12, 13, 14]
+    assert bad.refresh().status is JobStatus.FAILED
+    assert "worker" in done.stderr and "started" in done.stderr  # logging at INFO on stderr
+    assert done.stdout == ""
+
+
+def test_burst_serves_only_its_queues(project: Project) -> None:
+    mod = project.mod
+    mail = mod.add.using(queue="emails").enqueue(1, 1)
+    report = mod.add.using(queue="reports").enqueue(2, 2)
+    other = mod.add.enqueue(3, 3)
+    done = run_cli(
+        project, "--app", "cliapp:app", "worker", "--burst", "--queues", "emails,reports"
+    )
+    assert done.returncode == 0, done.stderr
+    assert statuses(project.app, [mail.id, report.id, other.id]) == [
+        "succeeded",
+        "succeeded",
+        "pending",
+    ]
+
+
+def test_log_level(project: Project) -> None:
+    done = run_cli(project, "--app", "cliapp:app", "worker", "--burst", "--log-level", "warning")
+    assert done.returncode == 0, done.stderr
+    assert "started" not in done.stderr
+
+
+def test_sigterm_lets_the_running_job_finish(project: Project) -> None:
+    marker = project.path / "slow-started"
+    job = project.mod.slow.enqueue(str(marker), 1.0)
+    proc = project.spawn("worker", "--concurrency", "1")
+    wait_for(marker.exists, "the job to start", project, proc)
+    assert terminate(proc, project) == 0, project.log_text()
+    job.refresh()
+    assert job.status is JobStatus.SUCCEEDED, project.log_text()
+    assert job.result() == "slept"
+    assert project.app.store.worker_list() == []
+
+
+def test_sigterm_hands_back_claimed_jobs_that_never_started(project: Project) -> None:
+    mod = project.mod
+    gate = project.path / "gate"
+    first_started = project.path / "first-started"
+    second_started = project.path / "second-started"
+    first = mod.gated.enqueue(str(first_started), str(gate))
+    second = mod.gated.enqueue(str(second_started), str(gate))
+    proc = project.spawn("worker", "--concurrency", "1", "--prefetch", "1")
+    try:
+        wait_for(first_started.exists, "the first job to start", project, proc)
+        wait_for(
+            lambda: second.refresh().status is JobStatus.RUNNING,
+            "the second job to be claimed",
+            project,
+            proc,
+        )
+        proc.send_signal(signal.SIGTERM)
+        # The hand-back is written while the first job still runs; whether or not it
+        # shows before the gate opens, the end state below is what counts.
+        poll(lambda: second.refresh().status is JobStatus.PENDING, timeout=30)
+    finally:
+        gate.touch()
+    assert wait_exit(proc, project) == 0, project.log_text()
+    assert first.refresh().status is JobStatus.SUCCEEDED, project.log_text()
+    record = project.app.store.job_get(second.id)
+    assert record.status is JobStatus.PENDING, project.log_text()
+    assert record.attempts == 0
+    assert record.worker_id is None
+    assert not second_started.exists()
+
+
+def test_worker_on_a_foreign_database_says_run_migrate(project: Project) -> None:
+    with sqlite3.connect(project.path / "tock.db") as conn:
+        conn.execute("CREATE TABLE theirs (x)")
+    conn.close()
+    done = run_cli(project, "--app", "cliapp:app", "worker", "--burst")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1
+    assert "run `tock migrate`" in errors[0]
