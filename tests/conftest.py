@@ -49,3 +49,93 @@ def app(store_kind: str, tmp_path: Path, clock: FakeClock) -> Iterator[Tock]:
 @pytest.fixture
 def store(app: Tock) -> Store:
     return app.store
+
+
+# -- helpers for the store suite: fabricate the rows a worker or a crash leaves --------
+
+from collections.abc import Callable, Sequence  # noqa: E402
+from json import dumps as _json_dumps  # noqa: E402
+from typing import Any  # noqa: E402
+
+from tock import SystemClock  # noqa: E402
+from tock.jobs import JobRecord, NewJob  # noqa: E402
+from tock.store import WorkerInfo  # noqa: E402
+
+
+@pytest.fixture
+def make_worker(store: Store, clock: FakeClock) -> Callable[..., str]:
+    """Register a worker row (heartbeat at the fake now) on ``store`` or ``on=``."""
+
+    def make(
+        worker_id: str = "w1",
+        *,
+        queues: Sequence[str] = ("default",),
+        concurrency: int = 10,
+        on: Store | None = None,
+    ) -> str:
+        (on or store).worker_register(
+            WorkerInfo(
+                id=worker_id,
+                hostname="test-host",
+                pid=os.getpid(),
+                queues=tuple(queues),
+                concurrency=concurrency,
+            ),
+            now=clock.db_now(),
+        )
+        return worker_id
+
+    return make
+
+
+@pytest.fixture
+def make_job(store: Store, clock: FakeClock) -> Callable[..., JobRecord]:
+    """Insert one job through the store protocol; ``status="running"`` also claims it
+    for ``worker`` (which need not be registered: then it is an orphan)."""
+
+    def make(
+        task: str = "tests.noop",
+        *,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        status: str = "pending",
+        worker: str = "w1",
+        queue: str = "default",
+        **fields: Any,
+    ) -> JobRecord:
+        new = NewJob(
+            task=task,
+            args=_json_dumps(list(args)),
+            kwargs=_json_dumps(kwargs or {}),
+            queue=queue,
+            **fields,
+        )
+        (job_id,) = store.job_enqueue_many([new], now=clock.db_now())
+        if status == "running":
+            claimed = store.job_claim_batch(
+                worker_id=worker, queues=[queue], limit=1, free=1, now=clock.db_now()
+            )
+            assert [j.id for j in claimed] == [job_id], "another due job was claimed first"
+        else:
+            assert status == "pending", status
+        return store.job_get(job_id)
+
+    return make
+
+
+@pytest.fixture
+def other_app(app: Tock, store_kind: str, tmp_path: Path, clock: FakeClock) -> Iterator[Tock]:
+    """A second app on the same store, as another process would open it (its own
+    connections and liveness tokens)."""
+    app.store.db_now(now=None)  # the first app created the schema
+    tock = Tock(store_url(store_kind, tmp_path), clock=clock)
+    yield tock
+    tock.close()
+
+
+@pytest.fixture
+def real_app(store_kind: str, tmp_path: Path) -> Iterator[Tock]:
+    """A Tock app on a fresh store of each kind, on the real clock (worker tests)."""
+    tock = Tock(store_url(store_kind, tmp_path), clock=SystemClock())
+    yield tock
+    tock.close()

@@ -13,7 +13,14 @@ class Periodic:
     """Calls ``fn`` every ``interval`` seconds until stopped; a failing pass is logged,
     and the next pass runs as planned (a database restart must not end the service)."""
 
-    def __init__(self, name: str, interval: float, fn: Callable[[], object], *, first_delay: float | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        fn: Callable[[], object],
+        *,
+        first_delay: float | None = None,
+    ) -> None:
         self.name = name
         self.interval = interval
         self._fn = fn

@@ -43,7 +43,8 @@ _dumps = _make_encoder()
 
 
 def check_name(kind: str, value: object) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    # fullmatch: "$" alone would let a trailing newline through.
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ConfigurationError(
             f"invalid {kind} name {value!r}: use 1 to 200 characters from A-Z a-z 0-9 _ . : -"
         )

@@ -56,7 +56,9 @@ class FakeClock:
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime, e.g. datetime(2030, 1, 1, tzinfo=UTC)")
+            raise ValueError(
+                "FakeClock needs an aware datetime, e.g. datetime(2030, 1, 1, tzinfo=UTC)"
+            )
         self._now = start.astimezone(UTC)
         self._lock = threading.Lock()
 

@@ -6,8 +6,8 @@ import json
 import random
 import threading
 import traceback
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from tock._validate import encode_result
 from tock.jobs import JobRecord, Outcome, OutcomeKind

@@ -120,7 +120,10 @@ class Executor:
         def run() -> None:
             asyncio.set_event_loop(loop)
             loop.call_soon(started.set)
-            loop.run_forever()
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
 
         self._loop = loop
         self._loop_thread = threading.Thread(target=run, name="tock-asyncio", daemon=True)
@@ -177,6 +180,9 @@ class Executor:
         self._watchdog.stop()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            thread = self._loop_thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(1.0)  # the loop closes itself (its sockets) once stopped
 
     # -- running -----------------------------------------------------------------
 

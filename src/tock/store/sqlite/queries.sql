@@ -91,12 +91,13 @@ SELECT min(run_at) FROM tock_jobs
 -- name: job_finish_many
 -- Move claimed jobs to the finished table where the claim token still holds. :rows is a
 -- JSON array of [id, token, status, result, error] (result and error: JSON or null).
+-- A job that succeeds after retries keeps its last error, for the record.
 INSERT INTO tock_jobs_finished ({cols})
 SELECT j.id, j.task, j.queue, j.priority, b.value ->> 2, j.args, j.kwargs, j.run_at,
        j.created_at, j.started_at, {now}, j.attempts, j.rescues, j.retries,
        j.retry_backoff, j.retry_on, j.timeout, j.at_most_once, j.max_rescues, j.unique_key,
        j.worker_id, j.claim_token, nullif(b.value -> '$[3]', 'null'),
-       nullif(b.value -> '$[4]', 'null')
+       coalesce(nullif(b.value -> '$[4]', 'null'), j.error)
   FROM json_each(:rows) AS b
   JOIN tock_jobs AS j ON j.id = b.value ->> 0
  WHERE j.claim_token = b.value ->> 1 AND j.status = 'running'

@@ -21,6 +21,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -216,7 +217,7 @@ class SQLiteStore:
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if mode.lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (it says {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")
@@ -280,6 +281,10 @@ class SQLiteStore:
                 f"connection= is open on {row[2] if row else '?'!r}, "
                 f"not on this store's database {self.path}"
             )
+        # Checked on the caller's connection: migrating from another connection could
+        # wait forever on the write lock the caller's transaction may hold.
+        if not self._checked:
+            self._check_schema(connection, may_migrate=False)
         return connection
 
     # -- schema ------------------------------------------------------------------
@@ -292,7 +297,7 @@ class SQLiteStore:
             return None
         return [v for (v,) in conn.execute(Q["migration_versions"])]
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
+    def _check_schema(self, conn: sqlite3.Connection, *, may_migrate: bool = True) -> None:
         with self._check_lock:
             if self._checked:
                 return
@@ -302,6 +307,11 @@ class SQLiteStore:
                 if not empty:
                     raise SchemaError(
                         f"{self.path} holds other tables but no Tock schema: run `tock migrate`"
+                    )
+                if not may_migrate:
+                    raise SchemaError(
+                        f"{self.path} has no Tock schema yet: run `tock migrate` "
+                        "(or app.migrate()) before enqueueing through your own connection"
                     )
                 # DESIGN: only an empty embedded SQLite store migrates itself.
                 self._migrate(conn)
@@ -831,6 +841,19 @@ def _runs(jobs: Sequence[NewJob], positions: list[int]) -> list[list[int]]:
             runs.append([i])
             last = options
     return runs
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL``, waiting while another connection switches a fresh
+    file: SQLite then answers "database is locked" at once, without its busy handler."""
+    for _ in range(BUSY_TIMEOUT_MS // 10):
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.01)
+    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,317 @@
+"""Claims and completions through the store protocol."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tock import FakeClock, JobStatus
+from tock.duties import Rescuer
+from tock.jobs import JobRecord, Outcome, OutcomeKind
+from tock.store import Store
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+ERROR = json.dumps({"type": "builtins.ValueError", "message": "boom", "traceback": "tb"})
+
+
+def claim(
+    store: Store,
+    clock: FakeClock,
+    *,
+    queues=("default",),
+    limit: int = 100,
+    free: int | None = None,
+    worker: str = "w1",
+) -> list[JobRecord]:
+    return store.job_claim_batch(
+        worker_id=worker,
+        queues=list(queues),
+        limit=limit,
+        free=limit if free is None else free,
+        now=clock.db_now(),
+    )
+
+
+# -- order, due times and limits ------------------------------------------------------
+
+
+def test_claim_order_priority_then_run_at_then_id_across_queues(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    low = make_job(queue="a", priority=-5)
+    late = make_job(queue="b", priority=3)  # same priority as `early`, later run_at
+    high = make_job(queue="b", priority=50)
+    early = make_job(queue="a", priority=3, run_at=T0 - timedelta(seconds=30))
+    tie1 = make_job(queue="a")
+    tie2 = make_job(queue="b")
+    elsewhere = make_job(queue="c", priority=100)
+    claimed = claim(store, clock, queues=("a", "b"))
+    assert [j.id for j in claimed] == [high.id, early.id, late.id, tie1.id, tie2.id, low.id]
+    assert store.job_get(elsewhere.id).status is JobStatus.PENDING
+
+
+def test_claim_order_in_a_single_queue(store: Store, clock: FakeClock, make_job) -> None:
+    a = make_job(priority=1)
+    b = make_job(priority=2)
+    c = make_job(priority=2, run_at=T0 - timedelta(seconds=1))
+    d = make_job(priority=1)
+    make_job(queue="other", priority=100)
+    assert [j.id for j in claim(store, clock, limit=2)] == [c.id, b.id]
+    assert [j.id for j in claim(store, clock, limit=10)] == [a.id, d.id]
+    assert claim(store, clock) == []
+
+
+def test_claim_respects_limit(store: Store, clock: FakeClock, make_job) -> None:
+    jobs = [make_job() for _ in range(5)]
+    first = claim(store, clock, limit=3)
+    assert [j.id for j in first] == [j.id for j in jobs[:3]]
+    second = claim(store, clock, limit=3)
+    assert [j.id for j in second] == [j.id for j in jobs[3:]]
+    assert claim(store, clock, limit=0) == []
+
+
+def test_claim_with_no_queues_claims_nothing(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job()
+    assert claim(store, clock, queues=()) == []
+    assert store.job_get(job.id).status is JobStatus.PENDING
+
+
+def test_future_job_not_claimed_until_due(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job(run_after=60.0)
+    assert store.job_get(job.id).run_at == T0 + timedelta(seconds=60)
+    assert claim(store, clock) == []
+    assert store.job_next_due(queues=["default"]) == T0 + timedelta(seconds=60)
+    clock.advance(seconds=59.999)
+    assert claim(store, clock) == []
+    clock.advance(seconds=0.001)
+    assert [j.id for j in claim(store, clock)] == [job.id]
+
+
+def test_job_next_due(store: Store, clock: FakeClock, make_job) -> None:
+    assert store.job_next_due(queues=["default"]) is None
+    make_job(run_after=30.0)
+    make_job(run_after=10.0, queue="other")
+    assert store.job_next_due(queues=["default"]) == T0 + timedelta(seconds=30)
+    assert store.job_next_due(queues=["default", "other"]) == T0 + timedelta(seconds=10)
+
+
+def test_free_limits_at_most_once_jobs(store: Store, clock: FakeClock, make_job) -> None:
+    a = make_job(at_most_once=True, priority=4)
+    b = make_job(priority=3)
+    c = make_job(at_most_once=True, priority=2)
+    d = make_job(priority=1)
+    claimed = claim(store, clock, limit=4, free=1)
+    assert [j.id for j in claimed] == [a.id, b.id, d.id]
+    assert store.job_get(c.id).status is JobStatus.PENDING
+
+
+def test_no_free_slot_no_at_most_once_job(store: Store, clock: FakeClock, make_job) -> None:
+    amo = make_job(at_most_once=True)
+    plain = make_job()
+    assert [j.id for j in claim(store, clock, limit=5, free=0)] == [plain.id]
+    assert store.job_get(amo.id).status is JobStatus.PENDING
+    assert [j.id for j in claim(store, clock, limit=5, free=1)] == [amo.id]
+
+
+def test_claim_sets_running_attempts_token_worker(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job()
+    clock.advance(seconds=5)
+    (record,) = claim(store, clock, worker="w-claim")
+    assert record.id == job.id
+    assert record.status is JobStatus.RUNNING
+    assert record.attempts == 1
+    assert record.claim_token is not None
+    assert record.worker_id == "w-claim"
+    assert record.started_at == T0 + timedelta(seconds=5)
+    assert store.job_get(job.id) == record
+
+
+def test_each_claim_has_its_own_token(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job()
+    (first,) = claim(store, clock)
+    assert (
+        store.job_complete_batch(
+            [Outcome(job.id, first.claim_token, OutcomeKind.RELEASED)], now=clock.db_now()
+        )
+        == 1
+    )
+    (second,) = claim(store, clock)
+    assert second.claim_token != first.claim_token
+
+
+# -- completions ----------------------------------------------------------------------------
+
+
+def test_succeeded_moves_to_finished(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job(args=[1, 2])
+    (record,) = claim(store, clock)
+    clock.advance(seconds=2)
+    n = store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.SUCCEEDED, result=json.dumps([3, "x"]))],
+        now=clock.db_now(),
+    )
+    assert n == 1
+    done = store.job_get(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.result == [3, "x"]
+    assert done.finished_at == T0 + timedelta(seconds=2)
+    assert done.attempts == 1
+    assert done.args == [1, 2]
+    assert claim(store, clock) == []
+    assert [r.id for r in store.job_list(statuses=[JobStatus.RUNNING, JobStatus.PENDING])] == []
+
+
+def test_retry_sets_pending_later_and_keeps_error(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job(retries=3)
+    (record,) = claim(store, clock)
+    clock.advance(seconds=1)
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.RETRY, error=ERROR, delay=30.0)],
+        now=clock.db_now(),
+    )
+    again = store.job_get(job.id)
+    assert again.status is JobStatus.PENDING
+    assert again.run_at == T0 + timedelta(seconds=31)
+    assert again.error == json.loads(ERROR)
+    assert again.attempts == 1
+    assert again.worker_id is None
+    assert again.claim_token is None
+    clock.advance(seconds=29)
+    assert claim(store, clock) == []
+    clock.advance(seconds=1)
+    (second,) = claim(store, clock)
+    assert second.attempts == 2
+
+
+def test_failed_keeps_error(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.FAILED, error=ERROR)], now=clock.db_now()
+    )
+    failed = store.job_get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error == {"type": "builtins.ValueError", "message": "boom", "traceback": "tb"}
+    assert failed.finished_at == T0
+    assert failed.result is None
+
+
+def test_released_hands_back_without_using_an_attempt(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    assert record.attempts == 1
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.RELEASED)], now=clock.db_now()
+    )
+    back = store.job_get(job.id)
+    assert back.status is JobStatus.PENDING
+    assert back.attempts == 0
+    assert back.worker_id is None
+    assert back.claim_token is None
+    assert back.run_at == T0
+    assert [j.id for j in claim(store, clock)] == [job.id]
+
+
+def test_completed_with_a_claim_in_one_call(store: Store, clock: FakeClock, make_job) -> None:
+    first = make_job()
+    (record,) = claim(store, clock)
+    second = make_job()
+    claimed = store.job_claim_batch(
+        worker_id="w1",
+        queues=["default"],
+        limit=5,
+        free=5,
+        now=clock.db_now(),
+        completed=[Outcome(first.id, record.claim_token, OutcomeKind.SUCCEEDED, result="1")],
+    )
+    assert [j.id for j in claimed] == [second.id]
+    assert store.job_get(first.id).status is JobStatus.SUCCEEDED
+
+
+def test_completed_applied_even_when_nothing_to_claim(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    claimed = store.job_claim_batch(
+        worker_id="w1",
+        queues=["default"],
+        limit=5,
+        free=5,
+        now=clock.db_now(),
+        completed=[Outcome(job.id, record.claim_token, OutcomeKind.SUCCEEDED, result="1")],
+    )
+    assert claimed == []
+    assert store.job_get(job.id).status is JobStatus.SUCCEEDED
+
+
+def test_batch_of_mixed_outcomes(store: Store, clock: FakeClock, make_job) -> None:
+    jobs = [make_job(retries=1) for _ in range(4)]
+    records = claim(store, clock)
+    kinds = [OutcomeKind.SUCCEEDED, OutcomeKind.RETRY, OutcomeKind.FAILED, OutcomeKind.RELEASED]
+    outcomes = [
+        Outcome(
+            r.id,
+            r.claim_token,
+            k,
+            result="0" if k is OutcomeKind.SUCCEEDED else None,
+            error=ERROR if k in (OutcomeKind.RETRY, OutcomeKind.FAILED) else None,
+            delay=5.0,
+        )
+        for r, k in zip(records, kinds, strict=True)
+    ]
+    assert store.job_complete_batch(outcomes, now=clock.db_now()) == 4
+    assert [store.job_get(j.id).status for j in jobs] == [
+        "succeeded",
+        "pending",
+        "failed",
+        "pending",
+    ]
+    assert store.job_complete_batch([], now=clock.db_now()) == 0
+
+
+@pytest.mark.parametrize("kind", list(OutcomeKind))
+def test_stale_token_changes_nothing(
+    store: Store, clock: FakeClock, make_job, make_worker, kind: OutcomeKind
+) -> None:
+    make_worker("w1")
+    job = make_job(status="running", worker="w1")
+    first_token = job.claim_token
+    clock.advance(seconds=11)
+    report = Rescuer(store, clock).run_once()
+    assert report.rescued == [job.id]
+    (second,) = claim(store, clock, worker="w2")
+    assert second.claim_token != first_token
+    stale = Outcome(job.id, first_token, kind, result="1", error=ERROR, delay=1.0)
+    assert store.job_complete_batch([stale], now=clock.db_now()) == 0
+    now = store.job_get(job.id)
+    assert now.status is JobStatus.RUNNING
+    assert now.worker_id == "w2"
+    assert now.claim_token == second.claim_token
+    assert now.attempts == second.attempts
+    assert (
+        store.job_complete_batch(
+            [Outcome(job.id, second.claim_token, OutcomeKind.SUCCEEDED, result="2")],
+            now=clock.db_now(),
+        )
+        == 1
+    )
+    assert store.job_get(job.id).result == 2
+
+
+def test_outcome_for_a_finished_job_changes_nothing(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    ok = Outcome(job.id, record.claim_token, OutcomeKind.SUCCEEDED, result="1")
+    assert store.job_complete_batch([ok], now=clock.db_now()) == 1
+    assert store.job_complete_batch([ok], now=clock.db_now()) == 0
+    again = Outcome(job.id, record.claim_token, OutcomeKind.FAILED, error=ERROR)
+    assert store.job_complete_batch([again], now=clock.db_now()) == 0
+    assert store.job_get(job.id).status is JobStatus.SUCCEEDED
+    assert store.job_get(job.id).result == 1

@@ -1,0 +1,269 @@
+"""The rescuer: fabricate the rows a dead worker leaves, then run one pass."""
+
+from __future__ import annotations
+
+from tock import FakeClock, JobStatus, Tock
+from tock.duties import Rescuer, RescuerConfig
+from tock.jobs import Outcome, OutcomeKind
+from tock.store import Store
+
+
+def rescue(store: Store, clock: FakeClock, **config):
+    return Rescuer(store, clock, RescuerConfig(**config)).run_once()
+
+
+def test_rescues_jobs_of_a_dead_worker(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    dead = make_worker("dead")
+    jobs = [make_job(status="running", worker=dead, retries=0) for _ in range(3)]
+    clock.advance(seconds=11)
+    report = rescue(store, clock)
+    assert report.dead_workers == ["dead"]
+    assert sorted(report.rescued) == [j.id for j in jobs]
+    assert report.lost == [] and report.failed == []
+    for j in jobs:
+        record = store.job_get(j.id)
+        assert record.status is JobStatus.PENDING
+        assert record.rescues == 1
+        assert record.attempts == 1
+        assert record.errors_so_far == 0  # a rescue uses up no retry
+        assert record.worker_id is None
+        assert record.claim_token is None
+    assert [w.id for w in store.worker_list()] == []
+    assert store.worker_heartbeat("dead", now=clock.db_now()) is False
+
+
+def test_rescued_job_with_no_retries_runs_again(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("dead")
+    job = make_job(status="running", worker="dead", retries=0)
+    clock.advance(seconds=11)
+    rescue(store, clock)
+    (again,) = store.job_claim_batch(
+        worker_id="w2", queues=["default"], limit=5, free=5, now=clock.db_now()
+    )
+    assert again.id == job.id
+    assert again.attempts == 2
+    assert again.rescues == 1
+    assert again.errors_so_far == 1
+
+
+def test_at_most_once_jobs_end_lost(store: Store, clock: FakeClock, make_worker, make_job) -> None:
+    make_worker("dead")
+    amo = make_job(status="running", worker="dead", at_most_once=True, retries=3)
+    plain = make_job(status="running", worker="dead")
+    clock.advance(seconds=11)
+    report = rescue(store, clock)
+    assert report.lost == [amo.id]
+    assert report.rescued == [plain.id]
+    lost = store.job_get(amo.id)
+    assert lost.status is JobStatus.LOST
+    assert lost.finished_at == clock.now()
+    assert lost.error is not None and "died" in lost.error["message"]
+
+
+def test_past_max_rescues_ends_failed(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    job = None
+    for n in range(3):
+        make_worker(f"dead-{n}")
+        if job is None:
+            job = make_job(status="running", worker="dead-0", max_rescues=2)
+        else:
+            (claimed,) = store.job_claim_batch(
+                worker_id=f"dead-{n}", queues=["default"], limit=1, free=1, now=clock.db_now()
+            )
+            assert claimed.id == job.id
+        clock.advance(seconds=11)
+        report = rescue(store, clock)
+        if n < 2:
+            assert report.rescued == [job.id]
+            assert store.job_get(job.id).rescues == n + 1
+    assert report.failed == [job.id]
+    failed = store.job_get(job.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert "worker" in failed.error["message"] and "died" in failed.error["message"]
+    assert failed.attempts == 3
+    assert failed.rescues == 2
+
+
+def test_max_rescues_zero_fails_at_first_death(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("dead")
+    job = make_job(status="running", worker="dead", max_rescues=0)
+    clock.advance(seconds=11)
+    assert rescue(store, clock).failed == [job.id]
+    assert store.job_get(job.id).status is JobStatus.FAILED
+
+
+def test_live_worker_is_not_rescued(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    # The other app holds its worker's liveness token, as a live process would.
+    make_worker("alive", on=other_app.store)
+    job = make_job(status="running", worker="alive")
+    clock.advance(seconds=9)
+    assert not rescue(store, clock)
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+    other_app.store.worker_heartbeat("alive", now=clock.db_now())
+    clock.advance(seconds=9)
+    assert not rescue(store, clock)
+    assert [w.id for w in store.worker_list()] == ["alive"]
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+
+
+def test_heartbeat_past_rescue_after_is_dead_even_with_its_token(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("paused", on=other_app.store)
+    job = make_job(status="running", worker="paused")
+    clock.advance(seconds=10.5)
+    report = rescue(store, clock)
+    assert report.dead_workers == ["paused"]
+    assert store.job_get(job.id).status is JobStatus.PENDING
+    # The paused worker comes back: its heartbeat finds no row; its old completion is stale.
+    assert other_app.store.worker_heartbeat("paused", now=clock.db_now()) is False
+    stale = Outcome(job.id, job.claim_token, OutcomeKind.SUCCEEDED, result="1")
+    assert other_app.store.job_complete_batch([stale], now=clock.db_now()) == 0
+
+
+def test_token_held_by_this_process_keeps_a_quiet_worker_alive(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("mine")
+    job = make_job(status="running", worker="mine")
+    clock.advance(seconds=5)
+    assert not rescue(store, clock)
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+
+
+def test_released_token_and_old_heartbeat_is_dead(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("gone", on=other_app.store)
+    job = make_job(status="running", worker="gone")
+    other_app.close()  # the process died: the OS (or the database) releases its token
+    clock.advance(seconds=3)
+    assert not rescue(store, clock)  # a heartbeat younger than two intervals: not yet
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+    clock.advance(seconds=2)
+    report = rescue(store, clock)
+    assert report.dead_workers == ["gone"]
+    assert report.rescued == [job.id]
+    assert [w.id for w in store.worker_list()] == []
+
+
+def test_heartbeat_interval_sets_the_token_threshold(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("gone", on=other_app.store)
+    make_job(status="running", worker="gone")
+    other_app.close()
+    clock.advance(seconds=5)
+    assert not rescue(store, clock, heartbeat_interval=3.0)  # needs more than 6 s
+    clock.advance(seconds=1.5)
+    assert rescue(store, clock, heartbeat_interval=3.0).dead_workers == ["gone"]
+
+
+def test_rescue_after_is_configurable(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("slow", on=other_app.store)
+    make_job(status="running", worker="slow")
+    clock.advance(seconds=11)
+    assert not rescue(store, clock, rescue_after=30.0)
+    clock.advance(seconds=20)
+    assert rescue(store, clock, rescue_after=30.0).dead_workers == ["slow"]
+
+
+def test_dead_worker_without_jobs_is_removed(store: Store, clock: FakeClock, make_worker) -> None:
+    make_worker("idle-dead")
+    clock.advance(seconds=11)
+    report = rescue(store, clock)
+    assert report.dead_workers == ["idle-dead"]
+    assert report.rescued == []
+    assert store.worker_list() == []
+
+
+def test_orphans_are_rescued(store: Store, clock: FakeClock, make_job) -> None:
+    # Running jobs whose worker row is gone (never registered, or removed).
+    job = make_job(status="running", worker="ghost")
+    report = rescue(store, clock)
+    assert report.rescued == [job.id]
+    assert "ghost" in report.dead_workers
+    record = store.job_get(job.id)
+    assert record.status is JobStatus.PENDING
+    assert record.rescues == 1
+
+
+def test_only_the_dead_workers_jobs_move(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("dead")
+    dead_job = make_job(status="running", worker="dead")
+    clock.advance(seconds=8)
+    make_worker("alive", on=other_app.store)
+    live_job = make_job(status="running", worker="alive")
+    pending = make_job()
+    clock.advance(seconds=3)
+    report = rescue(store, clock)
+    assert report.dead_workers == ["dead"]
+    assert report.rescued == [dead_job.id]
+    assert store.job_get(live_job.id).status is JobStatus.RUNNING
+    assert store.job_get(pending.id).status is JobStatus.PENDING
+    assert store.job_get(pending.id).rescues == 0
+    assert [w.id for w in store.worker_list()] == ["alive"]
+
+
+def test_second_pass_finds_nothing(store: Store, clock: FakeClock, make_worker, make_job) -> None:
+    make_worker("dead")
+    make_job(status="running", worker="dead")
+    clock.advance(seconds=11)
+    assert rescue(store, clock)
+    assert not rescue(store, clock)
+
+
+def test_unregister_settles_held_jobs(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("leaving")
+    plain = make_job(status="running", worker="leaving")
+    amo = make_job(status="running", worker="leaving", at_most_once=True)
+    report = store.worker_unregister("leaving", now=clock.db_now())
+    assert report.rescued == [plain.id]
+    assert report.lost == [amo.id]
+    assert store.worker_list() == []
+
+
+def test_register_again_after_being_declared_dead(
+    store: Store, clock: FakeClock, make_worker
+) -> None:
+    make_worker("w")
+    clock.advance(seconds=11)
+    assert rescue(store, clock).dead_workers == ["w"]
+    make_worker("w")
+    assert [w.id for w in store.worker_list()] == ["w"]
+    assert store.worker_heartbeat("w", now=clock.db_now()) is True
+    clock.advance(seconds=5)
+    assert not rescue(store, clock)
+
+
+def test_worker_list_counts_running_jobs(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("w1", queues=("default", "b"), concurrency=7)
+    make_job(status="running", worker="w1")
+    make_job(status="running", worker="w1")
+    make_job()
+    (w,) = store.worker_list()
+    assert (w.id, w.queues, w.concurrency, w.running) == ("w1", ("default", "b"), 7, 2)
+    assert w.started_at == w.heartbeat_at == clock.now()
+    clock.advance(seconds=2)
+    assert store.worker_heartbeat("w1", now=clock.db_now()) is True
+    (w,) = store.worker_list()
+    assert w.heartbeat_at == clock.now()

@@ -1,0 +1,398 @@
+"""The worker in-process, on the real clock: wait on events and results, never on sleeps,
+and never assert durations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tock import Context, JobFailed, JobStatus, Tock
+from tock.jobs import NewJob
+from tock.worker.worker import Worker, WorkerConfig
+
+WAIT = 30.0  # generous upper bound for a wait; never an expectation
+
+
+@contextmanager
+def running_worker(app: Tock, **config: Any) -> Iterator[Worker]:
+    config.setdefault("duties", False)
+    worker = Worker(app, WorkerConfig(**config))
+    thread = threading.Thread(
+        target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True
+    )
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    event = threading.Event()
+    for _ in range(int(WAIT / 0.01)):
+        if predicate():
+            return
+        event.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- tasks (registered per test on a fresh app) -----------------------------------------
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+async def async_add(x: int, y: int) -> int:
+    await asyncio.sleep(0)
+    return x + y
+
+
+def whoami(ctx: Context, tag: str) -> dict[str, Any]:
+    return {
+        "job_id": ctx.job_id,
+        "attempt": ctx.attempt,
+        "task": ctx.task,
+        "queue": ctx.queue,
+        "tag": tag,
+    }
+
+
+async def async_whoami(ctx: Context) -> list[int]:
+    return [ctx.job_id, ctx.attempt]
+
+
+class Flaky(Exception):
+    pass
+
+
+def flaky(ctx: Context, fail_times: int) -> int:
+    if ctx.attempt <= fail_times:
+        raise Flaky(f"attempt {ctx.attempt}")
+    return ctx.attempt
+
+
+class Fatal(BaseException):
+    pass
+
+
+def test_sync_and_async_tasks(real_app: Tock) -> None:
+    s = real_app.task(name="w.add")(add)
+    a = real_app.task(name="w.async_add")(async_add)
+    with running_worker(real_app, concurrency=4):
+        jobs = [s.enqueue(1, 2), a.enqueue(3, 4), s.enqueue(x=5, y=6), a.enqueue(x=7, y=8)]
+        assert [j.result(timeout=WAIT) for j in jobs] == [3, 7, 11, 15]
+    record = real_app.store.job_get(jobs[1].id)
+    assert record.status is JobStatus.SUCCEEDED
+    assert record.attempts == 1
+    assert record.started_at is not None and record.finished_at is not None
+
+
+def test_worker_serves_its_queues_only(real_app: Tock) -> None:
+    t = real_app.task(name="w.add")(add)
+    with running_worker(real_app, queues=("a", "b")):
+        a = t.using(queue="a").enqueue(1, 1)
+        b = t.using(queue="b").enqueue(2, 2)
+        other = t.enqueue(3, 3)
+        assert a.result(timeout=WAIT) == 2
+        assert b.result(timeout=WAIT) == 4
+        assert other.refresh().status is JobStatus.PENDING
+    assert other.refresh().status is JobStatus.PENDING
+
+
+def test_takes_context(real_app: Tock) -> None:
+    s = real_app.task(name="w.whoami", takes_context=True, queue="ctx")(whoami)
+    a = real_app.task(name="w.async_whoami", takes_context=True, queue="ctx")(async_whoami)
+    with running_worker(real_app, queues=("ctx",)):
+        job = s.enqueue("t1")
+        ajob = a.enqueue()
+        assert job.result(timeout=WAIT) == {
+            "job_id": job.id,
+            "attempt": 1,
+            "task": "w.whoami",
+            "queue": "ctx",
+            "tag": "t1",
+        }
+        assert ajob.result(timeout=WAIT) == [ajob.id, 1]
+
+
+def test_retries_until_success(real_app: Tock) -> None:
+    t = real_app.task(name="w.flaky", takes_context=True, retries=3, retry_backoff=0.01)(flaky)
+    with running_worker(real_app):
+        job = t.enqueue(2)
+        assert job.result(timeout=WAIT) == 3
+    record = real_app.store.job_get(job.id)
+    assert record.attempts == 3
+    # A job that succeeded after retries keeps its last error for the record.
+    assert record.error is not None
+    assert record.error["message"] == "attempt 2"
+
+
+def test_retries_run_out(real_app: Tock) -> None:
+    t = real_app.task(name="w.flaky", takes_context=True, retries=1, retry_backoff=0.01)(flaky)
+    with running_worker(real_app):
+        job = t.enqueue(5)
+        with pytest.raises(JobFailed) as info:
+            job.result(timeout=WAIT)
+    assert info.value.type == f"{__name__}.Flaky"
+    assert info.value.message == "attempt 2"
+    assert "Flaky" in info.value.traceback
+    assert real_app.store.job_get(job.id).attempts == 2
+
+
+def test_error_not_in_retry_on_fails_at_once(real_app: Tock) -> None:
+    t = real_app.task(
+        name="w.flaky", takes_context=True, retries=5, retry_backoff=0.01, retry_on=OSError
+    )(flaky)
+    with running_worker(real_app):
+        job = t.enqueue(1)
+        with pytest.raises(JobFailed):
+            job.result(timeout=WAIT)
+    assert real_app.store.job_get(job.id).attempts == 1
+
+
+def test_async_timeout(real_app: Tock) -> None:
+    seen: dict[str, bool] = {}
+
+    async def slow(ctx: Context) -> None:
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    t = real_app.task(name="w.async_slow", takes_context=True, timeout=0.1)(slow)
+    with running_worker(real_app):
+        job = t.enqueue()
+        with pytest.raises(JobFailed) as info:
+            job.result(timeout=WAIT)
+    assert info.value.type == "tock.JobTimeout"
+    assert seen == {"cancelled": True}
+
+
+def test_sync_timeout_sets_canceled(real_app: Tock) -> None:
+    seen: dict[str, bool] = {}
+
+    def slow(ctx: Context) -> str:
+        seen["canceled"] = ctx.canceled.wait(WAIT)
+        return "returned anyway"
+
+    t = real_app.task(name="w.sync_slow", takes_context=True, timeout=0.1)(slow)
+    with running_worker(real_app):
+        job = t.enqueue()
+        with pytest.raises(JobFailed) as info:
+            job.result(timeout=WAIT)
+    assert info.value.type == "tock.JobTimeout"
+    assert seen == {"canceled": True}
+
+
+def test_sync_timeout_without_context(real_app: Tock) -> None:
+    release = threading.Event()
+
+    def slow() -> int:
+        release.wait(WAIT)
+        return 1
+
+    t = real_app.task(name="w.sync_slow_plain", timeout=0.05)(slow)
+    with running_worker(real_app):
+        job = t.enqueue()
+        wait_for(lambda: job.refresh().status is JobStatus.RUNNING, "the job to start")
+        threading.Timer(0.3, release.set).start()
+        with pytest.raises(JobFailed) as info:
+            job.result(timeout=WAIT)
+    assert info.value.type == "tock.JobTimeout"
+
+
+def test_timeout_is_retried_like_an_error(real_app: Tock) -> None:
+    def slow(ctx: Context) -> int:
+        if ctx.attempt == 1:
+            ctx.canceled.wait(WAIT)
+        return ctx.attempt
+
+    t = real_app.task(
+        name="w.slow_once", takes_context=True, timeout=0.1, retries=1, retry_backoff=0.01
+    )(slow)
+    with running_worker(real_app):
+        assert t.enqueue().result(timeout=WAIT) == 2
+
+
+def test_unknown_task_fails_the_job_and_the_worker_goes_on(real_app: Tock) -> None:
+    t = real_app.task(name="w.add")(add)
+    store = real_app.store
+    (ghost_id,) = store.job_enqueue_many(
+        [NewJob(task="no.such.task", args="[]", kwargs="{}")], now=None
+    )
+    with running_worker(real_app):
+        with pytest.raises(JobFailed) as info:
+            real_app.job(ghost_id).result(timeout=WAIT)
+        assert "no.such.task" in info.value.message
+        assert t.enqueue(1, 2).result(timeout=WAIT) == 3
+
+
+@pytest.mark.parametrize(
+    ("exc", "type_name"),
+    [
+        (SystemExit(3), "builtins.SystemExit"),
+        (KeyboardInterrupt(), "builtins.KeyboardInterrupt"),
+        (Fatal("fatal"), f"{__name__}.Fatal"),
+    ],
+)
+def test_base_exceptions_fail_the_job_and_the_worker_survives(
+    real_app: Tock, exc: BaseException, type_name: str
+) -> None:
+    def sync_raiser() -> None:
+        raise exc
+
+    async def async_raiser() -> None:
+        raise exc
+
+    s = real_app.task(name="w.sync_raiser", retries=3, retry_backoff=0.01, retry_on=Exception)(
+        sync_raiser
+    )
+    a = real_app.task(name="w.async_raiser", retries=3, retry_backoff=0.01)(async_raiser)
+    t = real_app.task(name="w.add")(add)
+    with running_worker(real_app, concurrency=2):
+        for job in (s.enqueue(), a.enqueue()):
+            with pytest.raises(JobFailed) as info:
+                job.result(timeout=WAIT)
+            assert info.value.type == type_name
+            assert job.refresh().record.attempts == 1
+        assert t.enqueue(2, 2).result(timeout=WAIT) == 4
+
+
+def test_result_that_is_not_json_fails_the_job(real_app: Tock) -> None:
+    def bad_result() -> object:
+        return {"ok": {1, 2}}
+
+    async def async_bad_result() -> float:
+        return float("nan")
+
+    s = real_app.task(name="w.bad_result", retries=2, retry_backoff=0.01)(bad_result)
+    a = real_app.task(name="w.async_bad_result")(async_bad_result)
+    with running_worker(real_app):
+        for job in (s.enqueue(), a.enqueue()):
+            with pytest.raises(JobFailed) as info:
+                job.result(timeout=WAIT)
+            assert info.value.type == "builtins.TypeError"
+            assert "return value" in info.value.message
+            assert job.refresh().record.attempts == 1  # not retried: the task did not raise
+
+
+def test_concurrency_cap_counts_sync_and_async_together(real_app: Tock) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+
+    def enter() -> None:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+
+    def leave() -> None:
+        with lock:
+            state["now"] -= 1
+
+    def sync_job(i: int) -> int:
+        enter()
+        try:
+            threading.Event().wait(0.02)
+        finally:
+            leave()
+        return i
+
+    async def async_job(i: int) -> int:
+        enter()
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            leave()
+        return i
+
+    s = real_app.task(name="w.cap_sync")(sync_job)
+    a = real_app.task(name="w.cap_async")(async_job)
+    jobs = []
+    for i in range(12):
+        jobs.append((s if i % 2 else a).enqueue(i))
+    with running_worker(real_app, concurrency=3, prefetch=4):
+        assert [j.result(timeout=WAIT) for j in jobs] == list(range(12))
+    assert 1 <= state["max"] <= 3
+
+
+def test_graceful_stop_hands_back_unstarted_jobs(real_app: Tock) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def blocker() -> str:
+        started.set()
+        release.wait(WAIT)
+        return "done"
+
+    b = real_app.task(name="w.blocker")(blocker)
+    t = real_app.task(name="w.add")(add)
+    first = b.enqueue()
+    waiting = t.enqueue_many([(1, 1), (2, 2), (3, 3)])
+    store = real_app.store
+    worker = Worker(real_app, WorkerConfig(concurrency=1, prefetch=5, duties=False))
+    thread = threading.Thread(
+        target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True
+    )
+    thread.start()
+    try:
+        assert started.wait(WAIT)
+        wait_for(
+            lambda: all(store.job_get(j.id).status is JobStatus.RUNNING for j in waiting),
+            "the prefetched jobs to be claimed",
+        )
+        worker.stop()
+        wait_for(
+            lambda: all(store.job_get(j.id).status is JobStatus.PENDING for j in waiting),
+            "the unstarted jobs to be handed back",
+        )
+        release.set()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    finally:
+        release.set()
+        worker.stop(now=True)
+        thread.join(WAIT)
+    assert first.result(timeout=WAIT) == "done"
+    for job in waiting:
+        record = store.job_get(job.id)
+        assert record.status is JobStatus.PENDING
+        assert record.attempts == 0
+        assert record.worker_id is None
+    assert store.worker_list() == []
+
+
+def test_worker_registers_and_unregisters(real_app: Tock) -> None:
+    real_app.task(name="w.add")(add)
+    with running_worker(real_app, queues=("default", "x"), concurrency=2) as worker:
+        wait_for(
+            lambda: any(w.id == worker.id for w in real_app.store.worker_list()), "registration"
+        )
+        (row,) = real_app.store.worker_list()
+        assert (row.queues, row.concurrency) == (("default", "x"), 2)
+    assert real_app.store.worker_list() == []
+
+
+def test_completion_written_as_json(real_app: Tock) -> None:
+    def nested() -> dict[str, Any]:
+        return {"a": [1, 2.5, None, True, "é"], "b": {"c": (1, 2)}}
+
+    t = real_app.task(name="w.nested")(nested)
+    with running_worker(real_app):
+        assert t.enqueue().result(timeout=WAIT) == json.loads(json.dumps(nested()))
+
+
+def test_worker_with_duties_runs_and_stops(real_app: Tock) -> None:
+    t = real_app.task(name="w.add")(add)
+    with running_worker(real_app, duties=True):
+        assert t.enqueue(20, 22).result(timeout=WAIT) == 42
+    assert real_app.store.worker_list() == []
