@@ -1,0 +1,68 @@
+"""The app the crash tests' worker processes run (``--app crashapp:app``).
+
+Every task appends one line ``"<tag> <pid>\\n"`` to the start log named by
+``$TOCK_CRASH_LOG`` before it does anything else. The log lives outside the store, so it
+shows every start, including those of a process killed before it could record anything.
+One ``os.write`` on an ``O_APPEND`` descriptor: lines of concurrent processes never
+interleave.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tock import Context, Tock
+
+START_LOG = "TOCK_CRASH_LOG"
+HANG_MS = 60_000  #: a first attempt of ``crash.fragile`` waits to be killed
+RERUN_MS = 1_500  #: a later attempt of ``crash.steady`` (after a rescue) takes this long
+
+
+def log_start(tag: str) -> None:
+    fd = os.open(os.environ[START_LOG], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{tag} {os.getpid()}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def sleepy(ms: int, tag: str) -> list[object]:
+    log_start(tag)
+    time.sleep(ms / 1000)
+    return [tag, os.getpid()]
+
+
+def once(ms: int, tag: str) -> list[object]:
+    log_start(tag)
+    time.sleep(ms / 1000)
+    return [tag, os.getpid()]
+
+
+def fragile(ctx: Context, ms: int, tag: str) -> list[object]:
+    """Hangs on its first attempt (the test kills the worker), sleeps ``ms`` after."""
+    log_start(tag)
+    time.sleep((HANG_MS if ctx.attempt == 1 else ms) / 1000)
+    return [tag, os.getpid()]
+
+
+def steady(ctx: Context, ms: int, tag: str) -> list[object]:
+    """Sleeps ``ms`` on its first attempt and longer after a rescue, so that the late
+    completion of a paused worker lands while another worker runs the job again."""
+    log_start(tag)
+    time.sleep((ms if ctx.attempt == 1 else RERUN_MS) / 1000)
+    return [tag, os.getpid()]
+
+
+def build(url: str | None = None) -> Tock:
+    """An app with the crash tasks; the test process builds its own on its store."""
+    tock = Tock(url)
+    tock.task(name="crash.sleepy", retries=0)(sleepy)
+    tock.task(name="crash.once", at_most_once=True)(once)
+    tock.task(name="crash.fragile", retries=0, takes_context=True)(fragile)
+    tock.task(name="crash.steady", takes_context=True)(steady)
+    return tock
+
+
+# $TOCK_URL; the store opens on first use, so importing this module costs nothing.
+app = build()
