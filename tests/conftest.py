@@ -88,10 +88,25 @@ def make_worker(store: Store, clock: FakeClock) -> Callable[..., str]:
     return make
 
 
+def ensure_worker(store: Store, worker_id: str, now: datetime | None = None) -> None:
+    """Register ``worker_id`` unless it is: only registered workers claim."""
+    if worker_id not in {w.id for w in store.worker_list()}:
+        store.worker_register(
+            WorkerInfo(
+                id=worker_id,
+                hostname="test-host",
+                pid=os.getpid(),
+                queues=("default",),
+                concurrency=10,
+            ),
+            now=now,
+        )
+
+
 @pytest.fixture
 def make_job(store: Store, clock: FakeClock) -> Callable[..., JobRecord]:
     """Insert one job through the store protocol; ``status="running"`` also claims it
-    for ``worker`` (which need not be registered: then it is an orphan)."""
+    for ``worker``, registering it first if it is not."""
 
     def make(
         task: str = "tests.noop",
@@ -112,6 +127,7 @@ def make_job(store: Store, clock: FakeClock) -> Callable[..., JobRecord]:
         )
         (job_id,) = store.job_enqueue_many([new], now=clock.db_now())
         if status == "running":
+            ensure_worker(store, worker, clock.db_now())
             claimed = store.job_claim_batch(
                 worker_id=worker, queues=[queue], limit=1, free=1, now=clock.db_now()
             )

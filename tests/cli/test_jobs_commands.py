@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ensure_worker
 
 from tock import JobStatus
 
@@ -18,6 +19,7 @@ def jobs(project: Project) -> dict[str, int]:
     project.drain()
     pending = mod.add.using(priority=5).enqueue(3, 4)
     running = mod.add.using(queue="held").enqueue(5, 6)
+    ensure_worker(project.app.store, "w-test")
     (claimed,) = project.app.store.job_claim_batch(
         worker_id="w-test", queues=["held"], limit=1, free=1, now=None
     )

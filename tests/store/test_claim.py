@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import ensure_worker
 
 from tock import FakeClock, JobStatus
 from tock.duties import Rescuer
@@ -25,6 +26,7 @@ def claim(
     free: int | None = None,
     worker: str = "w1",
 ) -> list[JobRecord]:
+    ensure_worker(store, worker, clock.db_now())
     return store.job_claim_batch(
         worker_id=worker,
         queues=list(queues),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conftest import ensure_worker
+
 from tock import FakeClock, JobStatus, Tock
 from tock.duties import Rescuer, RescuerConfig
 from tock.jobs import Outcome, OutcomeKind
@@ -41,6 +43,7 @@ def test_rescued_job_with_no_retries_runs_again(
     job = make_job(status="running", worker="dead", retries=0)
     clock.advance(seconds=11)
     rescue(store, clock)
+    ensure_worker(store, "w2", clock.db_now())
     (again,) = store.job_claim_batch(
         worker_id="w2", queues=["default"], limit=5, free=5, now=clock.db_now()
     )
@@ -190,15 +193,75 @@ def test_dead_worker_without_jobs_is_removed(store: Store, clock: FakeClock, mak
     assert store.worker_list() == []
 
 
-def test_orphans_are_rescued(store: Store, clock: FakeClock, make_job) -> None:
-    # Running jobs whose worker row is gone (never registered, or removed).
-    job = make_job(status="running", worker="ghost")
-    report = rescue(store, clock)
-    assert report.rescued == [job.id]
-    assert "ghost" in report.dead_workers
-    record = store.job_get(job.id)
-    assert record.status is JobStatus.PENDING
-    assert record.rescues == 1
+def test_a_buried_worker_claims_nothing_until_it_registers_again(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("paused")
+    make_job(status="running", worker="paused")
+    clock.advance(seconds=11)
+    assert rescue(store, clock).dead_workers == ["paused"]
+    # Back from its pause, before its heartbeat notices: it must not take more jobs.
+    claim = dict(worker_id="paused", queues=["default"], limit=5, free=5)
+    assert store.job_claim_batch(**claim, now=clock.db_now()) == []
+    assert store.worker_heartbeat("paused", now=clock.db_now()) is False
+    make_worker("paused")  # what its heartbeat does on finding its row gone
+    assert len(store.job_claim_batch(**claim, now=clock.db_now())) == 1
+
+
+def test_a_rescuer_never_buries_its_own_worker(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    make_worker("me")
+    make_job(status="running", worker="me")
+    clock.advance(seconds=11)
+    rescuer = Rescuer(store, clock, worker_id="me")
+    report = rescuer.run_once()
+    assert report.dead_workers == []
+    assert [w.id for w in store.worker_list()] == ["me"]
+
+
+def test_old_heartbeats_are_no_evidence_while_the_rescuers_own_is_old(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    # Every heartbeat stalled alike (a writer held the lock, or this process was
+    # paused): only released tokens count, in this pass and the next.
+    make_worker("me")
+    make_worker("other", on=other_app.store)  # alive: its token is held
+    job = make_job(status="running", worker="other")
+    clock.advance(seconds=11)
+    rescuer = Rescuer(store, clock, worker_id="me")
+    first = rescuer.run_once()
+    assert first.dead_workers == [] and not first.kept_pace
+    store.worker_heartbeat("me", now=clock.db_now())
+    second = rescuer.run_once()  # the store keeps pace again, but only just
+    assert second.dead_workers == [] and second.kept_pace
+    third = rescuer.run_once()  # a full pass later: "other" really stopped writing
+    assert third.dead_workers == ["other"]
+    assert store.job_get(job.id).status is JobStatus.PENDING
+
+
+def test_released_tokens_count_even_when_heartbeats_do_not(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("me")
+    make_worker("gone", on=other_app.store)
+    job = make_job(status="running", worker="gone")
+    other_app.close()  # its process "dies": the token is released
+    clock.advance(seconds=11)
+    report = Rescuer(store, clock, worker_id="me").run_once()
+    assert not report.kept_pace  # "me" has not written a heartbeat for 11 s
+    assert report.dead_workers == ["gone"]
+    assert store.job_get(job.id).status is JobStatus.PENDING
+
+
+def test_a_second_rescuer_reports_nothing_already_buried(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("dead")
+    make_job(status="running", worker="dead")
+    clock.advance(seconds=11)
+    assert rescue(store, clock).dead_workers == ["dead"]
+    assert not Rescuer(other_app.store, clock).run_once()
 
 
 def test_only_the_dead_workers_jobs_move(

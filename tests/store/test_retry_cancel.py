@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ensure_worker
 
 from tock import FakeClock, JobNotFound, JobStatus, TockError
 from tock.duties import Rescuer
@@ -44,6 +45,7 @@ def test_retry_failed_job(store: Store, clock: FakeClock, failed) -> None:
     assert again.finished_at is None
     assert again.retries == 2
     assert store.job_get(job.id) == again
+    ensure_worker(store, "w", clock.db_now())
     (claimed,) = store.job_claim_batch(
         worker_id="w", queues=["default"], limit=1, free=1, now=clock.db_now()
     )
@@ -117,6 +119,7 @@ def test_cancel_pending_job(store: Store, clock: FakeClock, make_job) -> None:
     assert canceled.finished_at == clock.now()
     assert store.job_get(job.id) == canceled
     clock.advance(seconds=3600)
+    ensure_worker(store, "w", clock.db_now())
     assert (
         store.job_claim_batch(
             worker_id="w", queues=["default"], limit=5, free=5, now=clock.db_now()

@@ -469,3 +469,30 @@ def test_transactional_enqueue_before_any_schema_asks_for_migrate(make_app, db: 
         conn.rollback()
     finally:
         conn.close()
+
+
+def test_orphans_are_rescued(make_app, db: Path, clock: FakeClock) -> None:
+    # Running jobs whose worker row is gone (removed by hand, say) count as a dead
+    # worker's; the claim refuses unregistered workers, so only SQL makes such rows.
+    from tock.duties import Rescuer
+    from tock.store import WorkerInfo
+
+    app = make_app(f"sqlite:///{db}")
+    job = app.task(add).enqueue(1, 2)
+    app.store.worker_register(
+        WorkerInfo(id="ghost", hostname="h", pid=1, queues=("default",), concurrency=1),
+        now=clock.db_now(),
+    )
+    (_claimed,) = app.store.job_claim_batch(
+        worker_id="ghost", queues=["default"], limit=1, free=1, now=clock.db_now()
+    )
+    conn = raw(db)
+    conn.execute("DELETE FROM tock_workers WHERE id = 'ghost'")
+    conn.commit()
+    conn.close()
+    report = Rescuer(app.store, clock).run_once()
+    assert report.dead_workers == ["ghost"]
+    assert report.rescued == [job.id]
+    record = app.store.job_get(job.id)
+    assert record.status is JobStatus.PENDING
+    assert record.rescues == 1

@@ -59,12 +59,15 @@ class QueueStats:
     oldest_ready_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RescueReport:
     dead_workers: list[str] = field(default_factory=list)
     rescued: list[JobId] = field(default_factory=list)  #: back to pending
     lost: list[JobId] = field(default_factory=list)  #: at-most-once jobs
     failed: list[JobId] = field(default_factory=list)  #: past max_rescues
+    #: whether the store kept pace in this pass: the write lock came quickly and the
+    #: rescuer's own heartbeat was fresh (see worker_rescue)
+    kept_pace: bool = True
 
     def __bool__(self) -> bool:
         return bool(self.dead_workers or self.rescued or self.lost or self.failed)
@@ -141,8 +144,22 @@ class Store(Protocol):
 
     def worker_list(self) -> list[WorkerRecord]: ...
     def worker_rescue(
-        self, *, rescue_after: float, token_after: float, now: datetime | None
-    ) -> RescueReport: ...
+        self,
+        *,
+        rescue_after: float,
+        token_after: float,
+        now: datetime | None,
+        heartbeat_deaths: bool = True,
+        exclude: str | None = None,
+    ) -> RescueReport:
+        """Bury dead workers: their jobs back to pending (lost, failed past max_rescues).
+
+        An old heartbeat counts as a death only with ``heartbeat_deaths`` and when the
+        store kept pace in this pass (``report.kept_pace``): the write lock came quickly
+        and the heartbeat of ``exclude`` (the calling worker, never buried by its own
+        rescuer) is fresh. Released liveness tokens always count.
+        """
+        ...
 
 
 def redact_url(url: str) -> str:

@@ -120,7 +120,7 @@ class Worker:
             rescue_after=self.config.rescuer.rescue_after,
             heartbeat_interval=self.config.heartbeat_interval,
         )
-        self.rescuer = Rescuer(self.store, self.clock, rescuer_config)
+        self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
         self.pruner = Pruner(self.store, self.clock, self.config.pruner)
 
     def _wake_claimer(self) -> None:

@@ -39,7 +39,8 @@ SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 
 -- name: job_claim_batch
 -- Rank the first :limit due jobs in claim order; at-most-once jobs are taken only into
--- the :free slots that start at once, the rest may be prefetched.
+-- the :free slots that start at once, the rest may be prefetched. A worker whose row is
+-- gone (declared dead, not yet registered again) claims nothing.
 WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
@@ -52,6 +53,7 @@ UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token,
        attempts = attempts + 1, started_at = {now}
  WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+   AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
 
 -- name: job_claim_batch_queues
@@ -69,6 +71,7 @@ UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token,
        attempts = attempts + 1, started_at = {now}
  WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+   AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
 
 -- name: job_claim_candidate
@@ -176,6 +179,9 @@ SELECT id, {now} - heartbeat_at FROM tock_workers WHERE heartbeat_at < {now} - :
 
 -- name: worker_heartbeat_age
 SELECT {now} - heartbeat_at FROM tock_workers WHERE id = :id;
+
+-- name: worker_has_running_jobs
+SELECT 1 FROM tock_jobs WHERE status = 'running' AND worker_id = :worker_id LIMIT 1;
 
 -- name: worker_orphans
 -- Running jobs whose worker row is gone count as a dead worker's.

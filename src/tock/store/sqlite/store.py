@@ -667,12 +667,22 @@ class SQLiteStore:
             return
         path = self._token_path(worker_id)
         path.parent.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreError(f"worker id {worker_id!r} is already held by a live process") from None
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise StoreError(
+                    f"worker id {worker_id!r} is already held by a live process"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # a rescuer removed the file between our open and our lock
         self._tokens[worker_id] = fd
 
     def _drop_token(self, worker_id: str) -> None:
@@ -747,49 +757,102 @@ class SQLiteStore:
         ]
 
     def worker_rescue(
-        self, *, rescue_after: float, token_after: float, now: datetime | None
+        self,
+        *,
+        rescue_after: float,
+        token_after: float,
+        now: datetime | None,
+        heartbeat_deaths: bool = True,
+        exclude: str | None = None,
     ) -> RescueReport:
-        now_us = to_us(now)
         report = RescueReport()
         conn = self._conn()
         stale = conn.execute(
-            Q["worker_stale"], {"age_us": _us(min(rescue_after, token_after)), "now": now_us}
+            Q["worker_stale"],
+            {"age_us": _us(min(rescue_after, token_after)), "now": to_us(now)},
         ).fetchall()
         orphans = [w for (w,) in conn.execute(Q["worker_orphans"]) if w is not None]
-        # DESIGN: dead = heartbeat older than rescue_after, or a released liveness token
-        # with a heartbeat older than two intervals.
-        dead = [w for w, age in stale if age > _us(rescue_after) or self._token_released(w)]
-        dead.extend(w for w in orphans if w not in dead)
-        if not dead:
+        candidates = [w for w, _ in stale if w != exclude]
+        candidates.extend(w for w in orphans if w not in candidates and w != exclude)
+        if not candidates:
             return report
+        asked = time.monotonic()
         with self._write() as conn:
-            for worker_id in dead:
-                if worker_id in orphans or self._still_stale(
-                    conn, worker_id, now_us, rescue_after, token_after
+            # One `now` for the whole pass, read under the write lock.
+            (now_us,) = conn.execute(Q["db_now"], {"now": to_us(now)}).fetchone()
+            report.kept_pace = self._store_kept_pace(
+                conn, now_us, time.monotonic() - asked, token_after, exclude
+            )
+            trust_heartbeats = heartbeat_deaths and report.kept_pace
+            for worker_id in candidates:
+                if self._is_dead(
+                    conn, worker_id, now_us, rescue_after, token_after, trust_heartbeats
                 ):
                     report.dead_workers.append(worker_id)
                     self._bury(conn, worker_id, now_us, report)
         for worker_id in report.dead_workers:
-            with contextlib.suppress(OSError):
-                self._token_path(worker_id).unlink()
+            self._remove_token_file(worker_id)
         return report
 
-    def _still_stale(
+    def _store_kept_pace(
+        self,
+        conn: sqlite3.Connection,
+        now_us: int,
+        lock_wait: float,
+        token_after: float,
+        exclude: str | None,
+    ) -> bool:
+        """Whether an old heartbeat may be read as a death in this pass.
+
+        Not after the write lock was held for long (a paused or stuck writer stalls every
+        heartbeat alike, so ages say nothing), nor while the rescuer's own heartbeat is
+        old (this process itself was paused or could not write).
+        """
+        if lock_wait > min(1.0, token_after / 4):
+            return False
+        if exclude is None:
+            return True
+        row = conn.execute(Q["worker_heartbeat_age"], {"id": exclude, "now": now_us}).fetchone()
+        return row is not None and row[0] <= _us(token_after)
+
+    def _is_dead(
         self,
         conn: sqlite3.Connection,
         worker_id: str,
         now_us: int | None,
         rescue_after: float,
         token_after: float,
+        heartbeat_deaths: bool,
     ) -> bool:
-        # Checked again under the write lock: a heartbeat may have landed since the read.
+        """DESIGN: dead = heartbeat older than rescue_after, or a released liveness token
+        with a heartbeat older than two intervals; running jobs whose worker row is gone
+        count as a dead worker's."""
         row = conn.execute(Q["worker_heartbeat_age"], {"id": worker_id, "now": now_us}).fetchone()
         if row is None:
+            return bool(
+                conn.execute(Q["worker_has_running_jobs"], {"worker_id": worker_id}).fetchone()
+            )
+        age = row[0]
+        if heartbeat_deaths and age > _us(rescue_after):
             return True
-        return bool(
-            row[0] > _us(rescue_after)
-            or (row[0] > _us(token_after) and self._token_released(worker_id))
-        )
+        return age > _us(token_after) and self._token_released(worker_id)
+
+    def _remove_token_file(self, worker_id: str) -> None:
+        """Remove a buried worker's lock file, only while holding its lock: a worker
+        that came back and registered again holds a fresh one, which must stay."""
+        path = self._token_path(worker_id)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                path.unlink()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def _bury(
         self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, report: RescueReport
