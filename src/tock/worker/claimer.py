@@ -61,13 +61,19 @@ class Claimer:
         self._claiming = False
         self.wake.set()
 
-    def stop(self) -> None:
-        """Write what is buffered, then end the thread."""
+    def stop(self, give_up: threading.Event | None = None) -> bool:
+        """Write what is buffered, then end the thread; False if ``give_up`` was set
+        first (the store does not answer and someone asked to stop at once)."""
         self._claiming = False
         self._stopped.set()
         self.wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        thread = self._thread
+        while thread is not None and thread.is_alive():
+            thread.join(0.1)
+            if give_up is not None and give_up.is_set() and thread.is_alive():
+                thread.join(1.0)  # one last chance to write
+                return not thread.is_alive()
+        return True
 
     def wait_drained(self, timeout: float | None = None) -> bool:
         return self._drained.wait(timeout)

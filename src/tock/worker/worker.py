@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tock import _validate as v
 from tock.duties import Pruner, PrunerConfig, Rescuer, RescuerConfig
 from tock.errors import ConfigurationError
-from tock.store import WorkerInfo
+from tock.store import RescueReport, WorkerInfo
 from tock.worker import completer
 from tock.worker.claimer import Claimer
 from tock.worker.executor import Executor
@@ -190,13 +190,26 @@ class Worker:
         finished = self._wait_running()
         if not finished:
             self.executor.cancel_running()
-        self.claimer.stop()  # writes every buffered outcome
+        if not self.claimer.stop(give_up=self._hard_stop):  # writes every buffered outcome
+            log.warning(
+                "stopping without recording %d finished job(s): the store does not answer; "
+                "they will be rescued and run again (lost, if at most once)",
+                len(self.completions),
+            )
         self.heartbeat.stop()
         if self.config.duties:
             self.rescuer.stop()
             self.pruner.stop()
         self.executor.stop()
-        report = self.store.worker_unregister(self.id, now=self.clock.db_now())
+        try:
+            report = self.store.worker_unregister(self.id, now=self.clock.db_now())
+        except Exception as exc:
+            log.warning(
+                "could not remove this worker's row (%s): the rescuer of another worker "
+                "will settle its jobs",
+                exc,
+            )
+            report = RescueReport()
         if report.rescued or report.lost or report.failed:
             log.warning(
                 "stopped before %d job(s) finished: %d back to pending, %d lost, %d failed",
