@@ -4,6 +4,7 @@ time comes from a FakeClock passed to the app, which hands it to the store as ``
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +15,37 @@ from tock import FakeClock, Tock
 from tock.store import Store
 
 PG_URL = os.environ.get("TOCK_TEST_POSTGRES_URL")
-STORES = ["sqlite"]  # PostgreSQL joins with its own store
+STORES = ["sqlite", "postgres"]
+_PG_SCHEMAS: dict[Path, str] = {}  # one fresh schema per test (per tmp_path)
 
 
 def store_url(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'tock.db'}"
+    if kind == "postgres":
+        assert PG_URL, "set TOCK_TEST_POSTGRES_URL"
+        schema = _PG_SCHEMAS.setdefault(tmp_path, f"t_{secrets.token_hex(6)}")
+        return f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
     raise AssertionError(kind)
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[object]:
+    """One connection for the whole session that drops the tests' schemas."""
+    import psycopg
+
+    assert PG_URL
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")
+        yield conn
+
+
+def _drop_pg_schema(admin: object, tmp_path: Path) -> None:
+    from psycopg import Connection, sql
+
+    schema = _PG_SCHEMAS.pop(tmp_path, None)
+    if schema is not None and isinstance(admin, Connection):
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture
@@ -29,12 +54,16 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=STORES)
-def store_kind(request: pytest.FixtureRequest) -> str:
+def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     kind: str = request.param
     if kind == "postgres" and not PG_URL:
         if os.environ.get("CI"):
             pytest.fail("CI must run the PostgreSQL tests: set TOCK_TEST_POSTGRES_URL")
         pytest.skip("set TOCK_TEST_POSTGRES_URL")
+    if kind == "postgres":
+        # Runs after the apps close (they depend on this fixture).
+        admin = request.getfixturevalue("pg_admin")
+        request.addfinalizer(lambda: _drop_pg_schema(admin, tmp_path))
     return kind
 
 
@@ -42,6 +71,8 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def app(store_kind: str, tmp_path: Path, clock: FakeClock) -> Iterator[Tock]:
     """A Tock app on a fresh store of each kind, on the fake clock."""
     tock = Tock(store_url(store_kind, tmp_path), clock=clock)
+    if store_kind == "postgres":
+        tock.migrate()  # only an empty SQLite store migrates itself
     yield tock
     tock.close()
 
@@ -153,5 +184,7 @@ def other_app(app: Tock, store_kind: str, tmp_path: Path, clock: FakeClock) -> I
 def real_app(store_kind: str, tmp_path: Path) -> Iterator[Tock]:
     """A Tock app on a fresh store of each kind, on the real clock (worker tests)."""
     tock = Tock(store_url(store_kind, tmp_path), clock=SystemClock())
+    if store_kind == "postgres":
+        tock.migrate()
     yield tock
     tock.close()

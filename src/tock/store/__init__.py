@@ -188,7 +188,8 @@ def resolve_url(url: str | None) -> str:
 
 
 def open_store(url: str | None = None) -> Store:
-    """Open the store a URL names: ``sqlite:///relative.db``, ``sqlite:////abs.db``."""
+    """Open the store a URL names: ``sqlite:///relative.db``, ``sqlite:////abs.db``,
+    ``postgresql://user@host/db?schema=tock`` (the ``postgres`` extra)."""
     url = resolve_url(url)
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
@@ -196,10 +197,17 @@ def open_store(url: str | None = None) -> Store:
 
         return SQLiteStore(url)
     if scheme in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            f"{redact_url(url)}: the PostgreSQL store is not part of this version of Tock yet"
-        )
+        try:
+            from tock.store.postgres.store import PostgresStore
+        except ImportError as exc:
+            if exc.name not in ("psycopg", "psycopg_pool"):
+                raise
+            raise ConfigurationError(
+                f"{redact_url(url)}: the PostgreSQL store needs psycopg 3 and psycopg_pool: "
+                "pip install 'tock[postgres]'"
+            ) from None
+        return PostgresStore(url)
     raise ConfigurationError(
-        f"unsupported store URL {redact_url(url)!r}: "
-        "use sqlite:///relative.db or sqlite:////absolute/path.db"
+        f"unsupported store URL {redact_url(url)!r}: use sqlite:///relative.db, "
+        "sqlite:////absolute/path.db or postgresql://user@host/db?schema=tock"
     )

@@ -30,6 +30,10 @@ from typing import Any
 from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
+from tock.store._rows import STATUS as _STATUS
+from tock.store._rows import WORKER_DIED
+from tock.store._rows import json_loads as _loads
+from tock.store._rows import retry_on as _retry_on
 from tock.store._sql import load_migrations, load_queries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,9 +48,6 @@ Q = load_queries(
 )
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
-WORKER_DIED = json.dumps(
-    {"type": "tock.WorkerDied", "message": "the worker running this job died", "traceback": ""}
-)
 BUSY_TIMEOUT_MS = 60_000
 WATCH_INTERVAL = 0.02  # DESIGN: an idle worker polls PRAGMA data_version every ~20 ms
 
@@ -68,25 +69,6 @@ def from_us(value: int | None) -> datetime | None:
 
 def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
-
-
-_STATUS = {s.value: s for s in JobStatus}
-_scan_once = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _loads(text: str) -> Any:
-    """``json.loads`` without its whitespace checks: the stored texts are compact
-    (written by Tock or by SQLite's JSON functions). Anything else takes the slow road."""
-    try:
-        value, end = _scan_once(text, 0)
-    except StopIteration:
-        return json.loads(text)
-    return value if end == len(text) else json.loads(text)
-
-
-@functools.lru_cache(maxsize=64)
-def _retry_on(text: str) -> tuple[str, ...]:
-    return tuple(_loads(text))
 
 
 def _record(row: Sequence[Any]) -> JobRecord:

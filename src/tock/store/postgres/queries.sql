@@ -1,0 +1,319 @@
+-- Tock's queries for PostgreSQL (psycopg 3). Placeholders filled in when this file loads:
+--   {schema} the URL's schema, quoted as an identifier: every table is named with it
+--            and search_path is never relied upon (DESIGN: URLs)
+--   {now}    the caller's %(now)s (fake time in tests) or, when NULL, the database's
+--            clock at the start of the transaction
+--   {cols}   every column of a job row, in the order JobRecord is read
+-- Durations arrive as intervals or as bigint microseconds (parameters ending in _us).
+
+-- name: db_now
+SELECT {now};
+
+-- name: migration_lock
+-- Two `tock migrate` at once: the second waits here, then finds nothing left to do.
+SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0));
+
+-- name: migration_record
+INSERT INTO {schema}.tock_migrations (version, name, applied_at)
+VALUES (%(version)s, %(name)s, {now});
+
+-- name: migration_versions
+SELECT version FROM {schema}.tock_migrations ORDER BY version;
+
+-- name: migration_table
+-- NULL when the schema holds no Tock tables yet.
+SELECT to_regclass(%(table)s);
+
+-- name: job_insert_many
+-- One statement for the whole batch: one array per column, inserted in array order (so
+-- the identity hands out increasing ids in input order). A unique key a live job holds
+-- inserts nothing: the store then reads that job's id (job_by_unique_key).
+INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
+                                created_at, retries, retry_backoff, retry_on, timeout,
+                                at_most_once, max_rescues, unique_key)
+SELECT u.task, u.queue, u.priority, 'pending', u.args, u.kwargs,
+       coalesce(u.run_at, {now} + u.run_after_us * interval '1 microsecond'), {now},
+       u.retries, u.retry_backoff, u.retry_on, u.timeout, u.at_most_once, u.max_rescues,
+       u.unique_key
+  FROM unnest(%(task)s::text[], %(queue)s::text[], %(priority)s::int[], %(args)s::text[],
+              %(kwargs)s::text[], %(run_at)s::timestamptz[], %(run_after_us)s::bigint[],
+              %(retries)s::int[], %(retry_backoff)s::float8[], %(retry_on)s::text[],
+              %(timeout)s::float8[], %(at_most_once)s::bool[], %(max_rescues)s::int[],
+              %(unique_key)s::text[])
+       WITH ORDINALITY
+       AS u(task, queue, priority, args, kwargs, run_at, run_after_us, retries,
+            retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, ord)
+ ORDER BY u.ord
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+RETURNING id, unique_key;
+
+-- name: job_stage_create
+-- The staging table of big enqueues: one per session, emptied at every commit.
+CREATE TEMP TABLE IF NOT EXISTS tock_enqueue (
+    task text, queue text, priority int, args text, kwargs text, run_at timestamptz,
+    run_after_us bigint, retries int, retry_backoff float8, retry_on text, timeout float8,
+    at_most_once bool, max_rescues int, unique_key text,
+    ord bigint GENERATED ALWAYS AS IDENTITY
+) ON COMMIT DELETE ROWS;
+
+-- name: job_stage_copy
+COPY pg_temp.tock_enqueue (task, queue, priority, args, kwargs, run_at, run_after_us,
+                           retries, retry_backoff, retry_on, timeout, at_most_once,
+                           max_rescues, unique_key) FROM STDIN;
+
+-- name: job_insert_staged
+-- job_insert_many for big batches, from the staging table in COPY order.
+INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
+                                created_at, retries, retry_backoff, retry_on, timeout,
+                                at_most_once, max_rescues, unique_key)
+SELECT u.task, u.queue, u.priority, 'pending', u.args, u.kwargs,
+       coalesce(u.run_at, {now} + u.run_after_us * interval '1 microsecond'), {now},
+       u.retries, u.retry_backoff, u.retry_on, u.timeout, u.at_most_once, u.max_rescues,
+       u.unique_key
+  FROM pg_temp.tock_enqueue AS u
+ ORDER BY u.ord
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+RETURNING id, unique_key;
+
+-- name: job_by_unique_key
+-- The live jobs that hold any of these unique keys.
+SELECT unique_key, id FROM {schema}.tock_jobs WHERE unique_key = ANY(%(keys)s::text[]);
+
+-- name: job_notify
+-- A hint for idle workers (they LISTEN on the schema's channel), sent at commit: never
+-- one per job (each notifying commit takes a global lock), see the store's throttle.
+SELECT pg_notify(%(channel)s, q) FROM unnest(%(queues)s::text[]) AS q;
+
+-- name: job_get
+-- One statement, one snapshot: a job moving between the tables is seen exactly once.
+SELECT {cols} FROM {schema}.tock_jobs WHERE id = %(id)s
+UNION ALL
+SELECT {cols} FROM {schema}.tock_jobs_finished WHERE id = %(id)s
+LIMIT 1;
+
+-- name: job_claim_batch
+-- Lock the first %(limit)s due jobs in claim order, skipping rows other claimers hold;
+-- the LIMIT sits inside the CTE, next to FOR UPDATE, so the planner cannot lock more
+-- rows than asked. At-most-once jobs are taken only into the %(free)s slots that start
+-- at once (their rank), the rest may be prefetched. A worker whose row is gone (declared
+-- dead, not yet registered again) claims nothing: {worker_alive} key-share-locks the
+-- row, so a rescuer burying this worker either waits for this claim or is waited for.
+WITH locked AS (
+    SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
+     WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {worker_alive}
+     ORDER BY priority DESC, run_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, at_most_once,
+           row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
+      FROM locked
+)
+UPDATE {schema}.tock_jobs AS j
+   SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
+       attempts = j.attempts + 1, started_at = {now}
+  FROM ranked AS r
+ WHERE j.id = r.id AND (r.rank <= %(free)s OR NOT r.at_most_once)
+RETURNING {jcols};
+
+-- name: job_claim_batch_queues
+-- The same across several queues. {candidates} is one branch per queue (the query
+-- job_claim_candidate with _N numbered), each an ordered scan of the claim index for at
+-- most twice the batch; the planner merges them (Merge Append, no sort of a backlog).
+-- PostgreSQL cannot merge scans that lock (FOR UPDATE hides their order), and locking in
+-- every branch would lock up to %(limit)s rows per queue; so the candidates are read
+-- without locks, then locked in claim order with SKIP LOCKED and the LIMIT inside the
+-- CTE: at most %(limit)s rows are locked. Rows other claimers took meanwhile are skipped
+-- or fail the re-checked WHERE; the slack of twice the batch keeps the batch full
+-- under contention.
+WITH candidates AS (
+    SELECT id FROM ({candidates}) AS c
+     ORDER BY priority DESC, run_at, id
+     LIMIT 2 * %(limit)s
+), locked AS (
+    SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
+     WHERE id IN (SELECT id FROM candidates)
+       AND status = 'pending' AND run_at <= {now} AND {worker_alive}
+     ORDER BY priority DESC, run_at, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, at_most_once,
+           row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
+      FROM locked
+)
+UPDATE {schema}.tock_jobs AS j
+   SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
+       attempts = j.attempts + 1, started_at = {now}
+  FROM ranked AS r
+ WHERE j.id = r.id AND (r.rank <= %(free)s OR NOT r.at_most_once)
+RETURNING {jcols};
+
+-- name: job_claim_candidate
+SELECT * FROM (SELECT id, priority, run_at FROM {schema}.tock_jobs
+                WHERE status = 'pending' AND queue = %(queue_N)s AND run_at <= {now}
+                ORDER BY priority DESC, run_at, id
+                LIMIT 2 * %(limit)s) AS q_N
+
+-- name: job_next_due
+SELECT min(run_at) FROM {schema}.tock_jobs
+ WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
+
+-- name: job_finish_many
+-- Move claimed jobs to the finished table where the claim token still holds, in one
+-- statement for the batch (arrays of id, token, status, result, error; result and
+-- error are JSON texts or NULL). The DELETE locks each row: a rescuer moving the same
+-- job at once waits, then finds it gone. A job that succeeds after retries keeps its
+-- last error, for the record.
+WITH b AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(statuses)s::text[],
+                         %(results)s::text[], %(errors)s::text[])
+                  AS b(id, token, status, result, error)
+), done AS (
+    DELETE FROM {schema}.tock_jobs AS j USING b
+     WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
+    RETURNING j.*, b.status AS new_status, b.result AS new_result, b.error AS new_error
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, nullif(new_result, 'null'),
+       coalesce(nullif(new_error, 'null'), error)
+  FROM done;
+
+-- name: job_retry_later
+-- Raised with attempts left: back to pending after its backoff, for the whole batch.
+UPDATE {schema}.tock_jobs AS j
+   SET status = 'pending', run_at = {now} + b.delay_us * interval '1 microsecond',
+       worker_id = NULL, claim_token = NULL, error = b.error
+  FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(delays_us)s::bigint[],
+              %(errors)s::text[]) AS b(id, token, delay_us, error)
+ WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running';
+
+-- name: job_release
+-- Hand back jobs that were claimed but never started: no attempt is used up.
+UPDATE {schema}.tock_jobs AS j
+   SET status = 'pending', attempts = j.attempts - 1, worker_id = NULL, claim_token = NULL
+  FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS b(id, token)
+ WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running';
+
+-- name: job_retry_finished
+-- `tock jobs retry`: back to the live table, same id, attempts reset.
+WITH moved AS (
+    DELETE FROM {schema}.tock_jobs_finished
+     WHERE id = %(id)s AND status IN ('failed', 'lost', 'canceled')
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs ({cols}) OVERRIDING SYSTEM VALUE
+SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
+       0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+       unique_key, NULL, NULL, NULL, error
+  FROM moved;
+
+-- name: job_cancel
+WITH moved AS (
+    DELETE FROM {schema}.tock_jobs
+     WHERE id = %(id)s AND status IN ('pending', 'blocked')
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, error
+  FROM moved;
+
+-- name: job_prune
+-- One batch; SKIP LOCKED lets two pruners share the work instead of queueing.
+DELETE FROM {schema}.tock_jobs_finished
+ WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished
+               WHERE status = %(status)s
+                 AND finished_at < {now} - %(age_us)s * interval '1 microsecond'
+               LIMIT %(batch_size)s
+                 FOR UPDATE SKIP LOCKED);
+
+-- name: job_stats_live
+SELECT queue, status, count(*),
+       count(*) FILTER (WHERE status = 'pending' AND run_at <= {now}),
+       min(run_at) FILTER (WHERE status = 'pending' AND run_at <= {now})
+  FROM {schema}.tock_jobs GROUP BY queue, status;
+
+-- name: job_stats_finished
+SELECT queue, status, count(*) FROM {schema}.tock_jobs_finished GROUP BY queue, status;
+
+-- name: worker_register
+INSERT INTO {schema}.tock_workers (id, hostname, pid, queues, concurrency, started_at,
+                                   heartbeat_at)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(queues)s::text[], %(concurrency)s, {now}, {now})
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: worker_token_take
+-- The worker's liveness token: a session advisory lock on a 64-bit hash of its id,
+-- held by a connection kept for the worker's life; the server releases it when the
+-- session ends, however the process dies.
+SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0));
+
+-- name: worker_heartbeat
+UPDATE {schema}.tock_workers SET heartbeat_at = {now} WHERE id = %(id)s;
+
+-- name: worker_list
+SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
+       (SELECT count(*) FROM {schema}.tock_jobs AS j
+         WHERE j.status = 'running' AND j.worker_id = w.id)
+  FROM {schema}.tock_workers AS w ORDER BY w.started_at, w.id;
+
+-- name: worker_rescue_check
+-- The pass's now, and the age of the calling worker's own heartbeat (NULL: none).
+SELECT {now}, {now} - (SELECT heartbeat_at FROM {schema}.tock_workers
+                        WHERE id = %(exclude)s);
+
+-- name: worker_dead
+-- Dead: a heartbeat older than rescue_after (when heartbeats are trusted in this pass),
+-- or older than token_after with a free liveness token. The try-lock is transaction-
+-- scoped: a free token stays ours until the rescue commits (so the worker cannot take it
+-- back halfway), then is released. CASE fixes the order: the lock is tried only for a
+-- heartbeat past token_after. FOR UPDATE: a heartbeat landing meanwhile is seen (the row
+-- is checked again once locked), and claims of this worker wait for the burial;
+-- SKIP LOCKED: another rescuer, or a claim, is on it now (next pass).
+SELECT id FROM {schema}.tock_workers
+ WHERE id IS DISTINCT FROM %(exclude)s
+   AND CASE WHEN %(heartbeat_deaths)s
+                 AND heartbeat_at < {now} - %(rescue_after_us)s * interval '1 microsecond'
+            THEN true
+            WHEN heartbeat_at < {now} - %(token_after_us)s * interval '1 microsecond'
+            THEN pg_try_advisory_xact_lock(hashtextextended(%(lock_prefix)s || id, 0))
+            ELSE false END
+ ORDER BY id
+   FOR UPDATE SKIP LOCKED;
+
+-- name: worker_orphans
+-- Running jobs whose worker row is gone count as a dead worker's.
+SELECT DISTINCT worker_id FROM {schema}.tock_jobs AS j
+ WHERE status = 'running' AND worker_id IS NOT NULL
+   AND worker_id IS DISTINCT FROM %(exclude)s
+   AND NOT EXISTS (SELECT 1 FROM {schema}.tock_workers AS w WHERE w.id = j.worker_id)
+ ORDER BY worker_id;
+
+-- name: worker_jobs_give_up
+-- Dead workers' at-most-once jobs end lost; others past max_rescues end failed.
+WITH gone AS (
+    DELETE FROM {schema}.tock_jobs
+     WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
+       AND (at_most_once OR rescues >= max_rescues)
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, CASE WHEN at_most_once THEN 'lost' ELSE 'failed' END,
+       args, kwargs, run_at, created_at, started_at, {now}, attempts, rescues, retries,
+       retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id,
+       claim_token, NULL, %(error)s
+  FROM gone
+RETURNING id, status;
+
+-- name: worker_jobs_rescue
+UPDATE {schema}.tock_jobs
+   SET status = 'pending', rescues = rescues + 1, worker_id = NULL, claim_token = NULL
+ WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
+RETURNING id;
+
+-- name: worker_delete
+DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);

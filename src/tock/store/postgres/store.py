@@ -1,0 +1,973 @@
+"""The PostgreSQL store: workers on any number of hosts coordinate through PostgreSQL alone.
+
+How it coordinates (DESIGN: Semantics):
+- psycopg 3 with a ``psycopg_pool.ConnectionPool``; connections are in autocommit mode
+  and a write that takes several statements runs in an explicit transaction.
+- Every table is named with the URL's schema (``?schema=``, default ``tock``), filled in
+  when ``queries.sql`` loads; ``search_path`` is never set nor relied upon, so SQL run on
+  a caller's own connection (transactional enqueue) finds the same tables.
+- Claims are one statement: a CTE locks the first due rows in claim order with
+  ``FOR UPDATE SKIP LOCKED`` (the LIMIT inside it), then an UPDATE marks them running.
+  Completions are one statement per kind for the whole batch (arrays, unnest).
+- Times are ``timestamptz``; ``now`` is the caller's (fake time in tests) or, when
+  ``None``, the database's clock; durations travel as parameters.
+- Wake-ups: enqueue sends ``NOTIFY`` on the schema's channel, at most about once per
+  5 ms window per queue and process; ``job_watch`` LISTENs on a connection of its own
+  and falls back to nothing worse than the claimer's polling.
+- A worker's liveness token is a session advisory lock on a hash of its id, held by a
+  connection kept for the worker's life: the server releases it when the session ends.
+- Migrations run under a transaction-scoped advisory lock; a missing or older schema is
+  refused with "run `tock migrate`" (only an empty SQLite store migrates itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow, tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
+from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
+from tock.store._rows import WORKER_DIED
+from tock.store._rows import json_loads as _loads
+from tock.store._rows import retry_on as _retry_on
+from tock.store._sql import load_migrations, load_queries
+
+log = logging.getLogger("tock.store")
+
+COLUMNS = (
+    "id, task, queue, priority, status, args, kwargs, run_at, created_at, started_at, "
+    "finished_at, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once, "
+    "max_rescues, unique_key, worker_id, claim_token, result, error"
+)
+J_COLUMNS = ", ".join(f"j.{c.strip()}" for c in COLUMNS.split(","))
+NOW = "coalesce(%(now)s::timestamptz, now())"
+MIGRATIONS = load_migrations("tock.store.postgres")
+LATEST = MIGRATIONS[-1][0]
+DEFAULT_SCHEMA = "tock"
+NOTIFY_WINDOW = 0.005  # the throttle of wake-up hints, per process and queue
+LISTEN_TIMEOUT = 0.1  # how often the LISTEN thread looks at its stop flag
+POOL_TIMEOUT = 30.0  # waiting for a pooled connection before StoreError
+COPY_MIN = 500  # from this many jobs, enqueue_many COPYs instead of passing arrays
+CONNECT_TIMEOUT = 5  # the first connection of a store: fail fast, with the reason
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_STATUS = {s.value: s for s in JobStatus}
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=16)
+def queries(schema: str) -> dict[str, str]:
+    return load_queries(
+        "tock.store.postgres",
+        {
+            "schema": quote_ident(schema),
+            "now": NOW,
+            "cols": COLUMNS,
+            "jcols": J_COLUMNS,
+            "worker_alive": (
+                f"EXISTS (SELECT 1 FROM {quote_ident(schema)}.tock_workers "
+                "WHERE id = %(worker_id)s FOR KEY SHARE)"
+            ),
+        },
+    )
+
+
+def parse_postgres_url(url: str) -> tuple[str, str]:
+    """``postgresql://…?schema=name`` to (the URL psycopg sees, the schema).
+
+    ``schema`` is Tock's, not libpq's: it is taken out before the driver sees the URL.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}") from None
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            f"invalid PostgreSQL URL {redact_url(url)!r}: use postgresql://user@host/db"
+        )
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    if len(schemas) > 1:
+        raise ConfigurationError(f"{redact_url(url)!r} gives schema= more than once")
+    schema = schemas[0] if schemas else DEFAULT_SCHEMA
+    if not _SCHEMA_NAME.match(schema):
+        raise ConfigurationError(
+            f"{redact_url(url)!r}: schema {schema!r} is not a valid name "
+            "(letters, digits, _ and $, starting with a letter or _, at most 63)"
+        )
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _now(when: datetime | None) -> datetime | None:
+    if when is not None and when.tzinfo is None:
+        raise ConfigurationError(f"{when!r} is a naive datetime: give it a time zone (e.g. UTC)")
+    return when
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    kwargs = row[6]
+    return JobRecord(
+        id=row[0],
+        task=row[1],
+        queue=row[2],
+        priority=row[3],
+        status=_STATUS[row[4]],
+        args=_loads(row[5]),
+        kwargs={} if kwargs == "{}" else _loads(kwargs),
+        run_at=row[7],
+        created_at=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        attempts=row[11],
+        rescues=row[12],
+        retries=row[13],
+        retry_backoff=row[14],
+        retry_on=_retry_on(row[15]),
+        timeout=row[16],
+        at_most_once=row[17],
+        max_rescues=row[18],
+        unique_key=row[19],
+        worker_id=row[20],
+        claim_token=row[21],
+        result=None if row[22] is None else _loads(row[22]),
+        error=None if row[23] is None else _loads(row[23]),
+    )
+
+
+class _Notifier:
+    """Throttles the wake-up hints of this process: a NOTIFY at the start of a ~5 ms
+    window per queue, and one more at its end if any was suppressed (every notifying
+    commit takes a global lock in PostgreSQL, so never one per job)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._window_end: dict[str, float] = {}
+        self._suppressed: set[str] = set()
+
+    def due(self, queues: set[str]) -> list[str]:
+        """The queues to notify in this commit; the others get a trailing hint."""
+        now = time.monotonic()
+        send: list[str] = []
+        with self._lock:
+            for queue in sorted(queues):
+                end = self._window_end.get(queue)
+                if end is None or now >= end:
+                    self._window_end[queue] = now + NOTIFY_WINDOW
+                    send.append(queue)
+                elif queue not in self._suppressed:
+                    self._suppressed.add(queue)
+                    timer = threading.Timer(end - now, self._trailing, (queue,))
+                    timer.daemon = True
+                    timer.start()
+        return send
+
+    def _trailing(self, queue: str) -> None:
+        with self._lock:
+            self._suppressed.discard(queue)
+            self._window_end[queue] = time.monotonic() + NOTIFY_WINDOW
+        # A hint: if it cannot be sent, idle workers still poll.
+        with contextlib.suppress(Exception):
+            self._store._notify([queue])
+
+
+class _Watch:
+    """LISTENs on a connection of its own (not the pool's) and calls back on a hint.
+
+    When the connection drops it reconnects with backoff, then calls back once (one
+    poll): hints sent meanwhile were lost.
+    """
+
+    def __init__(self, store: PostgresStore, callback: Callable[[], None]) -> None:
+        self._store = store
+        self._callback = callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tock-listen", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        failing = False
+        first = True
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel))
+        while not self._stop.is_set():
+            if backoff and self._stop.wait(backoff):
+                return
+            try:
+                conn = psycopg.connect(self._store._listen_conninfo, autocommit=True)
+            except psycopg.Error as exc:
+                if not failing:
+                    log.warning(
+                        "cannot LISTEN on %s (%s); reconnecting", self._store.url, _reason(exc)
+                    )
+                failing = True
+                backoff = min(max(backoff * 2, 0.05), 2.0)
+                continue
+            try:
+                conn.execute(listen)
+                if failing:
+                    log.info("listening on %s again", self._store.url)
+                failing = False
+                backoff = 0.0
+                if not first:
+                    self._callback()  # one poll: hints sent while away are lost
+                first = False
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=LISTEN_TIMEOUT):
+                        self._callback()
+            except psycopg.Error as exc:
+                if not self._stop.is_set() and not failing:
+                    log.warning(
+                        "lost the LISTEN connection to %s (%s); reconnecting",
+                        self._store.url,
+                        _reason(exc),
+                    )
+                failing = True
+                backoff = min(max(backoff * 2, 0.05), 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class PostgresStore:
+    supports_listen_notify = True
+
+    def __init__(self, url: str) -> None:
+        conninfo_url, self.schema = parse_postgres_url(url)
+        self.url = redact_url(url)
+        self.Q = queries(self.schema)
+        # Sessions in UTC: timestamptz comes back as datetime(..., tzinfo=UTC), exactly
+        # as the SQLite store builds them.
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(conninfo_url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL {self.url!r}: {_reason(exc)}"
+            ) from None
+        options = str(params.get("options") or "")
+        params["options"] = (options + " -c TimeZone=UTC").strip()
+        params.setdefault("application_name", "tock")
+        self._conninfo = psycopg.conninfo.make_conninfo("", **params)
+        # Named, so `pg_stat_activity` tells the LISTEN and liveness sessions apart.
+        self._listen_conninfo = psycopg.conninfo.make_conninfo(
+            self._conninfo, application_name="tock-listen"
+        )
+        self._token_conninfo = psycopg.conninfo.make_conninfo(
+            self._conninfo, application_name="tock-worker"
+        )
+        digest = hashlib.sha1(self.schema.encode()).hexdigest()[:16]
+        self.channel = f"tock.{self.schema}" if len(self.schema) <= 50 else f"tock.{digest}"
+        self._lock_prefix = f"tock:worker:{self.schema}:"
+        self._pid = os.getpid()
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
+        self._pool_lock = threading.Lock()
+        self._checked = False
+        self._check_lock = threading.Lock()
+        self._tokens: dict[str, psycopg.Connection[TupleRow]] = {}
+        self._tokens_lock = threading.Lock()
+        self._notifier = _Notifier(self)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
+        if os.getpid() != self._pid:
+            # DESIGN: a connection is never carried across a fork (nor a pool's threads).
+            self._pid = os.getpid()
+            self._pool = None
+            self._tokens = {}
+            self._notifier = _Notifier(self)
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                pool = self._pool
+                if pool is None:
+                    pool = ConnectionPool(
+                        self._conninfo,
+                        min_size=1,
+                        max_size=10,
+                        kwargs={"autocommit": True},
+                        timeout=POOL_TIMEOUT,
+                        name="tock",
+                        open=True,
+                    )
+                    self._pool = pool
+        return pool
+
+    @contextlib.contextmanager
+    def _conn(self, *, check: bool = True) -> Iterator[psycopg.Connection[TupleRow]]:
+        if check and not self._checked:
+            self._check_schema()
+        try:
+            with self._get_pool().connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise StoreError(f"cannot connect to {self.url}: {self._why_unreachable()}") from None
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """One transaction on a pooled connection."""
+        with self._conn() as conn, conn.transaction():
+            yield conn
+
+    @contextlib.contextmanager
+    def _direct(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A connection outside the pool, for one-off work (schema checks, migrations)."""
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
+        with conn:
+            yield conn
+
+    def _why_unreachable(self) -> str:
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            return _reason(exc)
+        return f"no free connection in the pool after {POOL_TIMEOUT:g} s"
+
+    def _caller_connection(self, connection: object) -> psycopg.Connection[Any]:
+        if not isinstance(connection, psycopg.Connection):
+            raise ConfigurationError(
+                "connection= must be a psycopg (3) Connection for the PostgreSQL store, "
+                f"not {type(connection).__name__}"
+            )
+        if connection.closed:
+            raise ConfigurationError("connection= is closed")
+        return connection
+
+    def close(self) -> None:
+        with self._tokens_lock:
+            tokens, self._tokens = self._tokens, {}
+        for conn in tokens.values():
+            with contextlib.suppress(Exception):
+                conn.close()
+        pool, self._pool = self._pool, None
+        if pool is not None and os.getpid() == self._pid:
+            pool.close()
+
+    # -- schema ------------------------------------------------------------------
+
+    def _versions(self, conn: psycopg.Connection[Any]) -> list[int] | None:
+        table = f"{quote_ident(self.schema)}.tock_migrations"
+        (exists,) = _one(conn.execute(self.Q["migration_table"], {"table": table}))
+        if exists is None:
+            return None
+        return [v for (v,) in conn.execute(self.Q["migration_versions"])]
+
+    def _check_schema(self) -> None:
+        with self._check_lock:
+            if self._checked:
+                return
+            # The first use, on a connection of its own: an unreachable server is a
+            # clear error at once (the pool would only retry and log), and the pool
+            # opens once the schema is known to be there.
+            with self._direct() as conn:
+                versions = self._versions(conn)
+            if versions is None:
+                raise SchemaError(
+                    f"{self.url} has no Tock schema {self.schema!r}: run `tock migrate`"
+                )
+            self._verify(versions)
+            self._checked = True
+
+    def _verify(self, versions: list[int]) -> None:
+        current = max(versions, default=0)
+        if current > LATEST:
+            raise SchemaError(
+                f"schema {self.schema!r} of {self.url} has version {current}, newer than "
+                f"this Tock knows ({LATEST}): upgrade Tock"
+            )
+        if current < LATEST:
+            raise SchemaError(
+                f"schema {self.schema!r} of {self.url} has version {current}, this Tock "
+                f"needs {LATEST}: run `tock migrate`"
+            )
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        schema = quote_ident(self.schema)
+        with self._direct() as conn, conn.transaction():
+            # Two `tock migrate` at once: the second waits here, then finds all applied.
+            conn.execute(self.Q["migration_lock"], {"lock": f"tock:migrate:{self.schema}"})
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.tock_migrations ("
+                "version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL)"
+            )
+            done = {v for (v,) in conn.execute(self.Q["migration_versions"])}
+            if done and max(done) > LATEST:
+                raise SchemaError(
+                    f"schema {self.schema!r} of {self.url} has version {max(done)}, newer "
+                    f"than this Tock knows ({LATEST}): upgrade Tock"
+                )
+            for version, name, text in MIGRATIONS:
+                if version in done:
+                    continue
+                conn.execute(text.replace("{schema}", schema).encode())
+                conn.execute(
+                    self.Q["migration_record"], {"version": version, "name": name, "now": None}
+                )
+                applied.append(f"{version:04d}_{name}")
+        self._checked = True
+        return applied
+
+    def schema_version(self) -> tuple[int, int]:
+        with self._direct() as conn:
+            versions = self._versions(conn)
+        return (max(versions or [0]), LATEST)
+
+    def db_now(self, *, now: datetime | None) -> datetime:
+        with self._conn() as conn:
+            (value,) = _one(conn.execute(self.Q["db_now"], {"now": _now(now)}))
+        assert isinstance(value, datetime)
+        return value
+
+    # -- jobs --------------------------------------------------------------------
+
+    def job_enqueue_many(
+        self, jobs: Sequence[NewJob], *, now: datetime | None, connection: object | None = None
+    ) -> list[JobId]:
+        if not jobs:
+            return []
+        caller = None if connection is None else self._caller_connection(connection)
+        if not self._checked:
+            self._check_schema()  # a read on a pooled connection: it waits for no lock
+        # A unique key twice in one batch: the first item's job, one row (DESIGN).
+        first_of: dict[str, int] = {}
+        rows: list[int] = []  # positions that get a row, in input order
+        for i, job in enumerate(jobs):
+            key = job.unique_key
+            if key is not None:
+                if key in first_of:
+                    continue
+                first_of[key] = i
+            rows.append(i)
+        picked = [jobs[i] for i in rows]
+        when = _now(now)
+        notify = self._notifier.due({j.queue for j in picked})
+        if caller is not None:
+            cm: contextlib.AbstractContextManager[Any] = (
+                caller.transaction()
+                if caller.autocommit
+                and caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                else contextlib.nullcontext()
+            )
+            with cm, caller.cursor(row_factory=tuple_row) as cur:
+                inserted, held = self._insert(cur, picked, when, notify)
+        else:
+            with self._write() as conn, conn.cursor() as cur:
+                inserted, held = self._insert(cur, picked, when, notify)
+        # One statement inserted the rows in input order: the identity handed out
+        # increasing ids in that order. Keyed rows are matched by their key.
+        ids: list[JobId | None] = [None] * len(jobs)
+        by_key = dict(held)
+        fresh = iter(sorted(i for i, key in inserted if key is None))
+        for i, key in ((i, jobs[i].unique_key) for i in rows):
+            if key is None:
+                ids[i] = next(fresh)
+        by_key.update((key, i) for i, key in inserted if key is not None)
+        for i, job in enumerate(jobs):
+            if job.unique_key is not None:
+                ids[i] = by_key[job.unique_key]
+        return [i for i in ids if i is not None]
+
+    def _insert(
+        self,
+        cur: psycopg.Cursor[TupleRow],
+        jobs: list[NewJob],
+        now: datetime | None,
+        notify: list[str],
+    ) -> tuple[list[tuple[int, str | None]], list[tuple[str, int]]]:
+        if len(jobs) >= COPY_MIN:
+            # Big batches: COPY into a session temp table (emptied at commit), then one
+            # INSERT ... SELECT in COPY order; more than twice as fast as arrays.
+            cur.execute(self.Q["job_stage_create"])
+            with cur.copy(self.Q["job_stage_copy"]) as copy:
+                for j in jobs:
+                    copy.write_row(_row(j))
+            cur.execute(self.Q["job_insert_staged"], {"now": now})
+        else:
+            # One array per column (lists: psycopg sends a tuple as a record).
+            columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
+            params: dict[str, Any] = dict(zip(STAGED, columns, strict=True))
+            params["now"] = now
+            cur.execute(self.Q["job_insert_many"], params, binary=True)
+        inserted: list[tuple[int, str | None]] = cur.fetchall()
+        got = {key for _, key in inserted if key is not None}
+        missing = [j.unique_key for j in jobs if j.unique_key is not None]
+        missing = [k for k in missing if k not in got]
+        held: list[tuple[str, int]] = []
+        if missing:
+            # DESIGN: a key held by a live job creates nothing and returns that job.
+            cur.execute(self.Q["job_by_unique_key"], {"keys": missing})
+            held = cur.fetchall()
+            if len(held) != len(missing):
+                raise StoreError(
+                    "a unique key is held by a job that another transaction has not "
+                    "committed yet (or this transaction's snapshot cannot see): "
+                    "enqueue again"
+                )
+        if notify:
+            cur.execute(self.Q["job_notify"], {"channel": self.channel, "queues": notify})
+        return inserted, held
+
+    def _notify(self, queues: list[str]) -> None:
+        if self._pool is None:
+            return
+        with self._conn(check=False) as conn:
+            conn.execute(self.Q["job_notify"], {"channel": self.channel, "queues": queues})
+
+    def job_get(self, job_id: JobId) -> JobRecord:
+        with self._conn() as conn:
+            row = conn.execute(self.Q["job_get"], {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _record(row)
+
+    def job_list(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        wanted = [JobStatus(s).value for s in (statuses or list(JobStatus))]
+        where = ["status = ANY(%(statuses)s::text[])"]
+        params: dict[str, Any] = {"statuses": wanted, "limit": int(limit)}
+        if queue is not None:
+            where.append("queue = %(queue)s")
+            params["queue"] = queue
+        if task is not None:
+            where.append("task = %(task)s")
+            params["task"] = task
+        clause = " AND ".join(where)
+        schema = quote_ident(self.schema)
+        selects = []
+        for table, states in (
+            ("tock_jobs", {"blocked", "pending", "running"}),
+            ("tock_jobs_finished", {"succeeded", "failed", "canceled", "lost"}),
+        ):
+            if states.isdisjoint(wanted):
+                continue
+            # Table names are constants; every value is a bound parameter.
+            selects.append(
+                f"(SELECT {COLUMNS} FROM {schema}.{table} WHERE {clause} "
+                "ORDER BY id DESC LIMIT %(limit)s)"
+            )
+        query = (
+            f"SELECT * FROM ({' UNION ALL '.join(selects)}) AS j ORDER BY id DESC LIMIT %(limit)s"
+        )
+        with self._conn() as conn:
+            rows = conn.execute(query.encode(), params).fetchall()
+        return [_record(r) for r in rows]
+
+    def job_claim_batch(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        free: int,
+        now: datetime | None,
+        completed: Sequence[Outcome] = (),
+    ) -> list[JobRecord]:
+        if limit <= 0 or not queues:
+            if completed:
+                self.job_complete_batch(completed, now=now)
+            return []
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "token": secrets.randbits(62),
+            "limit": limit,
+            "free": free,
+            "now": _now(now),
+        }
+        if len(queues) == 1:
+            query = self.Q["job_claim_batch"]
+            params["queue"] = queues[0]
+        else:
+            query = _claim_across(self.schema, len(queues))
+            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
+        with self._conn() as conn:
+            if completed:
+                with conn.transaction():
+                    self._complete(conn, completed, params["now"])
+                    rows = conn.execute(query, params).fetchall()
+            else:
+                rows = conn.execute(query, params).fetchall()
+        records = [_record(r) for r in rows]
+        # RETURNING has no order: put the batch back in claim order.
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+        return records
+
+    def _complete(
+        self, conn: psycopg.Connection[TupleRow], outcomes: Sequence[Outcome], now: datetime | None
+    ) -> int:
+        finish: list[Outcome] = []
+        retry: list[Outcome] = []
+        release: list[Outcome] = []
+        for o in outcomes:
+            if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
+                finish.append(o)
+            elif o.kind is OutcomeKind.RETRY:
+                retry.append(o)
+            else:
+                release.append(o)
+        changed = 0
+        if finish:
+            changed += conn.execute(
+                self.Q["job_finish_many"],
+                {
+                    "ids": [o.job_id for o in finish],
+                    "tokens": [o.token for o in finish],
+                    "statuses": [o.kind.value for o in finish],
+                    "results": [o.result for o in finish],
+                    "errors": [o.error for o in finish],
+                    "now": now,
+                },
+            ).rowcount
+        if retry:
+            changed += conn.execute(
+                self.Q["job_retry_later"],
+                {
+                    "ids": [o.job_id for o in retry],
+                    "tokens": [o.token for o in retry],
+                    "delays_us": [_us(o.delay) for o in retry],
+                    "errors": [o.error for o in retry],
+                    "now": now,
+                },
+            ).rowcount
+        if release:
+            changed += conn.execute(
+                self.Q["job_release"],
+                {"ids": [o.job_id for o in release], "tokens": [o.token for o in release]},
+            ).rowcount
+        return changed
+
+    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int:
+        if not outcomes:
+            return 0
+        with self._write() as conn:
+            return self._complete(conn, outcomes, _now(now))
+
+    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
+        with self._conn() as conn:
+            (value,) = _one(conn.execute(self.Q["job_next_due"], {"queues": list(queues)}))
+        assert value is None or isinstance(value, datetime)
+        return value
+
+    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        try:
+            with self._write() as conn:
+                moved = conn.execute(
+                    self.Q["job_retry_finished"], {"id": job_id, "now": _now(now)}
+                ).rowcount
+        except psycopg.errors.UniqueViolation:
+            record = self.job_get(job_id)
+            raise TockError(
+                f"cannot retry job {job_id}: its unique key {record.unique_key!r} "
+                "is held by another live job"
+            ) from None
+        if not moved:
+            status = self.job_get(job_id).status
+            raise TockError(
+                f"cannot retry job {job_id}: it is {status}; "
+                "only failed, lost and canceled jobs can be retried"
+            )
+        return self.job_get(job_id)
+
+    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        with self._write() as conn:
+            moved = conn.execute(self.Q["job_cancel"], {"id": job_id, "now": _now(now)}).rowcount
+        if not moved:
+            status = self.job_get(job_id).status
+            raise TockError(
+                f"cannot cancel job {job_id}: it is {status}; "
+                "only pending and blocked jobs can be canceled"
+            )
+        return self.job_get(job_id)
+
+    def job_prune(
+        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+    ) -> int:
+        deleted = 0
+        for status, age in retention.items():
+            while True:
+                with self._conn() as conn:
+                    n = conn.execute(
+                        self.Q["job_prune"],
+                        {
+                            "status": JobStatus(status).value,
+                            "age_us": _us(age),
+                            "batch_size": batch_size,
+                            "now": _now(now),
+                        },
+                    ).rowcount
+                deleted += n
+                if n < batch_size:
+                    break
+        return deleted
+
+    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
+        counts: dict[str, dict[JobStatus, int]] = {}
+        ready: dict[str, int] = {}
+        oldest: dict[str, datetime] = {}
+        with self._conn() as conn:
+            live = conn.execute(self.Q["job_stats_live"], {"now": _now(now)}).fetchall()
+            finished = conn.execute(self.Q["job_stats_finished"]).fetchall()
+        for queue, status, n, n_ready, first in live:
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+            ready[queue] = ready.get(queue, 0) + n_ready
+            if first is not None:
+                oldest[queue] = min(first, oldest.get(queue, first))
+        for queue, status, n in finished:
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+        return [
+            QueueStats(
+                queue=q, counts=counts[q], ready=ready.get(q, 0), oldest_ready_at=oldest.get(q)
+            )
+            for q in sorted(counts)
+        ]
+
+    def job_watch(self, callback: Callable[[], None]) -> _Watch:
+        return _Watch(self, callback)
+
+    # -- workers, liveness and rescue -------------------------------------------
+
+    def _take_token(self, worker_id: str) -> psycopg.Connection[TupleRow]:
+        """The worker's liveness token on a connection of its own; taken again first
+        when that connection was lost (DESIGN: a reconnecting worker takes its token)."""
+        with self._tokens_lock:
+            conn = self._tokens.get(worker_id)
+            if conn is not None and not conn.broken and not conn.closed:
+                return conn
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                del self._tokens[worker_id]
+            try:
+                conn = psycopg.connect(self._token_conninfo, autocommit=True)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
+            (taken,) = _one(
+                conn.execute(self.Q["worker_token_take"], {"lock": self._lock_prefix + worker_id})
+            )
+            if not taken:
+                conn.close()
+                raise StoreError(f"worker id {worker_id!r} is already held by a live process")
+            self._tokens[worker_id] = conn
+            return conn
+
+    def _drop_token(self, worker_id: str) -> None:
+        with self._tokens_lock:
+            conn = self._tokens.pop(worker_id, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None:
+        if not self._checked:
+            self._check_schema()
+        conn = self._take_token(info.id)
+        conn.execute(
+            self.Q["worker_register"],
+            {
+                "id": info.id,
+                "hostname": info.hostname,
+                "pid": info.pid,
+                "queues": list(info.queues),
+                "concurrency": info.concurrency,
+                "now": _now(now),
+            },
+        )
+
+    def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
+        params = {"id": worker_id, "now": _now(now)}
+        if worker_id in self._tokens:
+            # On the token's own connection: a heartbeat that gets through proves the
+            # token is still held; a lost session takes its token again first.
+            try:
+                cur = self._take_token(worker_id).execute(self.Q["worker_heartbeat"], params)
+            except psycopg.OperationalError:
+                cur = self._take_token(worker_id).execute(self.Q["worker_heartbeat"], params)
+            return cur.rowcount > 0
+        with self._conn() as conn:
+            n = conn.execute(self.Q["worker_heartbeat"], params).rowcount
+        return n > 0
+
+    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
+        report = RescueReport(dead_workers=[worker_id])
+        with self._write() as conn:
+            self._bury(conn, [worker_id], _now(now), report)
+        self._drop_token(worker_id)
+        return report
+
+    def worker_list(self) -> list[WorkerRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(self.Q["worker_list"]).fetchall()
+        return [
+            WorkerRecord(
+                id=row[0],
+                hostname=row[1],
+                pid=row[2],
+                queues=tuple(row[3]),
+                concurrency=row[4],
+                started_at=row[5],
+                heartbeat_at=row[6],
+                running=row[7],
+            )
+            for row in rows
+        ]
+
+    def worker_rescue(
+        self,
+        *,
+        rescue_after: float,
+        token_after: float,
+        now: datetime | None,
+        heartbeat_deaths: bool = True,
+        exclude: str | None = None,
+    ) -> RescueReport:
+        report = RescueReport()
+        params: dict[str, Any] = {
+            "now": _now(now),
+            "exclude": exclude,
+            "rescue_after_us": _us(rescue_after),
+            "token_after_us": _us(token_after),
+            "lock_prefix": self._lock_prefix,
+        }
+        asked = time.monotonic()
+        with self._write() as conn:
+            when, own_age = _one(conn.execute(self.Q["worker_rescue_check"], params))
+            waited = time.monotonic() - asked
+            # An old heartbeat is evidence only while the store keeps pace (as on SQLite):
+            # not when the database answered slowly (a stalled server stalls every
+            # heartbeat alike), nor while the calling worker's own heartbeat is old (this
+            # process was paused or could not write). Released tokens always count.
+            report.kept_pace = waited <= min(1.0, token_after / 4) and (
+                exclude is None or (own_age is not None and own_age.total_seconds() <= token_after)
+            )
+            params["heartbeat_deaths"] = heartbeat_deaths and report.kept_pace
+            dead = [w for (w,) in conn.execute(self.Q["worker_dead"], params)]
+            orphans = [w for (w,) in conn.execute(self.Q["worker_orphans"], params)]
+            dead.extend(w for w in orphans if w not in dead)
+            if dead:
+                report.dead_workers.extend(dead)
+                self._bury(conn, dead, when, report)
+        return report
+
+    def _bury(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        worker_ids: list[str],
+        now: datetime | None,
+        report: RescueReport,
+    ) -> None:
+        params = {"worker_ids": worker_ids, "now": now, "error": WORKER_DIED}
+        for job_id, status in sorted(conn.execute(self.Q["worker_jobs_give_up"], params)):
+            (report.lost if status == "lost" else report.failed).append(job_id)
+        report.rescued.extend(
+            sorted(j for (j,) in conn.execute(self.Q["worker_jobs_rescue"], params))
+        )
+        conn.execute(self.Q["worker_delete"], params)
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_across(schema: str, n_queues: int) -> str:
+    q = queries(schema)
+    branches = " UNION ALL ".join(
+        q["job_claim_candidate"]
+        .replace("%(queue_N)s", f"%(queue_{i})s")
+        .replace("AS q_N", f"AS q_{i}")
+        for i in range(n_queues)
+    )
+    return q["job_claim_batch_queues"].replace("{candidates}", branches)
+
+
+# The columns of an enqueued job as the insert queries take them, in this order.
+STAGED = (
+    "task",
+    "queue",
+    "priority",
+    "args",
+    "kwargs",
+    "run_at",
+    "run_after_us",
+    "retries",
+    "retry_backoff",
+    "retry_on",
+    "timeout",
+    "at_most_once",
+    "max_rescues",
+    "unique_key",
+)
+
+
+def _row(j: NewJob) -> tuple[object, ...]:
+    return (
+        j.task,
+        j.queue,
+        j.priority,
+        j.args,
+        j.kwargs,
+        _now(j.run_at),
+        _us(j.run_after),
+        j.retries,
+        float(j.retry_backoff),
+        _retry_on_text(j.retry_on),
+        None if j.timeout is None else float(j.timeout),
+        bool(j.at_most_once),
+        j.max_rescues,
+        j.unique_key,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _retry_on_text(names: tuple[str, ...]) -> str:
+    return json.dumps(list(names))
+
+
+def _one(cur: psycopg.Cursor[TupleRow]) -> TupleRow:
+    row = cur.fetchone()
+    assert row is not None
+    return row

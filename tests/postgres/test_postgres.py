@@ -1,0 +1,446 @@
+"""What only the PostgreSQL store does: schemas, the caller's transaction, concurrent
+migrations, advisory-lock liveness, LISTEN/NOTIFY wake-ups, the claim plan."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from psycopg import sql
+
+from tock import (
+    ConfigurationError,
+    FakeClock,
+    JobNotFound,
+    JobStatus,
+    SchemaError,
+    StoreError,
+    Tock,
+)
+from tock.duties import Rescuer, RescuerConfig
+from tock.jobs import NewJob
+from tock.store import WorkerInfo
+from tock.store.postgres.store import PostgresStore, _claim_across, parse_postgres_url
+
+from .conftest import with_schema
+
+WAIT = 10.0
+
+
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+def new_job(n: int = 0, **fields: object) -> NewJob:
+    return NewJob(task="t", args=json.dumps([n]), kwargs="{}", **fields)
+
+
+def register(app: Tock, clock: FakeClock, worker_id: str) -> None:
+    app.store.worker_register(
+        WorkerInfo(id=worker_id, hostname="h", pid=1, queues=("default",), concurrency=1),
+        now=clock.db_now(),
+    )
+
+
+def store_of(app: Tock) -> PostgresStore:
+    store = app.store
+    assert isinstance(store, PostgresStore)
+    return store
+
+
+# -- URLs and schemas -------------------------------------------------------------------
+
+
+def test_schema_is_taken_out_of_the_url() -> None:
+    url, schema = parse_postgres_url("postgresql://u:pw@h:5432/db?schema=jobs&sslmode=prefer")
+    assert (url, schema) == ("postgresql://u:pw@h:5432/db?sslmode=prefer", "jobs")
+    assert parse_postgres_url("postgres://h/db")[1] == "tock"
+    with pytest.raises(ConfigurationError, match="schema"):
+        parse_postgres_url("postgresql://h/db?schema=a;drop")
+
+
+def test_password_never_in_a_connection_error(clock: FakeClock) -> None:
+    app = Tock("postgresql://u:secret@127.0.0.1:1/db?schema=x", clock=clock)
+    assert "secret" not in repr(app)
+    with pytest.raises(StoreError) as info:
+        app.store.db_now(now=None)
+    assert "secret" not in str(info.value)
+    assert "***" in str(info.value)
+    assert "secret" not in app.store.url
+    app.close()
+
+
+def test_missing_schema_says_run_tock_migrate(make_app, new_schema, clock: FakeClock) -> None:
+    app = make_app(with_schema(new_schema()))
+    with pytest.raises(SchemaError, match="run `tock migrate`"):
+        app.task(add).enqueue(1, 2)
+    assert app.store.schema_version() == (0, 1)
+    assert app.migrate() == ["0001_initial"]
+    assert app.task(add).enqueue(1, 2).id == 1
+
+
+def test_newer_schema_is_refused(make_app, raw) -> None:
+    app = make_app()
+    schema = store_of(app).schema
+    conn = raw(autocommit=True)
+    conn.execute(
+        sql.SQL("INSERT INTO {}.tock_migrations VALUES (99, 'future', now())").format(
+            sql.Identifier(schema)
+        )
+    )
+    other = make_app(with_schema(schema))
+    with pytest.raises(SchemaError, match="upgrade Tock"):
+        other.store.db_now(now=None)
+    with pytest.raises(SchemaError, match="upgrade Tock"):
+        other.migrate()
+
+
+def test_two_schemas_do_not_see_each_others_jobs(make_app, clock: FakeClock, raw) -> None:
+    a, b = make_app(), make_app()
+    job = a.task(add).enqueue(1, 2)
+    assert b.store.job_list() == []
+    with pytest.raises(JobNotFound):
+        b.store.job_get(job.id)
+    register(b, clock, "wb")
+    assert (
+        b.store.job_claim_batch(
+            worker_id="wb", queues=["default"], limit=10, free=10, now=clock.db_now()
+        )
+        == []
+    )
+    assert b.task(add).enqueue(3, 4).id == job.id  # each schema has its own identity
+    # Tables live in the URL's schema; nothing in public, search_path untouched.
+    conn = raw(autocommit=True)
+    (n,) = conn.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'tock_jobs' AND table_schema = ANY(%s)",
+        [[store_of(a).schema, store_of(b).schema, "public"]],
+    ).fetchone()
+    assert n == 2
+
+
+def test_migrations_at_once_from_two_threads(make_app, new_schema) -> None:
+    url = with_schema(new_schema())
+    apps = [make_app(url), make_app(url)]
+    barrier = threading.Barrier(2)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def migrate(app: Tock) -> None:
+        barrier.wait()
+        try:
+            results.append(app.migrate())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(app,)) for app in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [[], ["0001_initial"]]
+    assert apps[0].store.schema_version() == (1, 1)
+
+
+# -- the caller's transaction -----------------------------------------------------------
+
+
+def test_enqueue_in_the_callers_transaction_commit(make_app, clock: FakeClock, raw) -> None:
+    app = make_app()
+    register(app, clock, "w")
+    conn = raw()  # not autocommit: a transaction begins with the first statement
+    conn.execute("SELECT 1")
+    job = app.task(add).using(connection=conn).enqueue(1, 2)
+    # Not committed: invisible to the store's own connections, and never claimed.
+    with pytest.raises(JobNotFound):
+        app.store.job_get(job.id)
+    assert (
+        app.store.job_claim_batch(
+            worker_id="w", queues=["default"], limit=5, free=5, now=clock.db_now()
+        )
+        == []
+    )
+    conn.commit()
+    assert app.store.job_get(job.id).status is JobStatus.PENDING
+    (claimed,) = app.store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=5, free=5, now=clock.db_now()
+    )
+    assert claimed.id == job.id
+
+
+def test_enqueue_in_the_callers_transaction_rollback(make_app, raw) -> None:
+    app = make_app()
+    conn = raw()
+    jobs = app.task(add).using(connection=conn).enqueue_many([(1, 2), (3, 4)])
+    conn.rollback()
+    for job in jobs:
+        with pytest.raises(JobNotFound):
+            app.store.job_get(job.id)
+    assert app.store.job_list() == []
+
+
+def test_enqueue_in_a_transaction_block_of_an_autocommit_connection(make_app, raw) -> None:
+    app = make_app()
+    conn = raw(autocommit=True)
+    with pytest.raises(RuntimeError), conn.transaction():
+        doomed = app.task(add).using(connection=conn).enqueue(1, 2)
+        raise RuntimeError("the caller's transaction fails")
+    with pytest.raises(JobNotFound):
+        app.store.job_get(doomed.id)
+    with conn.transaction():
+        kept = app.task(add).using(connection=conn).enqueue(1, 2)
+    assert app.store.job_get(kept.id).args == [1, 2]
+    # Outside any block, the enqueue is its own transaction.
+    alone = app.task(add).using(connection=conn).enqueue(5, 6)
+    assert app.store.job_get(alone.id).args == [5, 6]
+
+
+def test_connection_must_be_a_psycopg_connection(make_app, tmp_path) -> None:
+    import sqlite3
+
+    app = make_app()
+    other = sqlite3.connect(tmp_path / "x.db")
+    with pytest.raises(ConfigurationError, match="psycopg"):
+        app.task(add).using(connection=other).enqueue(1, 2)
+    other.close()
+
+
+# -- liveness tokens ------------------------------------------------------------------
+
+
+def backend_pids(raw, application_name: str) -> list[int]:
+    conn = raw(autocommit=True)
+    return [
+        pid
+        for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> "
+            "pg_backend_pid()",
+            [application_name],
+        )
+    ]
+
+
+def test_a_terminated_worker_session_is_dead_after_token_after(
+    make_app, clock: FakeClock, raw
+) -> None:
+    app = make_app()
+    other = make_app(app.url)  # a second process on the same schema
+    register(other, clock, "gone")
+    job = app.store.job_enqueue_many([new_job()], now=clock.db_now())[0]
+    other.store.job_claim_batch(
+        worker_id="gone", queues=["default"], limit=1, free=1, now=clock.db_now()
+    )
+    token = store_of(other)._tokens["gone"]
+    rescuer = Rescuer(app.store, clock, RescuerConfig(heartbeat_interval=2.0))
+    clock.advance(seconds=5)
+    assert not rescuer.run_once()  # the token is held: alive, however quiet
+    admin = raw(autocommit=True)
+    admin.execute("SELECT pg_terminate_backend(%s)", [token.info.backend_pid])
+    report = rescuer.run_once()  # heartbeat 5 s old and its token free: dead
+    assert report.dead_workers == ["gone"]
+    assert report.rescued == [job]
+
+
+def test_a_reconnecting_worker_takes_its_token_again(make_app, clock: FakeClock, raw) -> None:
+    app = make_app()
+    other = make_app(app.url)
+    register(other, clock, "back")
+    first = store_of(other)._tokens["back"].info.backend_pid
+    raw(autocommit=True).execute("SELECT pg_terminate_backend(%s)", [first])
+    clock.advance(seconds=3)
+    # The next heartbeat finds its session gone: it takes the token again first.
+    assert other.store.worker_heartbeat("back", now=clock.db_now()) is True
+    assert store_of(other)._tokens["back"].info.backend_pid != first
+    clock.advance(seconds=5)  # heartbeat 5 s old, but the token is held again
+    assert not Rescuer(app.store, clock).run_once()
+
+
+def test_a_worker_id_is_held_by_one_process(make_app, clock: FakeClock) -> None:
+    app = make_app()
+    other = make_app(app.url)
+    register(app, clock, "solo")
+    with pytest.raises(StoreError, match="already held"):
+        register(other, clock, "solo")
+
+
+# -- LISTEN/NOTIFY ----------------------------------------------------------------------
+
+
+def test_watch_wakes_up_on_an_enqueue_from_another_connection(make_app, clock) -> None:
+    app = make_app()
+    other = make_app(app.url)
+    woke = threading.Event()
+    watch = app.store.job_watch(woke.set)
+    try:
+        # LISTEN is in place once the watch has its connection; enqueue until it wakes
+        # (a hint sent before the LISTEN started is not delivered).
+        for _ in range(100):
+            other.task(add).enqueue(1, 2)
+            if woke.wait(0.1):
+                break
+        assert woke.is_set()
+    finally:
+        watch.close()
+
+
+def test_notify_is_throttled_not_one_per_job(make_app, raw) -> None:
+    app = make_app()
+    listener = raw(autocommit=True)
+    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(store_of(app).channel)))
+    t = app.task(add)
+    for i in range(200):
+        t.enqueue(i, i)
+    got = list(listener.notifies(timeout=0.3))
+    assert 1 <= len(got) < 100
+    assert {n.payload for n in got} == {"default"}
+
+
+def test_watch_reconnects_and_polls_once(make_app, raw) -> None:
+    app = make_app()
+    calls = threading.Semaphore(0)
+    watch = app.store.job_watch(calls.release)
+    admin = raw(autocommit=True)
+    try:
+        for _ in range(100):  # wait for the LISTEN session
+            pids = backend_pids(raw, "tock-listen")
+            if pids:
+                break
+            threading.Event().wait(0.05)
+        assert pids
+        for pid in pids:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert calls.acquire(timeout=WAIT)  # one poll after reconnecting
+        app.task(add).enqueue(1, 2)
+        assert calls.acquire(timeout=WAIT)  # and hints arrive again
+    finally:
+        watch.close()
+
+
+# -- claims -----------------------------------------------------------------------------
+
+
+def test_concurrent_claimers_never_share_a_job(make_app, clock: FakeClock) -> None:
+    app = make_app()
+    ids = app.store.job_enqueue_many([new_job(i) for i in range(400)], now=clock.db_now())
+    apps = [make_app(app.url) for _ in range(4)]
+    for n, a in enumerate(apps):
+        register(a, clock, f"w{n}")
+    got: list[list[int]] = [[] for _ in apps]
+    now = clock.db_now()
+    barrier = threading.Barrier(len(apps))
+
+    def claim(n: int) -> None:
+        barrier.wait()
+        while True:
+            batch = apps[n].store.job_claim_batch(
+                worker_id=f"w{n}", queues=["default", "other"], limit=7, free=7, now=now
+            )
+            if not batch:
+                return
+            got[n].extend(j.id for j in batch)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(apps))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [i for g in got for i in g]
+    assert sorted(claimed) == ids
+
+
+@pytest.mark.parametrize("queues", [["default"], ["default", "b", "c"]])
+def test_claim_reads_the_claim_index_and_locks_only_the_batch(
+    make_app, clock: FakeClock, raw, queues
+) -> None:
+    app = make_app()
+    store = store_of(app)
+    store.job_enqueue_many(
+        [new_job(i, queue=q, priority=i % 3) for i in range(2000) for q in ("default", "b")],
+        now=clock.db_now(),
+    )
+    register(app, clock, "w")
+    conn = raw(autocommit=True)
+    conn.execute(sql.SQL("ANALYZE {}.tock_jobs").format(sql.Identifier(store.schema)))
+    if len(queues) == 1:
+        query = store.Q["job_claim_batch"]
+    else:
+        query = _claim_across(store.schema, len(queues))
+    params = {"worker_id": "w", "token": 1, "limit": 10, "free": 10, "now": clock.db_now()}
+    params["queue"] = queues[0]
+    params.update({f"queue_{i}": q for i, q in enumerate(queues)})
+    with conn.transaction(force_rollback=True):
+        plan = "\n".join(
+            row[0] for row in conn.execute("EXPLAIN (ANALYZE, COSTS OFF) " + query, params)
+        )
+    assert (
+        "Index Scan using tock_jobs_claim" in plan
+        or "Index Only Scan using tock_jobs_claim" in plan
+    ), plan
+    assert "Seq Scan" not in plan, plan
+    locks = [line for line in plan.splitlines() if "LockRows" in line]
+    assert all("rows=10 " in line for line in locks[1:]), plan  # [0]: the worker's row
+    if len(queues) > 1:
+        assert "Merge Append" in plan, plan
+
+
+def test_completions_and_claims_in_one_call_with_unknown_outcomes(make_app, clock) -> None:
+    from tock.jobs import Outcome, OutcomeKind
+
+    app = make_app()
+    register(app, clock, "w")
+    ids = app.store.job_enqueue_many([new_job(i) for i in range(3)], now=clock.db_now())
+    batch = app.store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=2, free=2, now=clock.db_now()
+    )
+    done = [Outcome(j.id, j.claim_token or 0, OutcomeKind.SUCCEEDED, result="1") for j in batch]
+    done.append(Outcome(99999, 1, OutcomeKind.SUCCEEDED, result="1"))  # no such job
+    (last,) = app.store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=5, free=5, now=clock.db_now(), completed=done
+    )
+    assert last.id == ids[2]
+    assert [app.store.job_get(i).status for i in ids[:2]] == [JobStatus.SUCCEEDED] * 2
+
+
+# -- big batches (COPY) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [10, 1200])
+def test_big_batches_keep_input_order_and_unique_keys(make_app, clock: FakeClock, n) -> None:
+    app = make_app()
+    (held,) = app.store.job_enqueue_many([new_job(-1, unique_key="held")], now=clock.db_now())
+
+    def key(i: int) -> str | None:
+        return "held" if i == 5 else f"k{i % 7}" if i % 3 == 0 else None
+
+    jobs = [new_job(i, unique_key=key(i), priority=i % 5) for i in range(n)]
+    ids = app.store.job_enqueue_many(jobs, now=clock.db_now())
+    assert len(ids) == n
+    assert ids[5] == held
+    first: dict[str, int] = {}
+    for i, job_id in enumerate(ids):
+        k = key(i)
+        if k is None:
+            assert app.store.job_get(job_id).args == [i]
+        elif k != "held":
+            first.setdefault(k, i)
+            assert app.store.job_get(job_id).args == [first[k]]
+    fresh = [job_id for i, job_id in enumerate(ids) if key(i) is None or first.get(key(i)) == i]
+    assert fresh == sorted(fresh) and len(set(fresh)) == len(fresh)
+
+
+def test_big_batch_in_the_callers_transaction(make_app, clock: FakeClock, raw) -> None:
+    app = make_app()
+    conn = raw()
+    ids = app.store.job_enqueue_many(
+        [new_job(i) for i in range(1000)], now=clock.db_now(), connection=conn
+    )
+    conn.rollback()
+    assert app.store.job_list() == []
+    again = app.store.job_enqueue_many(
+        [new_job(i) for i in range(1000)], now=clock.db_now(), connection=conn
+    )
+    conn.commit()
+    assert again[0] > ids[-1]
+    assert [app.store.job_get(i).args for i in again[:3]] == [[0], [1], [2]]
