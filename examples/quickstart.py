@@ -86,7 +86,10 @@ def main() -> int:
     print(f"Tock quickstart: store {app.store.url}, starting a worker...")
     worker = subprocess.Popen(
         [sys.executable, "-m", "tock", "--app", "quickstart:app", "worker", "--concurrency", "4"],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     try:
         started = time.monotonic()
