@@ -38,7 +38,7 @@ LIVE = frozenset({JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.RUNNING})
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.LOST})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 µs a job in bulk enqueue
 class NewJob:
     """A job to insert: arguments already checked and encoded as JSON text."""
 

@@ -443,3 +443,34 @@ def test_unique_key_is_free_again_after_the_holder_finishes(
     store.job_cancel(second.id, now=clock.db_now())
     third = t.using(unique_key="k").enqueue(1, 2)
     assert third.id > second.id
+
+
+def test_bulk_enqueue_of_mixed_options_and_awkward_strings(
+    app: Tock, store: Store, clock: FakeClock
+) -> None:
+    # Big batches take each store's bulk path (runs of jobs sharing options); strings
+    # with backslashes, tabs, newlines, quotes and non-ASCII must come back as given.
+    from tock.jobs import NewJob
+
+    awkward = ["a\\b", "tab\there", "line\nbreak", 'quote"d', "é ✓ 日本", "\\N", "back\\\\slash"]
+    jobs = []
+    for i in range(1200):
+        text = awkward[i % len(awkward)] + str(i)
+        jobs.append(
+            NewJob(
+                task="t.bulk",
+                args=json.dumps([text, i], ensure_ascii=False),
+                kwargs=json.dumps({"k": text}, ensure_ascii=False),
+                queue="a" if (i // 300) % 2 else "b",
+                priority=(i // 400) - 1,
+            )
+        )
+    ids = store.job_enqueue_many(jobs, now=clock.db_now())
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == 1200
+    for i in (0, 1, 2, 3, 4, 5, 6, 299, 300, 301, 399, 400, 799, 800, 1199):
+        record = store.job_get(ids[i])
+        text = awkward[i % len(awkward)] + str(i)
+        assert record.args == [text, i]
+        assert record.kwargs == {"k": text}
+        assert record.queue == ("a" if (i // 300) % 2 else "b")
+        assert record.priority == (i // 400) - 1

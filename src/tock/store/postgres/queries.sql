@@ -48,29 +48,35 @@ ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id, unique_key;
 
 -- name: job_stage_create
--- The staging table of big enqueues: one per session, emptied at every commit.
-CREATE TEMP TABLE IF NOT EXISTS tock_enqueue (
-    task text, queue text, priority int, args text, kwargs text, run_at timestamptz,
-    run_after_us bigint, retries int, retry_backoff float8, retry_on text, timeout float8,
-    at_most_once bool, max_rescues int, unique_key text,
-    ord bigint GENERATED ALWAYS AS IDENTITY
+-- The staging table of big enqueues: one per session, emptied at every commit. It holds
+-- only what differs from job to job; the options come once per run of jobs that share
+-- them (``run`` numbers the runs, from 1).
+CREATE TEMP TABLE IF NOT EXISTS tock_enqueue_args (
+    run int, args text, kwargs text, ord bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DELETE ROWS;
 
 -- name: job_stage_copy
-COPY pg_temp.tock_enqueue (task, queue, priority, args, kwargs, run_at, run_after_us,
-                           retries, retry_backoff, retry_on, timeout, at_most_once,
-                           max_rescues, unique_key) FROM STDIN;
+COPY pg_temp.tock_enqueue_args (run, args, kwargs) FROM STDIN;
 
 -- name: job_insert_staged
--- job_insert_many for big batches, from the staging table in COPY order.
+-- job_insert_many for big batches: the staged arguments in COPY order, each with the
+-- options of its run (one array element per run).
 INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
                                 created_at, retries, retry_backoff, retry_on, timeout,
                                 at_most_once, max_rescues, unique_key)
-SELECT u.task, u.queue, u.priority, 'pending', u.args, u.kwargs,
-       coalesce(u.run_at, {now} + u.run_after_us * interval '1 microsecond'), {now},
-       u.retries, u.retry_backoff, u.retry_on, u.timeout, u.at_most_once, u.max_rescues,
-       u.unique_key
-  FROM pg_temp.tock_enqueue AS u
+SELECT r.task, r.queue, r.priority, 'pending', u.args, u.kwargs,
+       coalesce(r.run_at, {now} + r.run_after_us * interval '1 microsecond'), {now},
+       r.retries, r.retry_backoff, r.retry_on, r.timeout, r.at_most_once, r.max_rescues,
+       r.unique_key
+  FROM pg_temp.tock_enqueue_args AS u
+  JOIN unnest(%(task)s::text[], %(queue)s::text[], %(priority)s::int[],
+              %(run_at)s::timestamptz[], %(run_after_us)s::bigint[], %(retries)s::int[],
+              %(retry_backoff)s::float8[], %(retry_on)s::text[], %(timeout)s::float8[],
+              %(at_most_once)s::bool[], %(max_rescues)s::int[], %(unique_key)s::text[])
+       WITH ORDINALITY
+       AS r(task, queue, priority, run_at, run_after_us, retries, retry_backoff, retry_on,
+            timeout, at_most_once, max_rescues, unique_key, run)
+    ON r.run = u.run
  ORDER BY u.ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id, unique_key;
@@ -180,6 +186,28 @@ SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at, 
        max_rescues, unique_key, worker_id, claim_token, nullif(new_result, 'null'),
        coalesce(nullif(new_error, 'null'), error)
   FROM done;
+
+-- name: job_finish_then
+-- job_finish_many as the first CTEs of a statement that goes on to claim (the store
+-- appends the claim's own CTEs and UPDATE): finishing a batch and claiming the next is
+-- one statement, so one round trip and one commit. The rows it deletes are running, the
+-- rows the claim locks pending: the two parts never touch the same row.
+WITH b AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(statuses)s::text[],
+                         %(results)s::text[], %(errors)s::text[])
+                  AS b(id, token, status, result, error)
+), done AS (
+    DELETE FROM {schema}.tock_jobs AS j USING b
+     WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
+    RETURNING j.*, b.status AS new_status, b.result AS new_result, b.error AS new_error
+), finished AS (
+    INSERT INTO {schema}.tock_jobs_finished ({cols})
+    SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at,
+           started_at, {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout,
+           at_most_once, max_rescues, unique_key, worker_id, claim_token,
+           nullif(new_result, 'null'), coalesce(nullif(new_error, 'null'), error)
+      FROM done
+)
 
 -- name: job_retry_later
 -- Raised with attempts left: back to pending after its backoff, for the whole batch.
