@@ -3,8 +3,11 @@ time comes from a FakeClock passed to the app, which hands it to the store as ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,3 +191,22 @@ def real_app(store_kind: str, tmp_path: Path) -> Iterator[Tock]:
         tock.migrate()
     yield tock
     tock.close()
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make a file or directory read-only for this process, even as root (where chmod
+    is not enough, the immutable attribute is); skip the test if neither works."""
+    mode = path.stat().st_mode
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    immutable = False
+    try:
+        if os.access(path, os.W_OK) and shutil.which("chattr"):
+            immutable = subprocess.run(["chattr", "+i", str(path)], check=False).returncode == 0
+        if os.access(path, os.W_OK):
+            pytest.skip(f"cannot make {path} read-only here")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)

@@ -118,6 +118,31 @@ def test_sigterm_hands_back_claimed_jobs_that_never_started(project: Project) ->
     assert not second_started.exists()
 
 
+def test_a_second_signal_stops_at_once(project: Project) -> None:
+    # The gated job would run for two minutes and the grace is ten: only the second
+    # signal explains the worker stopping before the gate opens. Its running job is
+    # then settled as a dead worker's: back to pending, with a rescue counted.
+    gate = project.path / "gate"
+    started = project.path / "started"
+    job = project.mod.gated.enqueue(str(started), str(gate))
+    proc = project.spawn("worker", "--concurrency", "1", "--shutdown-grace", "600")
+    try:
+        wait_for(started.exists, "the job to start", project, proc)
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "signal again" in project.log_text(), "the first signal", project, proc)
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc, project) == 0, project.log_text()
+        assert not gate.exists()
+    finally:
+        gate.touch()
+    record = project.app.store.job_get(job.id)
+    assert record.status is JobStatus.PENDING, project.log_text()
+    assert record.rescues == 1
+    assert record.worker_id is None
+    assert "second signal: stopping at once" in project.log_text()
+    assert project.app.store.worker_list() == []
+
+
 def test_worker_on_a_foreign_database_says_run_migrate(project: Project) -> None:
     with sqlite3.connect(project.path / "tock.db") as conn:
         conn.execute("CREATE TABLE theirs (x)")

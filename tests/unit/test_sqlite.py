@@ -3,7 +3,6 @@ the caller's own sqlite3 connection."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import read_only
 
 import tock.store.sqlite.store as sqlite_store
 from tock import (
@@ -160,27 +160,15 @@ def test_read_only_database_file(make_app, db: Path) -> None:
     first = make_app(f"sqlite:///{db}")
     first.migrate()
     first.close()
-    db.chmod(0o444)
-    try:
-        if os.access(db, os.W_OK):
-            pytest.skip("running as root: chmod does not make the file read-only")
-        with pytest.raises(StoreError, match="read-only"):
-            make_app(f"sqlite:///{db}").store  # noqa: B018
-    finally:
-        db.chmod(0o644)
+    with read_only(db), pytest.raises(StoreError, match="read-only"):
+        make_app(f"sqlite:///{db}").store  # noqa: B018
 
 
 def test_read_only_directory(make_app, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as root: chmod does not make the directory read-only")
-        with pytest.raises(StoreError, match="read-only"):
-            make_app(f"sqlite:///{ro / 'tock.db'}").store  # noqa: B018
-    finally:
-        ro.chmod(0o755)
+    with read_only(ro), pytest.raises(StoreError, match="read-only"):
+        make_app(f"sqlite:///{ro / 'tock.db'}").store  # noqa: B018
 
 
 def test_not_a_database(make_app, db: Path) -> None:
