@@ -468,3 +468,44 @@ def test_big_batch_in_the_callers_transaction(make_app, clock: FakeClock, raw) -
     conn.commit()
     assert again[0] > ids[-1]
     assert [app.store.job_get(i).args for i in again[:3]] == [[0], [1], [2]]
+
+
+def test_the_live_table_is_vacuumed_once_it_holds_enough_dead_rows(
+    make_app, raw, clock: FakeClock
+) -> None:
+    # Churn leaves dead row versions; the vacuumer reclaims them without autovacuum
+    # (which may be off on the server: table settings cannot turn it back on).
+    from tock.duties import Vacuumer, VacuumerConfig
+    from tock.jobs import Outcome, OutcomeKind
+
+    app = make_app()
+    store = store_of(app)
+    store.worker_register(WorkerInfo("w", "h", 1, ("default",), 10), now=clock.db_now())
+    app.task(add).enqueue_many([(i, i) for i in range(600)])
+    claimed = store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=600, free=600, now=clock.db_now()
+    )
+    assert len(claimed) == 600
+    done = [Outcome(j.id, j.claim_token or 0, OutcomeKind.SUCCEEDED, result="0") for j in claimed]
+    assert store.job_complete_batch(done, now=clock.db_now()) == 600
+    vacuumer = Vacuumer(store, VacuumerConfig(min_dead_rows=500))
+    assert not Vacuumer(store, VacuumerConfig(min_dead_rows=10**9)).run_once()
+    # PostgreSQL publishes a busy backend's row counts within a second, an idle one's
+    # within ten: poll.
+    deadline = threading.Event()
+    for _ in range(600):
+        if vacuumer.run_once():
+            break
+        deadline.wait(0.05)
+    else:
+        pytest.fail("the vacuumer never saw the dead rows")
+    conn = raw(autocommit=True)
+    for _ in range(200):
+        (dead,) = conn.execute(
+            "SELECT n_dead_tup FROM pg_stat_all_tables WHERE relid = to_regclass(%s)",
+            (f'"{store.schema}".tock_jobs',),
+        ).fetchone()
+        if dead < 500:
+            break
+        deadline.wait(0.05)
+    assert dead < 500

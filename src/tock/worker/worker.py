@@ -24,7 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from tock import _validate as v
-from tock.duties import Pruner, PrunerConfig, Rescuer, RescuerConfig
+from tock.duties import Pruner, PrunerConfig, Rescuer, RescuerConfig, Vacuumer, VacuumerConfig
 from tock.errors import ConfigurationError
 from tock.store import RescueReport, WorkerInfo
 from tock.worker import completer
@@ -47,7 +47,8 @@ class WorkerConfig:
     heartbeat_interval: float = 2.0
     rescuer: RescuerConfig = field(default_factory=RescuerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
-    duties: bool = True  #: run the rescuer and pruner in this worker
+    vacuumer: VacuumerConfig = field(default_factory=VacuumerConfig)
+    duties: bool = True  #: run the rescuer, pruner and vacuumer in this worker
     burst: bool = False  #: exit once no job is due and none is held
 
     def __post_init__(self) -> None:
@@ -122,6 +123,7 @@ class Worker:
         )
         self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
         self.pruner = Pruner(self.store, self.clock, self.config.pruner)
+        self.vacuumer = Vacuumer(self.store, self.config.vacuumer)
 
     def _wake_claimer(self) -> None:
         self.claimer.wake.set()
@@ -159,6 +161,7 @@ class Worker:
         if self.config.duties:
             self.rescuer.start()
             self.pruner.start()
+            self.vacuumer.start()
 
     def stop(self, *, now: bool = False) -> None:
         """Ask for a graceful stop; ``now=True`` (or a second call) stops at once."""
@@ -200,6 +203,7 @@ class Worker:
         if self.config.duties:
             self.rescuer.stop()
             self.pruner.stop()
+            self.vacuumer.stop()
         self.executor.stop()
         try:
             report = self.store.worker_unregister(self.id, now=self.clock.db_now())

@@ -259,6 +259,14 @@ DELETE FROM {schema}.tock_jobs_finished
                LIMIT %(batch_size)s
                  FOR UPDATE SKIP LOCKED);
 
+-- name: job_dead_rows
+-- Dead row versions in the live table, from the statistics PostgreSQL keeps as it goes.
+SELECT n_dead_tup FROM pg_stat_all_tables
+ WHERE relid = to_regclass('{schema}.tock_jobs');
+
+-- name: job_vacuum
+VACUUM (SKIP_LOCKED, ANALYZE) {schema}.tock_jobs;
+
 -- name: job_stats_live
 SELECT queue, status, count(*),
        count(*) FILTER (WHERE status = 'pending' AND run_at <= {now}),

@@ -635,6 +635,10 @@ class SQLiteStore:
             for q in sorted(counts)
         ]
 
+    def job_vacuum(self, *, min_dead_rows: int) -> bool:
+        # SQLite reuses freed pages by itself; nothing to do.
+        return False
+
     def job_watch(self, callback: Callable[[], None]) -> _Watch:
         return _Watch(self, callback)
 

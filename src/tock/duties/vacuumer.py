@@ -1,0 +1,43 @@
+"""The vacuumer: keeps the live table small under churn.
+
+Each job leaves dead row versions behind in a PostgreSQL table (enqueue, claim, finish);
+claims slow down as they pile up. Autovacuum comes by once a minute at best and can be
+switched off server-wide, so workers check the live table's dead rows every few seconds
+and vacuum it past a threshold (the store skips the pass when another worker is at it).
+On SQLite it does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tock._service import Periodic
+from tock.store import Store
+
+log = logging.getLogger("tock.vacuumer")
+
+
+@dataclass(frozen=True)
+class VacuumerConfig:
+    interval: float = 2.0
+    min_dead_rows: int = 10_000
+
+
+class Vacuumer:
+    def __init__(self, store: Store, config: VacuumerConfig | None = None) -> None:
+        self.store = store
+        self.config = config or VacuumerConfig()
+        self._service = Periodic("vacuumer", self.config.interval, self.run_once)
+
+    def run_once(self) -> bool:
+        vacuumed = self.store.job_vacuum(min_dead_rows=self.config.min_dead_rows)
+        if vacuumed:
+            log.debug("vacuumed the live jobs table")
+        return vacuumed
+
+    def start(self) -> None:
+        self._service.start()
+
+    def stop(self) -> None:
+        self._service.stop()
