@@ -474,3 +474,46 @@ def test_bulk_enqueue_of_mixed_options_and_awkward_strings(
         assert record.kwargs == {"k": text}
         assert record.queue == ("a" if (i // 300) % 2 else "b")
         assert record.priority == (i // 400) - 1
+
+
+@pytest.mark.parametrize("through_claim", [False, True], ids=["complete", "claim"])
+def test_results_and_errors_come_back_as_written(
+    app: Tock, store: Store, clock: FakeClock, through_claim: bool
+) -> None:
+    # Both ways a batch is finished: on its own, and with the next claim.
+    from tock.worker.completer import error_json
+
+    t = app.task(add)
+    awkward = {"s": 'tab\t "quoted" back\\slash\nline é ✓', "n": [1.5, -0.0, 10**20, None]}
+    ok, bad = t.enqueue(1, 2), t.enqueue(3, 4)
+    ensure_worker(store, "w1", clock.db_now())
+    claimed = store.job_claim_batch(
+        worker_id="w1", queues=["default"], limit=2, free=2, now=clock.db_now()
+    )
+    token = {j.id: j.claim_token or 0 for j in claimed}
+    outcomes = [
+        Outcome(ok.id, token[ok.id], OutcomeKind.SUCCEEDED, result=json.dumps(awkward)),
+        Outcome(
+            bad.id,
+            token[bad.id],
+            OutcomeKind.FAILED,
+            error=error_json("x.Err", 'it said "no"\tthen\\left', "Traceback:\n  é"),
+        ),
+    ]
+    if through_claim:
+        store.job_claim_batch(
+            worker_id="w1",
+            queues=["default"],
+            limit=5,
+            free=5,
+            now=clock.db_now(),
+            completed=outcomes,
+        )
+    else:
+        assert store.job_complete_batch(outcomes, now=clock.db_now()) == 2
+    assert store.job_get(ok.id).result == awkward
+    assert store.job_get(bad.id).error == {
+        "type": "x.Err",
+        "message": 'it said "no"\tthen\\left',
+        "traceback": "Traceback:\n  é",
+    }

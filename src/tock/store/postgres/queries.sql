@@ -167,18 +167,18 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 
 -- name: job_finish_many
 -- Move claimed jobs to the finished table where the claim token still holds, in one
--- statement for the batch (arrays of id, token, status, result, error; result and
--- error are JSON texts or NULL). The DELETE locks each row: a rescuer moving the same
--- job at once waits, then finds it gone. A job that succeeds after retries keeps its
+-- statement for the batch (a JSON array of {id, token, status, result, error}; result
+-- and error are the JSON the worker encoded, or null). The DELETE locks each row: a
+-- rescuer moving the same job at once waits, then finds it gone. A job that succeeds after retries keeps its
 -- last error, for the record.
 WITH b AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(statuses)s::text[],
-                         %(results)s::text[], %(errors)s::text[])
-                  AS b(id, token, status, result, error)
+    SELECT * FROM json_to_recordset(%(finished)s::json)
+                  AS b(id bigint, token bigint, status text, result json, error json)
 ), done AS (
     DELETE FROM {schema}.tock_jobs AS j USING b
      WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
-    RETURNING j.*, b.status AS new_status, b.result AS new_result, b.error AS new_error
+    RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
+              b.error::text AS new_error
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at, started_at,
@@ -193,13 +193,13 @@ SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at, 
 -- one statement, so one round trip and one commit. The rows it deletes are running, the
 -- rows the claim locks pending: the two parts never touch the same row.
 WITH b AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(statuses)s::text[],
-                         %(results)s::text[], %(errors)s::text[])
-                  AS b(id, token, status, result, error)
+    SELECT * FROM json_to_recordset(%(finished)s::json)
+                  AS b(id bigint, token bigint, status text, result json, error json)
 ), done AS (
     DELETE FROM {schema}.tock_jobs AS j USING b
      WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
-    RETURNING j.*, b.status AS new_status, b.result AS new_result, b.error AS new_error
+    RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
+              b.error::text AS new_error
 ), finished AS (
     INSERT INTO {schema}.tock_jobs_finished ({cols})
     SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at,

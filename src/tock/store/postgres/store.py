@@ -944,15 +944,19 @@ class PostgresStore:
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
 
 
-def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
-    """The arrays job_finish_many and job_finish_then take."""
-    return {
-        "ids": [o.job_id for o in outcomes],
-        "tokens": [o.token for o in outcomes],
-        "statuses": [o.kind.value for o in outcomes],
-        "results": [o.result for o in outcomes],
-        "errors": [o.error for o in outcomes],
-    }
+def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """What job_finish_many and job_finish_then take: one JSON text for the batch.
+
+    Built by hand because every part already is JSON (results and errors are JSON texts
+    the worker encoded, embedded as they are); psycopg's adaptation of one array per
+    field cost a quarter of a worker's claimer thread.
+    """
+    rows = ",".join(
+        f'{{"id":{o.job_id},"token":{o.token},"status":"{o.kind.value}",'
+        f'"result":{o.result or "null"},"error":{o.error or "null"}}}'
+        for o in outcomes
+    )
+    return {"finished": f"[{rows}]"}
 
 
 @functools.lru_cache(maxsize=64)
