@@ -6,12 +6,16 @@ import logging
 import threading
 from collections.abc import Callable
 
+from tock.errors import ConnectionLost
+
 log = logging.getLogger("tock.worker")
 
 
 class Periodic:
     """Calls ``fn`` every ``interval`` seconds until stopped; a failing pass is logged,
-    and the next pass runs as planned (a database restart must not end the service)."""
+    and the next pass runs as planned (a database restart must not end the service), or
+    sooner with ``retry``: then after ``retry`` seconds, doubling, at most ``interval``.
+    A store that lost its connection says so itself: that failure is not logged again."""
 
     def __init__(
         self,
@@ -20,14 +24,16 @@ class Periodic:
         fn: Callable[[], object],
         *,
         first_delay: float | None = None,
+        retry: float | None = None,
     ) -> None:
         self.name = name
         self.interval = interval
+        self.retry = retry
         self._fn = fn
         self._first_delay = interval if first_delay is None else first_delay
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failing = False
+        self._failing = False  # said that a pass failed
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"tock-{self.name}", daemon=True)
@@ -40,15 +46,22 @@ class Periodic:
 
     def _run(self) -> None:
         delay = self._first_delay
+        retry = 0.0
         while not self._stop.wait(delay):
             delay = self.interval
             try:
                 self._fn()
             except Exception as exc:
-                if not self._failing:
+                if self.retry is not None:
+                    retry = min(max(retry * 2, self.retry), self.interval)
+                    delay = retry
+                if isinstance(exc, ConnectionLost):
+                    log.debug("%s pass failed: %s", self.name, exc)
+                elif not self._failing:
                     log.warning("%s pass failed: %s (will keep trying)", self.name, exc)
-                self._failing = True
+                    self._failing = True
             else:
+                retry = 0.0
                 if self._failing:
                     log.info("%s works again", self.name)
                 self._failing = False

@@ -27,6 +27,11 @@ class StoreError(TockError):
     """The store cannot be opened or used (unreachable, read-only, ...)."""
 
 
+class ConnectionLost(StoreError):
+    """The store lost its connection to the database and is reconnecting; it said so
+    once in its log, so a caller that just tries again later need not say it again."""
+
+
 class SchemaError(StoreError):
     """The store's schema is not the one this version of Tock expects."""
 

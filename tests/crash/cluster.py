@@ -1,4 +1,5 @@
-"""Worker processes on one SQLite file, started, signalled and watched by a test.
+"""Worker processes on one store (a SQLite file, or a fresh PostgreSQL schema), started,
+signalled and watched by a test.
 
 Workers run ``crashapp:app`` through the real command line (``python -m tock ... worker``)
 or, where a test needs shorter rescue timings than the command offers, through
@@ -9,6 +10,7 @@ deadlines; it never asserts a duration.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -56,12 +58,19 @@ class WorkerProcess:
 
 
 class Cluster:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, kind: str, url: str) -> None:
         self.dir = tmp_path
-        self.url = f"sqlite:///{tmp_path / 'tock.db'}"
+        self.kind = kind
+        # The workers' URL. On PostgreSQL their sessions carry an application name of
+        # this test's own (Tock names its LISTEN and liveness sessions after it), so
+        # that a test can terminate them and no other session on the server.
+        self.app_name = f"tock_crash_{secrets.token_hex(4)}"
+        self.url = url
+        if kind == "postgres":
+            self.url = f"{url}{'&' if '?' in url else '?'}application_name={self.app_name}"
         self.start_log = tmp_path / "starts.log"
         self.start_log.touch()
-        self.app: Tock = crashapp.build(self.url)
+        self.app: Tock = crashapp.build(url)  # this process: not one of the workers
         self.app.migrate()
         self.workers: list[WorkerProcess] = []
         self.expected_dead: set[int] = set()  # pids this test killed on purpose

@@ -1,4 +1,7 @@
-"""Real worker processes on one SQLite file, for the crash tests.
+"""Real worker processes on one store, for the crash tests: every test runs on each store
+kind (``store_kind`` of ``tests/conftest.py``: a fresh PostgreSQL schema per test,
+migrated before the workers start and dropped after; with ``CI`` set and no
+``TOCK_TEST_POSTGRES_URL`` the PostgreSQL variants fail).
 
 ``cluster`` starts workers (their output goes to files in ``tmp_path``, added to the
 report of a failed test) and kills every process it started when the test ends, however
@@ -11,6 +14,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import store_url
 
 from .cluster import Cluster
 
@@ -18,8 +22,8 @@ CLUSTER = pytest.StashKey[Cluster]()
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
+def cluster(request: pytest.FixtureRequest, store_kind: str, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, store_kind, store_url(store_kind, tmp_path))
     request.node.stash[CLUSTER] = c
     try:
         yield c

@@ -1,7 +1,8 @@
 """Real processes, real signals (DESIGN: Guarantees; Semantics: death and rescue).
 
-Workers run ``crashapp`` in their own processes on one SQLite file; this process enqueues,
-watches the store, and sends SIGKILL, SIGSTOP and SIGCONT. Every task writes a start log
+Workers run ``crashapp`` in their own processes on one store (each test runs on SQLite
+and on PostgreSQL); this process enqueues, watches the store, and sends SIGKILL, SIGSTOP
+and SIGCONT. Every task writes a start log
 outside the store, so a start the store never learnt of still shows. Waits poll with
 generous deadlines; no test asserts a duration.
 """
@@ -36,18 +37,26 @@ def registered(cluster: Cluster, *workers: WorkerProcess) -> bool:
 
 
 def test_sigkill_one_of_three_workers_loses_no_job(cluster: Cluster) -> None:
-    """5,000 jobs, three workers, one killed while it runs jobs: at-least-once jobs all
-    succeed, at-most-once jobs succeed or end lost and never start twice."""
+    """5,000 jobs (20,000 on PostgreSQL), three workers, one killed while it runs jobs:
+    at-least-once jobs all succeed, at-most-once jobs succeed or end lost and never
+    start twice."""
     rng = random.Random(20300101)
+    # PostgreSQL: four times the jobs, each shorter and more at once, in about the time.
+    rounds, ms, concurrency = (
+        (160, (2, 10), "20") if cluster.kind == "postgres" else (40, (10, 50), "10")
+    )
+    total = rounds * 125
     # Interleaved so that whatever a worker holds mixes both kinds.
-    for r in range(40):
+    for r in range(rounds):
         enqueue(
             cluster,
             "crash.sleepy",
-            [(rng.randint(10, 50), f"a{r}-{i}") for i in range(100)],
+            [(rng.randint(*ms), f"a{r}-{i}") for i in range(100)],
         )
-        enqueue(cluster, "crash.once", [(rng.randint(10, 50), f"o{r}-{i}") for i in range(25)])
-    workers = [cluster.start_worker(f"w{i}", cli_worker("--concurrency", "10")) for i in range(3)]
+        enqueue(cluster, "crash.once", [(rng.randint(*ms), f"o{r}-{i}") for i in range(25)])
+    workers = [
+        cluster.start_worker(f"w{i}", cli_worker("--concurrency", concurrency)) for i in range(3)
+    ]
     cluster.wait_for("three workers", lambda: registered(cluster, *workers), 60)
     victim = workers[0]
     row = cluster.worker_row(victim)
@@ -66,15 +75,15 @@ def test_sigkill_one_of_three_workers_loses_no_job(cluster: Cluster) -> None:
         assert cluster.stop(w) == 0
 
     jobs = cluster.jobs()
-    assert len(jobs) == 5_000
-    assert len({j.id for j in jobs}) == 5_000
+    assert len(jobs) == total
+    assert len({j.id for j in jobs}) == total
     statuses = Counter((j.task, j.status) for j in jobs)
     assert set(statuses) <= {
         ("crash.sleepy", SUCCEEDED),
         ("crash.once", SUCCEEDED),
         ("crash.once", LOST),
     }, statuses
-    assert statuses["crash.sleepy", SUCCEEDED] == 4_000
+    assert statuses["crash.sleepy", SUCCEEDED] == rounds * 100
     starts = cluster.starts()
     for job in jobs:
         pids = starts.get(tag_of(job), [])
@@ -211,4 +220,49 @@ def test_sigstopped_worker_comes_back_without_harm(cluster: Cluster) -> None:
     for tag in started_by_paused:
         assert starts[tag][0] == paused.pid, (tag, starts[tag])
     assert any(j.result[1] == paused.pid for j in jobs if tag_of(j).startswith("t"))
+    cluster.assert_clean_output()
+
+
+def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
+    """The liveness token (DESIGN: death and rescue): with ``rescue_after`` at 60 s a dead
+    worker's heartbeat counts for nothing for a minute, yet its jobs are rescued as soon
+    as the operating system released its token (a PostgreSQL session advisory lock; an
+    fcntl lock on SQLite) and its heartbeat is two intervals old."""
+    options = ("--rescue-after", "60")
+    enqueue(cluster, "crash.fragile", [(20, f"k{i}") for i in range(20)])
+    victim = cluster.start_worker("victim", runner_worker(*options))
+
+    def victim_started_ten() -> bool:
+        return sum(len(p) for p in cluster.starts().values()) >= 10
+
+    # Each first attempt hangs until the worker dies; slots and prefetch hold all 20.
+    cluster.wait_for("the victim to start ten jobs", victim_started_ten, 60)
+    survivor = cluster.start_worker("survivor", runner_worker(*options))
+    cluster.wait_for("the survivor", lambda: registered(cluster, survivor), 60)
+    row = cluster.worker_row(victim)
+    assert row is not None
+    cluster.kill(victim)
+    assert victim.popen.wait(10) == -signal.SIGKILL
+    cluster.wait_for(
+        "the victim's jobs to be rescued and run", lambda: cluster.live_count() == 0, 50
+    )
+    assert not registered(cluster, victim)
+    assert cluster.stop(survivor) == 0
+
+    jobs = cluster.jobs()
+    assert len(jobs) == 20
+    starts = cluster.starts()
+    for job in jobs:
+        assert job.status is SUCCEEDED, job
+        assert job.result == [tag_of(job), survivor.pid], job
+        assert job.rescues == 1, job  # every one was claimed by the victim
+        pids = starts[tag_of(job)]
+        assert pids in ([victim.pid, survivor.pid], [survivor.pid]), (job, pids)
+        # Rescued (then finished) while the victim's last heartbeat was younger than
+        # rescue_after: the heartbeat cannot explain it, only the released token.
+        assert job.finished_at is not None
+        assert (job.finished_at - row.heartbeat_at).total_seconds() < 60, (job, row)
+    assert sum(starts[tag_of(j)][0] == victim.pid for j in jobs) == 10
+    survivor_log = dict(cluster.logs())[f"survivor (pid {survivor.pid}) output"]
+    assert f"rescued the jobs of dead worker(s) {row.id}: 20 back to pending" in survivor_log
     cluster.assert_clean_output()

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
 from tock.clock import Clock
+from tock.errors import ConnectionLost
+from tock.jobs import JobStatus
 from tock.store import Store
 from tock.worker import completer
 from tock.worker.executor import Executor
@@ -22,6 +25,7 @@ from tock.worker.executor import Executor
 log = logging.getLogger("tock.worker")
 
 IDLE_POLL = 1.0  # the longest sleep without a wake-up: a safety net, not the mechanism
+RETRY_MIN, RETRY_MAX = 0.05, 2.0  # the backoff of a claimer whose store does not answer
 
 
 class Claimer:
@@ -50,7 +54,12 @@ class Claimer:
         self._stopped = threading.Event()
         self._drained = threading.Event()  # burst mode: nothing due and nothing held
         self._thread: threading.Thread | None = None
-        self._failing = False
+        self._retry = 0.0  # the current backoff; 0: the last turn worked
+        # Claim token -> jobs of that claim whose outcome is not written yet: a job
+        # running in this worker's name under any other token was never received.
+        self._claims: Counter[int] = Counter()
+        self._unsure = False  # a claim failed: it may have committed all the same
+        self._warned = False  # said that the store does not answer
         self.error: BaseException | None = None
 
     def start(self) -> None:
@@ -87,14 +96,18 @@ class Claimer:
                 try:
                     busy = self._turn()
                 except Exception as exc:  # the database went away: keep outcomes, retry
-                    if not self._failing:
+                    # A store that lost its connection said so once, and says when it
+                    # is back: nothing to add. Any other failure is said once here.
+                    if not isinstance(exc, ConnectionLost) and not self._warned:
                         log.warning("cannot reach the store (%s); will keep retrying", exc)
-                    self._failing = True
-                    self.wake.wait(0.5)
+                        self._warned = True
+                    self._retry = min(max(self._retry * 2, RETRY_MIN), RETRY_MAX)
+                    self.wake.wait(self._retry)
                     continue
-                if self._failing:
+                self._retry = 0.0
+                if self._warned:
                     log.info("the store answers again")
-                    self._failing = False
+                    self._warned = False
                 if stopping and not len(self.completions):
                     return
                 if not busy:
@@ -103,13 +116,18 @@ class Claimer:
             watch.close()
 
     def _turn(self) -> bool:
-        """One transaction at most; True if there may be more to do right away."""
+        """One transaction at most (two after a failed claim); True if there may be
+        more to do right away."""
+        if self._unsure:
+            self._hand_back_unreceived()
         outcomes = self.completions.drain()
         executor = self.executor
         want = executor.concurrency + self.prefetch - executor.held
         claimed = []
+        claiming = False
         try:
             if self._claiming and want > 0:
+                claiming = True
                 claimed = self.store.job_claim_batch(
                     worker_id=self.worker_id,
                     queues=self.queues,
@@ -121,18 +139,48 @@ class Claimer:
             elif outcomes:
                 self.store.job_complete_batch(outcomes, now=self.clock.db_now())
         except BaseException:
-            # Nothing was written: keep the outcomes for the next turn (their tokens
-            # still decide whether they apply).
+            # Nothing was written, as far as we know: keep the outcomes for the next
+            # turn (their tokens still decide whether they apply). A claim whose answer
+            # was lost (the connection dropped after its commit) holds jobs we never got.
             for outcome in outcomes:
                 self.completions.add(outcome)
+            self._unsure = self._unsure or claiming
             raise
+        claims = self._claims
+        for outcome in outcomes:
+            if claims[outcome.token] <= 1:
+                claims.pop(outcome.token, None)
+            else:
+                claims[outcome.token] -= 1
         if claimed:
+            for job in claimed:
+                if job.claim_token is not None:
+                    claims[job.claim_token] += 1
             executor.submit(claimed)
             self._drained.clear()
             return len(claimed) == want
         if self.burst and executor.held == 0 and not len(self.completions):
             self._drained.set()
         return False
+
+    def _hand_back_unreceived(self) -> None:
+        """After a failed claim: jobs running in this worker's name under a claim token
+        it never received were claimed by a statement that committed while its answer
+        was lost. They never started here: hand them back (no attempt used), or they
+        would stay running in the name of a live worker, never rescued."""
+        running = self.store.job_list(statuses=[JobStatus.RUNNING], limit=1_000_000)
+        lost = [
+            j
+            for j in running
+            if j.worker_id == self.worker_id
+            and j.claim_token is not None
+            and j.claim_token not in self._claims
+        ]
+        if lost:
+            log.info("handing back %d job(s) claimed by a claim whose answer was lost", len(lost))
+        for job in lost:
+            self.completions.add(completer.released(job))
+        self._unsure = False
 
     def _idle_timeout(self) -> float:
         if not self._claiming:

@@ -21,7 +21,9 @@ class Heartbeat:
         self.store = store
         self.clock = clock
         self.info = info
-        self._service = Periodic("heartbeat", interval, self.beat)
+        # A failed beat is tried again soon (0.1 s, doubling): after a lost connection
+        # the token must be taken again well before two intervals have passed.
+        self._service = Periodic("heartbeat", interval, self.beat, retry=min(0.1, interval))
 
     def beat(self) -> None:
         if not self.store.worker_heartbeat(self.info.id, now=self.clock.db_now()):

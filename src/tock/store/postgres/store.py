@@ -32,6 +32,7 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -42,7 +43,14 @@ from psycopg import sql
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
+from tock.errors import (
+    ConfigurationError,
+    ConnectionLost,
+    JobNotFound,
+    SchemaError,
+    StoreError,
+    TockError,
+)
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
 from tock.store._rows import WORKER_DIED
@@ -66,9 +74,44 @@ NOTIFY_WINDOW = 0.005  # the throttle of wake-up hints, per process and queue
 LISTEN_TIMEOUT = 0.1  # how often the LISTEN thread looks at its stop flag
 POOL_TIMEOUT = 30.0  # waiting for a pooled connection before StoreError
 COPY_MIN = 500  # from this many jobs, enqueue_many COPYs instead of passing arrays
-CONNECT_TIMEOUT = 5  # the first connection of a store: fail fast, with the reason
+CONNECT_TIMEOUT = 5  # a new connection: fail fast, with the reason
+TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
+RETRY_MAX = 2.0  # the longest wait between two reconnection attempts of the LISTEN thread
+# Sessions of their own (LISTEN, liveness token): the server notices a vanished client
+# within about 30 s (not the system's default of two hours), and frees its token.
+KEEPALIVES = " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _STATUS = {s.value: s for s in JobStatus}
+
+
+class _PoolLogFilter(logging.Filter):
+    """Keeps psycopg_pool's warnings about Tock's own pools out of the log: it writes one
+    per failed reconnection attempt and per discarded connection, while the store says
+    once that it lost the connection and once that it is back. Records about other
+    pools pass, and so do Tock's when the ``tock.store`` logger is at DEBUG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pools: weakref.WeakSet[ConnectionPool[Any]] = weakref.WeakSet()
+        self.conns: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR or log.isEnabledFor(logging.DEBUG):
+            return True
+        names = {p.name for p in list(self.pools)}
+        if any(record.threadName and record.threadName.startswith(f"{n}-") for n in names):
+            return False  # the pool's own threads (reconnection attempts)
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        for arg in args:
+            if isinstance(arg, str) and arg in names:
+                return False
+            if isinstance(arg, psycopg.Connection) and arg in self.conns:
+                return False
+        return True
+
+
+_POOL_LOG_FILTER = _PoolLogFilter()
+logging.getLogger("psycopg.pool").addFilter(_POOL_LOG_FILTER)
 
 
 def quote_ident(name: str) -> str:
@@ -203,7 +246,8 @@ class _Watch:
     """LISTENs on a connection of its own (not the pool's) and calls back on a hint.
 
     When the connection drops it reconnects with backoff, then calls back once (one
-    poll): hints sent meanwhile were lost.
+    poll): hints sent meanwhile were lost. The store logs the loss and the return, once
+    per outage for all of its connections.
     """
 
     def __init__(self, store: PostgresStore, callback: Callable[[], None]) -> None:
@@ -214,28 +258,25 @@ class _Watch:
         self._thread.start()
 
     def _run(self) -> None:
+        store = self._store
         backoff = 0.0
-        failing = False
         first = True
-        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel))
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(store.channel))
         while not self._stop.is_set():
             if backoff and self._stop.wait(backoff):
                 return
+            born = time.monotonic()
             try:
-                conn = psycopg.connect(self._store._listen_conninfo, autocommit=True)
+                conn = psycopg.connect(
+                    store._listen_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
             except psycopg.Error as exc:
-                if not failing:
-                    log.warning(
-                        "cannot LISTEN on %s (%s); reconnecting", self._store.url, _reason(exc)
-                    )
-                failing = True
-                backoff = min(max(backoff * 2, 0.05), 2.0)
+                store._lost(None, exc)
+                backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
                 continue
             try:
                 conn.execute(listen)
-                if failing:
-                    log.info("listening on %s again", self._store.url)
-                failing = False
+                store._back(born)
                 backoff = 0.0
                 if not first:
                     self._callback()  # one poll: hints sent while away are lost
@@ -244,14 +285,9 @@ class _Watch:
                     for _ in conn.notifies(timeout=LISTEN_TIMEOUT):
                         self._callback()
             except psycopg.Error as exc:
-                if not self._stop.is_set() and not failing:
-                    log.warning(
-                        "lost the LISTEN connection to %s (%s); reconnecting",
-                        self._store.url,
-                        _reason(exc),
-                    )
-                failing = True
-                backoff = min(max(backoff * 2, 0.05), 2.0)
+                if not self._stop.is_set():
+                    store._lost(born, exc)
+                backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
             finally:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -283,14 +319,16 @@ class PostgresStore:
             ) from None
         options = str(params.get("options") or "")
         params["options"] = (options + " -c TimeZone=UTC").strip()
-        params.setdefault("application_name", "tock")
+        name = str(params.setdefault("application_name", "tock"))
         self._conninfo = psycopg.conninfo.make_conninfo("", **params)
-        # Named, so `pg_stat_activity` tells the LISTEN and liveness sessions apart.
+        # Named after the URL's application_name (default "tock"), so `pg_stat_activity`
+        # tells the LISTEN and liveness sessions apart, and an operator can find them all.
+        own = {"options": f"{params['options']}{KEEPALIVES}"}
         self._listen_conninfo = psycopg.conninfo.make_conninfo(
-            self._conninfo, application_name="tock-listen"
+            self._conninfo, application_name=f"{name}-listen", **own
         )
         self._token_conninfo = psycopg.conninfo.make_conninfo(
-            self._conninfo, application_name="tock-worker"
+            self._conninfo, application_name=f"{name}-worker", **own
         )
         digest = hashlib.sha1(self.schema.encode()).hexdigest()[:16]
         self.channel = f"tock.{self.schema}" if len(self.schema) <= 50 else f"tock.{digest}"
@@ -300,8 +338,18 @@ class PostgresStore:
         self._pool_lock = threading.Lock()
         self._checked = False
         self._check_lock = threading.Lock()
-        self._tokens: dict[str, psycopg.Connection[TupleRow]] = {}
+        # Worker id -> the session holding its token (None: lost, to be taken again).
+        self._tokens: dict[str, psycopg.Connection[TupleRow] | None] = {}
         self._tokens_lock = threading.Lock()
+        # Connection loss, said once per outage for every connection of this store: a
+        # failure on a connection born before the outage was declared is part of it.
+        self._born: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._state_lock = threading.Lock()
+        self._offline = False
+        self._lost_at = float("-inf")  # monotonic time the latest outage was declared
+        self._back_at: float | None = None  # ... and the time it ended
         self._notifier = _Notifier(self)
 
     def __repr__(self) -> str:
@@ -315,6 +363,7 @@ class PostgresStore:
             self._pid = os.getpid()
             self._pool = None
             self._tokens = {}
+            self._born = weakref.WeakKeyDictionary()
             self._notifier = _Notifier(self)
         pool = self._pool
         if pool is None:
@@ -327,11 +376,18 @@ class PostgresStore:
                         max_size=10,
                         kwargs={"autocommit": True},
                         timeout=POOL_TIMEOUT,
-                        name="tock",
+                        name="tock-pool",
+                        configure=self._configure,
                         open=True,
                     )
+                    _POOL_LOG_FILTER.pools.add(pool)
                     self._pool = pool
         return pool
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """A new pooled connection: its birth dates its failures (see ``_lost``)."""
+        self._born[conn] = time.monotonic()
+        _POOL_LOG_FILTER.conns.add(conn)
 
     @contextlib.contextmanager
     def _conn(self, *, check: bool = True) -> Iterator[psycopg.Connection[TupleRow]]:
@@ -339,9 +395,54 @@ class PostgresStore:
             self._check_schema()
         try:
             with self._get_pool().connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    if not conn.broken:
+                        raise
+                    # Declared before the pool replaces it: the new one is born after.
+                    raise self._lost(self._born.get(conn, float("-inf")), exc) from None
+                if self._offline:
+                    self._back(self._born.get(conn, float("-inf")))
         except PoolTimeout:
+            if self._offline:
+                raise ConnectionLost(f"lost the connection to {self.url}; reconnecting") from None
             raise StoreError(f"cannot connect to {self.url}: {self._why_unreachable()}") from None
+
+    def _lost(self, born: float | None, exc: BaseException) -> ConnectionLost:
+        """Says once per outage, for every connection of this store, that the server is
+        gone; returns the error to raise. ``born``: when the failed connection was opened
+        (``None``: a new connection did not open). A connection older than the outage
+        declared last fails as part of it: the sessions of a server that restarts (or
+        whose backends are terminated) do not all fail at the same instant, and one that
+        answered a moment after the first failure may still fail next."""
+        reason = _reason(exc)
+        with self._state_lock:
+            new = not self._offline and (born is None or born >= self._lost_at)
+            if new:
+                self._offline = True
+                self._lost_at = time.monotonic()
+        if new:
+            log.warning(
+                "lost the connection to PostgreSQL at %s (%s); reconnecting", self.url, reason
+            )
+            pool = self._pool
+            if pool is not None and os.getpid() == self._pid:
+                # The other idle connections most likely went with it: replace them now,
+                # not one failed operation at a time.
+                with contextlib.suppress(Exception):
+                    pool.check()
+        return ConnectionLost(f"lost the connection to {self.url} ({reason}); reconnecting")
+
+    def _back(self, born: float) -> None:
+        """An operation worked again after ``_lost`` on a connection opened since (born
+        then): say so, once."""
+        with self._state_lock:
+            if not self._offline or born < self._lost_at:
+                return
+            self._offline = False
+            self._back_at = time.monotonic()
+        log.info("reconnected to PostgreSQL at %s", self.url)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Connection[TupleRow]]:
@@ -380,8 +481,9 @@ class PostgresStore:
         with self._tokens_lock:
             tokens, self._tokens = self._tokens, {}
         for conn in tokens.values():
-            with contextlib.suppress(Exception):
-                conn.close()
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
         pool, self._pool = self._pool, None
         if pool is not None and os.getpid() == self._pid:
             pool.close()
@@ -810,22 +912,57 @@ class PostgresStore:
             conn = self._tokens.get(worker_id)
             if conn is not None and not conn.broken and not conn.closed:
                 return conn
+            retake = worker_id in self._tokens  # it was ours: its session was lost
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
-                del self._tokens[worker_id]
+                self._tokens[worker_id] = None  # still owed: the next call takes it
+            born = time.monotonic()
             try:
-                conn = psycopg.connect(self._token_conninfo, autocommit=True)
+                conn = psycopg.connect(
+                    self._token_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
             except psycopg.Error as exc:
+                if retake:
+                    raise self._lost(None, exc) from None
                 raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
-            (taken,) = _one(
-                conn.execute(self.Q["worker_token_take"], {"lock": self._lock_prefix + worker_id})
-            )
+            lock = {"lock": self._lock_prefix + worker_id}
+            # Taken again: the lost session may hold it a moment after its error reached
+            # us (the server ends it asynchronously), and a rescuer may be trying it.
+            deadline = born + (TOKEN_RETAKE if retake else 0.0)
+            try:
+                while not (taken := _one(conn.execute(self.Q["worker_token_take"], lock))[0]):
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.02)
+            except psycopg.OperationalError as exc:
+                conn.close()
+                raise self._lost(born, exc) from None
             if not taken:
                 conn.close()
                 raise StoreError(f"worker id {worker_id!r} is already held by a live process")
+            self._born[conn] = born
             self._tokens[worker_id] = conn
             return conn
+
+    def _on_token(self, worker_id: str, query: str, params: Mapping[str, Any]) -> int:
+        """One statement on the worker's token session (its rowcount); a lost session
+        takes the token again first, then runs the statement once more."""
+        for attempt in (1, 2):
+            conn = self._take_token(worker_id)
+            try:
+                n = conn.execute(query, params).rowcount
+            except psycopg.OperationalError as exc:
+                if not conn.broken:
+                    raise
+                lost = self._lost(self._born.get(conn, float("-inf")), exc)
+                if attempt == 2:
+                    raise lost from None
+                continue
+            if self._offline:
+                self._back(self._born.get(conn, float("-inf")))
+            return n
+        raise AssertionError("unreachable")
 
     def _drop_token(self, worker_id: str) -> None:
         with self._tokens_lock:
@@ -837,8 +974,8 @@ class PostgresStore:
     def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None:
         if not self._checked:
             self._check_schema()
-        conn = self._take_token(info.id)
-        conn.execute(
+        self._on_token(
+            info.id,
             self.Q["worker_register"],
             {
                 "id": info.id,
@@ -855,11 +992,7 @@ class PostgresStore:
         if worker_id in self._tokens:
             # On the token's own connection: a heartbeat that gets through proves the
             # token is still held; a lost session takes its token again first.
-            try:
-                cur = self._take_token(worker_id).execute(self.Q["worker_heartbeat"], params)
-            except psycopg.OperationalError:
-                cur = self._take_token(worker_id).execute(self.Q["worker_heartbeat"], params)
-            return cur.rowcount > 0
+            return self._on_token(worker_id, self.Q["worker_heartbeat"], params) > 0
         with self._conn() as conn:
             n = conn.execute(self.Q["worker_heartbeat"], params).rowcount
         return n > 0
@@ -905,6 +1038,12 @@ class PostgresStore:
             "token_after_us": _us(token_after),
             "lock_prefix": self._lock_prefix,
         }
+        back = self._back_at
+        if self._offline or (back is not None and time.monotonic() - back < token_after):
+            # This process lost its connection lately, and so, likely, did every worker
+            # (a server restart drops every session): a free token is no evidence until
+            # they have had token_after to reconnect and take theirs again.
+            params["token_after_us"] = max(_us(rescue_after), _us(token_after))
         asked = time.monotonic()
         with self._write() as conn:
             when, own_age = _one(conn.execute(self.Q["worker_rescue_check"], params))
