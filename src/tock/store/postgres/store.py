@@ -644,13 +644,13 @@ class PostgresStore:
                 if name not in ("args", "kwargs")
             }
             params["now"] = now
-            cur.execute(self.Q["job_insert_staged"], params)
+            cur.execute(_keyless(self.Q["job_insert_staged"], jobs), params)
         else:
             # One array per column (lists: psycopg sends a tuple as a record).
             columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
             params = dict(zip(STAGED, columns, strict=True))
             params["now"] = now
-            cur.execute(self.Q["job_insert_many"], params, binary=True)
+            cur.execute(_keyless(self.Q["job_insert_many"], jobs), params, binary=True)
         inserted: list[tuple[int, str | None]] = cur.fetchall()
         got = {key for _, key in inserted if key is not None}
         missing = [j.unique_key for j in jobs if j.unique_key is not None]
@@ -1153,6 +1153,19 @@ def _row(j: NewJob) -> tuple[object, ...]:
         j.max_rescues,
         j.unique_key,
     )
+
+
+ON_CONFLICT = "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+
+
+def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
+    """The insert without its ON CONFLICT clause when no job has a unique key: the
+    clause makes every row a speculative insertion, about an eighth of a bulk insert's
+    time on the server."""
+    if any(j.unique_key is not None for j in jobs):
+        return query
+    assert ON_CONFLICT in query
+    return query.replace(ON_CONFLICT, "")
 
 
 def _copy_text(json_text: str) -> str:
