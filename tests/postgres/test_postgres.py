@@ -509,3 +509,23 @@ def test_the_live_table_is_vacuumed_once_it_holds_enough_dead_rows(
             break
         deadline.wait(0.05)
     assert dead < 500
+
+
+def test_a_bad_item_in_a_big_batch_on_the_callers_connection_leaves_its_work_alone(
+    make_app, raw
+) -> None:
+    # A bad item is refused before the caller's transaction is touched: its own work
+    # stays, and a later enqueue in the same transaction commits with it.
+    app = make_app()
+    t = app.task(add)
+    conn = raw()
+    conn.execute("CREATE TEMP TABLE orders (id int)")
+    conn.execute("INSERT INTO orders VALUES (1)")
+    items: list[object] = [(i, i) for i in range(6_000)]
+    items[5_000] = "nope"
+    with pytest.raises(TypeError, match="item 5000"):
+        t.using(connection=conn).enqueue_many(items)  # type: ignore[arg-type]
+    assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+    kept = t.using(connection=conn).enqueue_many([(1, 1), (2, 2)])
+    conn.commit()
+    assert [j.id for j in app.store.job_list(limit=10)] == [kept[1].id, kept[0].id]

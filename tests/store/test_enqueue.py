@@ -517,3 +517,35 @@ def test_results_and_errors_come_back_as_written(
         "message": 'it said "no"\tthen\\left',
         "traceback": "Traceback:\n  é",
     }
+
+
+def test_bulk_enqueue_of_thousands_keeps_order_and_unique_keys(
+    store: Store, clock: FakeClock
+) -> None:
+    # A unique key repeated far apart in one big batch is one job, at every position
+    # that names it; the other ids come in input order.
+    from tock.jobs import NewJob
+
+    def new(i: int) -> NewJob:
+        key = "shared" if i in (10, 2_500, 4_999) else None
+        return NewJob(task="t.bulk", args=f"[{i}]", kwargs="{}", unique_key=key)
+
+    ids = store.job_enqueue_many([new(i) for i in range(5_000)], now=clock.db_now())
+    assert len(ids) == 5_000
+    assert ids[10] == ids[2_500] == ids[4_999]
+    others = [x for i, x in enumerate(ids) if i not in (2_500, 4_999)]
+    assert others == sorted(others) and len(set(others)) == len(others)
+    for i in (0, 9, 11, 1_999, 2_000, 2_001, 4_998):
+        assert store.job_get(ids[i]).args == [i]
+
+
+def test_a_bad_item_deep_in_a_big_batch_stores_nothing(app: Tock, store: Store) -> None:
+    t = app.task(add)
+    items: list[object] = [(i, i) for i in range(6_000)]
+    items[4_500] = {1, 2}  # neither a tuple nor a dict
+    with pytest.raises(TypeError, match="item 4500"):
+        t.enqueue_many(items)  # type: ignore[arg-type]
+    items[4_500] = (object(), 1)  # not JSON
+    with pytest.raises(TypeError, match="argument 'x'"):
+        t.enqueue_many(items)  # type: ignore[arg-type]
+    assert store.job_list(limit=10) == []
