@@ -549,3 +549,40 @@ def test_a_bad_item_deep_in_a_big_batch_stores_nothing(app: Tock, store: Store) 
     with pytest.raises(TypeError, match="argument 'x'"):
         t.enqueue_many(items)  # type: ignore[arg-type]
     assert store.job_list(limit=10) == []
+
+
+def test_a_job_moving_to_the_finished_table_is_never_missing(
+    app: Tock, store: Store, other_app: Tock, clock: FakeClock
+) -> None:
+    # job_get reads both tables in one snapshot: while another connection finishes jobs
+    # one by one, every read finds each job in one table or the other.
+    import threading
+
+    ids = [j.id for j in app.task(add).enqueue_many([(i, i) for i in range(200)])]
+    ensure_worker(store, "w1", clock.db_now())
+    done = threading.Event()
+    missing: list[int] = []
+
+    def read() -> None:
+        while not done.is_set():
+            for job_id in ids:
+                try:
+                    other_app.store.job_get(job_id)
+                except JobNotFound:
+                    missing.append(job_id)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in ids:
+            (job,) = store.job_claim_batch(
+                worker_id="w1", queues=["default"], limit=1, free=1, now=clock.db_now()
+            )
+            store.job_complete_batch(
+                [Outcome(job.id, job.claim_token or 0, OutcomeKind.SUCCEEDED, result="2")],
+                now=clock.db_now(),
+            )
+    finally:
+        done.set()
+        reader.join()
+    assert missing == []

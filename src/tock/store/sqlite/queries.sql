@@ -31,10 +31,11 @@ SELECT :task, :queue, :priority, 'pending', value -> '$[0]', value -> '$[1]',
 SELECT unique_key, id FROM tock_jobs
  WHERE unique_key IN (SELECT value FROM json_each(:keys));
 
--- name: job_get_live
-SELECT {cols} FROM tock_jobs WHERE id = :id;
-
--- name: job_get_finished
+-- name: job_get
+-- Both tables in one statement, so one snapshot: a job that finishes meanwhile is found
+-- in one of them, never in neither.
+SELECT {cols} FROM tock_jobs WHERE id = :id
+UNION ALL
 SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 
 -- name: job_claim_batch

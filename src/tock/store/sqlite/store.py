@@ -433,9 +433,7 @@ class SQLiteStore:
 
     def job_get(self, job_id: JobId) -> JobRecord:
         conn = self._conn()
-        row = conn.execute(Q["job_get_live"], {"id": job_id}).fetchone()
-        if row is None:
-            row = conn.execute(Q["job_get_finished"], {"id": job_id}).fetchone()
+        row = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
         if row is None:
             raise JobNotFound(job_id)
         return _record(row)
