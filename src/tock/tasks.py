@@ -7,7 +7,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -162,19 +162,16 @@ class Task(Generic[P, R]):
         return await TaskCall(self, _Overrides()).aenqueue(*args, **kwargs)
 
     def _new_job(self, args: Sequence[Any], kwargs: Mapping[str, Any], o: _Overrides) -> NewJob:
-        if not self._check_call(args, kwargs):
-            self._bind(args, kwargs)  # raises the precise TypeError
-        try:
-            args_json = v.to_json(args, "positional arguments")
-            kwargs_json = v.to_json(kwargs, "keyword arguments") if kwargs else "{}"
-        except TypeError:
-            self._name_bad_argument(self._bind(args, kwargs))
-            raise
+        return self._job_maker(o)(args, kwargs)
+
+    def _job_maker(self, o: _Overrides) -> Callable[[Sequence[Any], Mapping[str, Any]], NewJob]:
+        """``_new_job`` with the options resolved once, for a whole batch: building each
+        job from them positionally costs about half of naming its 14 fields every time."""
         opts = self.options
-        return NewJob(
+        template = NewJob(
             task=self.name,
-            args=args_json,
-            kwargs=kwargs_json,
+            args="",
+            kwargs="",
             queue=o.queue or opts.queue,
             priority=opts.priority if o.priority is None else o.priority,
             retries=opts.retries,
@@ -187,6 +184,22 @@ class Task(Generic[P, R]):
             run_at=o.run_at,
             run_after=o.run_after,
         )
+        # Every field after (task, args, kwargs), in NewJob's order.
+        options = tuple(getattr(template, f.name) for f in fields(NewJob)[3:])
+        name, check, to_json = self.name, self._check_call, v.to_json
+
+        def new_job(args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewJob:
+            if not check(args, kwargs):
+                self._bind(args, kwargs)  # raises the precise TypeError
+            try:
+                args_json = to_json(args, "positional arguments")
+                kwargs_json = to_json(kwargs, "keyword arguments") if kwargs else "{}"
+            except TypeError:
+                self._name_bad_argument(self._bind(args, kwargs))
+                raise
+            return NewJob(name, args_json, kwargs_json, *options)
+
+        return new_job
 
     def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> inspect.BoundArguments:
         try:
@@ -281,12 +294,16 @@ class TaskCall(Generic[P, R]):
         return Job(job_id, app.store, app.clock)
 
     def enqueue_many(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Job]:
+        new_job = self.task._job_maker(self._o)
         new_jobs = []
         for index, item in enumerate(items):
-            if isinstance(item, Mapping):
-                new_jobs.append(self.task._new_job((), item, self._o))
+            # A plain tuple first: it is no Mapping, and isinstance of an ABC is slow.
+            if type(item) is tuple:
+                new_jobs.append(new_job(item, {}))
+            elif isinstance(item, Mapping):
+                new_jobs.append(new_job((), item))
             elif isinstance(item, (tuple, list)):
-                new_jobs.append(self.task._new_job(item, {}, self._o))
+                new_jobs.append(new_job(item, {}))
             else:
                 raise TypeError(
                     f"enqueue_many item {index} is a {type(item).__name__}: give a tuple of "

@@ -476,6 +476,38 @@ def test_bulk_enqueue_of_mixed_options_and_awkward_strings(
         assert record.priority == (i // 400) - 1
 
 
+def test_bulk_enqueue_of_one_run_keeps_its_options_and_order(
+    app: Tock, store: Store, clock: FakeClock
+) -> None:
+    # A big batch sharing every option (PostgreSQL takes them as plain parameters).
+    from tock.jobs import NewJob
+
+    awkward = ["a\\b", "tab\there", "\\N", "é ✓"]
+    jobs = [
+        NewJob(
+            task="t.one",
+            args=json.dumps([awkward[i % len(awkward)], i], ensure_ascii=False),
+            kwargs="{}",
+            queue="q1",
+            priority=3,
+            retries=2,
+            timeout=1.5,
+            max_rescues=1,
+            run_after=60.0,
+        )
+        for i in range(800)
+    ]
+    ids = store.job_enqueue_many(jobs, now=clock.db_now())
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == 800
+    for i in (0, 1, 2, 3, 799):
+        record = store.job_get(ids[i])
+        assert record.args == [awkward[i % len(awkward)], i]
+        assert record.kwargs == {}
+        assert (record.task, record.queue, record.priority) == ("t.one", "q1", 3)
+        assert (record.retries, record.timeout, record.max_rescues) == (2, 1.5, 1)
+        assert record.run_at == clock.db_now() + timedelta(seconds=60)
+
+
 @pytest.mark.parametrize("through_claim", [False, True], ids=["complete", "claim"])
 def test_results_and_errors_come_back_as_written(
     app: Tock, store: Store, clock: FakeClock, through_claim: bool

@@ -50,7 +50,7 @@ RETURNING id, unique_key;
 -- name: job_stage_create
 -- The staging table of big enqueues: one per session, emptied at every commit. It holds
 -- only what differs from job to job; the options come once per run of jobs that share
--- them (``run`` numbers the runs, from 1).
+-- them (``run`` numbers the runs, from 1; NULL when the batch is one run).
 CREATE TEMP TABLE IF NOT EXISTS tock_enqueue_args (
     run int, args text, kwargs text, ord bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DELETE ROWS;
@@ -77,6 +77,25 @@ SELECT r.task, r.queue, r.priority, 'pending', u.args, u.kwargs,
        AS r(task, queue, priority, run_at, run_after_us, retries, retry_backoff, retry_on,
             timeout, at_most_once, max_rescues, unique_key, run)
     ON r.run = u.run
+ ORDER BY u.ord
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+RETURNING id, unique_key;
+
+-- name: job_stage_copy_one
+COPY pg_temp.tock_enqueue_args (args, kwargs) FROM STDIN;
+
+-- name: job_insert_staged_one
+-- job_insert_staged for a batch of one run (the usual one: one task, one set of
+-- options): the options as plain parameters, no join.
+INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
+                                created_at, retries, retry_backoff, retry_on, timeout,
+                                at_most_once, max_rescues, unique_key)
+SELECT %(task)s::text, %(queue)s::text, %(priority)s::int, 'pending', u.args, u.kwargs,
+       coalesce(%(run_at)s::timestamptz,
+                {now} + %(run_after_us)s::bigint * interval '1 microsecond'), {now},
+       %(retries)s::int, %(retry_backoff)s::float8, %(retry_on)s::text, %(timeout)s::float8,
+       %(at_most_once)s::bool, %(max_rescues)s::int, %(unique_key)s::text
+  FROM pg_temp.tock_enqueue_args AS u
  ORDER BY u.ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id, unique_key;

@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import os
 import re
 import secrets
@@ -603,6 +605,8 @@ class PostgresStore:
                 inserted, held = self._insert(cur, picked, when, notify)
         # One statement inserted the rows in input order: the identity handed out
         # increasing ids in that order. Keyed rows are matched by their key.
+        if not first_of:
+            return sorted(i for i, _ in inserted)
         ids: list[JobId | None] = [None] * len(jobs)
         by_key = dict(held)
         fresh = iter(sorted(i for i, key in inserted if key is None))
@@ -629,22 +633,25 @@ class PostgresStore:
             # once per run of jobs sharing them; several times as fast as arrays.
             runs = _runs(jobs)
             cur.execute(self.Q["job_stage_create"])
-            with cur.copy(self.Q["job_stage_copy"]) as copy:
-                copy.write(
-                    "".join(
-                        f"{n}\t{_copy_text(j.args)}\t{_copy_text(j.kwargs)}\n"
-                        for n, run in enumerate(runs, start=1)
-                        for j in run
-                    )
+            if len(runs) == 1:
+                # One run: its options are plain parameters, no run column to join on.
+                copy_query, insert = self.Q["job_stage_copy_one"], self.Q["job_insert_staged_one"]
+                text = "".join(f"{j.args}\t{j.kwargs}\n" for j in jobs)
+                params = dict(zip(STAGED, _row(jobs[0]), strict=True))
+            else:
+                copy_query, insert = self.Q["job_stage_copy"], self.Q["job_insert_staged"]
+                text = "".join(
+                    f"{n}\t{j.args}\t{j.kwargs}\n"
+                    for n, run in enumerate(runs, start=1)
+                    for j in run
                 )
-            firsts = [_row(run[0]) for run in runs]
-            params = {
-                name: [row[i] for row in firsts]
-                for i, name in enumerate(STAGED)
-                if name not in ("args", "kwargs")
-            }
+                firsts = [_row(run[0]) for run in runs]
+                params = {name: [row[i] for row in firsts] for i, name in enumerate(STAGED)}
+            del params["args"], params["kwargs"]
             params["now"] = now
-            cur.execute(_keyless(self.Q["job_insert_staged"], jobs), params)
+            with cur.copy(copy_query) as copy:
+                copy.write(_copy_text(text))
+            cur.execute(_keyless(insert, jobs), params)
         else:
             # One array per column (lists: psycopg sends a tuple as a record).
             columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
@@ -1168,37 +1175,33 @@ def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
     return query.replace(ON_CONFLICT, "")
 
 
-def _copy_text(json_text: str) -> str:
-    """A JSON text as a field of COPY's text format. Tock's JSON has no raw tab, newline
-    or carriage return (the encoder escapes them), so only backslashes need doubling."""
-    return json_text.replace("\\", "\\\\") if "\\" in json_text else json_text
+def _copy_text(text: str) -> str:
+    """Lines of JSON texts (and run numbers) as COPY's text format. Tock's JSON has no raw
+    tab, newline or carriage return (the encoder escapes them), so only backslashes need
+    doubling, in one pass over the whole text."""
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+# Every option of a job but its arguments.
+_options = operator.attrgetter(
+    "task",
+    "queue",
+    "priority",
+    "retries",
+    "retry_backoff",
+    "retry_on",
+    "timeout",
+    "at_most_once",
+    "max_rescues",
+    "unique_key",
+    "run_at",
+    "run_after",
+)
 
 
 def _runs(jobs: list[NewJob]) -> list[list[NewJob]]:
     """Consecutive jobs that share every option but their arguments."""
-    runs: list[list[NewJob]] = []
-    last: tuple[object, ...] | None = None
-    for job in jobs:
-        options = (
-            job.task,
-            job.queue,
-            job.priority,
-            job.retries,
-            job.retry_backoff,
-            job.retry_on,
-            job.timeout,
-            job.at_most_once,
-            job.max_rescues,
-            job.unique_key,
-            job.run_at,
-            job.run_after,
-        )
-        if runs and options == last:
-            runs[-1].append(job)
-        else:
-            runs.append([job])
-            last = options
-    return runs
+    return [list(run) for _, run in itertools.groupby(jobs, key=_options)]
 
 
 @functools.lru_cache(maxsize=64)
