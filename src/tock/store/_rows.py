@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from tock.jobs import JobStatus
+from tock.jobs import JobRecord, JobStatus
 
 STATUS = {s.value: s for s in JobStatus}
 
@@ -33,3 +35,49 @@ def json_loads(text: str) -> Any:
 def retry_on(text: str) -> tuple[str, ...]:
     """A job's ``retry_on`` names from their stored JSON (few distinct values: cached)."""
     return tuple(json_loads(text))
+
+
+#: the columns of a job row, in the order ``job_record`` reads them
+COLUMNS = (
+    "id, task, queue, priority, status, args, kwargs, run_at, created_at, started_at, "
+    "finished_at, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once, "
+    "max_rescues, unique_key, worker_id, claim_token, result, error"
+)
+
+
+def job_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> JobRecord:
+    """A JobRecord from a row of COLUMNS; ``when`` turns a stored time into a datetime."""
+    kwargs = row[6]
+    run_at, created_at = when(row[7]), when(row[8])
+    assert run_at is not None and created_at is not None
+    return JobRecord(
+        id=row[0],
+        task=row[1],
+        queue=row[2],
+        priority=row[3],
+        status=STATUS[row[4]],
+        args=json_loads(row[5]),
+        kwargs={} if kwargs == "{}" else json_loads(kwargs),
+        run_at=run_at,
+        created_at=created_at,
+        started_at=when(row[9]),
+        finished_at=when(row[10]),
+        attempts=row[11],
+        rescues=row[12],
+        retries=row[13],
+        retry_backoff=row[14],
+        retry_on=retry_on(row[15]),
+        timeout=row[16],
+        at_most_once=bool(row[17]),
+        max_rescues=row[18],
+        unique_key=row[19],
+        worker_id=row[20],
+        claim_token=row[21],
+        result=None if row[22] is None else json_loads(row[22]),
+        error=None if row[23] is None else json_loads(row[23]),
+    )
+
+
+def us(seconds: float) -> int:
+    """A duration in whole microseconds, as the stores pass durations to SQL."""
+    return round(seconds * 1_000_000)

@@ -55,18 +55,12 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
-from tock.store._rows import WORKER_DIED
-from tock.store._rows import json_loads as _loads
-from tock.store._rows import retry_on as _retry_on
+from tock.store._rows import COLUMNS, WORKER_DIED, job_record
+from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
 log = logging.getLogger("tock.store")
 
-COLUMNS = (
-    "id, task, queue, priority, status, args, kwargs, run_at, created_at, started_at, "
-    "finished_at, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once, "
-    "max_rescues, unique_key, worker_id, claim_token, result, error"
-)
 J_COLUMNS = ", ".join(f"j.{c.strip()}" for c in COLUMNS.split(","))
 NOW = "coalesce(%(now)s::timestamptz, now())"
 MIGRATIONS = load_migrations("tock.store.postgres")
@@ -83,7 +77,6 @@ RETRY_MAX = 2.0  # the longest wait between two reconnection attempts of the LIS
 # within about 30 s (not the system's default of two hours), and frees its token.
 KEEPALIVES = " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-_STATUS = {s.value: s for s in JobStatus}
 
 
 class _PoolLogFilter(logging.Filter):
@@ -170,38 +163,12 @@ def _now(when: datetime | None) -> datetime | None:
     return when
 
 
-def _us(seconds: float) -> int:
-    return round(seconds * 1_000_000)
+def _same(value: datetime | None) -> datetime | None:
+    return value  # psycopg reads timestamptz as aware datetimes already
 
 
 def _record(row: Sequence[Any]) -> JobRecord:
-    kwargs = row[6]
-    return JobRecord(
-        id=row[0],
-        task=row[1],
-        queue=row[2],
-        priority=row[3],
-        status=_STATUS[row[4]],
-        args=_loads(row[5]),
-        kwargs={} if kwargs == "{}" else _loads(kwargs),
-        run_at=row[7],
-        created_at=row[8],
-        started_at=row[9],
-        finished_at=row[10],
-        attempts=row[11],
-        rescues=row[12],
-        retries=row[13],
-        retry_backoff=row[14],
-        retry_on=_retry_on(row[15]),
-        timeout=row[16],
-        at_most_once=row[17],
-        max_rescues=row[18],
-        unique_key=row[19],
-        worker_id=row[20],
-        claim_token=row[21],
-        result=None if row[22] is None else _loads(row[22]),
-        error=None if row[23] is None else _loads(row[23]),
-    )
+    return job_record(row, _same)
 
 
 class _Notifier:

@@ -30,19 +30,12 @@ from typing import Any
 from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
-from tock.store._rows import STATUS as _STATUS
-from tock.store._rows import WORKER_DIED
-from tock.store._rows import json_loads as _loads
-from tock.store._rows import retry_on as _retry_on
+from tock.store._rows import COLUMNS, WORKER_DIED, job_record
+from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CLOCK = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
-COLUMNS = (
-    "id, task, queue, priority, status, args, kwargs, run_at, created_at, started_at, "
-    "finished_at, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once, "
-    "max_rescues, unique_key, worker_id, claim_token, result, error"
-)
 Q = load_queries(
     "tock.store.sqlite", {"now": f"coalesce(:now, {_CLOCK})", "clock": _CLOCK, "cols": COLUMNS}
 )
@@ -67,38 +60,8 @@ def from_us(value: int | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def _us(seconds: float) -> int:
-    return round(seconds * 1_000_000)
-
-
 def _record(row: Sequence[Any]) -> JobRecord:
-    kwargs = row[6]
-    return JobRecord(
-        id=row[0],
-        task=row[1],
-        queue=row[2],
-        priority=row[3],
-        status=_STATUS[row[4]],
-        args=_loads(row[5]),
-        kwargs={} if kwargs == "{}" else _loads(kwargs),
-        run_at=_EPOCH + timedelta(microseconds=row[7]),
-        created_at=_EPOCH + timedelta(microseconds=row[8]),
-        started_at=from_us(row[9]),
-        finished_at=from_us(row[10]),
-        attempts=row[11],
-        rescues=row[12],
-        retries=row[13],
-        retry_backoff=row[14],
-        retry_on=_retry_on(row[15]),
-        timeout=row[16],
-        at_most_once=bool(row[17]),
-        max_rescues=row[18],
-        unique_key=row[19],
-        worker_id=row[20],
-        claim_token=row[21],
-        result=None if row[22] is None else _loads(row[22]),
-        error=None if row[23] is None else _loads(row[23]),
-    )
+    return job_record(row, from_us)
 
 
 def parse_sqlite_url(url: str) -> Path:
