@@ -340,6 +340,11 @@ def test_job_list_filters(app: Tock, store: Store, clock: FakeClock) -> None:
     assert [r.id for r in store.job_list(queue="other")] == [b.id]
     assert [r.id for r in store.job_list(task="nope")] == []
     assert [r.id for r in store.job_list(limit=1)] == [c.id]
+    held = claim_one(store, clock, c.id, worker="w2")
+    assert [r.id for r in store.job_list(worker_id="w2")] == [held.id]
+    assert [r.id for r in store.job_list(worker_id="w1")] == [a.id]  # finished by w1
+    running_w1 = store.job_list(statuses=[JobStatus.RUNNING], worker_id="w1")
+    assert running_w1 == []
 
 
 def test_health(app: Tock, store: Store, clock: FakeClock, make_worker) -> None:

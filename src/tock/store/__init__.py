@@ -101,8 +101,12 @@ class Store(Protocol):
         statuses: Sequence[JobStatus] | None = None,
         queue: str | None = None,
         task: str | None = None,
+        worker_id: str | None = None,
         limit: int = 50,
-    ) -> list[JobRecord]: ...
+    ) -> list[JobRecord]:
+        """Newest first, from both tables; each filter narrows the list."""
+        ...
+
     def job_claim_batch(
         self,
         *,

@@ -168,13 +168,11 @@ class Claimer:
         it never received were claimed by a statement that committed while its answer
         was lost. They never started here: hand them back (no attempt used), or they
         would stay running in the name of a live worker, never rescued."""
-        running = self.store.job_list(statuses=[JobStatus.RUNNING], limit=1_000_000)
+        running = self.store.job_list(
+            statuses=[JobStatus.RUNNING], worker_id=self.worker_id, limit=1_000_000
+        )
         lost = [
-            j
-            for j in running
-            if j.worker_id == self.worker_id
-            and j.claim_token is not None
-            and j.claim_token not in self._claims
+            j for j in running if j.claim_token is not None and j.claim_token not in self._claims
         ]
         if lost:
             log.info("handing back %d job(s) claimed by a claim whose answer was lost", len(lost))

@@ -663,6 +663,7 @@ class PostgresStore:
         statuses: Sequence[JobStatus] | None = None,
         queue: str | None = None,
         task: str | None = None,
+        worker_id: str | None = None,
         limit: int = 50,
     ) -> list[JobRecord]:
         wanted = [JobStatus(s).value for s in (statuses or list(JobStatus))]
@@ -674,6 +675,9 @@ class PostgresStore:
         if task is not None:
             where.append("task = %(task)s")
             params["task"] = task
+        if worker_id is not None:
+            where.append("worker_id = %(worker_id)s")
+            params["worker_id"] = worker_id
         clause = " AND ".join(where)
         schema = quote_ident(self.schema)
         selects = []

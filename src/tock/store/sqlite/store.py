@@ -407,6 +407,7 @@ class SQLiteStore:
         statuses: Sequence[JobStatus] | None = None,
         queue: str | None = None,
         task: str | None = None,
+        worker_id: str | None = None,
         limit: int = 50,
     ) -> list[JobRecord]:
         wanted = [JobStatus(s) for s in statuses] if statuses else list(JobStatus)
@@ -418,6 +419,9 @@ class SQLiteStore:
         if task is not None:
             where.append("task = :task")
             params["task"] = task
+        if worker_id is not None:
+            where.append("worker_id = :worker_id")
+            params["worker_id"] = worker_id
         clause = " AND ".join(where)
         conn = self._conn()
         rows: list[Sequence[Any]] = []
