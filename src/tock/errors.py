@@ -9,6 +9,7 @@ __all__ = [
     "JobLost",
     "JobNotFound",
     "JobTimeout",
+    "ScheduleNotFound",
     "SchemaError",
     "StoreError",
     "TockError",
@@ -42,6 +43,14 @@ class JobNotFound(TockError, LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} not found (never enqueued, or pruned after its retention)")
         self.job_id = job_id
+
+
+class ScheduleNotFound(TockError, LookupError):
+    """No schedule with that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found")
+        self.name = name
 
 
 class JobFailed(TockError):

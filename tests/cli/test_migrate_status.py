@@ -6,6 +6,7 @@ import json
 import os
 
 from tock.store import WorkerInfo
+from tock.store.sqlite.store import LATEST, MIGRATIONS
 
 from .helpers import Project
 
@@ -13,18 +14,19 @@ from .helpers import Project
 def test_migrate_then_up_to_date(project: Project) -> None:
     result = project.invoke("migrate")
     assert result.exit_code == 0, result.output
-    assert "Applied 1 migration(s)" in result.stdout
-    assert "0001_initial" in result.stdout
+    assert f"Applied {len(MIGRATIONS)} migration(s)" in result.stdout
+    for version, name, _ in MIGRATIONS:
+        assert f"{version:04d}_{name}" in result.stdout
     result = project.invoke("migrate")
     assert result.exit_code == 0, result.output
-    assert "up to date (version 1)" in result.stdout
+    assert f"up to date (version {LATEST})" in result.stdout
 
 
 def test_status_of_an_empty_store(project: Project) -> None:
     result = project.invoke("status")
     assert result.exit_code == 0, result.output
     assert project.url in result.stdout
-    assert "version 1 (up to date)" in result.stdout
+    assert f"version {LATEST} (up to date)" in result.stdout
     assert "No live workers" in result.stdout
     assert "No jobs yet" in result.stdout
 
@@ -72,7 +74,7 @@ def test_status_json_is_app_health(project: Project) -> None:
     assert result.exit_code == 0, result.output
     facts = json.loads(result.stdout)
     assert facts["store"] == project.url
-    assert facts["schema"] == {"version": 1, "latest": 1}
+    assert facts["schema"] == {"version": LATEST, "latest": LATEST}
     assert [w["id"] for w in facts["workers"]] == ["w-status-1"]
     assert facts["queues"]["default"]["succeeded"] == 1
     assert facts["queues"]["default"]["failed"] == 1

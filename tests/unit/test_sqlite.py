@@ -480,3 +480,15 @@ def test_orphans_are_rescued(make_app, db: Path, clock: FakeClock) -> None:
     record = app.store.job_get(job.id)
     assert record.status is JobStatus.PENDING
     assert record.rescues == 1
+
+
+def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
+    """A scheduler pass costs with the due fires, not with the number of schedules."""
+    app = make_app(f"sqlite:///{db}")
+    app.store.schedule_list()  # creates the schema
+    plan = (
+        raw(db)
+        .execute("EXPLAIN QUERY PLAN " + sqlite_store.Q["schedule_due"], {"now": 1, "limit": 5})
+        .fetchall()
+    )
+    assert any("USING INDEX tock_schedules_due" in row[-1] for row in plan), plan

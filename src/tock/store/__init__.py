@@ -21,6 +21,7 @@ from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome
 __all__ = [
     "QueueStats",
     "RescueReport",
+    "ScheduleRecord",
     "Store",
     "Watch",
     "WorkerInfo",
@@ -71,6 +72,47 @@ class RescueReport:
 
     def __bool__(self) -> bool:
         return bool(self.dead_workers or self.rescued or self.lost or self.failed)
+
+
+#: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop
+FIRE_OUTCOMES = ("enqueued", "coalesced", "missed", "overlap", "paused", "triggered")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One schedule as the store holds it (a row of ``tock_schedules``).
+
+    ``trigger`` is the JSON text of the trigger: ``{"cron": expr, "timezone": tz}``,
+    ``{"every": seconds, "anchor": iso8601}`` or ``{"at": iso8601}``; ``args`` and
+    ``kwargs`` are JSON texts. ``queue``/``priority`` ``None``: the task's.
+    ``next_fire_at`` ``None``: never fires again. ``last_fire_at``/``last_job_id``: the
+    latest fire that created a job. ``created_at``/``updated_at`` are set by the store
+    (ignored by ``schedule_upsert``).
+    """
+
+    name: str
+    task: str
+    trigger: str
+    args: str = "[]"
+    kwargs: str = "{}"
+    queue: str | None = None
+    priority: int | None = None
+    misfire: str = "coalesce"
+    grace: float = 60.0
+    overlap: bool = True
+    enabled: bool = True
+    paused: bool = False
+    source: str = "dynamic"  #: "code" or "dynamic"
+    next_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    last_job_id: JobId | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+#: one fire for ``schedule_fire``: (fire time, the job to create or None for a drop,
+#: outcome, one of FIRE_OUTCOMES)
+Fire = tuple[datetime, NewJob | None, str]
 
 
 class Watch(Protocol):
@@ -167,6 +209,55 @@ class Store(Protocol):
         store kept pace in this pass (``report.kept_pace``): the write lock came quickly
         and the heartbeat of ``exclude`` (the calling worker, never buried by its own
         rescuer) is fresh. Released liveness tokens always count.
+        """
+        ...
+
+    # schedules (DESIGN: "Schedules")
+    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
+        """Insert or update by name; returns the stored row. An update never changes
+        ``paused`` and keeps ``next_fire_at`` unless the trigger text changed (then it
+        takes ``schedule.next_fire_at``); ``last_*`` and ``created_at`` are kept."""
+        ...
+
+    def schedule_get(self, name: str) -> ScheduleRecord:
+        """Raises ScheduleNotFound (a LookupError) when there is no such schedule."""
+        ...
+
+    def schedule_list(self) -> list[ScheduleRecord]:
+        """Every schedule, ordered by name."""
+        ...
+
+    def schedule_delete(self, name: str) -> bool:
+        """True if it existed. Its fire rows stay: a schedule created again under the
+        same name still never fires twice at a recorded time."""
+        ...
+
+    def schedule_set_paused(
+        self, name: str, paused: bool, *, now: datetime | None
+    ) -> ScheduleRecord: ...
+    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
+        """Enabled, not paused schedules with ``next_fire_at <= now``, earliest first."""
+        ...
+
+    def schedule_fire(
+        self,
+        name: str,
+        *,
+        expected_next: datetime | None,
+        new_next: datetime | None,
+        fires: Sequence[Fire],
+        now: datetime | None,
+    ) -> list[JobId] | None:
+        """Record one scheduler pass of a schedule, in one transaction.
+
+        Compare-and-set: moves ``next_fire_at`` from ``expected_next`` (NULL-safe) to
+        ``new_next``; if the schedule is not at ``expected_next`` (another node fired
+        it, or it is gone) writes nothing and returns None. Otherwise inserts one
+        ``tock_fires`` row per fire (one row per drop, count 1: drops are not merged);
+        a fire whose (schedule, fire time) is already recorded creates nothing; a new
+        row with a job inserts that job (the ordinary insert path, in the same
+        transaction) and records its id. Returns the ids of the jobs created, in fire
+        order; sets ``last_fire_at``/``last_job_id`` to the latest of them.
         """
         ...
 

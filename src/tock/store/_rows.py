@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from tock.jobs import JobRecord, JobStatus
+from tock.store import ScheduleRecord
 
 STATUS = {s.value: s for s in JobStatus}
 
@@ -81,3 +82,34 @@ def job_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> Jo
 def us(seconds: float) -> int:
     """A duration in whole microseconds, as the stores pass durations to SQL."""
     return round(seconds * 1_000_000)
+
+
+#: the columns of a schedule row, in the order ``schedule_record`` reads them
+SCHEDULE_COLUMNS = (
+    "name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap, enabled, "
+    "paused, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at"
+)
+
+
+def schedule_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> ScheduleRecord:
+    """A ScheduleRecord from a row of SCHEDULE_COLUMNS."""
+    return ScheduleRecord(
+        name=row[0],
+        task=row[1],
+        trigger=row[2],
+        args=row[3],
+        kwargs=row[4],
+        queue=row[5],
+        priority=row[6],
+        misfire=row[7],
+        grace=float(row[8]),
+        overlap=bool(row[9]),
+        enabled=bool(row[10]),
+        paused=bool(row[11]),
+        source=row[12],
+        next_fire_at=when(row[13]),
+        last_fire_at=when(row[14]),
+        last_job_id=row[15],
+        created_at=when(row[16]),
+        updated_at=when(row[17]),
+    )

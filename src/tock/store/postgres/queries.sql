@@ -372,3 +372,67 @@ RETURNING id;
 
 -- name: worker_delete
 DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);
+
+-- name: schedule_upsert
+-- Insert or update by name. An update never changes paused (set by people, never by
+-- sync) and keeps next_fire_at unless the trigger changed. {scols}: every column of a
+-- schedule row, in the order ScheduleRecord is read.
+INSERT INTO {schema}.tock_schedules AS s
+       (name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap,
+        enabled, paused, source, next_fire_at, created_at, updated_at)
+VALUES (%(name)s, %(task)s, %(trigger)s, %(args)s, %(kwargs)s, %(queue)s, %(priority)s,
+        %(misfire)s, %(grace)s, %(overlap)s, %(enabled)s, %(paused)s, %(source)s,
+        %(next_fire_at)s::timestamptz, {now}, {now})
+ON CONFLICT (name) DO UPDATE
+   SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
+       kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
+       misfire = excluded.misfire, grace = excluded.grace, overlap = excluded.overlap,
+       enabled = excluded.enabled, source = excluded.source,
+       next_fire_at = CASE WHEN s.trigger = excluded.trigger
+                           THEN s.next_fire_at ELSE excluded.next_fire_at END,
+       updated_at = excluded.updated_at
+RETURNING {scols};
+
+-- name: schedule_get
+SELECT {scols} FROM {schema}.tock_schedules WHERE name = %(name)s;
+
+-- name: schedule_list
+SELECT {scols} FROM {schema}.tock_schedules ORDER BY name;
+
+-- name: schedule_delete
+DELETE FROM {schema}.tock_schedules WHERE name = %(name)s;
+
+-- name: schedule_set_paused
+UPDATE {schema}.tock_schedules SET paused = %(paused)s, updated_at = {now}
+ WHERE name = %(name)s
+RETURNING {scols};
+
+-- name: schedule_due
+-- Reads the partial index tock_schedules_due (its WHERE terms, as written there).
+SELECT {scols} FROM {schema}.tock_schedules
+ WHERE enabled AND NOT paused AND next_fire_at <= {now}
+ ORDER BY next_fire_at
+ LIMIT %(limit)s;
+
+-- name: schedule_advance
+-- The compare-and-set of a fire: NULL-safe. A concurrent fire waits on the row lock,
+-- then (READ COMMITTED re-checks the row) finds it moved and changes nothing.
+UPDATE {schema}.tock_schedules
+   SET next_fire_at = %(new_next)s::timestamptz, updated_at = {now}
+ WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected_next)s::timestamptz;
+
+-- name: fire_insert
+-- A fire already recorded (same schedule and fire time) inserts nothing, returns no row.
+INSERT INTO {schema}.tock_fires (schedule, fire_at, job_id, outcome, last_at, count, created_at)
+VALUES (%(schedule)s, %(fire_at)s, NULL, %(outcome)s, %(fire_at)s, 1, {now})
+ON CONFLICT (schedule, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_set_job
+UPDATE {schema}.tock_fires SET job_id = %(job_id)s
+ WHERE schedule = %(schedule)s AND fire_at = %(fire_at)s;
+
+-- name: schedule_set_last
+UPDATE {schema}.tock_schedules
+   SET last_fire_at = %(last_fire_at)s, last_job_id = %(last_job_id)s
+ WHERE name = %(name)s;

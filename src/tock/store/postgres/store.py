@@ -49,13 +49,22 @@ from tock.errors import (
     ConfigurationError,
     ConnectionLost,
     JobNotFound,
+    ScheduleNotFound,
     SchemaError,
     StoreError,
     TockError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
-from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
-from tock.store._rows import COLUMNS, WORKER_DIED, job_record
+from tock.store import (
+    Fire,
+    QueueStats,
+    RescueReport,
+    ScheduleRecord,
+    WorkerInfo,
+    WorkerRecord,
+    redact_url,
+)
+from tock.store._rows import COLUMNS, SCHEDULE_COLUMNS, WORKER_DIED, job_record, schedule_record
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
@@ -121,6 +130,7 @@ def queries(schema: str) -> dict[str, str]:
             "schema": quote_ident(schema),
             "now": NOW,
             "cols": COLUMNS,
+            "scols": SCHEDULE_COLUMNS,
             "jcols": J_COLUMNS,
             "worker_alive": (
                 f"EXISTS (SELECT 1 FROM {quote_ident(schema)}.tock_workers "
@@ -169,6 +179,10 @@ def _same(value: datetime | None) -> datetime | None:
 
 def _record(row: Sequence[Any]) -> JobRecord:
     return job_record(row, _same)
+
+
+def _schedule(row: Sequence[Any]) -> ScheduleRecord:
+    return schedule_record(row, _same)
 
 
 class _Notifier:
@@ -1056,6 +1070,112 @@ class PostgresStore:
             sorted(j for (j,) in conn.execute(self.Q["worker_jobs_rescue"], params))
         )
         conn.execute(self.Q["worker_delete"], params)
+
+    # -- schedules -----------------------------------------------------------------
+
+    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
+        params = {
+            "name": schedule.name,
+            "task": schedule.task,
+            "trigger": schedule.trigger,
+            "args": schedule.args,
+            "kwargs": schedule.kwargs,
+            "queue": schedule.queue,
+            "priority": schedule.priority,
+            "misfire": schedule.misfire,
+            "grace": float(schedule.grace),
+            "overlap": bool(schedule.overlap),
+            "enabled": bool(schedule.enabled),
+            "paused": bool(schedule.paused),
+            "source": schedule.source,
+            "next_fire_at": _now(schedule.next_fire_at),
+            "now": _now(now),
+        }
+        with self._conn() as conn:
+            return _schedule(_one(conn.execute(self.Q["schedule_upsert"], params)))
+
+    def schedule_get(self, name: str) -> ScheduleRecord:
+        with self._conn() as conn:
+            row = conn.execute(self.Q["schedule_get"], {"name": name}).fetchone()
+        if row is None:
+            raise ScheduleNotFound(name)
+        return _schedule(row)
+
+    def schedule_list(self) -> list[ScheduleRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(self.Q["schedule_list"]).fetchall()
+        return [_schedule(r) for r in rows]
+
+    def schedule_delete(self, name: str) -> bool:
+        with self._conn() as conn:
+            return conn.execute(self.Q["schedule_delete"], {"name": name}).rowcount > 0
+
+    def schedule_set_paused(
+        self, name: str, paused: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        with self._conn() as conn:
+            row = conn.execute(
+                self.Q["schedule_set_paused"],
+                {"name": name, "paused": bool(paused), "now": _now(now)},
+            ).fetchone()
+        if row is None:
+            raise ScheduleNotFound(name)
+        return _schedule(row)
+
+    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                self.Q["schedule_due"], {"now": _now(now), "limit": int(limit)}
+            ).fetchall()
+        return [_schedule(r) for r in rows]
+
+    def schedule_fire(
+        self,
+        name: str,
+        *,
+        expected_next: datetime | None,
+        new_next: datetime | None,
+        fires: Sequence[Fire],
+        now: datetime | None,
+    ) -> list[JobId] | None:
+        when = _now(now)
+        created: list[JobId] = []
+        last: tuple[datetime, JobId] | None = None
+        with self._write() as conn:
+            moved = conn.execute(
+                self.Q["schedule_advance"],
+                {
+                    "name": name,
+                    "expected_next": _now(expected_next),
+                    "new_next": _now(new_next),
+                    "now": when,
+                },
+            ).rowcount
+            if not moved:
+                return None
+            for fire_at, job, outcome in fires:
+                params = {
+                    "schedule": name,
+                    "fire_at": _now(fire_at),
+                    "outcome": outcome,
+                    "now": when,
+                }
+                if conn.execute(self.Q["fire_insert"], params).fetchone() is None or job is None:
+                    continue  # already recorded (creates nothing), or a drop
+                # The ordinary insert path, inside this transaction.
+                (job_id,) = self.job_enqueue_many([job], now=when, connection=conn)
+                conn.execute(
+                    self.Q["fire_set_job"], {"schedule": name, "fire_at": fire_at, "job_id": job_id}
+                )
+                created.append(job_id)
+                if last is None or fire_at >= last[0]:
+                    last = (fire_at, job_id)
+            if last is not None:
+                conn.execute(
+                    self.Q["schedule_set_last"],
+                    {"name": name, "last_fire_at": last[0], "last_job_id": last[1]},
+                )
+        return created
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)

@@ -214,3 +214,62 @@ RETURNING id;
 
 -- name: worker_delete
 DELETE FROM tock_workers WHERE id = :worker_id;
+
+-- name: schedule_upsert
+-- Insert or update by name. An update never changes paused (set by people, never by
+-- sync) and keeps next_fire_at unless the trigger changed. {scols}: every column of a
+-- schedule row, in the order ScheduleRecord is read.
+INSERT INTO tock_schedules (name, task, trigger, args, kwargs, queue, priority, misfire,
+                            grace, overlap, enabled, paused, source, next_fire_at,
+                            created_at, updated_at)
+VALUES (:name, :task, :trigger, :args, :kwargs, :queue, :priority, :misfire, :grace,
+        :overlap, :enabled, :paused, :source, :next_fire_at, {now}, {now})
+ON CONFLICT (name) DO UPDATE
+   SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
+       kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
+       misfire = excluded.misfire, grace = excluded.grace, overlap = excluded.overlap,
+       enabled = excluded.enabled, source = excluded.source,
+       next_fire_at = CASE WHEN tock_schedules.trigger = excluded.trigger
+                           THEN tock_schedules.next_fire_at ELSE excluded.next_fire_at END,
+       updated_at = excluded.updated_at
+RETURNING {scols};
+
+-- name: schedule_get
+SELECT {scols} FROM tock_schedules WHERE name = :name;
+
+-- name: schedule_list
+SELECT {scols} FROM tock_schedules ORDER BY name;
+
+-- name: schedule_delete
+DELETE FROM tock_schedules WHERE name = :name;
+
+-- name: schedule_set_paused
+UPDATE tock_schedules SET paused = :paused, updated_at = {now} WHERE name = :name
+RETURNING {scols};
+
+-- name: schedule_due
+-- Reads the partial index tock_schedules_due (its WHERE terms, as written there).
+SELECT {scols} FROM tock_schedules
+ WHERE enabled AND NOT paused AND next_fire_at <= {now}
+ ORDER BY next_fire_at
+ LIMIT :limit;
+
+-- name: schedule_advance
+-- The compare-and-set of a fire: NULL-safe (IS), so a schedule that another node fired
+-- meanwhile changes nothing.
+UPDATE tock_schedules SET next_fire_at = :new_next, updated_at = {now}
+ WHERE name = :name AND next_fire_at IS :expected_next;
+
+-- name: fire_insert
+-- A fire already recorded (same schedule and fire time) inserts nothing, returns no row.
+INSERT INTO tock_fires (schedule, fire_at, job_id, outcome, last_at, count, created_at)
+VALUES (:schedule, :fire_at, NULL, :outcome, :fire_at, 1, {now})
+ON CONFLICT (schedule, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_set_job
+UPDATE tock_fires SET job_id = :job_id WHERE schedule = :schedule AND fire_at = :fire_at;
+
+-- name: schedule_set_last
+UPDATE tock_schedules SET last_fire_at = :last_fire_at, last_job_id = :last_job_id
+ WHERE name = :name;

@@ -27,17 +27,38 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tock.errors import ConfigurationError, JobNotFound, SchemaError, StoreError, TockError
+from tock.errors import (
+    ConfigurationError,
+    JobNotFound,
+    ScheduleNotFound,
+    SchemaError,
+    StoreError,
+    TockError,
+)
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
-from tock.store import QueueStats, RescueReport, WorkerInfo, WorkerRecord, redact_url
-from tock.store._rows import COLUMNS, WORKER_DIED, job_record
+from tock.store import (
+    Fire,
+    QueueStats,
+    RescueReport,
+    ScheduleRecord,
+    WorkerInfo,
+    WorkerRecord,
+    redact_url,
+)
+from tock.store._rows import COLUMNS, SCHEDULE_COLUMNS, WORKER_DIED, job_record, schedule_record
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CLOCK = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
 Q = load_queries(
-    "tock.store.sqlite", {"now": f"coalesce(:now, {_CLOCK})", "clock": _CLOCK, "cols": COLUMNS}
+    "tock.store.sqlite",
+    {
+        "now": f"coalesce(:now, {_CLOCK})",
+        "clock": _CLOCK,
+        "cols": COLUMNS,
+        "scols": SCHEDULE_COLUMNS,
+    },
 )
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
@@ -62,6 +83,10 @@ def from_us(value: int | None) -> datetime | None:
 
 def _record(row: Sequence[Any]) -> JobRecord:
     return job_record(row, from_us)
+
+
+def _schedule(row: Sequence[Any]) -> ScheduleRecord:
+    return schedule_record(row, from_us)
 
 
 def parse_sqlite_url(url: str) -> Path:
@@ -816,6 +841,104 @@ class SQLiteStore:
             j for (j,) in conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
         )
         conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+
+    # -- schedules -----------------------------------------------------------------
+
+    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["schedule_upsert"],
+                {
+                    "name": schedule.name,
+                    "task": schedule.task,
+                    "trigger": schedule.trigger,
+                    "args": schedule.args,
+                    "kwargs": schedule.kwargs,
+                    "queue": schedule.queue,
+                    "priority": schedule.priority,
+                    "misfire": schedule.misfire,
+                    "grace": float(schedule.grace),
+                    "overlap": int(schedule.overlap),
+                    "enabled": int(schedule.enabled),
+                    "paused": int(schedule.paused),
+                    "source": schedule.source,
+                    "next_fire_at": to_us(schedule.next_fire_at),
+                    "now": to_us(now),
+                },
+            ).fetchall()
+        return _schedule(row[0])
+
+    def schedule_get(self, name: str) -> ScheduleRecord:
+        row = self._conn().execute(Q["schedule_get"], {"name": name}).fetchone()
+        if row is None:
+            raise ScheduleNotFound(name)
+        return _schedule(row)
+
+    def schedule_list(self) -> list[ScheduleRecord]:
+        return [_schedule(r) for r in self._conn().execute(Q["schedule_list"])]
+
+    def schedule_delete(self, name: str) -> bool:
+        with self._write() as conn:
+            return conn.execute(Q["schedule_delete"], {"name": name}).rowcount > 0
+
+    def schedule_set_paused(
+        self, name: str, paused: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["schedule_set_paused"], {"name": name, "paused": int(paused), "now": to_us(now)}
+            ).fetchall()
+        if not row:
+            raise ScheduleNotFound(name)
+        return _schedule(row[0])
+
+    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
+        rows = self._conn().execute(Q["schedule_due"], {"now": to_us(now), "limit": int(limit)})
+        return [_schedule(r) for r in rows]
+
+    def schedule_fire(
+        self,
+        name: str,
+        *,
+        expected_next: datetime | None,
+        new_next: datetime | None,
+        fires: Sequence[Fire],
+        now: datetime | None,
+    ) -> list[JobId] | None:
+        created: list[JobId] = []
+        last: tuple[int, JobId] | None = None
+        with self._write() as conn:
+            now_us = to_us(now)
+            if now_us is None:
+                (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
+            moved = conn.execute(
+                Q["schedule_advance"],
+                {
+                    "name": name,
+                    "expected_next": to_us(expected_next),
+                    "new_next": to_us(new_next),
+                    "now": now_us,
+                },
+            ).rowcount
+            if not moved:
+                return None
+            for fire_at, job, outcome in fires:
+                at = to_us(fire_at)
+                params = {"schedule": name, "fire_at": at, "outcome": outcome, "now": now_us}
+                if not conn.execute(Q["fire_insert"], params).fetchall() or job is None:
+                    continue  # already recorded (creates nothing), or a drop
+                (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
+                conn.execute(Q["fire_set_job"], {"schedule": name, "fire_at": at, "job_id": job_id})
+                created.append(job_id)
+                assert at is not None
+                if last is None or at >= last[0]:
+                    last = (at, job_id)
+            if last is not None:
+                conn.execute(
+                    Q["schedule_set_last"],
+                    {"name": name, "last_fire_at": last[0], "last_job_id": last[1]},
+                )
+        return created
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,0 +1,50 @@
+-- Schedules and their fires (DESIGN: "Schedules"). Times are INTEGER microseconds since
+-- the epoch, UTC; booleans are 0/1.
+
+-- One row per schedule, code or dynamic. trigger, args and kwargs are JSON texts.
+-- next_fire_at NULL: never fires again (a one-shot that fired). queue and priority NULL:
+-- the task's.
+CREATE TABLE tock_schedules (
+    name         TEXT    PRIMARY KEY,
+    task         TEXT    NOT NULL,
+    trigger      TEXT    NOT NULL,
+    args         TEXT    NOT NULL DEFAULT '[]',
+    kwargs       TEXT    NOT NULL DEFAULT '{}',
+    queue        TEXT,
+    priority     INTEGER,
+    misfire      TEXT    NOT NULL CHECK (misfire IN ('coalesce', 'skip', 'all')),
+    grace        REAL    NOT NULL,
+    overlap      INTEGER NOT NULL,
+    enabled      INTEGER NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    source       TEXT    NOT NULL CHECK (source IN ('code', 'dynamic')),
+    next_fire_at INTEGER,
+    last_fire_at INTEGER,
+    last_job_id  INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);
+
+-- A scheduler pass reads only the due fires of active schedules: its cost grows with the
+-- due fires, not with the number of schedules.
+CREATE INDEX tock_schedules_due ON tock_schedules (next_fire_at)
+    WHERE enabled AND NOT paused;
+
+-- One row per (schedule, fire time), ever: the key that makes a fire create at most one
+-- job. job_id NULL for a drop (coalesced, missed, overlap, paused); last_at and count
+-- describe a run of drops (the store writes one row per drop: last_at = fire_at, count 1).
+-- No foreign key to tock_schedules: the fires of a deleted schedule keep their keys.
+CREATE TABLE tock_fires (
+    schedule   TEXT    NOT NULL,
+    fire_at    INTEGER NOT NULL,
+    job_id     INTEGER,
+    outcome    TEXT    NOT NULL
+        CHECK (outcome IN ('enqueued', 'coalesced', 'missed', 'overlap', 'paused', 'triggered')),
+    last_at    INTEGER NOT NULL,
+    count      INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (schedule, fire_at)
+);
+
+-- For pruning fire rows with their job's retention (the pruner's part, still to come).
+CREATE INDEX tock_fires_job ON tock_fires (job_id) WHERE job_id IS NOT NULL;
