@@ -184,33 +184,16 @@ SELECT * FROM (SELECT id, priority, run_at FROM {schema}.tock_jobs
 SELECT min(run_at) FROM {schema}.tock_jobs
  WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
 
--- name: job_finish_many
--- Move claimed jobs to the finished table where the claim token still holds, in one
--- statement for the batch (a JSON array of {id, token, status, result, error}; result
--- and error are the JSON the worker encoded, or null). The DELETE locks each row: a
--- rescuer moving the same job at once waits, then finds it gone. A job that succeeds after retries keeps its
--- last error, for the record.
-WITH b AS (
-    SELECT * FROM json_to_recordset(%(finished)s::json)
-                  AS b(id bigint, token bigint, status text, result json, error json)
-), done AS (
-    DELETE FROM {schema}.tock_jobs AS j USING b
-     WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
-    RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
-              b.error::text AS new_error
-)
-INSERT INTO {schema}.tock_jobs_finished ({cols})
-SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at, started_at,
-       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
-       max_rescues, unique_key, worker_id, claim_token, nullif(new_result, 'null'),
-       coalesce(nullif(new_error, 'null'), error)
-  FROM done;
-
--- name: job_finish_then
--- job_finish_many as the first CTEs of a statement that goes on to claim (the store
--- appends the claim's own CTEs and UPDATE): finishing a batch and claiming the next is
--- one statement, so one round trip and one commit. The rows it deletes are running, the
--- rows the claim locks pending: the two parts never touch the same row.
+-- name: job_finish
+-- Move claimed jobs to the finished table where the claim token still holds, for the
+-- whole batch (a JSON array of {id, token, status, result, error}; result and error are
+-- the JSON the worker encoded, or null). A job that succeeds after retries keeps its
+-- last error, for the record. The DELETE locks each row: a rescuer moving the same job
+-- at once waits, then finds it gone.
+-- These are only the first CTEs of a statement: the store ends it with a count of the
+-- moved jobs, or with a claim's own CTEs and UPDATE, so that finishing a batch and
+-- claiming the next is one statement (one round trip, one commit). The rows it deletes
+-- are running, the rows a claim locks pending: the two parts never touch the same row.
 WITH b AS (
     SELECT * FROM json_to_recordset(%(finished)s::json)
                   AS b(id bigint, token bigint, status text, result json, error json)
@@ -226,6 +209,7 @@ WITH b AS (
            at_most_once, max_rescues, unique_key, worker_id, claim_token,
            nullif(new_result, 'null'), coalesce(nullif(new_error, 'null'), error)
       FROM done
+    RETURNING id
 )
 
 -- name: job_retry_later

@@ -52,7 +52,6 @@ from tock.errors import (
     ScheduleNotFound,
     SchemaError,
     StoreError,
-    TockError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import (
@@ -64,7 +63,16 @@ from tock.store import (
     WorkerRecord,
     redact_url,
 )
-from tock.store._rows import COLUMNS, SCHEDULE_COLUMNS, WORKER_DIED, job_record, schedule_record
+from tock.store._rows import (
+    COLUMNS,
+    SCHEDULE_COLUMNS,
+    WORKER_DIED,
+    cannot_cancel,
+    cannot_retry,
+    job_record,
+    key_held,
+    schedule_record,
+)
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
@@ -744,7 +752,7 @@ class PostgresStore:
             if completed and all(o.kind in _FINISHING for o in completed):
                 # The usual turn: finish the batch and claim the next in one statement.
                 params.update(_finish_params(completed))
-                sql_text = _finish_then(query, self.Q["job_finish_then"])
+                sql_text = _finish_and(self.Q["job_finish"], query)
                 rows = conn.execute(sql_text, params).fetchall()
             elif completed:
                 with conn.transaction():
@@ -772,9 +780,13 @@ class PostgresStore:
                 release.append(o)
         changed = 0
         if finish:
-            changed += conn.execute(
-                self.Q["job_finish_many"], {**_finish_params(finish), "now": now}
-            ).rowcount
+            (moved,) = _one(
+                conn.execute(
+                    _finish_and(self.Q["job_finish"], FINISH_COUNT),
+                    {**_finish_params(finish), "now": now},
+                )
+            )
+            changed += moved
         if retry:
             changed += conn.execute(
                 self.Q["job_retry_later"],
@@ -812,28 +824,16 @@ class PostgresStore:
                     self.Q["job_retry_finished"], {"id": job_id, "now": _now(now)}
                 ).rowcount
         except psycopg.errors.UniqueViolation:
-            record = self.job_get(job_id)
-            raise TockError(
-                f"cannot retry job {job_id}: its unique key {record.unique_key!r} "
-                "is held by another live job"
-            ) from None
+            raise key_held(job_id, self.job_get(job_id).unique_key) from None
         if not moved:
-            status = self.job_get(job_id).status
-            raise TockError(
-                f"cannot retry job {job_id}: it is {status}; "
-                "only failed, lost and canceled jobs can be retried"
-            )
+            raise cannot_retry(job_id, self.job_get(job_id).status)
         return self.job_get(job_id)
 
     def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
         with self._write() as conn:
             moved = conn.execute(self.Q["job_cancel"], {"id": job_id, "now": _now(now)}).rowcount
         if not moved:
-            status = self.job_get(job_id).status
-            raise TockError(
-                f"cannot cancel job {job_id}: it is {status}; "
-                "only pending and blocked jobs can be canceled"
-            )
+            raise cannot_cancel(job_id, self.job_get(job_id).status)
         return self.job_get(job_id)
 
     def job_prune(
@@ -1182,7 +1182,7 @@ _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
 
 
 def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, str]:
-    """What job_finish_many and job_finish_then take: one JSON text for the batch.
+    """What job_finish takes: one JSON text for the batch.
 
     Built by hand because every part already is JSON (results and errors are JSON texts
     the worker encoded, embedded as they are); psycopg's adaptation of one array per
@@ -1197,10 +1197,15 @@ def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=64)
-def _finish_then(claim: str, finish_then: str) -> str:
-    """job_finish_then's CTEs followed by a claim's own (a claim starts with WITH)."""
-    assert claim.startswith("WITH ")
-    return f"{finish_then},\n{claim[len('WITH ') :]}"
+def _finish_and(finish: str, rest: str) -> str:
+    """job_finish's CTEs, then ``rest``: a claim (its own CTEs joined to them) or a
+    final SELECT."""
+    if rest.startswith("WITH "):
+        return f"{finish},\n{rest[len('WITH ') :]}"
+    return f"{finish}\n{rest}"
+
+
+FINISH_COUNT = "SELECT count(*) FROM finished"
 
 
 @functools.lru_cache(maxsize=64)

@@ -33,7 +33,6 @@ from tock.errors import (
     ScheduleNotFound,
     SchemaError,
     StoreError,
-    TockError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import (
@@ -45,7 +44,16 @@ from tock.store import (
     WorkerRecord,
     redact_url,
 )
-from tock.store._rows import COLUMNS, SCHEDULE_COLUMNS, WORKER_DIED, job_record, schedule_record
+from tock.store._rows import (
+    COLUMNS,
+    SCHEDULE_COLUMNS,
+    WORKER_DIED,
+    cannot_cancel,
+    cannot_retry,
+    job_record,
+    key_held,
+    schedule_record,
+)
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
@@ -555,17 +563,9 @@ class SQLiteStore:
                     Q["job_retry_finished"], {"id": job_id, "now": to_us(now)}
                 ).rowcount
             except sqlite3.IntegrityError:
-                record = self.job_get(job_id)
-                raise TockError(
-                    f"cannot retry job {job_id}: its unique key {record.unique_key!r} "
-                    "is held by another live job"
-                ) from None
+                raise key_held(job_id, self.job_get(job_id).unique_key) from None
             if not moved:
-                status = self.job_get(job_id).status
-                raise TockError(
-                    f"cannot retry job {job_id}: it is {status}; "
-                    "only failed, lost and canceled jobs can be retried"
-                )
+                raise cannot_retry(job_id, self.job_get(job_id).status)
             conn.execute(Q["job_delete_finished"], {"id": job_id})
         return self.job_get(job_id)
 
@@ -573,11 +573,7 @@ class SQLiteStore:
         with self._write() as conn:
             moved = conn.execute(Q["job_cancel"], {"id": job_id, "now": to_us(now)}).rowcount
             if not moved:
-                status = self.job_get(job_id).status
-                raise TockError(
-                    f"cannot cancel job {job_id}: it is {status}; "
-                    "only pending and blocked jobs can be canceled"
-                )
+                raise cannot_cancel(job_id, self.job_get(job_id).status)
             conn.execute(Q["job_delete_live"], {"id": job_id})
         return self.job_get(job_id)
 
