@@ -485,6 +485,59 @@ def test_big_batch_in_the_callers_transaction(make_app, clock: FakeClock, raw) -
     assert [app.store.job_get(i).args for i in again[:3]] == [[0], [1], [2]]
 
 
+@pytest.mark.parametrize("keyed", [False, True])
+def test_two_big_batches_in_one_callers_transaction(
+    make_app, clock: FakeClock, raw, keyed: bool
+) -> None:
+    # The staging table lives until the commit: a second batch in the same transaction
+    # once found the first batch's rows there (more rows inserted than ids returned, or
+    # the first batch's arguments given to the second's jobs).
+    app = make_app()
+    conn = raw()
+
+    def batch(offset: int) -> list[NewJob]:
+        return [
+            new_job(offset + i, unique_key=f"k{offset + i}" if keyed else None) for i in range(600)
+        ]
+
+    first = app.store.job_enqueue_many(batch(0), now=clock.db_now(), connection=conn)
+    second = app.store.job_enqueue_many(batch(10_000), now=clock.db_now(), connection=conn)
+    conn.commit()
+    assert len(set(first + second)) == 1200
+    assert len(app.store.job_list(limit=10_000)) == 1200
+    assert app.store.job_get(second[0]).args == [10_000]
+    assert app.store.job_get(second[-1]).args == [10_599]
+
+
+def test_copy_and_array_paths_store_the_same_job(make_app, clock: FakeClock) -> None:
+    # Big keyless batches are COPYed straight into the table (ids taken first); small
+    # ones go through arrays: every field must come out the same.
+    app = make_app()
+    job = NewJob(
+        task="tests.add",
+        args=json.dumps(["é ü ✓", 1.5, None, {"k": [1, 2]}]),
+        kwargs=json.dumps({"y": "tab\tnew\nline"}),
+        queue="q1",
+        priority=-7,
+        retries=3,
+        retry_backoff=2.5,
+        retry_on=("builtins.ValueError", "tock.JobTimeout"),
+        timeout=12.25,
+        at_most_once=True,
+        max_rescues=2,
+        run_after=1.000001,
+    )
+    (small,) = app.store.job_enqueue_many([job], now=clock.db_now())
+    big = app.store.job_enqueue_many([job] * 300, now=clock.db_now())
+    expected = app.store.job_get(small)
+    for job_id in (big[0], big[-1]):
+        got = app.store.job_get(job_id)
+        assert got.id == job_id
+        got.id = expected.id
+        assert got == expected
+    assert big == sorted(big) and big[0] > small
+
+
 def test_the_live_table_is_vacuumed_once_it_holds_enough_dead_rows(
     make_app, raw, clock: FakeClock
 ) -> None:

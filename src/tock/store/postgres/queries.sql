@@ -48,12 +48,14 @@ ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id, unique_key;
 
 -- name: job_stage_create
--- The staging table of big enqueues: one per session, emptied at every commit. It holds
--- only what differs from job to job; the options come once per run of jobs that share
--- them (``run`` numbers the runs, from 1; NULL when the batch is one run).
+-- The staging table of big enqueues with unique keys: one per session, emptied at every
+-- commit, and before each batch: an earlier batch of the caller's transaction left its
+-- rows. It holds only what differs from job to job; the options come once per run of
+-- jobs that share them (``run`` numbers the runs, from 1; NULL when the batch is one run).
 CREATE TEMP TABLE IF NOT EXISTS tock_enqueue_args (
     run int, args text, kwargs text, ord bigint GENERATED ALWAYS AS IDENTITY
 ) ON COMMIT DELETE ROWS;
+DELETE FROM pg_temp.tock_enqueue_args;
 
 -- name: job_stage_copy
 COPY pg_temp.tock_enqueue_args (run, args, kwargs) FROM STDIN;
@@ -99,6 +101,25 @@ SELECT %(task)s::text, %(queue)s::text, %(priority)s::int, 'pending', u.args, u.
  ORDER BY u.ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
 RETURNING id, unique_key;
+
+-- name: job_take_ids
+-- Big batches without unique keys: their ids, taken from the identity's sequence in
+-- increasing order, and the time they are created at, for job_copy. OFFSET 0 looks the
+-- sequence up once, not once per id.
+SELECT {now},
+       array(SELECT nextval(s.seq)
+               FROM (SELECT pg_get_serial_sequence('{schema}.tock_jobs', 'id')::regclass
+                            AS seq OFFSET 0) AS s,
+                    generate_series(1, %(n)s::int));
+
+-- name: job_copy
+-- The rows of job_take_ids' ids, straight into the live table: COPY writes the heap a
+-- page at a time where INSERT ... SELECT writes it a row at a time. COPY may write a
+-- GENERATED ALWAYS column. The columns that vary from job to job come first.
+COPY {schema}.tock_jobs (id, args, kwargs, task, queue, priority, status, run_at,
+                         created_at, retries, retry_backoff, retry_on, timeout,
+                         at_most_once, max_rescues)
+FROM STDIN (FORMAT binary);
 
 -- name: job_by_unique_key
 -- The live jobs that hold any of these unique keys.

@@ -9,8 +9,9 @@
 
 -- Live jobs: blocked, pending, running. Claims scan only this table, so it stays small.
 -- A bigint identity: an id is never reused, even after the job moves out (DESIGN: ids).
--- GENERATED ALWAYS: only `tock jobs retry` writes an id (OVERRIDING SYSTEM VALUE), when a
--- finished job comes back with the id it always had.
+-- GENERATED ALWAYS: an id is written only by `tock jobs retry` (OVERRIDING SYSTEM VALUE),
+-- when a finished job comes back with the id it always had, and by the COPY of a big
+-- batch, with ids it took from this identity's sequence just before.
 CREATE TABLE {schema}.tock_jobs (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     task          text             NOT NULL,
