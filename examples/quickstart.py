@@ -1,10 +1,13 @@
-"""Tock's quickstart: a worker on ./tock.db runs five example jobs, then everything exits.
+"""Tock's quickstart: a worker on ./tock.db runs five example jobs and a schedule's first
+three fires, then everything exits.
 
     python examples/quickstart.py
 
 It starts `tock worker` in a subprocess (as you would in production), enqueues an
 immediate job, a delayed one, one that fails twice and then succeeds through retries, an
 async one, and one that fails for good, and prints every change of state as it happens.
+The worker also fires `tick`, a schedule declared in code with `@app.periodic`: every
+second, each fire one job, however many workers run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tock import Context, Job, JobFailed, JobStatus, Tock
@@ -50,10 +54,31 @@ def broken(path: str) -> None:
     raise FileNotFoundError(f"no such report: {path}")
 
 
+@app.periodic(every=timedelta(seconds=1), name="quickstart.tick")
+def tick() -> str:
+    return f"tick at {datetime.now().time():%H:%M:%S}"
+
+
+FIRES = 3  # the schedule's fires the quickstart waits for
+
+
+def fire_jobs(since: datetime) -> dict[str, Job]:
+    """The jobs of the tick schedule's fires since ``since``, labelled by fire time."""
+    fires = sorted(app.store.fire_list("quickstart.tick", limit=10), key=lambda f: f.at)
+    return {
+        f"tick {f.at:%H:%M:%S}": app.job(f.job_id)
+        for f in fires
+        if f.job_id is not None and f.at >= since
+    }
+
+
 def watch(jobs: dict[str, Job], started: float, deadline: float) -> None:
-    """Print each job's changes of state until every job has finished."""
+    """Print each job's changes of state until every job and three fires have finished."""
     seen: dict[str, tuple[JobStatus, int]] = {}
+    since = app.store.db_now(now=None)
     while True:
+        fires = fire_jobs(since)
+        jobs.update(fires)
         for label, job in jobs.items():
             record = job.refresh().record
             state = (record.status, record.attempts)
@@ -73,7 +98,7 @@ def watch(jobs: dict[str, Job], started: float, deadline: float) -> None:
             elif record.status is JobStatus.FAILED and record.error:
                 detail = f" ({record.error['type']}: {record.error['message']})"
             print(f"{time.monotonic() - started:6.2f}s  {label:<15} {record.status}{detail}")
-        if all(job.record.status.finished for job in jobs.values()):
+        if len(fires) >= FIRES and all(job.record.status.finished for job in jobs.values()):
             return
         if time.monotonic() > deadline:
             raise TimeoutError("the quickstart's jobs did not finish within 60 s")
@@ -117,7 +142,13 @@ def main() -> int:
         "async": JobStatus.SUCCEEDED,
         "fails for good": JobStatus.FAILED,
     }
-    ok = code == 0 and all(jobs[k].status is v for k, v in expected.items())
+    ticks = [job for label, job in jobs.items() if label.startswith("tick ")]
+    ok = (
+        code == 0
+        and all(jobs[k].status is v for k, v in expected.items())
+        and len(ticks) >= FIRES
+        and all(job.status is JobStatus.SUCCEEDED for job in ticks)
+    )
     print("\nAll jobs finished as expected." if ok else "\nSomething went wrong (see above).")
     return 0 if ok else 1
 

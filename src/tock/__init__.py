@@ -4,16 +4,19 @@ from tock.app import Tock
 from tock.clock import Clock, FakeClock, SystemClock
 from tock.errors import (
     ConfigurationError,
+    ConnectionLost,
     JobCanceled,
     JobFailed,
     JobLost,
     JobNotFound,
     JobTimeout,
+    ScheduleNotFound,
     SchemaError,
     StoreError,
     TockError,
 )
 from tock.jobs import Job, JobStatus
+from tock.schedules import Schedule
 from tock.tasks import Context, Task
 
 __version__ = "0.1.0.dev0"
@@ -21,6 +24,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Clock",
     "ConfigurationError",
+    "ConnectionLost",
     "Context",
     "FakeClock",
     "Job",
@@ -30,6 +34,8 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "JobTimeout",
+    "Schedule",
+    "ScheduleNotFound",
     "SchemaError",
     "StoreError",
     "SystemClock",

@@ -15,7 +15,9 @@ class Periodic:
     """Calls ``fn`` every ``interval`` seconds until stopped; a failing pass is logged,
     and the next pass runs as planned (a database restart must not end the service), or
     sooner with ``retry``: then after ``retry`` seconds, doubling, at most ``interval``.
-    A store that lost its connection says so itself: that failure is not logged again."""
+    A store that lost its connection says so itself: that failure is not logged again.
+    With ``paced``, a pass that returns a number of seconds sets the delay before the next
+    one (at most ``interval``): the scheduler sleeps until its next fire is due."""
 
     def __init__(
         self,
@@ -25,10 +27,12 @@ class Periodic:
         *,
         first_delay: float | None = None,
         retry: float | None = None,
+        paced: bool = False,
     ) -> None:
         self.name = name
         self.interval = interval
         self.retry = retry
+        self.paced = paced
         self._fn = fn
         self._first_delay = interval if first_delay is None else first_delay
         self._stop = threading.Event()
@@ -50,7 +54,7 @@ class Periodic:
         while not self._stop.wait(delay):
             delay = self.interval
             try:
-                self._fn()
+                result = self._fn()
             except Exception as exc:
                 if self.retry is not None:
                     retry = min(max(retry * 2, self.retry), self.interval)
@@ -62,6 +66,8 @@ class Periodic:
                     self._failing = True
             else:
                 retry = 0.0
+                if self.paced and isinstance(result, (int, float)):
+                    delay = min(max(float(result), 0.0), self.interval)
                 if self._failing:
                     log.info("%s works again", self.name)
                 self._failing = False

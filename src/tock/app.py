@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from tock import _validate as v
+from tock import schedules as sch
 from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError
 from tock.jobs import Job, JobId
-from tock.store import Store, open_store, redact_url, resolve_url
-from tock.tasks import Duration, Task, TaskOptions
+from tock.store import Fire, ScheduleRecord, Store, open_store, redact_url, resolve_url
+from tock.tasks import Duration, Task, TaskOptions, _Overrides
 
 __all__ = ["Tock"]
 
@@ -31,6 +35,7 @@ class Tock:
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         self._tasks: dict[str, Task[Any, Any]] = {}
+        self._code_schedules: dict[str, _CodeSchedule] = {}
         if self.url.split(":", 1)[0].lower() == "sqlite":
             # Refuse a bad URL here, where it enters, not at the first enqueue.
             from tock.store.sqlite.store import parse_sqlite_url
@@ -126,6 +131,250 @@ class Tock:
 
         return register(fn) if fn is not None else register
 
+    # -- schedules -------------------------------------------------------------
+
+    def periodic(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str | None = None,
+        anchor: datetime | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        misfire: str = sch.DEFAULT_MISFIRE,
+        grace: Duration = sch.DEFAULT_GRACE,
+        overlap: bool = True,
+        enabled: bool = True,
+        name: str | None = None,
+        **task_options: Any,
+    ) -> Any:
+        """Register a task and a schedule of the same name that runs it (``cron=`` or
+        ``every=``). The schedule is written to the store when ``tock worker`` starts;
+        ``task_options`` are those of :meth:`task`."""
+        if cron is None and every is None:
+            raise ConfigurationError("@app.periodic needs cron= or every=")
+        trigger = sch.make_trigger(cron=cron, every=every, timezone=timezone, anchor=anchor)
+        policy = _policy(misfire, grace, overlap, enabled)
+
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            known = set(self._tasks)
+            task = self.task(name=name, **task_options)(f)
+            try:
+                job = _encode_call(task, args, kwargs)
+            except BaseException:
+                if task.name not in known:  # a declaration that fails leaves nothing behind
+                    del self._tasks[task.name]
+                raise
+            self._code_schedules[task.name] = _CodeSchedule(
+                task, trigger, job.args, job.kwargs, policy
+            )
+            return task
+
+        return register(fn) if fn is not None else register
+
+    @property
+    def code_schedules(self) -> Mapping[str, sch.Trigger]:
+        """The schedules declared with ``@app.periodic`` in this process, by name."""
+        return {name: c.trigger for name, c in self._code_schedules.items()}
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        task: Task[Any, Any] | str,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        at: datetime | None = None,
+        timezone: str | None = None,
+        anchor: datetime | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        misfire: str = sch.DEFAULT_MISFIRE,
+        grace: Duration = sch.DEFAULT_GRACE,
+        overlap: bool = True,
+        enabled: bool = True,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> sch.Schedule:
+        """Create or update (by name) a dynamic schedule; returns it as stored.
+
+        Changing the trigger moves the next fire to the new trigger's first fire from now;
+        any other change keeps it. ``paused`` is never changed here."""
+        record = self._dynamic_record(
+            name=name,
+            task=task,
+            cron=cron,
+            every=every,
+            at=at,
+            timezone=timezone,
+            anchor=anchor,
+            args=args,
+            kwargs=kwargs,
+            misfire=misfire,
+            grace=grace,
+            overlap=overlap,
+            enabled=enabled,
+            queue=queue,
+            priority=priority,
+        )
+        now = self.store.db_now(now=self.clock.db_now())
+        record = _with_first_fire(record, now)
+        return _view(self.store.schedule_upsert(record, now=self.clock.db_now()))
+
+    def schedule_many(self, schedules: Iterable[Mapping[str, Any]]) -> int:
+        """Create or update many dynamic schedules in one transaction: each item holds
+        the keyword arguments of :meth:`schedule` (``name`` included). Returns how many."""
+        records = []
+        for index, item in enumerate(schedules):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"schedule_many item {index} is not a dict of schedule() arguments")
+            unknown = set(item) - _SCHEDULE_ARGS
+            if unknown:
+                raise ConfigurationError(
+                    f"schedule_many item {index}: unknown argument(s) {', '.join(sorted(unknown))}"
+                )
+            for required in ("name", "task"):
+                if required not in item:
+                    raise ConfigurationError(f"schedule_many item {index} has no {required!r}")
+            records.append(self._dynamic_record(**item))
+        if not records:
+            return 0
+        now = self.store.db_now(now=self.clock.db_now())
+        records = [_with_first_fire(r, now) for r in records]
+        return self.store.schedule_upsert_many(records, now=self.clock.db_now())
+
+    def unschedule(self, name: str) -> bool:
+        """Delete a schedule; True if it existed. Jobs it created are left alone. A code
+        schedule comes back when a worker that declares it starts."""
+        return self.store.schedule_delete(v.check_name("schedule", name))
+
+    def get_schedule(self, name: str) -> sch.Schedule:
+        """The schedule as stored (``ScheduleNotFound`` if there is none)."""
+        return _view(self.store.schedule_get(v.check_name("schedule", name)))
+
+    def list_schedules(self, *, limit: int | None = None) -> list[sch.Schedule]:
+        """Every schedule, by name."""
+        return [_view(r) for r in self.store.schedule_list(limit=limit)]
+
+    def pause_schedule(self, name: str) -> sch.Schedule:
+        """Stop firing until resumed; fires due meanwhile are dropped as "paused"."""
+        v.check_name("schedule", name)
+        return _view(self.store.schedule_set_paused(name, True, now=self.clock.db_now()))
+
+    def resume_schedule(self, name: str) -> sch.Schedule:
+        """Fire again from now on. The fires that came due while paused are recorded as
+        one "paused" drop, by compare-and-set while the schedule is still paused, so no
+        scheduler can run them between the two steps."""
+        v.check_name("schedule", name)
+        for _ in range(100):
+            record = self.store.schedule_get(name)
+            if not record.paused:
+                return _view(record)
+            now = self.store.db_now(now=self.clock.db_now())
+            drop, new_next = _paused_fires(sch.trigger_from_json(record.trigger), record, now)
+            if drop is not None and (
+                self.store.schedule_fire(
+                    name,
+                    expected_next=record.next_fire_at,
+                    new_next=new_next,
+                    fires=[drop],
+                    now=self.clock.db_now(),
+                )
+                is None
+            ):
+                continue  # changed meanwhile (resumed, fired or re-planned): look again
+            return _view(self.store.schedule_set_paused(name, False, now=self.clock.db_now()))
+        raise ConfigurationError(f"schedule {name!r} kept changing while it was resumed")
+
+    def trigger_schedule(self, name: str) -> Job:
+        """Fire the schedule once now, with its own key: the next planned fire is kept."""
+        from tock.duties.scheduler import job_for_fire
+
+        record = self.store.schedule_get(v.check_name("schedule", name))
+        task = self._tasks.get(record.task)
+        if task is None:
+            raise ConfigurationError(
+                f"schedule {name!r} runs task {record.task!r}, which this app does not register"
+            )
+        job_id = self.store.schedule_trigger(
+            name, job_for_fire(task, record, None), now=self.clock.db_now()
+        )
+        return Job(job_id, self.store, self.clock)
+
+    def sync_schedules(self) -> list[str]:
+        """Write the code schedules of this process to the store (``tock worker`` does it
+        at start-up). Upserts only: disables none and never clears ``paused``."""
+        if not self._code_schedules:
+            return []
+        now = self.store.db_now(now=self.clock.db_now())
+        records = [
+            _with_first_fire(c.record(name), now)
+            for name, c in sorted(self._code_schedules.items())
+        ]
+        self.store.schedule_upsert_many(records, now=self.clock.db_now())
+        return [r.name for r in records]
+
+    def prune_schedules(self) -> list[str]:
+        """Disable the code schedules that this process does not declare (any more);
+        returns their names. Dynamic schedules are left alone."""
+        return self.store.schedule_disable_code(
+            sorted(self._code_schedules), now=self.clock.db_now()
+        )
+
+    def _dynamic_record(
+        self,
+        *,
+        name: str,
+        task: Task[Any, Any] | str,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        at: datetime | None = None,
+        timezone: str | None = None,
+        anchor: datetime | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        misfire: str = sch.DEFAULT_MISFIRE,
+        grace: Duration = sch.DEFAULT_GRACE,
+        overlap: bool = True,
+        enabled: bool = True,
+        queue: str | None = None,
+        priority: int | None = None,
+    ) -> ScheduleRecord:
+        v.check_name("schedule", name)
+        resolved = self._schedule_task(task)
+        trigger = sch.make_trigger(cron=cron, every=every, at=at, timezone=timezone, anchor=anchor)
+        policy = _policy(misfire, grace, overlap, enabled)
+        job = _encode_call(resolved, args, kwargs)
+        return ScheduleRecord(
+            name=name,
+            task=resolved.name,
+            trigger=sch.trigger_to_json(trigger),
+            args=job.args,
+            kwargs=job.kwargs,
+            queue=None if queue is None else v.check_name("queue", queue),
+            priority=None if priority is None else v.check_priority(priority),
+            misfire=policy.misfire,
+            grace=policy.grace,
+            overlap=policy.overlap,
+            enabled=policy.enabled,
+            source="dynamic",
+        )
+
+    def _schedule_task(self, task: object) -> Task[Any, Any]:
+        if isinstance(task, Task):
+            if self._tasks.get(task.name) is not task:
+                raise ConfigurationError(f"task {task.name!r} is not registered with this app")
+            return task
+        if isinstance(task, str):
+            found = self._tasks.get(task)
+            if found is None:
+                raise ConfigurationError(f"no task named {task!r} is registered with this app")
+            return found
+        raise ConfigurationError(f"task= takes a task or a registered task's name, not {task!r}")
+
     # -- jobs ------------------------------------------------------------------
 
     def job(self, job_id: JobId) -> Job:
@@ -184,3 +433,107 @@ def _default_name(fn: Callable[..., Any]) -> str:
             "give it name="
         )
     return f"{module}.{qualname}"
+
+
+@dataclass(frozen=True)
+class _Policy:
+    misfire: str
+    grace: float
+    overlap: bool
+    enabled: bool
+
+
+def _policy(misfire: object, grace: object, overlap: object, enabled: object) -> _Policy:
+    if not isinstance(overlap, bool):
+        raise ConfigurationError(f"overlap must be True or False, not {overlap!r}")
+    if not isinstance(enabled, bool):
+        raise ConfigurationError(f"enabled must be True or False, not {enabled!r}")
+    return _Policy(
+        sch.check_misfire(misfire), sch.check_grace(grace).total_seconds(), overlap, enabled
+    )
+
+
+def _encode_call(task: Task[Any, Any], args: object, kwargs: object) -> Any:
+    """The schedule's arguments, checked against the task's signature and encoded as
+    its jobs' will be (a wrong call fails here, when the schedule is defined)."""
+    if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
+        raise ConfigurationError(f"args= takes a list or tuple, not {args!r}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise ConfigurationError(f"kwargs= takes a dict, not {kwargs!r}")
+    return task._new_job(tuple(args), dict(kwargs or {}), _Overrides())
+
+
+@dataclass(frozen=True)
+class _CodeSchedule:
+    task: Task[Any, Any]
+    trigger: sch.Trigger
+    args: str
+    kwargs: str
+    policy: _Policy
+
+    def record(self, name: str) -> ScheduleRecord:
+        return ScheduleRecord(
+            name=name,
+            task=self.task.name,
+            trigger=sch.trigger_to_json(self.trigger),
+            args=self.args,
+            kwargs=self.kwargs,
+            misfire=self.policy.misfire,
+            grace=self.policy.grace,
+            overlap=self.policy.overlap,
+            enabled=self.policy.enabled,
+            source="code",
+        )
+
+
+def _with_first_fire(record: ScheduleRecord, now: datetime) -> ScheduleRecord:
+    # Used only when the row is new or its trigger changed (the store keeps the stored
+    # next fire otherwise).
+    return replace(record, next_fire_at=sch.first_fire(sch.trigger_from_json(record.trigger), now))
+
+
+def _paused_fires(
+    trigger: sch.Trigger, record: ScheduleRecord, now: datetime
+) -> tuple[Fire | None, datetime | None]:
+    """The fires that came due while ``record`` was paused, as one drop, and the next
+    fire after ``now``."""
+    cursor = record.next_fire_at
+    if cursor is None or cursor > now:
+        return None, cursor
+    first, last, count = cursor, cursor, 0
+    while cursor is not None and cursor <= now:
+        # "skip" with the smallest grace: every due fire is missed or on time, none run
+        # twice; Every skips any number of them by arithmetic.
+        plan = sch.plan_fires(trigger, cursor, now, misfire="skip", grace=timedelta(microseconds=1))
+        for d in plan.dropped:
+            last, count = max(last, d.last), count + d.count
+        for at in plan.run:
+            last, count = max(last, at), count + 1
+        cursor = plan.next_fire
+    return Fire(first, "paused", last=last, count=count), cursor
+
+
+def _view(record: ScheduleRecord) -> sch.Schedule:
+    return sch.Schedule(
+        name=record.name,
+        task=record.task,
+        trigger=sch.trigger_from_json(record.trigger),
+        args=json.loads(record.args),
+        kwargs=json.loads(record.kwargs),
+        queue=record.queue,
+        priority=record.priority,
+        misfire=sch.check_misfire(record.misfire),
+        grace=timedelta(seconds=record.grace),
+        overlap=record.overlap,
+        enabled=record.enabled,
+        paused=record.paused,
+        source=record.source,
+        next_fire_at=record.next_fire_at,
+        last_fire_at=record.last_fire_at,
+        last_job_id=record.last_job_id,
+        last_status=None if record.last_status is None else str(record.last_status),
+    )
+
+
+#: the keyword arguments of Tock.schedule, which schedule_many items hold
+_SCHEDULE_ARGS = frozenset(inspect.signature(Tock.schedule).parameters) - {"self"}

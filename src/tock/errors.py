@@ -88,11 +88,13 @@ class JobTimeout(TockError):
 # "tock.errors.JobTimeout" (DESIGN: a timeout is recorded as tock.JobTimeout).
 for _cls in (
     ConfigurationError,
+    ConnectionLost,
     JobCanceled,
     JobFailed,
     JobLost,
     JobNotFound,
     JobTimeout,
+    ScheduleNotFound,
     SchemaError,
     StoreError,
     TockError,

@@ -54,12 +54,14 @@ of missed fires by arithmetic, at no cost.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, TypeAlias, get_args
+from typing import Any, Final, Literal, TypeAlias, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import (  # type: ignore[import-untyped]  # no stubs in the package
@@ -81,12 +83,17 @@ __all__ = [
     "Every",
     "FirePlan",
     "Misfire",
+    "Schedule",
     "Trigger",
     "check_grace",
     "check_misfire",
+    "describe_trigger",
+    "first_fire",
     "make_trigger",
     "next_fire",
     "plan_fires",
+    "trigger_from_json",
+    "trigger_to_json",
 ]
 
 Misfire: TypeAlias = Literal["coalesce", "skip", "all"]
@@ -371,6 +378,94 @@ def make_trigger(
         return Every(every, anchor)
     assert at is not None
     return At(at)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as stored, for people and programs (``app.get_schedule``, the CLI)."""
+
+    name: str
+    task: str
+    trigger: Trigger
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None  #: None: the task's queue
+    priority: int | None  #: None: the task's priority
+    misfire: Misfire
+    grace: timedelta
+    overlap: bool
+    enabled: bool
+    paused: bool
+    source: str  #: "code" (``@app.periodic``) or "dynamic" (``app.schedule``)
+    next_fire_at: datetime | None  #: None: it fires no more
+    last_fire_at: datetime | None  #: the latest fire that created a job
+    last_job_id: int | None
+    last_status: str | None  #: that job's status; None once it is pruned, or no job yet
+
+    @property
+    def expression(self) -> str:
+        return describe_trigger(self.trigger)
+
+
+def trigger_to_json(trigger: Trigger) -> str:
+    """The stored text of a trigger (``ScheduleRecord.trigger``): the same trigger always
+    gives the same text, so an upsert can tell whether the trigger changed."""
+    if isinstance(trigger, Cron):
+        return json.dumps({"cron": trigger.expression, "timezone": trigger.timezone})
+    if isinstance(trigger, Every):
+        return json.dumps(
+            {"every": trigger.interval.total_seconds(), "anchor": trigger.anchor.isoformat()}
+        )
+    if isinstance(trigger, At):
+        return json.dumps({"at": trigger.when.isoformat()})
+    raise TypeError(f"not a trigger: {trigger!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def trigger_from_json(text: str) -> Trigger:
+    """The trigger stored as ``text``; cached, since a scheduler reads the same ones on
+    every pass (triggers are immutable, and Cron serialises its own walker)."""
+    try:
+        data = json.loads(text)
+        if "cron" in data:
+            return Cron(data["cron"], data.get("timezone", "UTC"))
+        if "every" in data:
+            return Every(float(data["every"]), datetime.fromisoformat(data["anchor"]))
+        if "at" in data:
+            return At(datetime.fromisoformat(data["at"]))
+    except (ValueError, TypeError, KeyError, ConfigurationError) as exc:
+        raise ConfigurationError(f"unreadable stored trigger {text!r}: {exc}") from None
+    raise ConfigurationError(f"unreadable stored trigger {text!r}: no cron, every or at")
+
+
+def describe_trigger(trigger: Trigger) -> str:
+    """A short human form: ``cron 0 2 * * * (Europe/Berlin)``, ``every 10s``, ``at …``."""
+    if isinstance(trigger, Cron):
+        zone = "" if trigger.timezone == "UTC" else f" ({trigger.timezone})"
+        return f"cron {trigger.expression}{zone}"
+    if isinstance(trigger, Every):
+        text = f"every {_duration(trigger.interval)}"
+        return text if trigger.anchor == EPOCH else f"{text} from {trigger.anchor.isoformat()}"
+    if isinstance(trigger, At):
+        return f"at {trigger.when.isoformat()}"
+    raise TypeError(f"not a trigger: {trigger!r}")
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def first_fire(trigger: Trigger, now: datetime) -> datetime | None:
+    """The next fire time of a schedule defined (or whose trigger changed) at ``now``: the
+    first fire at or after ``now``. An ``at=`` time already past is kept as it is: the
+    misfire policy decides whether it still runs (within grace it always does)."""
+    if isinstance(trigger, At):
+        return trigger.when
+    return next_fire(trigger, now - timedelta(microseconds=1))
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ APP_MODULE = '''\
 """The app the CLI tests run: tasks that return, raise, sleep or wait on a gate."""
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tock import Tock
@@ -60,6 +61,13 @@ def gated(marker, gate):
     while not Path(gate).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     return "released"
+
+
+# A code schedule whose first fire is in 2100: a worker started by a test syncs it but
+# never runs it, so no test sees its jobs.
+@app.periodic(every=timedelta(hours=1), anchor=datetime(2100, 1, 1, tzinfo=UTC))
+def hourly():
+    return "tick"
 '''
 
 

@@ -54,6 +54,12 @@ def steady(ctx: Context, ms: int, tag: str) -> list[object]:
     return [tag, os.getpid()]
 
 
+def tick(ctx: Context, schedule: str) -> list[object]:
+    """The job of a schedule's fire: logs ``<schedule>:<job id>``."""
+    log_start(f"{schedule}:{ctx.job_id}")
+    return [schedule, os.getpid()]
+
+
 def build(url: str | None = None) -> Tock:
     """An app with the crash tasks; the test process builds its own on its store."""
     tock = Tock(url)
@@ -61,6 +67,7 @@ def build(url: str | None = None) -> Tock:
     tock.task(name="crash.once", at_most_once=True)(once)
     tock.task(name="crash.fragile", retries=0, takes_context=True)(fragile)
     tock.task(name="crash.steady", takes_context=True)(steady)
+    tock.task(name="crash.tick", takes_context=True)(tick)
     return tock
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tock import FakeClock, JobNotFound, JobStatus, Tock
 from tock.duties import Pruner, PrunerConfig, Rescuer
-from tock.jobs import JobRecord, Outcome, OutcomeKind
-from tock.store import Store
+from tock.jobs import JobRecord, NewJob, Outcome, OutcomeKind
+from tock.store import Fire, ScheduleRecord, Store
 
 DAY = timedelta(days=1)
 ERROR = json.dumps({"type": "builtins.ValueError", "message": "boom", "traceback": ""})
@@ -112,3 +112,92 @@ def test_custom_retention(store: Store, clock: FakeClock, finished) -> None:
 def test_vacuum_below_the_threshold_does_nothing(store: Store) -> None:
     # On SQLite it never has anything to do; on PostgreSQL a fresh table has no dead rows.
     assert store.job_vacuum(min_dead_rows=10**9) is False
+
+
+# -- fire rows (DESIGN: "Fire rows are pruned with their job's retention") ---------------
+
+
+def _schedule(store: Store, clock: FakeClock, name: str = "s1") -> None:
+    trigger = json.dumps({"every": 600, "anchor": "1970-01-01T00:00:00+00:00"})
+    store.schedule_upsert(
+        ScheduleRecord(name=name, task="tests.noop", trigger=trigger, next_fire_at=clock.db_now()),
+        now=clock.db_now(),
+    )
+
+
+def _fire(store: Store, clock: FakeClock, *fires: Fire, name: str = "s1") -> list[int]:
+    expected = store.schedule_get(name).next_fire_at
+    ids = store.schedule_fire(
+        name,
+        expected_next=expected,
+        new_next=(expected or clock.db_now()) + timedelta(minutes=10),
+        fires=fires,
+        now=clock.db_now(),
+    )
+    assert ids is not None
+    return ids
+
+
+def _new_job() -> NewJob:
+    return NewJob(task="tests.noop", args="[]", kwargs="{}")
+
+
+def test_job_prune_takes_the_fire_rows_of_its_jobs(
+    store: Store, clock: FakeClock, make_worker
+) -> None:
+    _schedule(store, clock)
+    t0 = clock.db_now()
+    t1 = t0 + timedelta(minutes=10)
+    done, kept = _fire(
+        store,
+        clock,
+        Fire(t0, "enqueued", job=_new_job()),
+        Fire(t1, "enqueued", job=_new_job()),
+    )
+    manual = store.schedule_trigger("s1", _new_job(), now=clock.db_now())
+    _fire(store, clock, Fire(t1 + timedelta(minutes=10), "missed"))
+    worker = make_worker()
+    claimed = store.job_claim_batch(
+        worker_id=worker, queues=["default"], limit=10, free=10, now=clock.db_now()
+    )
+    outcomes = [
+        Outcome(j.id, j.claim_token or 0, OutcomeKind.SUCCEEDED, result="null")
+        for j in claimed
+        if j.id in (done, manual)
+    ]
+    assert store.job_complete_batch(outcomes, now=clock.db_now()) == 2
+    clock.advance(DAY + timedelta(seconds=1))
+    assert Pruner(store, clock).run_once() == 2
+    left = store.fire_list("s1")
+    assert [(f.outcome, f.job_id) for f in left] == [("missed", None), ("enqueued", kept)]
+    # The compare-and-set, not the pruned key, keeps the pruned fire from firing again.
+    assert (
+        store.schedule_fire(
+            "s1",
+            expected_next=t0,
+            new_next=t1,
+            fires=[Fire(t0, "enqueued", job=_new_job())],
+            now=clock.db_now(),
+        )
+        is None
+    )
+
+
+def test_fire_prune_deletes_old_runs_of_drops_in_batches(store: Store, clock: FakeClock) -> None:
+    start = clock.db_now()
+    for name in ("a", "b", "c"):
+        _schedule(store, clock, name)
+        _fire(store, clock, Fire(start, "missed"), name=name)
+    _fire(store, clock, Fire(start + timedelta(minutes=10), "enqueued", job=_new_job()), name="a")
+    store.schedule_trigger("a", _new_job(), now=start)
+    clock.advance(timedelta(hours=2))
+    # A run that goes on stays: its last fire is recent.
+    late = start + timedelta(minutes=10)
+    _fire(store, clock, Fire(late, "missed", last=clock.db_now(), count=12), name="c")
+    older_than = timedelta(hours=1).total_seconds()
+    assert store.fire_prune(older_than=older_than, batch_size=1, now=clock.db_now()) == 2
+    assert store.fire_list("b") == []
+    assert [f.outcome for f in store.fire_list("a")] == ["enqueued", "triggered"]
+    (run,) = store.fire_list("c")
+    assert (run.at, run.last, run.count) == (start, clock.db_now(), 13)
+    assert store.fire_prune(older_than=older_than, batch_size=10, now=clock.db_now()) == 0

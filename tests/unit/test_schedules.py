@@ -28,11 +28,16 @@ from tock.schedules import (
     Drop,
     Every,
     FirePlan,
+    Trigger,
     check_grace,
     check_misfire,
+    describe_trigger,
+    first_fire,
     make_trigger,
     next_fire,
     plan_fires,
+    trigger_from_json,
+    trigger_to_json,
 )
 
 BERLIN = "Europe/Berlin"
@@ -699,3 +704,72 @@ def test_brute_force_agrees_with_the_worked_examples():
         hourly, BERLIN, utc(2024, 10, 26, 23, 30), utc(2024, 10, 27, 1, 30), timedelta(minutes=1)
     )
     assert got == [utc(2024, 10, 27, 0), utc(2024, 10, 27, 1)]
+
+
+# -- the stored form of a trigger, its human form, the first fire ------------------------
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        Cron("0 2 * * *", "Europe/Berlin"),
+        Cron("* * * * * */10"),
+        Every(timedelta(minutes=10)),
+        Every(90, datetime(2030, 1, 1, 0, 0, 7, tzinfo=UTC)),
+        At(datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
+    ],
+)
+def test_trigger_json_round_trip(trigger: Trigger) -> None:
+    text = trigger_to_json(trigger)
+    assert trigger_from_json(text) == trigger
+    assert trigger_to_json(trigger_from_json(text)) == text  # stable: upserts compare it
+
+
+@pytest.mark.parametrize(
+    "text", ["", "[]", '{"cron": "61 * * * *"}', '{"every": "x"}', '{"at": 5}', '{"x": 1}']
+)
+def test_unreadable_stored_triggers_say_so(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="unreadable stored trigger"):
+        trigger_from_json(text)
+
+
+def test_describe_trigger() -> None:
+    assert describe_trigger(Cron("0 2 * * *", "Europe/Berlin")) == "cron 0 2 * * * (Europe/Berlin)"
+    assert describe_trigger(Cron("@hourly")) == "cron @hourly"
+    assert describe_trigger(Every(10)) == "every 10s"
+    assert describe_trigger(Every(timedelta(hours=2))) == "every 2h"
+    assert describe_trigger(Every(1.5)) == "every 1.5s"
+    anchored = Every(60, datetime(2030, 1, 1, tzinfo=UTC))
+    assert describe_trigger(anchored) == "every 1m from 2030-01-01T00:00:00+00:00"
+    assert describe_trigger(At(datetime(2030, 1, 1, tzinfo=UTC))) == "at 2030-01-01T00:00:00+00:00"
+
+
+def test_first_fire_is_at_or_after_now() -> None:
+    now = datetime(2030, 1, 1, 0, 10, tzinfo=UTC)
+    assert first_fire(Every(600), now) == now  # a fire exactly now is not skipped
+    assert first_fire(Every(600), now + timedelta(seconds=1)) == now + timedelta(minutes=10)
+    assert first_fire(Cron("0 * * * *"), now) == datetime(2030, 1, 1, 1, tzinfo=UTC)
+    past = now - timedelta(days=1)
+    assert first_fire(At(past), now) == past  # the misfire policy decides
+
+
+def test_a_paced_service_sleeps_as_long_as_its_pass_says() -> None:
+    import threading
+
+    from tock._service import Periodic
+
+    passes: list[float] = []
+    done = threading.Event()
+
+    def run() -> float:
+        passes.append(0.0)
+        if len(passes) == 3:
+            done.set()
+        return 0.0  # "run again at once": three passes long before the 60 s interval
+
+    service = Periodic("test", 60.0, run, first_delay=0.0, paced=True)
+    service.start()
+    try:
+        assert done.wait(30), "a paced service waited its whole interval"
+    finally:
+        service.stop()

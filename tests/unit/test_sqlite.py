@@ -488,7 +488,10 @@ def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
     app.store.schedule_list()  # creates the schema
     plan = (
         raw(db)
-        .execute("EXPLAIN QUERY PLAN " + sqlite_store.Q["schedule_due"], {"now": 1, "limit": 5})
+        .execute(
+            "EXPLAIN QUERY PLAN " + sqlite_store.Q["schedule_due"],
+            {"now": 1, "limit": 5, "tasks": None},
+        )
         .fetchall()
     )
     assert any("USING INDEX tock_schedules_due" in row[-1] for row in plan), plan

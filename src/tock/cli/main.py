@@ -1,4 +1,4 @@
-"""``tock``: run workers and look after jobs from the command line.
+"""``tock``: run workers and look after jobs and schedules from the command line.
 
 Every command but ``--help`` needs the app: ``--app module:attribute`` or ``$TOCK_APP``.
 """
@@ -14,6 +14,7 @@ import tock
 from tock.cli._common import AppRef, CLIError
 from tock.cli.jobs import jobs
 from tock.cli.migrate import migrate
+from tock.cli.schedules import schedules
 from tock.cli.status import status
 from tock.cli.worker import worker
 from tock.errors import TockError
@@ -51,6 +52,7 @@ def cli(ctx: click.Context, app_spec: str | None) -> None:
       tock --app myproject.tasks:app worker      run jobs from the default queue
       tock --app myproject.tasks:app status      workers and queues at a glance
       tock --app myproject.tasks:app jobs list   recent jobs (--state failed for the dead letters)
+      tock --app myproject.tasks:app schedules list   schedules, their next and last fire
     """
     ctx.obj = AppRef(app_spec)
 
@@ -59,6 +61,7 @@ cli.add_command(migrate)
 cli.add_command(worker)
 cli.add_command(status)
 cli.add_command(jobs)
+cli.add_command(schedules)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,11 +1,22 @@
-"""Cluster duties: rescuing the jobs of dead workers, pruning finished jobs, keeping the
-live table small.
+"""Cluster duties: firing schedules, rescuing the jobs of dead workers, pruning finished
+jobs, keeping the live table small.
 
 Until leader election lands every worker runs them; each pass is race-free in the store.
 """
 
 from tock.duties.pruner import Pruner, PrunerConfig
 from tock.duties.rescuer import Rescuer, RescuerConfig
+from tock.duties.scheduler import Scheduler, SchedulerConfig, SchedulerReport
 from tock.duties.vacuumer import Vacuumer, VacuumerConfig
 
-__all__ = ["Pruner", "PrunerConfig", "Rescuer", "RescuerConfig", "Vacuumer", "VacuumerConfig"]
+__all__ = [
+    "Pruner",
+    "PrunerConfig",
+    "Rescuer",
+    "RescuerConfig",
+    "Scheduler",
+    "SchedulerConfig",
+    "SchedulerReport",
+    "Vacuumer",
+    "VacuumerConfig",
+]

@@ -1,7 +1,9 @@
 """The pruner: deletes finished jobs past their retention, in batches.
 
 Succeeded and canceled jobs are kept one day; failed and lost ones until a human acts
-(DESIGN: retention). Asking for a pruned job raises ``JobNotFound``.
+(DESIGN: retention). Asking for a pruned job raises ``JobNotFound``. A schedule's fire
+rows go with their job (the store deletes both together); fire rows of dropped fires,
+which have no job, are kept ``fire_retention`` after their last fire.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class PrunerConfig:
     retention: Mapping[JobStatus, float] = field(
         default_factory=lambda: {JobStatus.SUCCEEDED: DAY, JobStatus.CANCELED: DAY}
     )
+    fire_retention: float = DAY  #: rows of dropped fires (no job) are kept this long
 
 
 class Pruner:
@@ -44,6 +47,13 @@ class Pruner:
         )
         if deleted:
             log.info("pruned %d finished jobs past their retention", deleted)
+        drops = self.store.fire_prune(
+            older_than=self.config.fire_retention,
+            batch_size=self.config.batch_size,
+            now=self.clock.db_now(),
+        )
+        if drops:
+            log.info("pruned %d rows of dropped schedule fires", drops)
         return deleted
 
     def start(self) -> None:

@@ -19,6 +19,9 @@ from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome
 
 __all__ = [
+    "FIRE_OUTCOMES",
+    "Fire",
+    "FireRecord",
     "QueueStats",
     "RescueReport",
     "ScheduleRecord",
@@ -86,8 +89,10 @@ class ScheduleRecord:
     ``{"every": seconds, "anchor": iso8601}`` or ``{"at": iso8601}``; ``args`` and
     ``kwargs`` are JSON texts. ``queue``/``priority`` ``None``: the task's.
     ``next_fire_at`` ``None``: never fires again. ``last_fire_at``/``last_job_id``: the
-    latest fire that created a job. ``created_at``/``updated_at`` are set by the store
-    (ignored by ``schedule_upsert``).
+    latest fire that created a job (scheduled or triggered by hand); ``last_status``: the
+    status of that job while the store still holds it (``None`` once pruned, or never
+    fired). ``last_*``, ``created_at`` and ``updated_at`` are set by the store (ignored by
+    ``schedule_upsert``).
     """
 
     name: str
@@ -108,11 +113,39 @@ class ScheduleRecord:
     last_job_id: JobId | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_status: JobStatus | None = None
 
 
-#: one fire for ``schedule_fire``: (fire time, the job to create or None for a drop,
-#: outcome, one of FIRE_OUTCOMES)
-Fire = tuple[datetime, NewJob | None, str]
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """One fire for ``schedule_fire``: a job to create, or a drop (``job`` None).
+
+    A drop may stand for a run of consecutive dropped fires: ``at`` the first,
+    ``last`` the last (``None``: the same as ``at``), ``count`` how many. ``last`` and
+    ``count`` are ignored for a fire with a job.
+    """
+
+    at: datetime  #: the fire time (the first of a run of drops)
+    outcome: str  #: one of FIRE_OUTCOMES
+    job: NewJob | None = None  #: the job to create ("enqueued"); None for a drop
+    last: datetime | None = None  #: a run of drops: its last fire time (None: ``at``)
+    count: int = 1  #: a run of drops: how many fires
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """One row of ``tock_fires``: a fire that created a job, or a run of drops
+    (``at`` .. ``last``, ``count`` fires, ``job_id`` None). ``manual``: triggered by
+    hand (its own key, never a scheduled fire's)."""
+
+    schedule: str
+    at: datetime
+    last: datetime
+    count: int
+    outcome: str  #: one of FIRE_OUTCOMES
+    job_id: JobId | None
+    manual: bool
+    created_at: datetime
 
 
 class Watch(Protocol):
@@ -172,7 +205,12 @@ class Store(Protocol):
     def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
     def job_prune(
         self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
-    ) -> int: ...
+    ) -> int:
+        """Delete finished jobs past their status's retention (seconds), in batches, with
+        their fire rows (DESIGN: fire rows are pruned with their job's retention);
+        returns how many jobs."""
+        ...
+
     def job_stats(self, *, now: datetime | None) -> list[QueueStats]: ...
     def job_vacuum(self, *, min_dead_rows: int) -> bool:
         """Reclaim the live table's dead rows if it holds at least ``min_dead_rows``;
@@ -219,12 +257,19 @@ class Store(Protocol):
         takes ``schedule.next_fire_at``); ``last_*`` and ``created_at`` are kept."""
         ...
 
+    def schedule_upsert_many(
+        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
+    ) -> int:
+        """``schedule_upsert`` for each, in one transaction; a name given twice: the last
+        one wins. Returns the number of schedules written (distinct names)."""
+        ...
+
     def schedule_get(self, name: str) -> ScheduleRecord:
         """Raises ScheduleNotFound (a LookupError) when there is no such schedule."""
         ...
 
-    def schedule_list(self) -> list[ScheduleRecord]:
-        """Every schedule, ordered by name."""
+    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
+        """Every schedule (the first ``limit``), ordered by name."""
         ...
 
     def schedule_delete(self, name: str) -> bool:
@@ -235,8 +280,24 @@ class Store(Protocol):
     def schedule_set_paused(
         self, name: str, paused: bool, *, now: datetime | None
     ) -> ScheduleRecord: ...
-    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
-        """Enabled, not paused schedules with ``next_fire_at <= now``, earliest first."""
+    def schedule_set_enabled(
+        self, name: str, enabled: bool, *, now: datetime | None
+    ) -> ScheduleRecord: ...
+    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
+        """Disable every enabled code schedule whose name is not in ``keep`` (`tock
+        schedules prune`); returns their names, sorted."""
+        ...
+
+    def schedule_due(
+        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        """Enabled, not paused schedules with ``next_fire_at <= now``, earliest first;
+        only those of ``tasks`` when given (the tasks the calling process knows)."""
+        ...
+
+    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+        """The earliest ``next_fire_at`` of the enabled, not paused schedules (of
+        ``tasks`` when given); None when none fires again. The scheduler sleeps until it."""
         ...
 
     def schedule_fire(
@@ -252,13 +313,33 @@ class Store(Protocol):
 
         Compare-and-set: moves ``next_fire_at`` from ``expected_next`` (NULL-safe) to
         ``new_next``; if the schedule is not at ``expected_next`` (another node fired
-        it, or it is gone) writes nothing and returns None. Otherwise inserts one
-        ``tock_fires`` row per fire (one row per drop, count 1: drops are not merged);
-        a fire whose (schedule, fire time) is already recorded creates nothing; a new
-        row with a job inserts that job (the ordinary insert path, in the same
-        transaction) and records its id. Returns the ids of the jobs created, in fire
-        order; sets ``last_fire_at``/``last_job_id`` to the latest of them.
+        it, or it is gone) writes nothing and returns None. Otherwise records each fire
+        in ``tock_fires``: a fire whose time is already recorded (a row's key, or inside
+        a recorded run of drops) creates nothing; a drop extends the schedule's latest
+        scheduled row when that row is a run of drops with the same outcome that ends
+        before it (DESIGN: consecutive drops are one row), else inserts a row; a new row
+        with a job inserts that job (the ordinary insert path, in the same transaction)
+        and records its id. Returns the ids of the jobs created, in fire order; sets
+        ``last_fire_at``/``last_job_id`` to the latest of them.
         """
+        ...
+
+    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
+        """Fire a schedule by hand, now: one job, recorded as a manual fire (its own key,
+        at ``now`` or the next free microsecond), in one transaction. Sets
+        ``last_fire_at``/``last_job_id``; never changes ``next_fire_at`` nor ``paused``.
+        Raises ScheduleNotFound when there is no such schedule (nothing written)."""
+        ...
+
+    # fires
+    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
+        """The schedule's fire rows, newest fire first (manual and scheduled together)."""
+        ...
+
+    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+        """Delete the runs of drops whose last fire is older than ``older_than`` seconds,
+        in batches; returns how many rows. (Fires with a job go with their job, in
+        ``job_prune``.)"""
         ...
 
 

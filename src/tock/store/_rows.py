@@ -10,7 +10,7 @@ from typing import Any
 
 from tock.errors import TockError
 from tock.jobs import JobRecord, JobStatus
-from tock.store import ScheduleRecord
+from tock.store import FireRecord, ScheduleRecord
 
 STATUS = {s.value: s for s in JobStatus}
 
@@ -85,15 +85,27 @@ def us(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
-#: the columns of a schedule row, in the order ``schedule_record`` reads them
+#: the columns of a schedule row, in the order ``schedule_record`` reads them; the
+#: queries add the status of the last job (see ``last_status``) after them
 SCHEDULE_COLUMNS = (
     "name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap, enabled, "
     "paused, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at"
 )
 
 
+def last_status(live: str, finished: str) -> str:
+    """The status of a schedule row's last job, from either job table (named as the
+    dialect needs), or NULL once pruned: a scalar subquery per row, one index probe per
+    table. ``last_job_id`` is left unqualified: it resolves to the schedule row, whether
+    the query reads, updates or upserts it (the job tables have no such column)."""
+    return (
+        f"coalesce((SELECT j.status FROM {live} AS j WHERE j.id = last_job_id), "
+        f"(SELECT f.status FROM {finished} AS f WHERE f.id = last_job_id))"
+    )
+
+
 def schedule_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> ScheduleRecord:
-    """A ScheduleRecord from a row of SCHEDULE_COLUMNS."""
+    """A ScheduleRecord from a row of SCHEDULE_COLUMNS and the last job's status."""
     return ScheduleRecord(
         name=row[0],
         task=row[1],
@@ -113,6 +125,33 @@ def schedule_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) 
         last_job_id=row[15],
         created_at=when(row[16]),
         updated_at=when(row[17]),
+        last_status=None if row[18] is None else STATUS[row[18]],
+    )
+
+
+def last_of_each(schedules: Sequence[ScheduleRecord]) -> list[ScheduleRecord]:
+    """One schedule per name, the last given, in first-seen order: one statement may not
+    write a row twice (PostgreSQL's upsert refuses it), and both stores must agree."""
+    by_name = {s.name: s for s in schedules}
+    return list(by_name.values())
+
+
+#: the columns of a fire row, in the order ``fire_record`` reads them
+FIRE_COLUMNS = "schedule, fire_at, last_at, count, outcome, job_id, manual, created_at"
+
+
+def fire_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> FireRecord:
+    at, last, created_at = when(row[1]), when(row[2]), when(row[7])
+    assert at is not None and last is not None and created_at is not None
+    return FireRecord(
+        schedule=row[0],
+        at=at,
+        last=last,
+        count=row[3],
+        outcome=row[4],
+        job_id=row[5],
+        manual=bool(row[6]),
+        created_at=created_at,
     )
 
 

@@ -1,8 +1,9 @@
 """A worker process: claims jobs from its queues and runs them.
 
 Threads: the claimer (claim + complete, one transaction a turn), the executor's
-``concurrency`` threads and its event loop, the heartbeat, and the duties (rescuer,
-pruner) that every worker runs until leader election lands.
+``concurrency`` threads and its event loop, the heartbeat, and the duties (scheduler,
+rescuer, pruner, vacuumer) that every worker runs until leader election lands. At start-up
+the worker writes the app's code schedules (``@app.periodic``) to the store.
 
 Shutdown (SIGTERM or SIGINT): stop claiming, hand back claimed jobs that never started
 (no attempt used), let running jobs finish within ``shutdown_grace``; a second signal,
@@ -24,7 +25,16 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from tock import _validate as v
-from tock.duties import Pruner, PrunerConfig, Rescuer, RescuerConfig, Vacuumer, VacuumerConfig
+from tock.duties import (
+    Pruner,
+    PrunerConfig,
+    Rescuer,
+    RescuerConfig,
+    Scheduler,
+    SchedulerConfig,
+    Vacuumer,
+    VacuumerConfig,
+)
 from tock.errors import ConfigurationError
 from tock.store import RescueReport, WorkerInfo
 from tock.worker import completer
@@ -48,7 +58,9 @@ class WorkerConfig:
     rescuer: RescuerConfig = field(default_factory=RescuerConfig)
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     vacuumer: VacuumerConfig = field(default_factory=VacuumerConfig)
-    duties: bool = True  #: run the rescuer, pruner and vacuumer in this worker
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    duties: bool = True  #: run the scheduler, rescuer, pruner and vacuumer in this worker
+    sync_schedules: bool = True  #: write the app's code schedules to the store at start-up
     burst: bool = False  #: exit once no job is due and none is held
 
     def __post_init__(self) -> None:
@@ -124,6 +136,7 @@ class Worker:
         self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
         self.pruner = Pruner(self.store, self.clock, self.config.pruner)
         self.vacuumer = Vacuumer(self.store, self.config.vacuumer)
+        self.scheduler = Scheduler(self.store, self.clock, app.tasks, self.config.scheduler)
 
     def _wake_claimer(self) -> None:
         self.claimer.wake.set()
@@ -147,6 +160,10 @@ class Worker:
             self._shutdown()
 
     def start(self) -> None:
+        if self.config.sync_schedules:
+            synced = self.app.sync_schedules()
+            if synced:
+                log.info("code schedules written to the store: %s", ", ".join(synced))
         self.store.worker_register(self.info, now=self.clock.db_now())
         log.info(
             "worker %s started: queues %s, concurrency %d, store %s",
@@ -159,6 +176,7 @@ class Worker:
         self.claimer.start()
         self.heartbeat.start()
         if self.config.duties:
+            self.scheduler.start()
             self.rescuer.start()
             self.pruner.start()
             self.vacuumer.start()
@@ -188,6 +206,8 @@ class Worker:
 
     def _shutdown(self) -> None:
         self.claimer.stop_claiming()
+        if self.config.duties:
+            self.scheduler.stop()  # a stopping worker creates no more jobs
         for job in self.executor.take_unstarted():
             self.completions.add(completer.released(job))
         finished = self._wait_running()

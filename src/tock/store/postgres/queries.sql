@@ -4,6 +4,9 @@
 --   {now}    the caller's %(now)s (fake time in tests) or, when NULL, the database's
 --            clock at the start of the transaction
 --   {cols}   every column of a job row, in the order JobRecord is read
+--   {scols}  every column of a schedule row, in the order ScheduleRecord is read, then
+--            the status of its last job
+--   {fcols}  every column of a fire row, in the order FireRecord is read
 -- Durations arrive as intervals or as bigint microseconds (parameters ending in _us).
 
 -- name: db_now
@@ -275,13 +278,21 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
   FROM moved;
 
 -- name: job_prune
--- One batch; SKIP LOCKED lets two pruners share the work instead of queueing.
-DELETE FROM {schema}.tock_jobs_finished
- WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished
-               WHERE status = %(status)s
-                 AND finished_at < {now} - %(age_us)s * interval '1 microsecond'
-               LIMIT %(batch_size)s
-                 FOR UPDATE SKIP LOCKED);
+-- One batch, with the jobs' fire rows (DESIGN: fire rows are pruned with their job's
+-- retention); returns how many jobs. SKIP LOCKED lets two pruners share the work
+-- instead of queueing.
+WITH gone AS (
+    DELETE FROM {schema}.tock_jobs_finished
+     WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished
+                   WHERE status = %(status)s
+                     AND finished_at < {now} - %(age_us)s * interval '1 microsecond'
+                   LIMIT %(batch_size)s
+                     FOR UPDATE SKIP LOCKED)
+    RETURNING id
+), fires AS (
+    DELETE FROM {schema}.tock_fires WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT count(*) FROM gone;
 
 -- name: job_dead_rows
 -- Dead row versions in the live table, from the statistics PostgreSQL keeps as it goes.
@@ -378,16 +389,20 @@ RETURNING id;
 -- name: worker_delete
 DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);
 
--- name: schedule_upsert
--- Insert or update by name. An update never changes paused (set by people, never by
--- sync) and keeps next_fire_at unless the trigger changed. {scols}: every column of a
--- schedule row, in the order ScheduleRecord is read.
+-- name: schedule_upsert_many
+-- Insert or update by name, the whole batch as one JSON array of objects (names unique
+-- in the batch): the json module encodes it in C, where psycopg's Python array dumpers
+-- took most of the time. An update never changes paused (set by people, never by sync)
+-- and keeps next_fire_at unless the trigger changed; last_* and created_at stay.
 INSERT INTO {schema}.tock_schedules AS s
        (name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap,
         enabled, paused, source, next_fire_at, created_at, updated_at)
-VALUES (%(name)s, %(task)s, %(trigger)s, %(args)s, %(kwargs)s, %(queue)s, %(priority)s,
-        %(misfire)s, %(grace)s, %(overlap)s, %(enabled)s, %(paused)s, %(source)s,
-        %(next_fire_at)s::timestamptz, {now}, {now})
+SELECT u.name, u.task, u.trigger, u.args, u.kwargs, u.queue, u.priority, u.misfire,
+       u.grace, u.overlap, u.enabled, u.paused, u.source, u.next_fire_at, {now}, {now}
+  FROM json_to_recordset(%(rows)s::json)
+       AS u(name text, task text, trigger text, args text, kwargs text, queue text,
+            priority int, misfire text, grace float8, overlap bool, enabled bool,
+            paused bool, source text, next_fire_at timestamptz)
 ON CONFLICT (name) DO UPDATE
    SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
        kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
@@ -395,14 +410,15 @@ ON CONFLICT (name) DO UPDATE
        enabled = excluded.enabled, source = excluded.source,
        next_fire_at = CASE WHEN s.trigger = excluded.trigger
                            THEN s.next_fire_at ELSE excluded.next_fire_at END,
-       updated_at = excluded.updated_at
-RETURNING {scols};
+       updated_at = excluded.updated_at;
 
 -- name: schedule_get
+-- {scols}: every column of a schedule row, in the order ScheduleRecord is read, then
+-- the status of its last job (from either job table; NULL once pruned).
 SELECT {scols} FROM {schema}.tock_schedules WHERE name = %(name)s;
 
 -- name: schedule_list
-SELECT {scols} FROM {schema}.tock_schedules ORDER BY name;
+SELECT {scols} FROM {schema}.tock_schedules ORDER BY name LIMIT %(limit)s::bigint;
 
 -- name: schedule_delete
 DELETE FROM {schema}.tock_schedules WHERE name = %(name)s;
@@ -412,12 +428,34 @@ UPDATE {schema}.tock_schedules SET paused = %(paused)s, updated_at = {now}
  WHERE name = %(name)s
 RETURNING {scols};
 
+-- name: schedule_set_enabled
+UPDATE {schema}.tock_schedules SET enabled = %(enabled)s, updated_at = {now}
+ WHERE name = %(name)s
+RETURNING {scols};
+
+-- name: schedule_disable_code
+-- `tock schedules prune`: the code schedules no process declares any more.
+UPDATE {schema}.tock_schedules SET enabled = false, updated_at = {now}
+ WHERE source = 'code' AND enabled AND name <> ALL(%(keep)s::text[])
+RETURNING name;
+
 -- name: schedule_due
 -- Reads the partial index tock_schedules_due (its WHERE terms, as written there).
+-- %(tasks)s NULL: every task's; else the task names to read.
 SELECT {scols} FROM {schema}.tock_schedules
  WHERE enabled AND NOT paused AND next_fire_at <= {now}
+   AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[]))
  ORDER BY next_fire_at
  LIMIT %(limit)s;
+
+-- name: schedule_next_due
+-- The first entry of the partial index tock_schedules_due (of %(tasks)s, as above): an
+-- ordered scan that stops at the first match, where min() may read them all.
+SELECT next_fire_at FROM {schema}.tock_schedules
+ WHERE enabled AND NOT paused AND next_fire_at IS NOT NULL
+   AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[]))
+ ORDER BY next_fire_at
+ LIMIT 1;
 
 -- name: schedule_advance
 -- The compare-and-set of a fire: NULL-safe. A concurrent fire waits on the row lock,
@@ -426,18 +464,72 @@ UPDATE {schema}.tock_schedules
    SET next_fire_at = %(new_next)s::timestamptz, updated_at = {now}
  WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected_next)s::timestamptz;
 
--- name: fire_insert
--- A fire already recorded (same schedule and fire time) inserts nothing, returns no row.
-INSERT INTO {schema}.tock_fires (schedule, fire_at, job_id, outcome, last_at, count, created_at)
-VALUES (%(schedule)s, %(fire_at)s, NULL, %(outcome)s, %(fire_at)s, 1, {now})
-ON CONFLICT (schedule, fire_at) DO NOTHING
-RETURNING 1;
-
--- name: fire_set_job
-UPDATE {schema}.tock_fires SET job_id = %(job_id)s
- WHERE schedule = %(schedule)s AND fire_at = %(fire_at)s;
+-- name: schedule_lock
+-- A manual trigger locks its schedule first, as a fire does (schedule_advance): the two
+-- take their locks in the same order, so a job's unique key held by one cannot deadlock
+-- them.
+SELECT 1 FROM {schema}.tock_schedules WHERE name = %(name)s FOR NO KEY UPDATE;
 
 -- name: schedule_set_last
 UPDATE {schema}.tock_schedules
    SET last_fire_at = %(last_fire_at)s, last_job_id = %(last_job_id)s
  WHERE name = %(name)s;
+
+-- name: fire_extend
+-- A drop joins the schedule's latest scheduled row when that row is a run of drops of
+-- the same outcome that ends before it (DESIGN: consecutive drops are one row). Fires of
+-- one schedule are written under its row lock (schedule_advance): no two at once.
+UPDATE {schema}.tock_fires
+   SET last_at = %(last_at)s::timestamptz, count = count + %(count)s::int
+ WHERE schedule = %(schedule)s AND NOT manual
+   AND fire_at = (SELECT max(fire_at) FROM {schema}.tock_fires
+                   WHERE schedule = %(schedule)s AND NOT manual)
+   AND job_id IS NULL AND outcome = %(outcome)s AND last_at < %(fire_at)s::timestamptz
+RETURNING 1;
+
+-- name: fire_insert
+-- A scheduled fire (or a run of drops). A fire time already recorded, as a row's key or
+-- inside a run of drops (the latest row at or before it), inserts nothing and returns no
+-- row: it creates nothing.
+INSERT INTO {schema}.tock_fires (schedule, manual, fire_at, job_id, outcome, last_at,
+                                 count, created_at)
+SELECT %(schedule)s, false, %(fire_at)s::timestamptz, NULL::bigint, %(outcome)s,
+       %(last_at)s::timestamptz, %(count)s::int, {now}
+ WHERE NOT EXISTS (SELECT 1 FROM (SELECT last_at FROM {schema}.tock_fires
+                                   WHERE schedule = %(schedule)s AND NOT manual
+                                     AND fire_at <= %(fire_at)s::timestamptz
+                                   ORDER BY fire_at DESC LIMIT 1) AS p
+                    WHERE p.last_at >= %(fire_at)s::timestamptz)
+ON CONFLICT (schedule, manual, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_insert_manual
+-- A manual trigger: its own key. Taken already (same microsecond): no row, the store
+-- tries the next microsecond.
+INSERT INTO {schema}.tock_fires (schedule, manual, fire_at, job_id, outcome, last_at,
+                                 count, created_at)
+VALUES (%(schedule)s, true, %(fire_at)s::timestamptz, NULL, 'triggered',
+        %(fire_at)s::timestamptz, 1, {now})
+ON CONFLICT (schedule, manual, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_set_job
+UPDATE {schema}.tock_fires SET job_id = %(job_id)s
+ WHERE schedule = %(schedule)s AND manual = %(manual)s
+   AND fire_at = %(fire_at)s::timestamptz;
+
+-- name: fire_list
+SELECT {fcols} FROM {schema}.tock_fires WHERE schedule = %(name)s
+ ORDER BY fire_at DESC, manual DESC
+ LIMIT %(limit)s;
+
+-- name: fire_prune
+-- One batch of old runs of drops, through the partial index tock_fires_drops; SKIP
+-- LOCKED: a run a fire is extending right now is left for the next pass.
+DELETE FROM {schema}.tock_fires
+ WHERE (schedule, manual, fire_at) IN (
+        SELECT schedule, manual, fire_at FROM {schema}.tock_fires
+         WHERE job_id IS NULL AND NOT manual
+           AND last_at < {now} - %(age_us)s * interval '1 microsecond'
+         LIMIT %(batch_size)s
+           FOR UPDATE SKIP LOCKED);

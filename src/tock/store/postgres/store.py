@@ -57,6 +57,7 @@ from tock.errors import (
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import (
     Fire,
+    FireRecord,
     QueueStats,
     RescueReport,
     ScheduleRecord,
@@ -66,12 +67,16 @@ from tock.store import (
 )
 from tock.store._rows import (
     COLUMNS,
+    FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
     cannot_cancel,
     cannot_retry,
+    fire_record,
     job_record,
     key_held,
+    last_of_each,
+    last_status,
     schedule_record,
 )
 from tock.store._rows import us as _us
@@ -93,6 +98,7 @@ COPY_CHUNK = 1000  # jobs per write of a COPY
 CONNECT_TIMEOUT = 5  # a new connection: fail fast, with the reason
 TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
 RETRY_MAX = 2.0  # the longest wait between two reconnection attempts of the LISTEN thread
+MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
 # Sessions of their own (LISTEN, liveness token): the server notices a vanished client
 # within about 30 s (not the system's default of two hours), and frees its token.
 KEEPALIVES = " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
@@ -141,7 +147,13 @@ def queries(schema: str) -> dict[str, str]:
             "schema": quote_ident(schema),
             "now": NOW,
             "cols": COLUMNS,
-            "scols": SCHEDULE_COLUMNS,
+            "scols": (
+                f"{SCHEDULE_COLUMNS}, "
+                + last_status(
+                    f"{quote_ident(schema)}.tock_jobs", f"{quote_ident(schema)}.tock_jobs_finished"
+                )
+            ),
+            "fcols": FIRE_COLUMNS,
             "jcols": J_COLUMNS,
             "worker_alive": (
                 f"EXISTS (SELECT 1 FROM {quote_ident(schema)}.tock_workers "
@@ -893,15 +905,18 @@ class PostgresStore:
         for status, age in retention.items():
             while True:
                 with self._conn() as conn:
-                    n = conn.execute(
-                        self.Q["job_prune"],
-                        {
-                            "status": JobStatus(status).value,
-                            "age_us": _us(age),
-                            "batch_size": batch_size,
-                            "now": _now(now),
-                        },
-                    ).rowcount
+                    # One statement: the jobs and their fire rows.
+                    (n,) = _one(
+                        conn.execute(
+                            self.Q["job_prune"],
+                            {
+                                "status": JobStatus(status).value,
+                                "age_us": _us(age),
+                                "batch_size": batch_size,
+                                "now": _now(now),
+                            },
+                        )
+                    )
                 deleted += n
                 if n < batch_size:
                     break
@@ -1124,25 +1139,22 @@ class PostgresStore:
     # -- schedules -----------------------------------------------------------------
 
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
-        params = {
-            "name": schedule.name,
-            "task": schedule.task,
-            "trigger": schedule.trigger,
-            "args": schedule.args,
-            "kwargs": schedule.kwargs,
-            "queue": schedule.queue,
-            "priority": schedule.priority,
-            "misfire": schedule.misfire,
-            "grace": float(schedule.grace),
-            "overlap": bool(schedule.overlap),
-            "enabled": bool(schedule.enabled),
-            "paused": bool(schedule.paused),
-            "source": schedule.source,
-            "next_fire_at": _now(schedule.next_fire_at),
-            "now": _now(now),
-        }
+        rows, _ = _schedule_rows([schedule])
+        with self._write() as conn:
+            conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": _now(now)})
+            row = _one(conn.execute(self.Q["schedule_get"], {"name": schedule.name}))
+        return _schedule(row)
+
+    def schedule_upsert_many(
+        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
+    ) -> int:
+        if not schedules:
+            return 0
+        rows, n = _schedule_rows(schedules)
         with self._conn() as conn:
-            return _schedule(_one(conn.execute(self.Q["schedule_upsert"], params)))
+            # One statement: its own transaction.
+            conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": _now(now)})
+        return n
 
     def schedule_get(self, name: str) -> ScheduleRecord:
         with self._conn() as conn:
@@ -1151,9 +1163,10 @@ class PostgresStore:
             raise ScheduleNotFound(name)
         return _schedule(row)
 
-    def schedule_list(self) -> list[ScheduleRecord]:
+    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
+        params = {"limit": None if limit is None else int(limit)}
         with self._conn() as conn:
-            rows = conn.execute(self.Q["schedule_list"]).fetchall()
+            rows = conn.execute(self.Q["schedule_list"], params).fetchall()
         return [_schedule(r) for r in rows]
 
     def schedule_delete(self, name: str) -> bool:
@@ -1172,12 +1185,45 @@ class PostgresStore:
             raise ScheduleNotFound(name)
         return _schedule(row)
 
-    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
+    def schedule_set_enabled(
+        self, name: str, enabled: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        with self._conn() as conn:
+            row = conn.execute(
+                self.Q["schedule_set_enabled"],
+                {"name": name, "enabled": bool(enabled), "now": _now(now)},
+            ).fetchone()
+        if row is None:
+            raise ScheduleNotFound(name)
+        return _schedule(row)
+
+    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
         with self._conn() as conn:
             rows = conn.execute(
-                self.Q["schedule_due"], {"now": _now(now), "limit": int(limit)}
+                self.Q["schedule_disable_code"], {"keep": list(keep), "now": _now(now)}
             ).fetchall()
+        return sorted(name for (name,) in rows)
+
+    def schedule_due(
+        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        params = {
+            "now": _now(now),
+            "limit": int(limit),
+            "tasks": None if tasks is None else list(tasks),
+        }
+        with self._conn() as conn:
+            rows = conn.execute(self.Q["schedule_due"], params).fetchall()
         return [_schedule(r) for r in rows]
+
+    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+        params = {"tasks": None if tasks is None else list(tasks)}
+        with self._conn() as conn:
+            row = conn.execute(self.Q["schedule_next_due"], params).fetchone()
+        if row is None:
+            return None
+        assert isinstance(row[0], datetime)
+        return row[0]
 
     def schedule_fire(
         self,
@@ -1203,29 +1249,82 @@ class PostgresStore:
             ).rowcount
             if not moved:
                 return None
-            for fire_at, job, outcome in fires:
+            for fire in fires:
+                at = _now(fire.at)
                 params = {
                     "schedule": name,
-                    "fire_at": _now(fire_at),
-                    "outcome": outcome,
+                    "fire_at": at,
+                    "outcome": fire.outcome,
+                    "last_at": at,
+                    "count": 1,
                     "now": when,
                 }
-                if conn.execute(self.Q["fire_insert"], params).fetchone() is None or job is None:
+                if fire.job is None:
+                    params["last_at"] = _now(fire.last) if fire.last is not None else at
+                    params["count"] = fire.count
+                    if conn.execute(self.Q["fire_extend"], params).fetchone() is not None:
+                        continue  # joined the run of drops before it
+                inserted = conn.execute(self.Q["fire_insert"], params).fetchone()
+                if inserted is None or fire.job is None:
                     continue  # already recorded (creates nothing), or a drop
                 # The ordinary insert path, inside this transaction.
-                (job_id,) = self.job_enqueue_many([job], now=when, connection=conn)
+                (job_id,) = self.job_enqueue_many([fire.job], now=when, connection=conn)
                 conn.execute(
-                    self.Q["fire_set_job"], {"schedule": name, "fire_at": fire_at, "job_id": job_id}
+                    self.Q["fire_set_job"],
+                    {"schedule": name, "manual": False, "fire_at": at, "job_id": job_id},
                 )
                 created.append(job_id)
-                if last is None or fire_at >= last[0]:
-                    last = (fire_at, job_id)
+                if last is None or fire.at >= last[0]:
+                    last = (fire.at, job_id)
             if last is not None:
                 conn.execute(
                     self.Q["schedule_set_last"],
                     {"name": name, "last_fire_at": last[0], "last_job_id": last[1]},
                 )
         return created
+
+    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
+        when = _now(now)
+        with self._write() as conn:
+            if conn.execute(self.Q["schedule_lock"], {"name": name}).fetchone() is None:
+                raise ScheduleNotFound(name)
+            (at,) = _one(conn.execute(self.Q["db_now"], {"now": when}))
+            for _ in range(MANUAL_TRIES):
+                params = {"schedule": name, "fire_at": at, "now": when}
+                if conn.execute(self.Q["fire_insert_manual"], params).fetchone() is not None:
+                    break
+                at += timedelta(microseconds=1)  # two triggers in one microsecond
+            else:
+                raise StoreError(f"schedule {name!r}: no free time for a manual trigger")
+            (job_id,) = self.job_enqueue_many([job], now=when, connection=conn)
+            conn.execute(
+                self.Q["fire_set_job"],
+                {"schedule": name, "manual": True, "fire_at": at, "job_id": job_id},
+            )
+            conn.execute(
+                self.Q["schedule_set_last"],
+                {"name": name, "last_fire_at": at, "last_job_id": job_id},
+            )
+        return job_id
+
+    # -- fires ---------------------------------------------------------------------
+
+    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
+        with self._conn() as conn:
+            rows = conn.execute(self.Q["fire_list"], {"name": name, "limit": int(limit)}).fetchall()
+        return [fire_record(r, _same) for r in rows]
+
+    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+        deleted = 0
+        while True:
+            with self._conn() as conn:
+                n = conn.execute(
+                    self.Q["fire_prune"],
+                    {"age_us": _us(older_than), "batch_size": batch_size, "now": _now(now)},
+                ).rowcount
+            deleted += n
+            if n < batch_size:
+                return deleted
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
@@ -1429,6 +1528,35 @@ def _runs(jobs: list[NewJob]) -> list[list[NewJob]]:
 @functools.lru_cache(maxsize=64)
 def _retry_on_text(names: tuple[str, ...]) -> str:
     return json.dumps(list(names))
+
+
+def _iso(when: datetime | None) -> str | None:
+    checked = _now(when)
+    return None if checked is None else checked.isoformat()
+
+
+def _schedule_rows(schedules: Sequence[ScheduleRecord]) -> tuple[str, int]:
+    """schedule_upsert_many's JSON text (one name once), and how many rows it holds."""
+    rows = [
+        {
+            "name": s.name,
+            "task": s.task,
+            "trigger": s.trigger,
+            "args": s.args,
+            "kwargs": s.kwargs,
+            "queue": s.queue,
+            "priority": s.priority,
+            "misfire": s.misfire,
+            "grace": float(s.grace),
+            "overlap": bool(s.overlap),
+            "enabled": bool(s.enabled),
+            "paused": bool(s.paused),
+            "source": s.source,
+            "next_fire_at": _iso(s.next_fire_at),
+        }
+        for s in last_of_each(schedules)
+    ]
+    return json.dumps(rows, allow_nan=False), len(rows)
 
 
 def _one(cur: psycopg.Cursor[TupleRow]) -> TupleRow:

@@ -3,6 +3,9 @@
 --           as INTEGER microseconds since the epoch, UTC
 --   {clock} the database's clock alone (positional queries write coalesce(?N, {clock}))
 --   {cols}  every column of a job row, in the order JobRecord is read
+--   {scols} every column of a schedule row, in the order ScheduleRecord is read, then
+--           the status of its last job
+--   {fcols} every column of a fire row, in the order FireRecord is read
 -- Durations arrive as INTEGER microseconds (parameters ending in _us).
 
 -- name: db_now
@@ -147,10 +150,16 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
 DELETE FROM tock_jobs WHERE id = :id;
 
 -- name: job_prune
+-- One batch; the store then deletes their fire rows (job_prune_fires), in the same
+-- transaction (DESIGN: fire rows are pruned with their job's retention).
 DELETE FROM tock_jobs_finished
  WHERE id IN (SELECT id FROM tock_jobs_finished
                WHERE status = :status AND finished_at < {now} - :age_us
-               LIMIT :batch_size);
+               LIMIT :batch_size)
+RETURNING id;
+
+-- name: job_prune_fires
+DELETE FROM tock_fires WHERE job_id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_stats_live
 SELECT queue, status, count(*),
@@ -215,15 +224,14 @@ RETURNING id;
 -- name: worker_delete
 DELETE FROM tock_workers WHERE id = :worker_id;
 
--- name: schedule_upsert
--- Insert or update by name. An update never changes paused (set by people, never by
--- sync) and keeps next_fire_at unless the trigger changed. {scols}: every column of a
--- schedule row, in the order ScheduleRecord is read.
+-- name: schedule_upsert_many
+-- Insert or update by name (executemany: one row per schedule, in one transaction). An
+-- update never changes paused (set by people, never by sync) and keeps next_fire_at
+-- unless the trigger changed; last_* and created_at stay.
 INSERT INTO tock_schedules (name, task, trigger, args, kwargs, queue, priority, misfire,
                             grace, overlap, enabled, paused, source, next_fire_at,
                             created_at, updated_at)
-VALUES (:name, :task, :trigger, :args, :kwargs, :queue, :priority, :misfire, :grace,
-        :overlap, :enabled, :paused, :source, :next_fire_at, {now}, {now})
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
 ON CONFLICT (name) DO UPDATE
    SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
        kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
@@ -231,14 +239,15 @@ ON CONFLICT (name) DO UPDATE
        enabled = excluded.enabled, source = excluded.source,
        next_fire_at = CASE WHEN tock_schedules.trigger = excluded.trigger
                            THEN tock_schedules.next_fire_at ELSE excluded.next_fire_at END,
-       updated_at = excluded.updated_at
-RETURNING {scols};
+       updated_at = excluded.updated_at;
 
 -- name: schedule_get
+-- {scols}: every column of a schedule row, in the order ScheduleRecord is read, then
+-- the status of its last job (from either job table; NULL once pruned).
 SELECT {scols} FROM tock_schedules WHERE name = :name;
 
 -- name: schedule_list
-SELECT {scols} FROM tock_schedules ORDER BY name;
+SELECT {scols} FROM tock_schedules ORDER BY name LIMIT coalesce(:limit, -1);
 
 -- name: schedule_delete
 DELETE FROM tock_schedules WHERE name = :name;
@@ -247,12 +256,34 @@ DELETE FROM tock_schedules WHERE name = :name;
 UPDATE tock_schedules SET paused = :paused, updated_at = {now} WHERE name = :name
 RETURNING {scols};
 
+-- name: schedule_set_enabled
+UPDATE tock_schedules SET enabled = :enabled, updated_at = {now} WHERE name = :name
+RETURNING {scols};
+
+-- name: schedule_disable_code
+-- `tock schedules prune`: the code schedules no process declares any more.
+UPDATE tock_schedules SET enabled = 0, updated_at = {now}
+ WHERE source = 'code' AND enabled
+   AND name NOT IN (SELECT value FROM json_each(:keep))
+RETURNING name;
+
 -- name: schedule_due
 -- Reads the partial index tock_schedules_due (its WHERE terms, as written there).
+-- :tasks NULL: every task's; else a JSON array of the task names to read.
 SELECT {scols} FROM tock_schedules
  WHERE enabled AND NOT paused AND next_fire_at <= {now}
+   AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
  ORDER BY next_fire_at
  LIMIT :limit;
+
+-- name: schedule_next_due
+-- The first entry of the partial index tock_schedules_due (of :tasks, as above): an
+-- ordered scan that stops at the first match, where min() may read them all.
+SELECT next_fire_at FROM tock_schedules
+ WHERE enabled AND NOT paused AND next_fire_at IS NOT NULL
+   AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
+ ORDER BY next_fire_at
+ LIMIT 1;
 
 -- name: schedule_advance
 -- The compare-and-set of a fire: NULL-safe (IS), so a schedule that another node fired
@@ -260,16 +291,60 @@ SELECT {scols} FROM tock_schedules
 UPDATE tock_schedules SET next_fire_at = :new_next, updated_at = {now}
  WHERE name = :name AND next_fire_at IS :expected_next;
 
--- name: fire_insert
--- A fire already recorded (same schedule and fire time) inserts nothing, returns no row.
-INSERT INTO tock_fires (schedule, fire_at, job_id, outcome, last_at, count, created_at)
-VALUES (:schedule, :fire_at, NULL, :outcome, :fire_at, 1, {now})
-ON CONFLICT (schedule, fire_at) DO NOTHING
-RETURNING 1;
-
--- name: fire_set_job
-UPDATE tock_fires SET job_id = :job_id WHERE schedule = :schedule AND fire_at = :fire_at;
+-- name: schedule_lock
+-- Whether the schedule exists (the write lock is already ours).
+SELECT 1 FROM tock_schedules WHERE name = :name;
 
 -- name: schedule_set_last
 UPDATE tock_schedules SET last_fire_at = :last_fire_at, last_job_id = :last_job_id
  WHERE name = :name;
+
+-- name: fire_extend
+-- A drop joins the schedule's latest scheduled row when that row is a run of drops of
+-- the same outcome that ends before it (DESIGN: consecutive drops are one row).
+UPDATE tock_fires SET last_at = :last_at, count = count + :count
+ WHERE schedule = :schedule AND manual = 0
+   AND fire_at = (SELECT max(fire_at) FROM tock_fires
+                   WHERE schedule = :schedule AND manual = 0)
+   AND job_id IS NULL AND outcome = :outcome AND last_at < :fire_at
+RETURNING 1;
+
+-- name: fire_insert
+-- A scheduled fire (or a run of drops). A fire time already recorded, as a row's key or
+-- inside a run of drops (the latest row at or before it), inserts nothing and returns no
+-- row: it creates nothing.
+INSERT INTO tock_fires (schedule, manual, fire_at, job_id, outcome, last_at, count,
+                        created_at)
+SELECT :schedule, 0, :fire_at, NULL, :outcome, :last_at, :count, {now}
+ WHERE NOT EXISTS (SELECT 1 FROM (SELECT last_at FROM tock_fires
+                                   WHERE schedule = :schedule AND manual = 0
+                                     AND fire_at <= :fire_at
+                                   ORDER BY fire_at DESC LIMIT 1)
+                    WHERE last_at >= :fire_at)
+ON CONFLICT (schedule, manual, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_insert_manual
+-- A manual trigger: its own key. Taken already (same microsecond): no row, the store
+-- tries the next microsecond.
+INSERT INTO tock_fires (schedule, manual, fire_at, job_id, outcome, last_at, count,
+                        created_at)
+VALUES (:schedule, 1, :fire_at, NULL, 'triggered', :fire_at, 1, {now})
+ON CONFLICT (schedule, manual, fire_at) DO NOTHING
+RETURNING 1;
+
+-- name: fire_set_job
+UPDATE tock_fires SET job_id = :job_id
+ WHERE schedule = :schedule AND manual = :manual AND fire_at = :fire_at;
+
+-- name: fire_list
+SELECT {fcols} FROM tock_fires WHERE schedule = :name
+ ORDER BY fire_at DESC, manual DESC
+ LIMIT :limit;
+
+-- name: fire_prune
+-- One batch of old runs of drops, through the partial index tock_fires_drops.
+DELETE FROM tock_fires
+ WHERE rowid IN (SELECT rowid FROM tock_fires
+                  WHERE job_id IS NULL AND last_at < {now} - :age_us AND manual = 0
+                  LIMIT :batch_size);

@@ -37,6 +37,7 @@ from tock.errors import (
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
 from tock.store import (
     Fire,
+    FireRecord,
     QueueStats,
     RescueReport,
     ScheduleRecord,
@@ -46,12 +47,16 @@ from tock.store import (
 )
 from tock.store._rows import (
     COLUMNS,
+    FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
     cannot_cancel,
     cannot_retry,
+    fire_record,
     job_record,
     key_held,
+    last_of_each,
+    last_status,
     schedule_record,
 )
 from tock.store._rows import us as _us
@@ -65,12 +70,14 @@ Q = load_queries(
         "now": f"coalesce(:now, {_CLOCK})",
         "clock": _CLOCK,
         "cols": COLUMNS,
-        "scols": SCHEDULE_COLUMNS,
+        "scols": f"{SCHEDULE_COLUMNS}, {last_status('tock_jobs', 'tock_jobs_finished')}",
+        "fcols": FIRE_COLUMNS,
     },
 )
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
 BUSY_TIMEOUT_MS = 60_000
+MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
 WATCH_INTERVAL = 0.02  # DESIGN: an idle worker polls PRAGMA data_version every ~20 ms
 
 
@@ -584,7 +591,7 @@ class SQLiteStore:
         for status, age in retention.items():
             while True:
                 with self._write() as conn:
-                    n = conn.execute(
+                    ids = conn.execute(
                         Q["job_prune"],
                         {
                             "status": JobStatus(status).value,
@@ -592,7 +599,11 @@ class SQLiteStore:
                             "batch_size": batch_size,
                             "now": to_us(now),
                         },
-                    ).rowcount
+                    ).fetchall()
+                    if ids:
+                        # Their fire rows go with them (DESIGN: Schedules).
+                        conn.execute(Q["job_prune_fires"], {"ids": json.dumps([i for (i,) in ids])})
+                n = len(ids)
                 deleted += n
                 if n < batch_size:
                     break
@@ -840,29 +851,52 @@ class SQLiteStore:
 
     # -- schedules -----------------------------------------------------------------
 
+    def _upsert(
+        self, conn: sqlite3.Connection, schedules: Sequence[ScheduleRecord], now_us: int
+    ) -> int:
+        rows = [
+            (
+                s.name,
+                s.task,
+                s.trigger,
+                s.args,
+                s.kwargs,
+                s.queue,
+                s.priority,
+                s.misfire,
+                float(s.grace),
+                int(s.overlap),
+                int(s.enabled),
+                int(s.paused),
+                s.source,
+                to_us(s.next_fire_at),
+                now_us,
+            )
+            for s in last_of_each(schedules)
+        ]
+        conn.executemany(Q["schedule_upsert_many"], rows)
+        return len(rows)
+
+    def _now_us(self, conn: sqlite3.Connection, now: datetime | None) -> int:
+        """The caller's time, or the database's clock read once (for a whole batch)."""
+        now_us = to_us(now)
+        if now_us is None:
+            (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
+        return now_us
+
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
         with self._write() as conn:
-            row = conn.execute(
-                Q["schedule_upsert"],
-                {
-                    "name": schedule.name,
-                    "task": schedule.task,
-                    "trigger": schedule.trigger,
-                    "args": schedule.args,
-                    "kwargs": schedule.kwargs,
-                    "queue": schedule.queue,
-                    "priority": schedule.priority,
-                    "misfire": schedule.misfire,
-                    "grace": float(schedule.grace),
-                    "overlap": int(schedule.overlap),
-                    "enabled": int(schedule.enabled),
-                    "paused": int(schedule.paused),
-                    "source": schedule.source,
-                    "next_fire_at": to_us(schedule.next_fire_at),
-                    "now": to_us(now),
-                },
-            ).fetchall()
-        return _schedule(row[0])
+            self._upsert(conn, [schedule], self._now_us(conn, now))
+            row = conn.execute(Q["schedule_get"], {"name": schedule.name}).fetchone()
+        return _schedule(row)
+
+    def schedule_upsert_many(
+        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
+    ) -> int:
+        if not schedules:
+            return 0
+        with self._write() as conn:
+            return self._upsert(conn, schedules, self._now_us(conn, now))
 
     def schedule_get(self, name: str) -> ScheduleRecord:
         row = self._conn().execute(Q["schedule_get"], {"name": name}).fetchone()
@@ -870,8 +904,9 @@ class SQLiteStore:
             raise ScheduleNotFound(name)
         return _schedule(row)
 
-    def schedule_list(self) -> list[ScheduleRecord]:
-        return [_schedule(r) for r in self._conn().execute(Q["schedule_list"])]
+    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
+        params = {"limit": None if limit is None else int(limit)}
+        return [_schedule(r) for r in self._conn().execute(Q["schedule_list"], params)]
 
     def schedule_delete(self, name: str) -> bool:
         with self._write() as conn:
@@ -888,9 +923,36 @@ class SQLiteStore:
             raise ScheduleNotFound(name)
         return _schedule(row[0])
 
-    def schedule_due(self, *, now: datetime | None, limit: int) -> list[ScheduleRecord]:
-        rows = self._conn().execute(Q["schedule_due"], {"now": to_us(now), "limit": int(limit)})
+    def schedule_set_enabled(
+        self, name: str, enabled: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["schedule_set_enabled"],
+                {"name": name, "enabled": int(enabled), "now": to_us(now)},
+            ).fetchall()
+        if not row:
+            raise ScheduleNotFound(name)
+        return _schedule(row[0])
+
+    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
+        with self._write() as conn:
+            rows = conn.execute(
+                Q["schedule_disable_code"], {"keep": json.dumps(list(keep)), "now": to_us(now)}
+            ).fetchall()
+        return sorted(name for (name,) in rows)
+
+    def schedule_due(
+        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        rows = self._conn().execute(
+            Q["schedule_due"], {"now": to_us(now), "limit": int(limit), "tasks": _names(tasks)}
+        )
         return [_schedule(r) for r in rows]
+
+    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+        row = self._conn().execute(Q["schedule_next_due"], {"tasks": _names(tasks)}).fetchone()
+        return None if row is None else from_us(row[0])
 
     def schedule_fire(
         self,
@@ -904,9 +966,7 @@ class SQLiteStore:
         created: list[JobId] = []
         last: tuple[int, JobId] | None = None
         with self._write() as conn:
-            now_us = to_us(now)
-            if now_us is None:
-                (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
+            now_us = self._now_us(conn, now)
             moved = conn.execute(
                 Q["schedule_advance"],
                 {
@@ -918,15 +978,30 @@ class SQLiteStore:
             ).rowcount
             if not moved:
                 return None
-            for fire_at, job, outcome in fires:
-                at = to_us(fire_at)
-                params = {"schedule": name, "fire_at": at, "outcome": outcome, "now": now_us}
-                if not conn.execute(Q["fire_insert"], params).fetchall() or job is None:
-                    continue  # already recorded (creates nothing), or a drop
-                (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
-                conn.execute(Q["fire_set_job"], {"schedule": name, "fire_at": at, "job_id": job_id})
-                created.append(job_id)
+            for fire in fires:
+                at = to_us(fire.at)
                 assert at is not None
+                params = {
+                    "schedule": name,
+                    "fire_at": at,
+                    "outcome": fire.outcome,
+                    "last_at": at,
+                    "count": 1,
+                    "now": now_us,
+                }
+                if fire.job is None:
+                    params["last_at"] = to_us(fire.last) if fire.last is not None else at
+                    params["count"] = fire.count
+                    if conn.execute(Q["fire_extend"], params).fetchall():
+                        continue  # joined the run of drops before it
+                if not conn.execute(Q["fire_insert"], params).fetchall() or fire.job is None:
+                    continue  # already recorded (creates nothing), or a drop
+                (job_id,) = self.job_enqueue_many([fire.job], now=now, connection=conn)
+                conn.execute(
+                    Q["fire_set_job"],
+                    {"schedule": name, "manual": 0, "fire_at": at, "job_id": job_id},
+                )
+                created.append(job_id)
                 if last is None or at >= last[0]:
                     last = (at, job_id)
             if last is not None:
@@ -936,6 +1011,45 @@ class SQLiteStore:
                 )
         return created
 
+    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
+        with self._write() as conn:
+            if conn.execute(Q["schedule_lock"], {"name": name}).fetchone() is None:
+                raise ScheduleNotFound(name)
+            now_us = at = self._now_us(conn, now)
+            for _ in range(MANUAL_TRIES):
+                params = {"schedule": name, "fire_at": at, "now": now_us}
+                if conn.execute(Q["fire_insert_manual"], params).fetchall():
+                    break
+                at += 1  # two triggers in one microsecond: each keeps its own key
+            else:
+                raise StoreError(f"schedule {name!r}: no free time for a manual trigger")
+            (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
+            conn.execute(
+                Q["fire_set_job"], {"schedule": name, "manual": 1, "fire_at": at, "job_id": job_id}
+            )
+            conn.execute(
+                Q["schedule_set_last"], {"name": name, "last_fire_at": at, "last_job_id": job_id}
+            )
+        return job_id
+
+    # -- fires ---------------------------------------------------------------------
+
+    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
+        rows = self._conn().execute(Q["fire_list"], {"name": name, "limit": int(limit)})
+        return [fire_record(r, from_us) for r in rows]
+
+    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+        deleted = 0
+        while True:
+            with self._write() as conn:
+                n = conn.execute(
+                    Q["fire_prune"],
+                    {"age_us": _us(older_than), "batch_size": batch_size, "now": to_us(now)},
+                ).rowcount
+            deleted += n
+            if n < batch_size:
+                return deleted
+
 
 @functools.lru_cache(maxsize=32)
 def _claim_across(n_queues: int) -> str:
@@ -943,6 +1057,11 @@ def _claim_across(n_queues: int) -> str:
         Q["job_claim_candidate"].replace(":queue_N", f":queue_{i}") for i in range(n_queues)
     )
     return Q["job_claim_batch_queues"].replace("{candidates}", branches)
+
+
+def _names(names: Sequence[str] | None) -> str | None:
+    """A list of names as the queries take it: a JSON array, or NULL for "every one"."""
+    return None if names is None else json.dumps(list(names))
 
 
 def _options(job: NewJob) -> tuple[object, ...]:

@@ -29,12 +29,14 @@ CREATE TABLE {schema}.tock_schedules (
 CREATE INDEX tock_schedules_due ON {schema}.tock_schedules (next_fire_at)
     WHERE enabled AND NOT paused;
 
--- One row per (schedule, fire time), ever: the key that makes a fire create at most one
--- job. job_id NULL for a drop (coalesced, missed, overlap, paused); last_at and count
--- describe a run of drops (the store writes one row per drop: last_at = fire_at, count 1).
+-- One row per (schedule, manual, fire time), ever: the key that makes a fire create at
+-- most one job; a manual trigger has its own key (manual true), never a scheduled fire's.
+-- job_id NULL for a drop (coalesced, missed, overlap, paused): consecutive drops of one
+-- outcome are one row, fire_at the first, last_at the last, count how many.
 -- No foreign key to tock_schedules: the fires of a deleted schedule keep their keys.
 CREATE TABLE {schema}.tock_fires (
     schedule   text        NOT NULL,
+    manual     boolean     NOT NULL DEFAULT false,
     fire_at    timestamptz NOT NULL,
     job_id     bigint,
     outcome    text        NOT NULL
@@ -42,8 +44,11 @@ CREATE TABLE {schema}.tock_fires (
     last_at    timestamptz NOT NULL,
     count      integer     NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL,
-    PRIMARY KEY (schedule, fire_at)
+    PRIMARY KEY (schedule, manual, fire_at)
 );
 
--- For pruning fire rows with their job's retention (the pruner's part, still to come).
+-- Fire rows go with their job (job_prune deletes them by job id).
 CREATE INDEX tock_fires_job ON {schema}.tock_fires (job_id) WHERE job_id IS NOT NULL;
+
+-- Runs of drops are pruned by the age of their last fire (fire_prune), without a scan.
+CREATE INDEX tock_fires_drops ON {schema}.tock_fires (last_at) WHERE job_id IS NULL;

@@ -30,12 +30,14 @@ CREATE TABLE tock_schedules (
 CREATE INDEX tock_schedules_due ON tock_schedules (next_fire_at)
     WHERE enabled AND NOT paused;
 
--- One row per (schedule, fire time), ever: the key that makes a fire create at most one
--- job. job_id NULL for a drop (coalesced, missed, overlap, paused); last_at and count
--- describe a run of drops (the store writes one row per drop: last_at = fire_at, count 1).
+-- One row per (schedule, manual, fire time), ever: the key that makes a fire create at
+-- most one job; a manual trigger has its own key (manual true), never a scheduled fire's.
+-- job_id NULL for a drop (coalesced, missed, overlap, paused): consecutive drops of one
+-- outcome are one row, fire_at the first, last_at the last, count how many.
 -- No foreign key to tock_schedules: the fires of a deleted schedule keep their keys.
 CREATE TABLE tock_fires (
     schedule   TEXT    NOT NULL,
+    manual     INTEGER NOT NULL DEFAULT 0,
     fire_at    INTEGER NOT NULL,
     job_id     INTEGER,
     outcome    TEXT    NOT NULL
@@ -43,8 +45,11 @@ CREATE TABLE tock_fires (
     last_at    INTEGER NOT NULL,
     count      INTEGER NOT NULL DEFAULT 1,
     created_at INTEGER NOT NULL,
-    PRIMARY KEY (schedule, fire_at)
+    PRIMARY KEY (schedule, manual, fire_at)
 );
 
--- For pruning fire rows with their job's retention (the pruner's part, still to come).
+-- Fire rows go with their job (job_prune deletes them by job id).
 CREATE INDEX tock_fires_job ON tock_fires (job_id) WHERE job_id IS NOT NULL;
+
+-- Runs of drops are pruned by the age of their last fire (fire_prune), without a scan.
+CREATE INDEX tock_fires_drops ON tock_fires (last_at) WHERE job_id IS NULL;
