@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import threading
@@ -243,7 +244,8 @@ class Tock:
         if not records:
             return 0
         now = self.store.db_now(now=self.clock.db_now())
-        records = [_with_first_fire(r, now) for r in records]
+        memo: dict[str, datetime | None] = {}
+        records = [_with_first_fire(r, now, memo) for r in records]
         return self.store.schedule_upsert_many(records, now=self.clock.db_now())
 
     def unschedule(self, name: str) -> bool:
@@ -345,13 +347,13 @@ class Tock:
     ) -> ScheduleRecord:
         v.check_name("schedule", name)
         resolved = self._schedule_task(task)
-        trigger = sch.make_trigger(cron=cron, every=every, at=at, timezone=timezone, anchor=anchor)
+        trigger = _make_trigger(cron=cron, every=every, at=at, timezone=timezone, anchor=anchor)
         policy = _policy(misfire, grace, overlap, enabled)
         job = _encode_call(resolved, args, kwargs)
         return ScheduleRecord(
             name=name,
             task=resolved.name,
-            trigger=sch.trigger_to_json(trigger),
+            trigger=_trigger_text(trigger),
             args=job.args,
             kwargs=job.kwargs,
             queue=None if queue is None else v.check_name("queue", queue),
@@ -486,10 +488,30 @@ class _CodeSchedule:
         )
 
 
-def _with_first_fire(record: ScheduleRecord, now: datetime) -> ScheduleRecord:
+def _with_first_fire(
+    record: ScheduleRecord, now: datetime, memo: dict[str, datetime | None] | None = None
+) -> ScheduleRecord:
     # Used only when the row is new or its trigger changed (the store keeps the stored
-    # next fire otherwise).
-    return replace(record, next_fire_at=sch.first_fire(sch.trigger_from_json(record.trigger), now))
+    # next fire otherwise). ``memo``: a batch shares few triggers and one ``now``.
+    memo = {} if memo is None else memo
+    if record.trigger not in memo:
+        memo[record.trigger] = sch.first_fire(sch.trigger_from_json(record.trigger), now)
+    return replace(record, next_fire_at=memo[record.trigger])
+
+
+# Many dynamic schedules share a handful of triggers (a million users' "0 9 * * *"):
+# parsing a cron expression and building its walker cost far more than the rest of a
+# schedule_many item, so equal triggers are built once. Triggers are immutable.
+_cached_trigger = functools.lru_cache(maxsize=4096)(sch.make_trigger)
+_trigger_text = functools.lru_cache(maxsize=4096)(sch.trigger_to_json)
+
+
+def _make_trigger(**given: Any) -> sch.Trigger:
+    try:
+        hash(tuple(given.values()))
+    except TypeError:  # a bad value: make_trigger says what is wrong with it
+        return sch.make_trigger(**given)
+    return _cached_trigger(**given)
 
 
 def _paused_fires(

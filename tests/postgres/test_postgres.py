@@ -4,6 +4,7 @@ migrations, advisory-lock liveness, LISTEN/NOTIFY wake-ups, the claim plan."""
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 
 import pytest
@@ -336,14 +337,18 @@ def test_notify_is_throttled_not_one_per_job() -> None:
     assert notifier.due({"default"}) == ["default"]
 
 
-def test_watch_reconnects_and_polls_once(make_app, raw) -> None:
-    app = make_app()
+def test_watch_reconnects_and_polls_once(make_app, new_schema, raw) -> None:
+    # An application name of this test's own: terminate its LISTEN session and no other
+    # on the server (a benchmark or another suite may be listening there too).
+    name = f"tock_t_{secrets.token_hex(4)}"
+    app = make_app(f"{with_schema(new_schema())}&application_name={name}")
+    app.migrate()
     calls = threading.Semaphore(0)
     watch = app.store.job_watch(calls.release)
     admin = raw(autocommit=True)
     try:
         for _ in range(100):  # wait for the LISTEN session
-            pids = backend_pids(raw, "tock-listen")
+            pids = backend_pids(raw, f"{name}-listen")
             if pids:
                 break
             threading.Event().wait(0.05)

@@ -110,8 +110,19 @@ def test_nothing_due_nothing_written(app: Tock, clock: FakeClock) -> None:
     clock.advance(timedelta(minutes=30))
     report = s.run_once()
     assert report.jobs == [] and report.fired == 0
-    assert report.delay == pytest.approx(30 * 60)
+    assert 30 * 60 - 60 < report.delay <= 30 * 60 + 1  # less the pass's own time
     assert len(fires(app, "hourly")) == 1
+
+
+def test_the_sleep_after_a_pass_discounts_the_pass() -> None:
+    from tock.duties.scheduler import WAKE_SLACK, SchedulerReport
+
+    report = SchedulerReport(now=T0, next_due=T0 + timedelta(seconds=1), elapsed=0.25)
+    assert report.delay == pytest.approx(0.75 + WAKE_SLACK)
+    late = SchedulerReport(now=T0, next_due=T0 + timedelta(seconds=1), elapsed=2.0)
+    assert late.delay == WAKE_SLACK
+    assert SchedulerReport(now=T0, next_due=None).delay == float("inf")
+    assert SchedulerReport(now=T0, next_due=T0, more=True).delay == 0.0
 
 
 def noop_task(app: Tock) -> Any:
@@ -355,6 +366,8 @@ def test_fire_rows_are_pruned_with_their_jobs(app: Tock, clock: FakeClock) -> No
         ({"task": 42, "every": 60}, "task= takes"),
         ({"task": "tests.noop", "cron": "61 * * * *"}, "minute"),
         ({"task": "tests.noop", "cron": "* * *"}, "cron"),
+        ({"task": "tests.noop", "cron": ["0 2 * * *"]}, "a cron expression is a string"),
+        ({"task": "tests.noop", "every": [60]}, "every= must be"),
         ({"task": "tests.noop", "cron": "0 2 * * *", "timezone": "Mars/Base"}, "Mars/Base"),
         ({"task": "tests.noop", "every": 0.5}, "at least 1 second"),
         ({"task": "tests.noop", "at": datetime(2030, 1, 1)}, "naive"),

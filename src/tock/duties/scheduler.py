@@ -16,6 +16,7 @@ Between passes the scheduler sleeps until the earliest next fire, at most ``inte
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,10 @@ log = logging.getLogger("tock.scheduler")
 ENQUEUED = "enqueued"
 OVERLAP = "overlap"
 _BUSY = (JobStatus.PENDING, JobStatus.RUNNING)
+# Waking exactly at a fire time, a database clock read to the millisecond (SQLite's) may
+# still be short of it: the pass finds nothing due and runs again at once, several times.
+# Sleeping this much longer lands every wake after the fire.
+WAKE_SLACK = 0.002
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class SchedulerReport:
     next_due: datetime | None = None  #: the earliest next fire after the pass
     now: datetime | None = None  #: the time the pass planned for
     more: bool = False  #: due fires were left for the next pass (it starts at once)
+    elapsed: float = 0.0  #: seconds the pass took (the sleep after it starts at its end)
 
     @property
     def delay(self) -> float:
@@ -66,7 +72,8 @@ class SchedulerReport:
         # Waiting the whole interval then beats spinning on it.
         if self.next_due <= self.now:
             return float("inf")
-        return (self.next_due - self.now).total_seconds()
+        # ``now`` is the pass's start: the sleep begins only once the pass is over.
+        return max(0.0, (self.next_due - self.now).total_seconds() - self.elapsed) + WAKE_SLACK
 
 
 class Scheduler:
@@ -98,6 +105,7 @@ class Scheduler:
         return self._tasks() if callable(self._tasks) else self._tasks
 
     def run_once(self) -> SchedulerReport:
+        started = time.monotonic()
         report = SchedulerReport()
         tasks = self.tasks
         now = self.store.db_now(now=self.clock.db_now())
@@ -115,6 +123,7 @@ class Scheduler:
         else:
             report.more = True
         report.next_due = self.store.schedule_next_due(tasks=names)
+        report.elapsed = time.monotonic() - started
         return report
 
     def _fire(
