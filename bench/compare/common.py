@@ -1,0 +1,323 @@
+"""What every system's driver shares: the marks jobs write, worker processes, fresh
+server state, and the one JSON line a driver prints.
+
+A driver is a module under ``systems/`` run as ``python -m systems.<name> WORKLOAD
+[options]`` from ``bench/compare`` in the benchmark's own environment (``run.py`` makes
+it). It measures one workload once and prints one line, ``RESULT {json}``:
+
+    {"value": 12345.6, "unit": "jobs/s", "settings": "...", "note": "..."}
+
+``value`` is null where the system cannot do the workload (``note`` says why); for
+``recovery`` a value of null with ``"note": "never"`` or ``"> 120 s"`` says what happened.
+
+Jobs prove they ran by *marks*: the job body calls :func:`mark` with a tag, which appends
+``"<unix time> <pid> <tag>"`` to a file of its own process in ``$BENCH_MARKS`` (one
+``os.write`` on an ``O_APPEND`` descriptor: about a microsecond, the same for every
+system). The driver reads them with :class:`Marks`. A no-op job's mark is both its start
+and its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MARKS_ENV = "BENCH_MARKS"
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")  # db 9: ours
+AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+WORKLOADS = ("enqueue", "drain", "latency", "periodic", "recovery")
+
+# -- in the job -----------------------------------------------------------------------
+
+_fd: int | None = None
+
+
+def mark(tag: object = "") -> None:
+    """Called by a job: record that it ran now, in this process."""
+    global _fd
+    if _fd is None:
+        path = Path(os.environ[MARKS_ENV]) / f"{os.getpid()}.log"
+        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(_fd, f"{time.time():.6f} {os.getpid()} {tag}\n".encode())
+
+
+def first_attempt(tag: object) -> bool:
+    """For ``recovery``: True the first time a job with this tag asks, in any process
+    (a file per tag in the marks directory, created exclusively)."""
+    path = Path(os.environ[MARKS_ENV]) / f"attempt-{tag}"
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+# -- in the driver ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mark:
+    at: float
+    pid: int
+    tag: str
+
+
+@dataclass
+class Marks:
+    """The marks directory of one measurement (``$BENCH_MARKS`` for its workers)."""
+
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-marks-")))
+
+    def env(self) -> dict[str, str]:
+        return {MARKS_ENV: str(self.dir)}
+
+    def read(self) -> list[Mark]:
+        marks = []
+        for path in self.dir.glob("*.log"):
+            for line in path.read_text().splitlines():
+                parts = line.split(" ", 2)
+                if len(parts) == 3:
+                    marks.append(Mark(float(parts[0]), int(parts[1]), parts[2]))
+        return marks
+
+    def count(self) -> int:
+        return sum(p.read_bytes().count(b"\n") for p in self.dir.glob("*.log"))
+
+    def wait(self, n: int, timeout: float, procs: Procs | None = None) -> bool:
+        """Wait until ``n`` marks are written; False if ``timeout`` passes first. Fails
+        at once if a worker process of ``procs`` exits unasked."""
+        deadline = time.monotonic() + timeout
+        while self.count() < n:
+            if procs is not None:
+                procs.check()
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def wait_tag(self, tag: str, timeout: float) -> Mark | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in self.read():
+                if m.tag == tag:
+                    return m
+            time.sleep(0.002)
+        return None
+
+    def span(self) -> float:
+        """Seconds from the first mark to the last."""
+        times = [m.at for m in self.read()]
+        return max(times) - min(times)
+
+
+@dataclass
+class Procs:
+    """Worker (and scheduler) processes of one measurement, killed however it ends."""
+
+    popens: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+    asked_to_stop: set[int] = field(default_factory=set)
+
+    def start(
+        self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path = HERE
+    ) -> subprocess.Popen[bytes]:
+        log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a SIGKILL of the group takes its children too
+        )
+        self.popens.append(popen)
+        self.logs.append(log)
+        return popen
+
+    def check(self) -> None:
+        for p, log in zip(self.popens, self.logs, strict=True):
+            if p.poll() is not None and p.pid not in self.asked_to_stop:
+                tail = log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}:\n{tail}")
+
+    def kill(self, popen: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        """SIGKILL (by default) the whole process group of one worker."""
+        self.asked_to_stop.add(popen.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, sig)
+
+    def stop_all(self, grace: float = 10.0) -> None:
+        for p in self.popens:
+            self.asked_to_stop.add(p.pid)
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in self.popens:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        for log in self.logs:
+            log.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def measurement() -> Iterator[tuple[Marks, Procs]]:
+    """Fresh marks and processes for one measurement; both gone when it ends."""
+    marks, procs = Marks(), Procs()
+    try:
+        yield marks, procs
+    finally:
+        procs.stop_all()
+        for p in marks.dir.iterdir():
+            p.unlink()
+        marks.dir.rmdir()
+
+
+def python() -> str:
+    return sys.executable
+
+
+# -- servers ---------------------------------------------------------------------------
+
+
+def redis_flush() -> None:
+    """Empty the benchmark's own Redis database (db 9 of the local server)."""
+    import redis  # in the benchmark's environment
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def rabbitmq_purge(queues: Sequence[str]) -> None:
+    import kombu
+
+    with kombu.Connection(AMQP_URL) as conn:
+        channel = conn.channel()
+        for q in queues:
+            with contextlib.suppress(Exception):
+                channel.queue_purge(q)
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema (its name), dropped afterwards with everything in it."""
+    import psycopg
+
+    name = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def pg_url_with_search_path(schema: str) -> str:
+    """For systems that find their tables through ``search_path`` (Tock does not)."""
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+# -- the command line of a driver ---------------------------------------------------------
+
+
+def parse_args(
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """``WORKLOAD [--n N] [--workers W] [--samples K] [--seconds S] [--cap C]``, and any
+    options of the system's own (``extra``)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload", choices=WORKLOADS)
+    parser.add_argument("--n", type=int, default=20_000, help="jobs (enqueue, drain)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (drain)")
+    parser.add_argument("--samples", type=int, default=200, help="jobs one at a time (latency)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="periodic: how long")
+    parser.add_argument("--cap", type=float, default=30.0, help="recovery: give up after")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
+
+
+RECOVERY_JOBS = 4  #: jobs the victim of ``recovery`` holds
+WARMUP = "warmup"
+
+
+def victim_of(marks: Marks, procs: Procs, tags: Sequence[str]) -> subprocess.Popen[bytes]:
+    """The worker process (group) whose processes marked most of ``tags`` first."""
+    firsts: dict[str, Mark] = {}
+    for m in sorted(marks.read(), key=lambda m: m.at):
+        firsts.setdefault(m.tag, m)
+    counts: dict[int, int] = {}
+    for tag in tags:
+        pgid = os.getpgid(firsts[tag].pid)
+        counts[pgid] = counts.get(pgid, 0) + 1
+    pgid = max(counts, key=lambda k: counts[k])
+    return next(p for p in procs.popens if p.pid == pgid)
+
+
+def measure_recovery(
+    marks: Marks, procs: Procs, tags: Sequence[str], cap: float
+) -> tuple[float | None, str]:
+    """After every job of ``tags`` has started once: SIGKILL the worker holding most of
+    them, and time until each of the jobs it held has started again (``cap`` at most).
+    Returns (seconds or None, note)."""
+    if not marks.wait(len(tags), 60, procs):
+        return None, "the jobs never started"
+    victim = victim_of(marks, procs, tags)
+    held = [
+        t for t in tags
+        if os.getpgid(min((m for m in marks.read() if m.tag == t), key=lambda m: m.at).pid)
+        == victim.pid
+    ]  # fmt: skip
+    t0 = time.time()
+    procs.kill(victim)
+    deadline = time.monotonic() + cap
+    while time.monotonic() < deadline:
+        seen: dict[str, list[Mark]] = {}
+        for m in marks.read():
+            seen.setdefault(m.tag, []).append(m)
+        if all(len(seen.get(t, [])) >= 2 for t in held):
+            return max(max(x.at for x in seen[t]) for t in held) - t0, f"{len(held)} jobs held"
+        time.sleep(0.05)
+    # Not within the cap. Whether a system would rescue them later, or never, is the
+    # driver's to say from the system's documented behaviour.
+    ran_again = sum(1 for t in held if len([m for m in marks.read() if m.tag == t]) >= 2)
+    return None, f"> {cap:g} s ({ran_again}/{len(held)} ran again)"
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+def percentiles(values: Sequence[float]) -> tuple[float, float]:
+    """p50 and p99 (inclusive method: no value above the largest measured)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    qs = statistics.quantiles(values, n=100, method="inclusive")
+    return statistics.median(values), qs[98]
+
+
+def result(value: float | None, unit: str, settings: str, note: str = "", **extra: Any) -> None:
+    """Print the driver's one result line (``run.py`` reads it from stdout)."""
+    print("RESULT " + json.dumps({"value": value, "unit": unit, "settings": settings,
+                                  "note": note, **extra}), flush=True)  # fmt: skip

@@ -1,0 +1,341 @@
+"""Tock and its peers side by side, on this machine's real servers, in one run.
+
+    python bench/compare/run.py                      # every system, one run a cell (~15-20 min)
+    python bench/compare/run.py --full               # 3 runs a cell, N = 100,000, d 60 s, e 120 s
+    python bench/compare/run.py --tock-only --quick  # Tock alone, smoke sizes (CI runs this)
+    python bench/compare/run.py --systems tock-postgres-tp,celery-redis --workloads drain
+
+Systems (``systems/__init__.py``): Tock on SQLite and on PostgreSQL, each at its defaults
+and at its documented throughput settings; Celery (Redis broker, and RabbitMQ), RQ,
+Dramatiq (Redis), Huey (Redis, and SQLite), Procrastinate and PgQueuer (PostgreSQL). The
+peers are installed from PyPI into an environment of the benchmark's own
+(``bench/compare/.venv``, made on first use from ``requirements.txt``, with Tock from
+this checkout); ``--python`` names another interpreter that has them all.
+
+Workloads (each system's driver measures one cell in a process of its own; see
+``common.py``): a. bulk enqueue of N jobs through the system's fastest documented path;
+b. drain: N pre-enqueued no-op jobs, W = 1 and 2 worker processes, from the first job's
+start to the last job's end; c. enqueue-to-start latency on an idle worker, p50/p99;
+d. fire-to-start delay of an every-second schedule, p50/p99; e. crash recovery: from the
+SIGKILL of a worker holding jobs until those jobs run again, capped.
+
+Tock's throughput-settings variants differ from the defaults only in how workers claim,
+so they run b and c; the defaults run every workload. In a run, the order of the systems
+rotates from one workload to the next, so no system always goes first or last; with
+several runs each cell is the median. The report goes to ``docs/benchmarks.md`` (and the
+raw results to ``docs/benchmarks.json``), the chart to ``docs/benchmarks.svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DOCS = ROOT / "docs"
+VENV = HERE / ".venv"
+sys.path.insert(0, str(HERE))
+
+from systems import SYSTEMS, TOCK  # noqa: E402
+
+#: cell -> (workload, extra argv, title, unit, higher is better)
+CELLS: dict[str, tuple[str, tuple[str, ...], str, str, bool]] = {
+    "enqueue": ("enqueue", (), "a. bulk enqueue", "jobs/s", True),
+    "drain1": ("drain", ("--workers", "1"), "b. drain, 1 worker process", "jobs/s", True),
+    "drain2": ("drain", ("--workers", "2"), "b. drain, 2 worker processes", "jobs/s", True),
+    "latency": ("latency", (), "c. enqueue-to-start, idle worker", "ms", False),
+    "periodic": ("periodic", (), "d. every-second schedule, fire-to-start", "ms", False),
+    "recovery": ("recovery", (), "e. SIGKILLed worker, until its jobs run again", "s", False),
+}
+THROUGHPUT_CELLS = ("drain1", "drain2", "latency")  # what Tock's -tp variants run
+TIMEOUT = 900.0  # one cell, at most (a system that hangs fails its cell, not the run)
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    settings: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def value(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    @property
+    def p99_value(self) -> float | None:
+        return statistics.median(self.p99) if self.p99 else None
+
+
+def bench_python(args: argparse.Namespace) -> str:
+    """The interpreter the drivers run with: the project's for --tock-only, else the
+    benchmark's own environment (made, or brought up to date with requirements.txt)."""
+    if args.python:
+        return str(args.python)
+    if args.tock_only:
+        return sys.executable
+    requirements = HERE / "requirements.txt"
+    stamp = VENV / ".requirements-sha256"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    python = VENV / "bin" / "python"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != digest:
+        print(f"making the benchmark's environment in {VENV} (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(requirements),
+             "-e", f"{ROOT}[postgres]"],
+            check=True,
+        )  # fmt: skip
+        stamp.write_text(digest)
+    return str(python)
+
+
+def sizes(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """Per workload, the size options every driver gets."""
+    if args.quick:
+        n, samples, seconds, cap = 2_000, 20, 4.0, 20.0
+    elif args.full:
+        n, samples, seconds, cap = 100_000, 200, 60.0, 120.0
+    else:
+        n, samples, seconds, cap = 20_000, 200, 15.0, 30.0
+    n = args.n or n
+    return {
+        "enqueue": ("--n", str(n)),
+        "drain": ("--n", str(n)),
+        "latency": ("--samples", str(samples)),
+        "periodic": ("--seconds", str(seconds)),
+        "recovery": ("--cap", str(cap)),
+    }
+
+
+def run_cell(python: str, system: str, cell: str, size: tuple[str, ...]) -> dict[str, Any]:
+    module, system_argv, _label = SYSTEMS[system]
+    workload, cell_argv, *_ = CELLS[cell]
+    argv = [python, "-m", module, workload, *cell_argv, *size, *system_argv]
+    try:
+        done = subprocess.run(
+            argv, cwd=HERE, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"value": None, "note": f"no result within {TIMEOUT:g} s", "settings": ""}
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return result
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+    return {"value": None, "note": f"failed: {tail[0][:200]}", "settings": ""}
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(cell, systems in the order they run) for one run, before rotation."""
+    systems = list(TOCK) if args.tock_only else list(SYSTEMS)
+    if args.systems:
+        wanted = args.systems.split(",")
+        unknown = set(wanted) - set(SYSTEMS)
+        if unknown:
+            raise SystemExit(f"unknown system(s): {', '.join(sorted(unknown))}")
+        systems = [s for s in systems if s in wanted]
+    cells = list(CELLS) if not args.workloads else []
+    for w in args.workloads.split(",") if args.workloads else []:
+        matching = [c for c, spec in CELLS.items() if spec[0] == w or c == w]
+        if not matching:
+            raise SystemExit(f"unknown workload {w!r}: one of {', '.join(CELLS)}")
+        cells += [c for c in matching if c not in cells]
+    out = []
+    for cell in cells:
+        chosen = [s for s in systems if not (s.endswith("-tp") and cell not in THROUGHPUT_CELLS)]
+        out.append((cell, chosen))
+    return out
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "jobs/s":
+        return f"{value:,.0f}"
+    if unit == "s":
+        return f"{value:.1f} s"
+    return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def advantage(tock: float | None, peer: float | None, higher_better: bool) -> str:
+    """How many times better Tock's best is than this peer ("3.2x"), or "—"."""
+    if tock is None or peer is None or tock <= 0 or peer <= 0:
+        return "—"
+    ratio = tock / peer if higher_better else peer / tock
+    return f"{ratio:.1f}x"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def servers(python: str) -> str:
+    """The servers' versions, asked of them."""
+    code = (
+        "import common, psycopg, redis\n"
+        "pg = psycopg.connect(common.PG_URL).execute('SHOW server_version').fetchone()[0]\n"
+        "rd = redis.Redis.from_url(common.REDIS_URL).info()['redis_version']\n"
+        "print(f'PostgreSQL {pg.split()[0]}, Redis {rd}')\n"
+    )
+    done = subprocess.run([python, "-c", code], cwd=HERE, capture_output=True, text=True)
+    found = done.stdout.strip() or "servers: unknown"
+    rabbit = subprocess.run(
+        ["rabbitmqctl", "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return f"{found}, RabbitMQ {rabbit}" if rabbit else found
+
+
+def best_tock(results: dict[str, dict[str, Cell]], cell: str) -> tuple[str, float] | None:
+    higher = CELLS[cell][4]
+    found = [(s, c.value) for s, c in results[cell].items() if s in TOCK and c.value is not None]
+    if not found:
+        return None
+    return (max if higher else min)(found, key=lambda x: x[1])
+
+
+def report(
+    results: dict[str, dict[str, Cell]], args: argparse.Namespace, python: str, took: float
+) -> str:
+    runs = 3 if args.full else args.runs
+    mode = "full" if args.full else "quick" if args.quick else "default"
+    lines = [
+        "# Tock and its peers, side by side",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} with `python bench/compare/run.py"
+        f"{' --full' if args.full else ' --quick' if args.quick else ''}` ({mode} run: "
+        f"{runs} run(s) a cell, the median shown; {took / 60:.0f} minutes), on {machine()}; "
+        f"Python {platform.python_version()}; {servers(python)}; every server on the same "
+        "machine as the workers. Each figure was measured in this one run, the systems "
+        "interleaved. `Tock vs` is how many times better Tock's best figure in that row "
+        "is than the peer's (higher throughput, or shorter time).",
+        "",
+    ]
+    for cell, by_system in results.items():
+        _w, _a, title, unit, higher = CELLS[cell]
+        lines += [f"## {title}", ""]
+        tock = best_tock(results, cell)
+        header = "| system | result | p99 | Tock vs | settings and notes |"
+        lines += [header, "|---|---|---|---|---|"]
+        for system, c in by_system.items():
+            label = SYSTEMS[system][2]
+            p99 = fmt(c.p99_value, unit) if c.p99 else ""
+            vs = "" if system in TOCK else advantage(tock and tock[1], c.value, higher)
+            notes = "; ".join(n for n in dict.fromkeys(c.notes) if n)
+            detail = c.settings + (f" — {notes}" if notes else "")
+            lines.append(f"| {label} | {fmt(c.value, unit)} | {p99} | {vs} | {detail} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, dict[str, Cell]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed here: no chart", file=sys.stderr)
+        return False
+    cells = [c for c in results if any(x.value is not None for x in results[c].values())]
+    fig, axes = plt.subplots(len(cells), 1, figsize=(9, 2.1 + 1.9 * len(cells)))
+    if len(cells) == 1:
+        axes = [axes]
+    for ax, cell in zip(axes, cells, strict=True):
+        _w, _a, title, unit, higher = CELLS[cell]
+        items = [(SYSTEMS[s][2], c.value) for s, c in results[cell].items()]
+        items = [(label, v if v is not None else 0.0) for label, v in items]
+        items.sort(key=lambda x: x[1], reverse=not higher)
+        labels = [label for label, _ in items]
+        values = [v for _, v in items]
+        colors = ["#d9480f" if label.startswith("Tock") else "#868e96" for label in labels]
+        ax.barh(labels, values, color=colors)
+        ax.invert_yaxis()
+        better = "higher is better" if higher else "lower is better"
+        ax.set_title(f"{title} ({unit}, {better})", fontsize=10, loc="left")
+        ax.tick_params(labelsize=8)
+        for i, v in enumerate(values):
+            ax.text(v, i, f" {fmt(v, unit) if v else 'n/a'}", va="center", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full", action="store_true", help="3 runs, N=100,000, d 60 s, e 120 s")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes")
+    parser.add_argument("--runs", type=int, default=1, help="runs per cell (--full: 3)")
+    parser.add_argument("--tock-only", action="store_true", help="Tock's systems only")
+    parser.add_argument("--systems", help="comma-separated names (see systems/__init__.py)")
+    parser.add_argument("--workloads", help="comma-separated: enqueue,drain,latency,...")
+    parser.add_argument("--n", type=int, help="jobs for enqueue and drain")
+    parser.add_argument("--python", help="an interpreter with the peers and Tock installed")
+    parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
+    args = parser.parse_args()
+    runs = 3 if args.full else args.runs
+    python = bench_python(args)
+    size = sizes(args)
+    cells = plan(args)
+    results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
+    started = time.monotonic()
+    for run in range(runs):
+        for k, (cell, systems) in enumerate(cells):
+            shift = (run + k) % len(systems) if systems else 0
+            for system in systems[shift:] + systems[:shift]:
+                workload = CELLS[cell][0]
+                got = run_cell(python, system, cell, size[workload])
+                c = results[cell].setdefault(system, Cell())
+                if got.get("value") is not None:
+                    c.values.append(float(got["value"]))
+                if got.get("p99") is not None:
+                    c.p99.append(float(got["p99"]))
+                c.settings = got.get("settings") or c.settings
+                c.notes.append(got.get("note", ""))
+                unit = CELLS[cell][3]
+                p99 = f", p99 {fmt(got.get('p99'), unit)}" if got.get("p99") is not None else ""
+                note = f"  ({got['note']})" if got.get("note") else ""
+                print(
+                    f"[run {run + 1}/{runs}] {cell:<9} {system:<17} "
+                    f"{fmt(got.get('value'), unit)}{p99}{note}",
+                    flush=True,
+                )
+    # Systems in table order, whatever order they ran in.
+    for cell in results:
+        results[cell] = {s: results[cell][s] for s in SYSTEMS if s in results[cell]}
+    took = time.monotonic() - started
+    text = report(results, args, python, took)
+    print("\n" + text)
+    if not args.no_docs:
+        DOCS.mkdir(exist_ok=True)
+        (DOCS / "benchmarks.md").write_text(text)
+        raw = {
+            cell: {s: c.__dict__ for s, c in by.items()} for cell, by in results.items()
+        }  # fmt: skip
+        (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
+        if chart(results, DOCS / "benchmarks.svg"):
+            print(f"chart: {DOCS / 'benchmarks.svg'}")
+
+
+if __name__ == "__main__":
+    main()
