@@ -166,8 +166,20 @@ def fmt(value: float | None, unit: str) -> str:
     if unit == "jobs/s":
         return f"{value:,.0f}"
     if unit == "s":
-        return f"{value:.1f} s"
+        return f"{value:.2f} s" if value < 1 else f"{value:.1f} s"
     return f"{value:.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def shown(c: Cell, unit: str) -> str:
+    """The result column: the figure, else what happened ("never", "> 30 s", "n/a")."""
+    if c.value is not None:
+        return fmt(c.value, unit)
+    note = next((n for n in c.notes if n), "")
+    if note.startswith("never"):
+        return "never"
+    if note.startswith(">"):
+        return note.split(" (", 1)[0]
+    return "n/a" if note else "—"
 
 
 def advantage(tock: float | None, peer: float | None, higher_better: bool) -> str:
@@ -175,7 +187,7 @@ def advantage(tock: float | None, peer: float | None, higher_better: bool) -> st
     if tock is None or peer is None or tock <= 0 or peer <= 0:
         return "—"
     ratio = tock / peer if higher_better else peer / tock
-    return f"{ratio:.1f}x"
+    return f"{ratio:.1f}x" if ratio >= 0.95 else f"{ratio:.2g}x"
 
 
 def machine() -> str:
@@ -212,23 +224,42 @@ def best_tock(results: dict[str, dict[str, Cell]], cell: str) -> tuple[str, floa
     return (max if higher else min)(found, key=lambda x: x[1])
 
 
-def report(
-    results: dict[str, dict[str, Cell]], args: argparse.Namespace, python: str, took: float
-) -> str:
-    runs = 3 if args.full else args.runs
-    mode = "full" if args.full else "quick" if args.quick else "default"
+def summary(results: dict[str, dict[str, Cell]]) -> list[str]:
+    """Per workload: Tock's best figure against the best peer's."""
+    lines = [
+        "## Summary",
+        "",
+        "| workload | Tock's best | the best peer | Tock vs |",
+        "|---|---|---|---|",
+    ]
+    for cell, by_system in results.items():
+        _w, _a, title, unit, higher = CELLS[cell]
+        tock = best_tock(results, cell)
+        peers = [(s, c.value) for s, c in by_system.items() if s not in TOCK and c.value]
+        peer = (max if higher else min)(peers, key=lambda x: x[1]) if peers else None
+        t = f"{fmt(tock[1], unit)} ({SYSTEMS[tock[0]][2]})" if tock else "—"
+        p = f"{fmt(peer[1], unit)} ({SYSTEMS[peer[0]][2]})" if peer else "none had a figure"
+        vs = advantage(tock and tock[1], peer and peer[1], higher)
+        lines.append(f"| {title} | {t} | {p} | {vs} |")
+    return [*lines, ""]
+
+
+def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
+    flag = {"full": " --full", "quick": " --quick"}.get(meta["mode"], "")
     lines = [
         "# Tock and its peers, side by side",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d} with `python bench/compare/run.py"
-        f"{' --full' if args.full else ' --quick' if args.quick else ''}` ({mode} run: "
-        f"{runs} run(s) a cell, the median shown; {took / 60:.0f} minutes), on {machine()}; "
-        f"Python {platform.python_version()}; {servers(python)}; every server on the same "
-        "machine as the workers. Each figure was measured in this one run, the systems "
-        "interleaved. `Tock vs` is how many times better Tock's best figure in that row "
-        "is than the peer's (higher throughput, or shorter time).",
+        f"Measured {meta['date']} with `python bench/compare/run.py{flag}` ({meta['mode']} "
+        f"run: {meta['runs']} run(s) a cell, the median shown; {meta['minutes']} minutes), "
+        f"on {meta['machine']}; Python {meta['python']}; {meta['servers']}; every server on "
+        "the same machine as the workers. Each figure was measured in this one run, the "
+        "systems interleaved. `Tock vs` is how many times better Tock's best figure in that "
+        "row is than the peer's (higher throughput, or shorter time). The chart: "
+        "[benchmarks.svg](benchmarks.svg); the raw figures: "
+        "[benchmarks.json](benchmarks.json).",
         "",
     ]
+    lines += summary(results)
     for cell, by_system in results.items():
         _w, _a, title, unit, higher = CELLS[cell]
         lines += [f"## {title}", ""]
@@ -241,12 +272,13 @@ def report(
             vs = "" if system in TOCK else advantage(tock and tock[1], c.value, higher)
             notes = "; ".join(n for n in dict.fromkeys(c.notes) if n)
             detail = c.settings + (f" — {notes}" if notes else "")
-            lines.append(f"| {label} | {fmt(c.value, unit)} | {p99} | {vs} | {detail} |")
+            lines.append(f"| {label} | {shown(c, unit)} | {p99} | {vs} | {detail} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def chart(results: dict[str, dict[str, Cell]], path: Path) -> bool:
+    """Draw with matplotlib (in the benchmark's environment: ``chart_main``)."""
     try:
         import matplotlib
 
@@ -261,22 +293,50 @@ def chart(results: dict[str, dict[str, Cell]], path: Path) -> bool:
         axes = [axes]
     for ax, cell in zip(axes, cells, strict=True):
         _w, _a, title, unit, higher = CELLS[cell]
-        items = [(SYSTEMS[s][2], c.value) for s, c in results[cell].items()]
-        items = [(label, v if v is not None else 0.0) for label, v in items]
-        items.sort(key=lambda x: x[1], reverse=not higher)
+        # Worst at the top, best at the bottom; no figure ("never", "> 30 s", "n/a")
+        # counts as the worst, with what happened written beside it.
+        present = [(SYSTEMS[s][2], c) for s, c in results[cell].items() if c.value is not None]
+        present.sort(key=lambda x: x[1].value or 0.0, reverse=not higher)
+        missing = [(SYSTEMS[s][2], c) for s, c in results[cell].items() if c.value is None]
+        items = missing + present
         labels = [label for label, _ in items]
-        values = [v for _, v in items]
+        values = [c.value or 0.0 for _, c in items]
         colors = ["#d9480f" if label.startswith("Tock") else "#868e96" for label in labels]
         ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         better = "higher is better" if higher else "lower is better"
         ax.set_title(f"{title} ({unit}, {better})", fontsize=10, loc="left")
         ax.tick_params(labelsize=8)
-        for i, v in enumerate(values):
-            ax.text(v, i, f" {fmt(v, unit) if v else 'n/a'}", va="center", fontsize=7)
+        for i, (_label, c) in enumerate(items):
+            ax.text(c.value or 0.0, i, f" {shown(c, unit)}", va="center", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Date": None})  # the same figures make the same file
     return True
+
+
+def load(path: Path) -> tuple[dict[str, dict[str, Cell]], dict[str, Any]]:
+    raw = json.loads(path.read_text())
+    meta = raw.pop("_meta", {})
+    return {cell: {s: Cell(**c) for s, c in by.items()} for cell, by in raw.items()}, meta
+
+
+def write(results: dict[str, dict[str, Cell]], meta: dict[str, Any], python: str) -> None:
+    """docs/benchmarks.md, .json, and the chart (drawn by the benchmark's interpreter,
+    which has matplotlib)."""
+    text = report(results, meta)
+    print("\n" + text)
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "benchmarks.md").write_text(text)
+    raw: dict[str, Any] = {
+        cell: {s: c.__dict__ for s, c in by.items()} for cell, by in results.items()
+    }
+    raw["_meta"] = meta
+    (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
+    done = subprocess.run(
+        [python, str(Path(__file__)), "--_chart", str(DOCS / "benchmarks.json")], check=False
+    )
+    if done.returncode == 0:
+        print(f"chart: {DOCS / 'benchmarks.svg'}")
 
 
 def main() -> None:
@@ -292,7 +352,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="jobs for enqueue and drain")
     parser.add_argument("--python", help="an interpreter with the peers and Tock installed")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
+    parser.add_argument(
+        "--from-json", action="store_true", help="write the docs again from docs/benchmarks.json"
+    )
+    parser.add_argument("--_chart", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._chart:
+        results, _meta = load(Path(args._chart))
+        raise SystemExit(0 if chart(results, Path(args._chart).with_suffix(".svg")) else 1)
+    if args.from_json:
+        results, meta = load(DOCS / "benchmarks.json")
+        write(results, meta, bench_python(args))
+        return
     runs = 3 if args.full else args.runs
     python = bench_python(args)
     size = sizes(args)
@@ -324,17 +395,19 @@ def main() -> None:
     for cell in results:
         results[cell] = {s: results[cell][s] for s in SYSTEMS if s in results[cell]}
     took = time.monotonic() - started
-    text = report(results, args, python, took)
-    print("\n" + text)
-    if not args.no_docs:
-        DOCS.mkdir(exist_ok=True)
-        (DOCS / "benchmarks.md").write_text(text)
-        raw = {
-            cell: {s: c.__dict__ for s, c in by.items()} for cell, by in results.items()
-        }  # fmt: skip
-        (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
-        if chart(results, DOCS / "benchmarks.svg"):
-            print(f"chart: {DOCS / 'benchmarks.svg'}")
+    meta = {
+        "date": f"{datetime.now(UTC):%Y-%m-%d}",
+        "mode": "full" if args.full else "quick" if args.quick else "default",
+        "runs": runs,
+        "minutes": round(took / 60),
+        "machine": machine(),
+        "python": platform.python_version(),
+        "servers": servers(python),
+    }
+    if args.no_docs:
+        print("\n" + report(results, meta))
+    else:
+        write(results, meta, python)
 
 
 if __name__ == "__main__":
