@@ -1176,22 +1176,20 @@ class PostgresStore:
     def schedule_set_paused(
         self, name: str, paused: bool, *, now: datetime | None
     ) -> ScheduleRecord:
-        with self._conn() as conn:
-            row = conn.execute(
-                self.Q["schedule_set_paused"],
-                {"name": name, "paused": bool(paused), "now": _now(now)},
-            ).fetchone()
-        if row is None:
-            raise ScheduleNotFound(name)
-        return _schedule(row)
+        return self._schedule_flag("paused", name, paused, now)
 
     def schedule_set_enabled(
         self, name: str, enabled: bool, *, now: datetime | None
     ) -> ScheduleRecord:
+        return self._schedule_flag("enabled", name, enabled, now)
+
+    def _schedule_flag(
+        self, flag: str, name: str, value: bool, now: datetime | None
+    ) -> ScheduleRecord:
+        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
         with self._conn() as conn:
             row = conn.execute(
-                self.Q["schedule_set_enabled"],
-                {"name": name, "enabled": bool(enabled), "now": _now(now)},
+                self.Q[f"schedule_set_{flag}"], {"name": name, flag: bool(value), "now": _now(now)}
             ).fetchone()
         if row is None:
             raise ScheduleNotFound(name)

@@ -915,25 +915,24 @@ class SQLiteStore:
     def schedule_set_paused(
         self, name: str, paused: bool, *, now: datetime | None
     ) -> ScheduleRecord:
-        with self._write() as conn:
-            row = conn.execute(
-                Q["schedule_set_paused"], {"name": name, "paused": int(paused), "now": to_us(now)}
-            ).fetchall()
-        if not row:
-            raise ScheduleNotFound(name)
-        return _schedule(row[0])
+        return self._schedule_flag("paused", name, paused, now)
 
     def schedule_set_enabled(
         self, name: str, enabled: bool, *, now: datetime | None
     ) -> ScheduleRecord:
+        return self._schedule_flag("enabled", name, enabled, now)
+
+    def _schedule_flag(
+        self, flag: str, name: str, value: bool, now: datetime | None
+    ) -> ScheduleRecord:
+        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
         with self._write() as conn:
-            row = conn.execute(
-                Q["schedule_set_enabled"],
-                {"name": name, "enabled": int(enabled), "now": to_us(now)},
+            rows = conn.execute(
+                Q[f"schedule_set_{flag}"], {"name": name, flag: int(value), "now": to_us(now)}
             ).fetchall()
-        if not row:
+        if not rows:
             raise ScheduleNotFound(name)
-        return _schedule(row[0])
+        return _schedule(rows[0])
 
     def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
         with self._write() as conn:
