@@ -28,7 +28,7 @@ from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobStatus, NewJob
 from tock.schedules import Trigger, plan_fires, trigger_from_json
 from tock.store import Fire, ScheduleRecord, Store
-from tock.tasks import Task
+from tock.tasks import Task, _Overrides
 
 log = logging.getLogger("tock.scheduler")
 
@@ -192,18 +192,5 @@ def job_for_fire(task: Task[Any, Any], record: ScheduleRecord, fire_at: datetime
     """The job of one fire: the task's options, the schedule's arguments, queue and
     priority; due at the fire time (so it runs before work enqueued after it), or now for
     a manual trigger (``fire_at`` None)."""
-    opts = task.options
-    return NewJob(
-        task=task.name,
-        args=record.args,
-        kwargs=record.kwargs,
-        queue=record.queue or opts.queue,
-        priority=opts.priority if record.priority is None else record.priority,
-        retries=opts.retries,
-        retry_backoff=opts.retry_backoff,
-        retry_on=task._retry_on_names,
-        timeout=opts.timeout,
-        at_most_once=opts.at_most_once,
-        max_rescues=opts.max_rescues,
-        run_at=fire_at,
-    )
+    overrides = _Overrides(queue=record.queue, priority=record.priority, run_at=fire_at)
+    return task._job_template(overrides, record.args, record.kwargs)
