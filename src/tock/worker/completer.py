@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,22 +17,22 @@ MAX_BACKOFF = 3600.0  # DESIGN: backoff doubles per retry, capped at 1 h, jitter
 
 
 class Completions:
-    """A thread-safe buffer: executors add outcomes, the claimer drains them per batch."""
+    """A thread-safe buffer: executor threads add outcomes, the claimer (its one reader)
+    drains them per batch."""
 
     def __init__(self, on_add: Callable[[], None]) -> None:
-        self._items: list[Outcome] = []
-        self._lock = threading.Lock()
+        # A deque: append and popleft are atomic, so adding takes no lock and the
+        # threads that finish jobs never wait for one another here.
+        self._items: deque[Outcome] = deque()
         self._on_add = on_add
 
     def add(self, outcome: Outcome) -> None:
-        with self._lock:
-            self._items.append(outcome)
+        self._items.append(outcome)
         self._on_add()
 
     def drain(self) -> list[Outcome]:
-        with self._lock:
-            items, self._items = self._items, []
-        return items
+        items = self._items
+        return [items.popleft() for _ in range(len(items))]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -44,7 +44,7 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Running]] = []
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._seq = 0
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -95,7 +95,7 @@ class Executor:
         self._ready: deque[JobRecord] = deque()
         self._running: dict[int, _Running] = {}
         self._busy = 0  # slots held: sync and async together
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._stopping = False
         self._rng = random.Random()
         self._watchdog = _Watchdog()
@@ -149,8 +149,12 @@ class Executor:
         """Stop starting jobs; return the claimed ones that never started."""
         with self._cond:
             self._stopping = True
-            jobs = list(self._ready)
-            self._ready.clear()
+            jobs = []
+            while self._ready:  # one at a time: threads pop without the lock
+                try:
+                    jobs.append(self._ready.popleft())
+                except IndexError:
+                    break
             self._cond.notify_all()
         return jobs
 
@@ -187,16 +191,9 @@ class Executor:
     # -- running -----------------------------------------------------------------
 
     def _thread_main(self) -> None:
-        cond = self._cond
         ready = self._ready
-        while True:
-            with cond:
-                while not ready or self._busy >= self.concurrency:
-                    if self._stopping and not ready:
-                        return
-                    cond.wait()
-                job = ready.popleft()
-                self._busy += 1
+        job = self._next()
+        while job is not None:
             task = self.tasks.get(job.task)
             if task is None:
                 self._finish(
@@ -208,10 +205,39 @@ class Executor:
                         "(is the module that defines it imported by the --app?)",
                     ),
                 )
+                job = self._next()
             elif task.is_async:
-                self._start_async(job, task)
+                self._start_async(job, task)  # its slot is held on the event loop
+                job = self._next()
             else:
-                self._finish(job, self._run_sync(job, task))
+                self.completions.add(self._run_sync(job, task))
+                if self._running:
+                    self._running.pop(job.id, None)
+                self._on_slot_free()
+                # The usual case: the next ready job takes this slot over, without a
+                # lock (deque.popleft is atomic), so threads running short jobs never
+                # queue for one another.
+                try:
+                    job = None if self._stopping else ready.popleft()
+                except IndexError:
+                    job = None
+                if job is None:
+                    job = self._next(done=True)
+
+    def _next(self, done: bool = False) -> JobRecord | None:
+        """Wait for a ready job and a free slot (freeing this thread's, if ``done``);
+        None once the executor stops."""
+        cond = self._cond
+        ready = self._ready
+        with cond:
+            if done:
+                self._busy -= 1
+            while not ready or self._busy >= self.concurrency:
+                if self._stopping and not ready:
+                    return None
+                cond.wait()
+            self._busy += 1
+            return ready.popleft()
 
     def _context(self, job: JobRecord, task: Task[Any, Any]) -> Context | None:
         if not task.options.takes_context:

@@ -139,7 +139,9 @@ class Worker:
         self.scheduler = Scheduler(self.store, self.clock, app.tasks, self.config.scheduler)
 
     def _wake_claimer(self) -> None:
-        self.claimer.wake.set()
+        wake = self.claimer.wake
+        if not wake.is_set():  # set() takes a lock: every finished job calls this
+            wake.set()
 
     # -- running -----------------------------------------------------------------
 

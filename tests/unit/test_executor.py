@@ -1,0 +1,199 @@
+"""The executor on its own, without a store: slots, hand-over between jobs, shutdown.
+
+Threads hand a slot from one job to the next without a lock (the ready deque's
+``popleft`` is atomic); these tests check what that must never break: each claimed job
+starts once, at most ``concurrency`` run at once (async ones included), and jobs handed
+back at shutdown are exactly the ones that never started. Real threads, so they wait on
+events and never assert durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tock import Tock
+from tock.jobs import JobRecord, JobStatus, OutcomeKind
+from tock.worker.completer import Completions
+from tock.worker.executor import Executor
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+WAIT = 30.0  # seconds: a safety net for a hung test, never a measurement
+
+
+def record(job_id: int, task: str, *args: Any) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        task=task,
+        status=JobStatus.RUNNING,
+        queue="default",
+        priority=0,
+        args=list(args),
+        kwargs={},
+        run_at=T0,
+        created_at=T0,
+        attempts=1,
+        claim_token=7,
+    )
+
+
+class Harness:
+    """An executor, the outcomes it reports and a count of slot wake-ups."""
+
+    def __init__(self, app: Tock, concurrency: int) -> None:
+        self.completions = Completions(on_add=lambda: None)
+        self.wakes = 0
+        self.executor = Executor(dict(app.tasks), concurrency, self.completions, self._woken)
+
+    def _woken(self) -> None:
+        self.wakes += 1
+
+    def outcomes(self, n: int) -> list[Any]:
+        """Wait until ``n`` outcomes are reported; return them."""
+        got: list[Any] = []
+        deadline = threading.Event()
+        for _ in range(int(WAIT / 0.01)):
+            got += self.completions.drain()
+            if len(got) >= n:
+                return got
+            deadline.wait(0.01)
+        raise AssertionError(f"only {len(got)} of {n} outcomes within {WAIT} s")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Tock]:
+    app = Tock(f"sqlite:///{tmp_path / 'tock.db'}")
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def harness(app: Tock) -> Iterator[Callable[[int], Harness]]:
+    made: list[Harness] = []
+
+    def make(concurrency: int) -> Harness:
+        h = Harness(app, concurrency)
+        made.append(h)
+        h.executor.start()
+        return h
+
+    yield make
+    for h in made:
+        h.executor.take_unstarted()
+        h.executor.stop()
+
+
+def test_many_short_jobs_each_run_once_on_every_thread(
+    app: Tock, harness: Callable[[int], Harness]
+) -> None:
+    ran: Counter[int] = Counter()
+    threads: set[str] = set()
+
+    @app.task(name="short")
+    def short(i: int) -> int:
+        ran[i] += 1
+        threads.add(threading.current_thread().name)
+        return i
+
+    h = harness(4)
+    n = 20_000
+    for lo in range(0, n, 1_000):
+        h.executor.submit([record(i, "short", i) for i in range(lo, lo + 1_000)])
+    outcomes = h.outcomes(n)
+    assert sorted(o.job_id for o in outcomes) == list(range(n))
+    assert all(o.kind is OutcomeKind.SUCCEEDED for o in outcomes)
+    assert set(ran.values()) == {1} and len(ran) == n
+    assert h.executor.wait_idle(WAIT)
+    assert h.executor.held == 0 and h.executor.free == 4
+    assert h.wakes >= 1  # the claimer hears of freed slots
+
+
+def test_sync_and_async_jobs_together_never_exceed_the_slots(
+    app: Tock, harness: Callable[[int], Harness]
+) -> None:
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    release = threading.Event()
+
+    def enter() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+
+    def leave() -> None:
+        nonlocal running
+        with lock:
+            running -= 1
+
+    @app.task(name="blocking")
+    def blocking() -> None:
+        enter()
+        release.wait(WAIT)
+        leave()
+
+    @app.task(name="waiting")
+    async def waiting() -> None:
+        enter()
+        await asyncio.to_thread(release.wait, WAIT)
+        leave()
+
+    @app.task(name="quick")
+    def quick() -> None:
+        enter()
+        leave()
+
+    h = harness(3)
+    jobs = []
+    for i in range(60):
+        task = ("blocking", "waiting", "quick")[i % 3]
+        jobs.append(record(i, task))
+    h.executor.submit(jobs)
+    # Three slots fill with jobs that wait; the rest wait for a slot.
+    for _ in range(int(WAIT / 0.01)):
+        with lock:
+            if running == 3:
+                break
+        release.wait(0.01)
+    assert h.executor.free == 0
+    assert h.executor.held + len(h.completions) == 60  # a quick job may have run first
+    with lock:
+        assert running == 3
+    release.set()
+    h.outcomes(60)
+    assert most == 3
+
+
+def test_jobs_handed_back_at_shutdown_are_exactly_those_that_never_started(
+    app: Tock, harness: Callable[[int], Harness]
+) -> None:
+    started: Counter[int] = Counter()
+    halfway = threading.Event()
+
+    @app.task(name="count")
+    def count(i: int) -> None:
+        started[i] += 1
+        if len(started) == 5_000:
+            halfway.set()
+
+    h = harness(4)
+    n = 20_000
+    h.executor.submit([record(i, "count", i) for i in range(n)])
+    assert halfway.wait(WAIT)
+    unstarted = h.executor.take_unstarted()  # while the threads are still taking jobs
+    assert h.executor.wait_idle(WAIT)
+    outcomes = h.completions.drain()
+    ran = {o.job_id for o in outcomes}
+    back = {j.id for j in unstarted}
+    assert ran == set(started) and set(started.values()) == {1}
+    assert not ran & back
+    assert ran | back == set(range(n))
+    assert h.executor.held == 0
