@@ -26,6 +26,8 @@ pytestmark = pytest.mark.slow
         (["--concurrency", "0"], ["concurrency", ">= 1"]),
         (["--concurrency", "-2"], ["concurrency", ">= 1"]),
         (["--prefetch", "-1"], ["prefetch"]),
+        (["--claimers", "0"], ["claimers", "from 1 to 4"]),
+        (["--claimers", "5"], ["claimers", "from 1 to 4"]),
         (["--shutdown-grace", "-1"], ["shutdown_grace"]),
     ],
 )
@@ -51,6 +53,16 @@ def test_burst_runs_jobs_to_completion(project: Project) -> None:
     assert bad.refresh().status is JobStatus.FAILED
     assert "worker" in done.stderr and "started" in done.stderr  # logging at INFO on stderr
     assert done.stdout == ""
+
+
+def test_burst_with_two_claimers(project: Project) -> None:
+    mod = project.mod
+    adds = mod.add.enqueue_many([(i, 1) for i in range(300)])
+    done = run_cli(
+        project, "--app", "cliapp:app", "worker", "--burst", "--claimers", "2", "--prefetch", "50"
+    )
+    assert done.returncode == 0, done.stderr
+    assert [job.refresh().result() for job in adds] == [i + 1 for i in range(300)]
 
 
 def test_burst_serves_only_its_queues(project: Project) -> None:

@@ -73,8 +73,13 @@ def test_workers_ride_out_the_loss_of_every_session(
     reconnects (LISTEN too), takes its token again and goes on: no worker exits, no job
     is rescued (no live worker is declared dead), every job succeeds once, and each
     worker's log says once per outage that it lost the connection and once that it is
-    back, with none of the pool's own warnings."""
-    workers = [cluster.start_worker(f"w{i}", cli_worker("--concurrency", "10")) for i in range(3)]
+    back, with none of the pool's own warnings. One worker runs two claimers."""
+    workers = [
+        cluster.start_worker(
+            f"w{i}", cli_worker("--concurrency", "10", *(("--claimers", "2") if i == 0 else ()))
+        )
+        for i in range(3)
+    ]
     cluster.wait_for(
         "three workers", lambda: all(cluster.worker_row(w) is not None for w in workers), 60
     )

@@ -39,7 +39,7 @@ def registered(cluster: Cluster, *workers: WorkerProcess) -> bool:
 def test_sigkill_one_of_three_workers_loses_no_job(cluster: Cluster) -> None:
     """5,000 jobs (20,000 on PostgreSQL), three workers, one killed while it runs jobs:
     at-least-once jobs all succeed, at-most-once jobs succeed or end lost and never
-    start twice."""
+    start twice. Two of the workers run two claimers."""
     rng = random.Random(20300101)
     # PostgreSQL: four times the jobs, each shorter and more at once, in about the time.
     rounds, ms, concurrency = (
@@ -54,8 +54,13 @@ def test_sigkill_one_of_three_workers_loses_no_job(cluster: Cluster) -> None:
             [(rng.randint(*ms), f"a{r}-{i}") for i in range(100)],
         )
         enqueue(cluster, "crash.once", [(rng.randint(*ms), f"o{r}-{i}") for i in range(25)])
+    # Two of them (the victim among them) claim with two transactions in flight.
+    lanes = ("--claimers", "2", "--prefetch", "50")
     workers = [
-        cluster.start_worker(f"w{i}", cli_worker("--concurrency", concurrency)) for i in range(3)
+        cluster.start_worker(
+            f"w{i}", cli_worker("--concurrency", concurrency, *(lanes if i < 2 else ()))
+        )
+        for i in range(3)
     ]
     cluster.wait_for("three workers", lambda: registered(cluster, *workers), 60)
     victim = workers[0]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tock import Context, JobFailed, JobStatus, Tock
+from tock import ConfigurationError, Context, JobFailed, JobStatus, Tock
 from tock.jobs import NewJob
 from tock.worker.worker import Worker, WorkerConfig
 
@@ -323,6 +323,39 @@ def test_concurrency_cap_counts_sync_and_async_together(real_app: Tock) -> None:
     with running_worker(real_app, concurrency=3, prefetch=4):
         assert [j.result(timeout=WAIT) for j in jobs] == list(range(12))
     assert 1 <= state["max"] <= 3
+
+
+def test_two_claimers_run_each_job_once_and_hold_no_more_than_allowed(real_app: Tock) -> None:
+    lock = threading.Lock()
+    seen: list[int] = []
+    held: list[int] = []
+    holder: list[Worker] = []
+
+    def record(i: int) -> int:
+        with lock:
+            seen.append(i)
+            if holder:
+                held.append(holder[0].executor.held)
+        return i
+
+    t = real_app.task(name="w.record")(record)
+    jobs = t.enqueue_many([(i,) for i in range(2_000)])
+    with running_worker(real_app, concurrency=3, prefetch=40, claimers=2) as worker:
+        holder.append(worker)
+        wait_for(lambda: len(seen) == len(jobs), "every job to run")
+        wait_for(
+            lambda: all(j.refresh().status is JobStatus.SUCCEEDED for j in jobs[-50:]),
+            "the last outcomes to be written",
+        )
+    assert sorted(seen) == list(range(2_000))  # each once
+    assert max(held) <= 3 + 40  # the two claimers share concurrency + prefetch
+    assert [j.refresh().result() for j in jobs[::97]] == list(range(0, 2_000, 97))
+
+
+@pytest.mark.parametrize("claimers", [0, 5, True, "2", 1.5])
+def test_bad_claimers_are_refused(claimers: Any) -> None:
+    with pytest.raises(ConfigurationError, match="claimers must be a whole number from 1 to 4"):
+        WorkerConfig(claimers=claimers)
 
 
 def test_graceful_stop_hands_back_unstarted_jobs(real_app: Tock) -> None:

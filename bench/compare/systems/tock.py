@@ -24,6 +24,7 @@ from common import Marks, Procs, measurement, result
 
 DEFAULTS = ("--concurrency", "10", "--prefetch", "10")
 THROUGHPUT = ("--concurrency", "4", "--prefetch", "1000")
+PG_THROUGHPUT = (*THROUGHPUT, "--claimers", "2")  # README: on PostgreSQL, two claimers
 BATCH = 10_000  # enqueue_many batch, as bench_sqlite.py and bench_postgres.py
 
 
@@ -64,7 +65,9 @@ def enqueue(app, n: int) -> None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     args = common.parse_args(options)
-    flags = THROUGHPUT if args.throughput else DEFAULTS
+    flags = DEFAULTS
+    if args.throughput:
+        flags = PG_THROUGHPUT if args.store == "postgres" else THROUGHPUT
     settings = f"{args.store}; tock worker {' '.join(flags)}"
     with store_url(args.store) as url, measurement() as (marks, procs):
         app = app_for(url)

@@ -45,6 +45,13 @@ log = logging.getLogger("tock.worker")
     show_default=True,
     help="Claimed jobs that may wait for a free slot.",
 )
+@click.option(
+    "--claimers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Claim transactions in flight at once (PostgreSQL: 2 with a big --prefetch).",
+)
 @click.option("--burst", is_flag=True, help="Exit once no job is due and none is held.")
 @click.option(
     "--shutdown-grace",
@@ -65,6 +72,7 @@ def worker(
     queue_options: tuple[str, ...],
     concurrency: int,
     prefetch: int,
+    claimers: int,
     burst: bool,
     shutdown_grace: float,
     log_level: str,
@@ -80,6 +88,7 @@ def worker(
         queues=parse_queues(queue_options),
         concurrency=concurrency,
         prefetch=prefetch,
+        claimers=claimers,
         shutdown_grace=shutdown_grace,
         burst=burst,
     )

@@ -5,6 +5,11 @@ free slots plus the prefetch, in one transaction (DESIGN: the hot path touches t
 database once per batch). When there is nothing to do it sleeps until woken: by a slot
 freeing, by the store's watch (SQLite: ``PRAGMA data_version`` every ~20 ms), or by the
 next delayed job coming due.
+
+With ``lanes`` > 1 that many threads take turns at once, each on a connection of its
+own: while one turn waits for the database, another's jobs are decoded and handed to
+the executor. Each lane claims at most its share of the free room, reserved before its
+claim, so together they never hold more than ``concurrency + prefetch`` jobs.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class Claimer:
         queues: Sequence[str],
         prefetch: int,
         burst: bool = False,
+        lanes: int = 1,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -49,22 +55,31 @@ class Claimer:
         self.queues = list(queues)
         self.prefetch = prefetch
         self.burst = burst
+        self.lanes = lanes
         self.wake = threading.Event()
         self._claiming = True
         self._stopped = threading.Event()
         self._drained = threading.Event()  # burst mode: nothing due and nothing held
-        self._thread: threading.Thread | None = None
-        self._retry = 0.0  # the current backoff; 0: the last turn worked
+        self._threads: list[threading.Thread] = []
+        # Guards what the lanes share: the claims below, the room reserved by claims in
+        # flight, and the flag of an unsure claim.
+        self._lock = threading.Lock()
         # Claim token -> jobs of that claim whose outcome is not written yet: a job
         # running in this worker's name under any other token was never received.
         self._claims: Counter[int] = Counter()
+        self._reserved = 0  # jobs that claims in flight may bring
+        self._reserved_free = 0  # of which into slots that start at once
+        self._in_flight = 0  # claims sent and not yet answered
         self._unsure = False  # a claim failed: it may have committed all the same
         self._warned = False  # said that the store does not answer
         self.error: BaseException | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="tock-claimer", daemon=True)
-        self._thread.start()
+        for i in range(self.lanes):
+            name = "tock-claimer" if self.lanes == 1 else f"tock-claimer-{i}"
+            thread = threading.Thread(target=self._run, args=(i == 0,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop_claiming(self) -> None:
         self._claiming = False
@@ -76,19 +91,23 @@ class Claimer:
         self._claiming = False
         self._stopped.set()
         self.wake.set()
-        thread = self._thread
-        while thread is not None and thread.is_alive():
-            thread.join(0.1)
-            if give_up is not None and give_up.is_set() and thread.is_alive():
-                thread.join(1.0)  # one last chance to write
-                return not thread.is_alive()
+        for thread in self._threads:
+            while thread.is_alive():
+                thread.join(0.1)
+                if give_up is not None and give_up.is_set() and thread.is_alive():
+                    thread.join(1.0)  # one last chance to write
+                    if thread.is_alive():
+                        return False
+                    break
         return True
 
     def wait_drained(self, timeout: float | None = None) -> bool:
         return self._drained.wait(timeout)
 
-    def _run(self) -> None:
-        watch = self.store.job_watch(self.wake.set)
+    def _run(self, watching: bool) -> None:
+        # One watch wakes every lane: they wait on the same event.
+        watch = self.store.job_watch(self.wake.set) if watching else None
+        retry = 0.0  # this lane's backoff; 0: its last turn worked
         try:
             while True:
                 stopping = self._stopped.is_set()
@@ -101,10 +120,10 @@ class Claimer:
                     if not isinstance(exc, ConnectionLost) and not self._warned:
                         log.warning("cannot reach the store (%s); will keep retrying", exc)
                         self._warned = True
-                    self._retry = min(max(self._retry * 2, RETRY_MIN), RETRY_MAX)
-                    self.wake.wait(self._retry)
+                    retry = min(max(retry * 2, RETRY_MIN), RETRY_MAX)
+                    self.wake.wait(retry)
                     continue
-                self._retry = 0.0
+                retry = 0.0
                 if self._warned:
                     log.info("the store answers again")
                     self._warned = False
@@ -113,26 +132,37 @@ class Claimer:
                 if not busy:
                     self.wake.wait(self._idle_timeout())
         finally:
-            watch.close()
+            if watch is not None:
+                watch.close()
 
     def _turn(self) -> bool:
         """One transaction at most (two after a failed claim); True if there may be
         more to do right away."""
         if self._unsure:
-            self._hand_back_unreceived()
+            with self._lock:  # no claim starts meanwhile; none is in flight
+                if self._unsure and not self._in_flight:
+                    self._hand_back_unreceived()
         outcomes = self.completions.drain()
         executor = self.executor
-        want = executor.concurrency + self.prefetch - executor.held
+        want = free = 0
+        if self._claiming:
+            with self._lock:
+                room = executor.concurrency + self.prefetch
+                share = -(-room // self.lanes)
+                want = min(share, room - executor.held - self._reserved)
+                if want > 0:
+                    free = max(0, min(want, executor.free - self._reserved_free))
+                    self._reserved += want
+                    self._reserved_free += free
+                    self._in_flight += 1
         claimed = []
-        claiming = False
         try:
-            if self._claiming and want > 0:
-                claiming = True
+            if want > 0:
                 claimed = self.store.job_claim_batch(
                     worker_id=self.worker_id,
                     queues=self.queues,
                     limit=want,
-                    free=executor.free,
+                    free=free,
                     now=self.clock.db_now(),
                     completed=outcomes,
                 )
@@ -144,24 +174,38 @@ class Claimer:
             # was lost (the connection dropped after its commit) holds jobs we never got.
             for outcome in outcomes:
                 self.completions.add(outcome)
-            self._unsure = self._unsure or claiming
+            if want > 0:
+                with self._lock:
+                    self._unsure = True
+                    self._release(want, free)
             raise
-        claims = self._claims
-        for outcome in outcomes:
-            if claims[outcome.token] <= 1:
-                claims.pop(outcome.token, None)
-            else:
-                claims[outcome.token] -= 1
-        if claimed:
+        with self._lock:
+            claims = self._claims
+            for outcome in outcomes:
+                if claims[outcome.token] <= 1:
+                    claims.pop(outcome.token, None)
+                else:
+                    claims[outcome.token] -= 1
             for job in claimed:
                 if job.claim_token is not None:
                     claims[job.claim_token] += 1
-            executor.submit(claimed)
+        if claimed:
+            executor.submit(claimed)  # before the reservation goes: held covers them
             self._drained.clear()
+        if want > 0:
+            with self._lock:
+                self._release(want, free)
+        if claimed:
             return len(claimed) == want
-        if self.burst and executor.held == 0 and not len(self.completions):
+        if self.burst and executor.held == 0 and not len(self.completions) and not self._reserved:
             self._drained.set()
         return False
+
+    def _release(self, want: int, free: int) -> None:
+        """A claim is answered (or failed): its reserved room goes (hold ``_lock``)."""
+        self._reserved -= want
+        self._reserved_free -= free
+        self._in_flight -= 1
 
     def _hand_back_unreceived(self) -> None:
         """After a failed claim: jobs running in this worker's name under a claim token

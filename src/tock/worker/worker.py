@@ -48,11 +48,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("tock.worker")
 
 
+MAX_CLAIMERS = 4  # each holds a connection of the store's pool (10 on PostgreSQL)
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     queues: tuple[str, ...] = ("default",)
     concurrency: int = 10  #: jobs running at once in this process, sync and async together
     prefetch: int = 10  #: claimed jobs that may wait for a slot
+    claimers: int = 1  #: claim transactions in flight at once, each on its own connection
     shutdown_grace: float = 30.0
     heartbeat_interval: float = 2.0
     rescuer: RescuerConfig = field(default_factory=RescuerConfig)
@@ -82,6 +86,14 @@ class WorkerConfig:
             or self.prefetch < 0
         ):
             raise ConfigurationError(f"prefetch must be a whole number >= 0, not {self.prefetch!r}")
+        if (
+            isinstance(self.claimers, bool)
+            or not isinstance(self.claimers, int)
+            or not 1 <= self.claimers <= MAX_CLAIMERS
+        ):
+            raise ConfigurationError(
+                f"claimers must be a whole number from 1 to {MAX_CLAIMERS}, not {self.claimers!r}"
+            )
         v.seconds("shutdown_grace", self.shutdown_grace, allow_zero=True)
 
 
@@ -117,6 +129,7 @@ class Worker:
             queues=self.config.queues,
             prefetch=self.config.prefetch,
             burst=self.config.burst,
+            lanes=self.config.claimers,
         )
         self.info = WorkerInfo(
             id=self.id,
@@ -267,6 +280,7 @@ def run_worker(
     queues: Sequence[str] = ("default",),
     concurrency: int = 10,
     prefetch: int = 10,
+    claimers: int = 1,
     burst: bool = False,
     shutdown_grace: float = 30.0,
 ) -> Worker:
@@ -276,6 +290,7 @@ def run_worker(
             queues=tuple(queues),
             concurrency=concurrency,
             prefetch=prefetch,
+            claimers=claimers,
             burst=burst,
             shutdown_grace=shutdown_grace,
         ),
