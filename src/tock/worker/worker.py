@@ -1,8 +1,9 @@
 """A worker process: claims jobs from its queues and runs them.
 
-Threads: the claimer (claim + complete, one transaction a turn), the executor's
-``concurrency`` threads and its event loop, the heartbeat, and the duties (scheduler,
-rescuer, pruner, vacuumer) that every worker runs until leader election lands. At start-up
+Threads: the claimer (claim + complete, one transaction a turn; with ``claimers`` > 1,
+that many turns in flight at once), the executor's ``concurrency`` threads and its event
+loop, the heartbeat, and the duties (scheduler, rescuer, pruner, vacuumer) that every
+worker runs until leader election lands. At start-up
 the worker writes the app's code schedules (``@app.periodic``) to the store.
 
 Shutdown (SIGTERM or SIGINT): stop claiming, hand back claimed jobs that never started
