@@ -244,6 +244,84 @@ def summary(results: dict[str, dict[str, Cell]]) -> list[str]:
     return [*lines, ""]
 
 
+#: Why Tock's best figure trails the best peer's, and what would close the gap: shown
+#: under the summary for each workload Tock does not lead in a run.
+BEHIND: dict[str, str] = {
+    "latency": (
+        "Tock commits (fsyncs) a job before `enqueue` returns, and the worker commits its "
+        "claim before the job starts; the Redis here keeps nothing on disk and Huey "
+        "acknowledges nothing. An asynchronous commit for claims would save one fsync, at "
+        "a price DESIGN must decide: a claim lost with a server crash runs its jobs again "
+        "(at-least-once jobs may; at-most-once ones must not). The enqueue's own fsync "
+        "stays, and with it most of the gap to a store that does not write to disk."
+    ),
+    "periodic": (
+        "The scheduler wakes at the fire time, then inserts and commits the job, and the "
+        "worker, woken by NOTIFY, claims and commits it: two commits after the fire. "
+        "Inserting each fire's job a little before its time (it is due at the fire time "
+        "all the same; the worker already sleeps until the next due job) would take both "
+        "out of the delay. Celery beat's figure is measured from its own previous send "
+        "plus a second, so its drift is not in it."
+    ),
+    "recovery": (
+        "DESIGN's death rule: a worker is dead once its liveness lock is free *and* its "
+        "heartbeat is two intervals (~4 s) old, so that a database restart, which drops "
+        "every session, does not bury live workers; RabbitMQ hands a dead consumer's "
+        "messages on the moment its connection drops. A shorter heartbeat interval would "
+        "shorten it in proportion; trusting the lock alone would need the store to tell a "
+        "dead process from a dropped session (a design decision)."
+    ),
+}
+
+#: Drain on PostgreSQL at the throughput settings: at least this many times the fastest
+#: peer of any kind, and never under FLOOR jobs/s.
+TARGET, FLOOR = 3.0, 15_000.0
+DRAIN_LIMITS = (
+    "A PostgreSQL worker finishes one batch and claims the next in one statement (two "
+    "claimers overlap two of them); per job the server does a non-HOT UPDATE to claim it "
+    "and a DELETE plus an INSERT to move it to the finished table (DESIGN keeps live and "
+    "finished jobs apart), and the worker decodes it, runs it and encodes its outcome, "
+    "all on the two cores the server shares with the workers. Fewer writes per job (a "
+    "narrower live row, or no finished row for jobs kept zero seconds) or cores of "
+    "the server's own would raise it."
+)
+
+
+def targets(results: dict[str, dict[str, Cell]]) -> list[str]:
+    """The drain target, met or missed, and why Tock trails where it does."""
+    lines = ["## Targets, and where Tock is behind", ""]
+    missed = False
+    for cell in ("drain1", "drain2"):
+        by = results.get(cell, {})
+        tock = by.get("tock-postgres-tp")
+        peers = [c.value for s, c in by.items() if s not in TOCK and c.value]
+        if tock is None or tock.value is None or not peers:
+            continue
+        ratio = tock.value / max(peers)
+        met = ratio >= TARGET and tock.value >= FLOOR
+        lines.append(
+            f"- {CELLS[cell][2]}, PostgreSQL at the throughput settings: "
+            f"{tock.value:,.0f} jobs/s, {ratio:.1f}x the fastest peer (target: "
+            f"{TARGET:g}x and at least {FLOOR:,.0f}): **{'met' if met else 'missed'}**."
+        )
+        missed = missed or not met
+    if missed:
+        lines.append(f"- What limits the drain: {DRAIN_LIMITS}")
+    for cell, why in BEHIND.items():
+        if cell not in results:
+            continue
+        _w, _a, title, _unit, higher = CELLS[cell]
+        tock_best = best_tock(results, cell)
+        peers = [c.value for s, c in results[cell].items() if s not in TOCK and c.value]
+        if tock_best is None or not peers:
+            continue
+        best_peer = max(peers) if higher else min(peers)
+        behind = tock_best[1] < best_peer if higher else tock_best[1] > best_peer
+        if behind:
+            lines.append(f"- {title}: {why}")
+    return [*lines, ""] if len(lines) > 2 else []
+
+
 def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
     flag = {"full": " --full", "quick": " --quick"}.get(meta["mode"], "")
     lines = [
@@ -260,6 +338,7 @@ def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
         "",
     ]
     lines += summary(results)
+    lines += targets(results)
     for cell, by_system in results.items():
         _w, _a, title, unit, higher = CELLS[cell]
         lines += [f"## {title}", ""]
