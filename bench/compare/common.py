@@ -317,6 +317,20 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
     return statistics.median(values), qs[98]
 
 
+DRAIN_BOUND = 600.0  # seconds a drain may take before its rate so far is reported
+
+
+def drain_result(marks: Marks, n: int, procs: Procs, settings: str) -> None:
+    """Wait for the ``n`` jobs of a drain, then print its rate: jobs from the first
+    start to the last end. A system that has not run them all within DRAIN_BOUND
+    seconds (the slowest peers, with the full run's 100,000 jobs) is measured on the
+    jobs it ran so far, and the note says so."""
+    done = marks.wait(n, DRAIN_BOUND, procs)
+    ran = marks.count()
+    note = "" if done else f"only {ran:,} of {n:,} jobs ran within {DRAIN_BOUND:g} s: their rate"
+    result(ran / marks.span() if ran > 1 else None, "jobs/s", settings, note)
+
+
 def result(value: float | None, unit: str, settings: str, note: str = "", **extra: Any) -> None:
     """Print the driver's one result line (``run.py`` reads it from stdout)."""
     print("RESULT " + json.dumps({"value": value, "unit": unit, "settings": settings,

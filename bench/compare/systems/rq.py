@@ -47,7 +47,7 @@ from pathlib import Path
 
 import common
 import redis
-from common import Marks, Procs, measurement, result
+from common import Marks, Procs, drain_result, measurement, result
 from rq import Queue, Retry
 from rq.cron import get_cron_job_history_key
 from rq.defaults import RQ_KEY_PREFIX
@@ -205,11 +205,7 @@ def run(
         enqueue_bulk(queue, args.n)
         for _ in range(args.workers):
             procs.start(argv, marks.env())
-        # The forking Worker can run a few dozen no-op jobs/s: past 600 s, the rate so far.
-        done = marks.wait(args.n, 600, procs)
-        ran = marks.count()
-        note = "" if done else f"only {ran:,} of {args.n:,} jobs ran within 600 s"
-        result(ran / marks.span(), "jobs/s", f"{settings}; {args.workers} worker process(es)", note)
+        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker process(es)")
     elif args.workload == "latency":
         procs.start(argv, marks.env())
         queue.enqueue(rq_jobs.mark_job, common.WARMUP, retry=RETRY)
