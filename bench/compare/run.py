@@ -4,6 +4,14 @@
     python bench/compare/run.py --full               # 3 runs a cell, N = 100,000, d 60 s, e 120 s
     python bench/compare/run.py --tock-only --quick  # Tock alone, smoke sizes (CI runs this)
     python bench/compare/run.py --systems tock-postgres-tp,celery-redis --workloads drain
+    python bench/compare/run.py --full --resume      # go on with an interrupted run
+
+Every measured cell is saved at once to a progress file (``bench/compare/progress/``,
+one per kind of run), so a long run that is stopped (Ctrl-C, a machine that goes away)
+goes on where it stopped with ``--resume``; the report says over how many sittings it
+was measured. The full run takes hours here (the slowest peers drain 100,000 jobs at a
+few hundred a second), so its progress file, ``compare-full.json``, is meant to be
+committed between sittings.
 
 Systems (``systems/__init__.py``): Tock on SQLite and on PostgreSQL, each at its defaults
 and at its documented throughput settings; Celery (Redis broker, and RabbitMQ), RQ,
@@ -46,6 +54,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DOCS = ROOT / "docs"
 VENV = HERE / ".venv"
+# Progress files of runs: the full run's is committed between sittings (see --resume).
+RESULTS = HERE / "progress"
 sys.path.insert(0, str(HERE))
 
 from systems import SYSTEMS, TOCK  # noqa: E402
@@ -322,13 +332,19 @@ def targets(results: dict[str, dict[str, Cell]]) -> list[str]:
     return [*lines, ""] if len(lines) > 2 else []
 
 
+def sittings(meta: dict[str, Any]) -> str:
+    n = meta.get("sittings", 1)
+    return "" if n == 1 else f" of measuring, in {n} sittings (`--resume`)"
+
+
 def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
     flag = {"full": " --full", "quick": " --quick"}.get(meta["mode"], "")
     lines = [
         "# Tock and its peers, side by side",
         "",
         f"Measured {meta['date']} with `python bench/compare/run.py{flag}` ({meta['mode']} "
-        f"run: {meta['runs']} run(s) a cell, the median shown; {meta['minutes']} minutes), "
+        f"run: {meta['runs']} run(s) a cell, the median shown; {meta['minutes']} minutes"
+        f"{sittings(meta)}), "
         f"on {meta['machine']}; Python {meta['python']}; {meta['servers']}; every server on "
         "the same machine as the workers. Each figure was measured in this one run, the "
         "systems interleaved. `Tock vs` is how many times better Tock's best figure in that "
@@ -418,6 +434,60 @@ def write(results: dict[str, dict[str, Cell]], meta: dict[str, Any], python: str
         print(f"chart: {DOCS / 'benchmarks.svg'}")
 
 
+def progress_path(args: argparse.Namespace) -> Path:
+    mode = "full" if args.full else "quick" if args.quick else "default"
+    return RESULTS / f"compare-{mode}{'-tock' if args.tock_only else ''}.json"
+
+
+class Progress:
+    """The cells measured so far in this run, saved after each one (see ``--resume``)."""
+
+    def __init__(self, path: Path, plan: dict[str, Any], resume: bool) -> None:
+        self.path = path
+        self.plan = json.loads(json.dumps(plan))  # as it reads back from the file
+        self.done: dict[tuple[int, str, str], dict[str, Any]] = {}
+        self.sittings = 1  # this one included, once it measures a cell
+        self.seconds = 0.0
+        if resume:
+            if not path.exists():
+                raise SystemExit(f"--resume: no run to go on with ({path} does not exist)")
+            saved = json.loads(path.read_text())
+            if saved.get("plan") != self.plan:
+                raise SystemExit(
+                    f"--resume: {path} holds a run of other sizes, systems or workloads; "
+                    "start it again without --resume (or give the same options)"
+                )
+            for entry in saved["cells"]:
+                self.done[entry["run"], entry["cell"], entry["system"]] = entry["result"]
+            self.sittings = saved.get("sittings", 1)
+            self.seconds = saved.get("seconds", 0.0)
+        self._new_sitting = resume
+
+    def get(self, run: int, cell: str, system: str) -> dict[str, Any] | None:
+        return self.done.get((run, cell, system))
+
+    def add(self, run: int, cell: str, system: str, result: dict[str, Any], took: float) -> None:
+        self.done[run, cell, system] = result
+        self.seconds += took
+        if self._new_sitting:
+            self.sittings += 1
+            self._new_sitting = False
+        cells = [
+            {"run": r, "cell": c, "system": s, "result": res}
+            for (r, c, s), res in self.done.items()
+        ]
+        state = {
+            "plan": self.plan,
+            "sittings": self.sittings,
+            "seconds": round(self.seconds, 1),
+            "cells": cells,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1) + "\n")
+        tmp.replace(self.path)  # a run stopped mid-write keeps the last whole file
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -431,6 +501,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="jobs for enqueue and drain")
     parser.add_argument("--python", help="an interpreter with the peers and Tock installed")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the run that stopped (its measured cells are kept)",
+    )
     parser.add_argument(
         "--from-json", action="store_true", help="write the docs again from docs/benchmarks.json"
     )
@@ -448,13 +523,23 @@ def main() -> None:
     size = sizes(args)
     cells = plan(args)
     results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
-    started = time.monotonic()
+    progress = Progress(
+        progress_path(args),
+        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells]},
+        args.resume,
+    )
     for run in range(runs):
         for k, (cell, systems) in enumerate(cells):
             shift = (run + k) % len(systems) if systems else 0
             for system in systems[shift:] + systems[:shift]:
                 workload = CELLS[cell][0]
-                got = run_cell(python, system, cell, size[workload])
+                saved = progress.get(run, cell, system)
+                if saved is None:
+                    began = time.monotonic()
+                    got = run_cell(python, system, cell, size[workload])
+                    progress.add(run, cell, system, got, time.monotonic() - began)
+                else:
+                    got = saved
                 c = results[cell].setdefault(system, Cell())
                 if got.get("value") is not None:
                     c.values.append(float(got["value"]))
@@ -465,20 +550,21 @@ def main() -> None:
                 unit = CELLS[cell][3]
                 p99 = f", p99 {fmt(got.get('p99'), unit)}" if got.get("p99") is not None else ""
                 note = f"  ({got['note']})" if got.get("note") else ""
+                again = "  (measured before: --resume)" if saved is not None else ""
                 print(
                     f"[run {run + 1}/{runs}] {cell:<9} {system:<17} "
-                    f"{fmt(got.get('value'), unit)}{p99}{note}",
+                    f"{fmt(got.get('value'), unit)}{p99}{note}{again}",
                     flush=True,
                 )
     # Systems in table order, whatever order they ran in.
     for cell in results:
         results[cell] = {s: results[cell][s] for s in SYSTEMS if s in results[cell]}
-    took = time.monotonic() - started
     meta = {
         "date": f"{datetime.now(UTC):%Y-%m-%d}",
         "mode": "full" if args.full else "quick" if args.quick else "default",
         "runs": runs,
-        "minutes": round(took / 60),
+        "minutes": round(progress.seconds / 60),
+        "sittings": progress.sittings,
         "machine": machine(),
         "python": platform.python_version(),
         "servers": servers(python),
