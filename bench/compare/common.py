@@ -256,6 +256,11 @@ def parse_args(
     parser.add_argument("--cap", type=float, default=30.0, help="recovery: give up after")
     if extra is not None:
         extra(parser)
+    # A driver told to stop (run.py forwards SIGTERM; Ctrl-C sends SIGINT, which a shell
+    # that started the run in the background leaves ignored) unwinds, so that
+    # ``measurement()`` stops the workers it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return parser.parse_args()
 
 

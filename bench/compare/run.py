@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -134,12 +135,25 @@ def run_cell(python: str, system: str, cell: str, size: tuple[str, ...]) -> dict
     module, system_argv, _label = SYSTEMS[system]
     workload, cell_argv, *_ = CELLS[cell]
     argv = [python, "-m", module, workload, *cell_argv, *size, *system_argv]
+    proc = subprocess.Popen(
+        argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        done = subprocess.run(
-            argv, cwd=HERE, capture_output=True, text=True, timeout=TIMEOUT, check=False
-        )
+        out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         return {"value": None, "note": f"no result within {TIMEOUT:g} s", "settings": ""}
+    except KeyboardInterrupt:
+        # Stopped (Ctrl-C, SIGINT or SIGTERM): let the driver stop its workers before
+        # this run stops; the cell is not saved, so --resume measures it again.
+        proc.send_signal(signal.SIGTERM)  # common.py turns it into a clean exit
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    done = subprocess.CompletedProcess(argv, proc.returncode, out, err)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])
@@ -511,6 +525,10 @@ def main() -> None:
     )
     parser.add_argument("--_chart", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # Stop cleanly on Ctrl-C, SIGINT or SIGTERM, also when started in the background
+    # (where a shell makes SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args._chart:
         results, _meta = load(Path(args._chart))
         raise SystemExit(0 if chart(results, Path(args._chart).with_suffix(".svg")) else 1)
