@@ -448,6 +448,15 @@ def write(results: dict[str, dict[str, Cell]], meta: dict[str, Any], python: str
         print(f"chart: {DOCS / 'benchmarks.svg'}")
 
 
+def tock_digest() -> str:
+    """Tock's code as measured: a run resumed after it changed would mix two versions."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "tock").rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".sql"}:
+            h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def progress_path(args: argparse.Namespace) -> Path:
     mode = "full" if args.full else "quick" if args.quick else "default"
     return RESULTS / f"compare-{mode}{'-tock' if args.tock_only else ''}.json"
@@ -468,8 +477,9 @@ class Progress:
             saved = json.loads(path.read_text())
             if saved.get("plan") != self.plan:
                 raise SystemExit(
-                    f"--resume: {path} holds a run of other sizes, systems or workloads; "
-                    "start it again without --resume (or give the same options)"
+                    f"--resume: {path} holds a run of other sizes, systems or workloads, "
+                    "or of other Tock code; start it again without --resume (or give the "
+                    "same options)"
                 )
             for entry in saved["cells"]:
                 self.done[entry["run"], entry["cell"], entry["system"]] = entry["result"]
@@ -543,7 +553,7 @@ def main() -> None:
     results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
     progress = Progress(
         progress_path(args),
-        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells]},
+        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells], "tock": tock_digest()},
         args.resume,
     )
     for run in range(runs):
