@@ -20,6 +20,7 @@ and its end.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +321,52 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
         return (values[0], values[0]) if values else (float("nan"), float("nan"))
     qs = statistics.quantiles(values, n=100, method="inclusive")
     return statistics.median(values), qs[98]
+
+
+LATENCY_IDLE = 0.02  # seconds the worker idles before each latency sample
+
+
+def _started(marks: Marks, who: str) -> None:
+    if marks.wait_tag(WARMUP, 60) is None:
+        raise SystemExit(f"the {who} did not start")
+
+
+def _delay(marks: Marks, tag: str, t0: float) -> float:
+    m = marks.wait_tag(tag, 30)
+    assert m is not None, f"job {tag} never ran"
+    return (m.at - t0) * 1000
+
+
+def measure_latency(
+    marks: Marks, samples: int, enqueue: Callable[[str], object], who: str = "worker"
+) -> tuple[float, float]:
+    """``latency``: a warm-up job, then ``samples`` jobs one at a time on an idle worker,
+    each from just before ``enqueue(tag)`` to its mark; p50 and p99 in ms."""
+    enqueue(WARMUP)
+    _started(marks, who)
+    delays = []
+    for i in range(samples):
+        time.sleep(LATENCY_IDLE)
+        t0 = time.time()
+        enqueue(f"l{i}")
+        delays.append(_delay(marks, f"l{i}", t0))
+    return percentiles(delays)
+
+
+async def ameasure_latency(
+    marks: Marks, samples: int, enqueue: Callable[[str], Awaitable[object]]
+) -> tuple[float, float]:
+    """``measure_latency`` for a system whose enqueue is a coroutine (its event loop
+    runs while the worker idles)."""
+    await enqueue(WARMUP)
+    _started(marks, "worker")
+    delays = []
+    for i in range(samples):
+        await asyncio.sleep(LATENCY_IDLE)
+        t0 = time.time()
+        await enqueue(f"l{i}")
+        delays.append(_delay(marks, f"l{i}", t0))
+    return percentiles(delays)
 
 
 DRAIN_BOUND = 600.0  # seconds a drain may take before its rate so far is reported

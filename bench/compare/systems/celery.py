@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import common
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
 CORES = os.cpu_count() or 1
 SHORT_PREFETCH = 128  # "Optimizing" / Prefetch Limits: many short tasks -> "64, or 128"
@@ -192,16 +192,7 @@ def run(args: argparse.Namespace, app, marks: Marks, procs: Procs) -> None:  # t
     elif args.workload == "latency":
         start_worker(procs, marks, kind, "bench0", CORES, SHORT_PREFETCH)
         warm_up(app, marks, procs)
-        task = app.tasks["bench.mark"]
-        delays = []
-        for i in range(args.samples):
-            time.sleep(0.02)  # idle between jobs
-            t0 = time.time()
-            task.delay(f"l{i}")
-            m = marks.wait_tag(f"l{i}", 30)
-            assert m is not None, f"job l{i} never ran"
-            delays.append((m.at - t0) * 1000)
-        p50, p99 = common.percentiles(delays)
+        p50, p99 = measure_latency(marks, args.samples, app.tasks["bench.mark"].delay)
         result(p50, "ms", f"{short}; task.delay per job", p99=p99)
     elif args.workload == "periodic":
         start_worker(procs, marks, kind, "bench0", CORES, SHORT_PREFETCH)

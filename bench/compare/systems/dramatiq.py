@@ -37,7 +37,7 @@ from pathlib import Path
 
 import common
 import redis
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
 
 def options(parser: argparse.ArgumentParser) -> None:
@@ -109,18 +109,7 @@ def run(  # type: ignore[no-untyped-def]
         drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
     elif args.workload == "latency":
         procs.start(worker, env)
-        app.mark_job.send(common.WARMUP)
-        if marks.wait_tag(common.WARMUP, 60) is None:
-            raise SystemExit("the worker did not start")
-        delays = []
-        for i in range(args.samples):
-            time.sleep(0.02)  # idle between jobs
-            t0 = time.time()
-            app.mark_job.send(f"l{i}")
-            m = marks.wait_tag(f"l{i}", 30)
-            assert m is not None, f"job l{i} never ran"
-            delays.append((m.at - t0) * 1000)
-        p50, p99 = common.percentiles(delays)
+        p50, p99 = measure_latency(marks, args.samples, app.mark_job.send)
         result(p50, "ms", f"{settings}; 1 worker", p99=p99)
     elif args.workload == "periodic":
         result(

@@ -41,7 +41,7 @@ from types import ModuleType
 
 import common
 import huey as huey_lib  # the library (absolute import: this module is systems.huey)
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
 assert hasattr(huey_lib, "RedisHuey"), f"{huey_lib.__file__} is not the huey library"
 
@@ -129,18 +129,7 @@ def main() -> None:
         elif args.workload == "latency":
             flags = consumer_flags(args, 1)
             start_consumer(procs, marks, env, flags)
-            app.mark_job(common.WARMUP)
-            if marks.wait_tag(common.WARMUP, 60) is None:
-                raise SystemExit("the consumer did not start")
-            delays = []
-            for i in range(args.samples):
-                time.sleep(0.02)  # idle between jobs
-                t0 = time.time()
-                app.mark_job(f"l{i}")
-                m = marks.wait_tag(f"l{i}", 30)
-                assert m is not None, f"job l{i} never ran"
-                delays.append((m.at - t0) * 1000)
-            p50, p99 = common.percentiles(delays)
+            p50, p99 = measure_latency(marks, args.samples, app.mark_job, "consumer")
             result(p50, "ms", describe(args, flags), p99=p99)
         elif args.workload == "periodic":
             # Not measurable: run the finest schedule there is (crontab(): every

@@ -29,7 +29,7 @@ import time
 
 import asyncpg
 import common
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, ameasure_latency, drain_result, measurement, result
 from pgqueuer import Queries
 from pgqueuer.db import AsyncpgDriver
 
@@ -88,18 +88,9 @@ async def run(args: argparse.Namespace, url: str, marks: Marks, procs: Procs) ->
         drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
     elif args.workload == "latency":
         start_worker(procs, marks, url, args)
-        await queries.enqueue("bench.mark", common.WARMUP.encode())
-        if marks.wait_tag(common.WARMUP, 60) is None:
-            raise SystemExit("the worker did not start")
-        delays = []
-        for i in range(args.samples):
-            await asyncio.sleep(0.02)  # idle between jobs
-            t0 = time.time()
-            await queries.enqueue("bench.mark", f"l{i}".encode())
-            m = marks.wait_tag(f"l{i}", 30)
-            assert m is not None, f"job l{i} never ran"
-            delays.append((m.at - t0) * 1000)
-        p50, p99 = common.percentiles(delays)
+        p50, p99 = await ameasure_latency(
+            marks, args.samples, lambda tag: queries.enqueue("bench.mark", tag.encode())
+        )
         result(p50, "ms", f"{settings}; Queries.enqueue", p99=p99)
     elif args.workload == "periodic":
         start_worker(procs, marks, url, args, BENCH_PERIODIC="1")

@@ -30,7 +30,7 @@ import sys
 import time
 
 import common
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, ameasure_latency, drain_result, measurement, result
 
 BATCH = 10_000  # batch_defer_async batch, as the Tock driver's enqueue_many
 APP = "systems.procrastinate_app.app"
@@ -93,18 +93,9 @@ async def run(args: argparse.Namespace, url: str, marks: Marks, procs: Procs) ->
         elif args.workload == "latency":
             start_worker(procs, marks, url, args.concurrency)
             task = procrastinate_app.mark_job
-            await task.defer_async(tag=common.WARMUP)
-            if marks.wait_tag(common.WARMUP, 60) is None:
-                raise SystemExit("the worker did not start")
-            delays = []
-            for i in range(args.samples):
-                await asyncio.sleep(0.02)  # idle between jobs
-                t0 = time.time()
-                await task.defer_async(tag=f"l{i}")
-                m = marks.wait_tag(f"l{i}", 30)
-                assert m is not None, f"job l{i} never ran"
-                delays.append((m.at - t0) * 1000)
-            p50, p99 = common.percentiles(delays)
+            p50, p99 = await ameasure_latency(
+                marks, args.samples, lambda tag: task.defer_async(tag=tag)
+            )
             result(p50, "ms", f"{settings}; task.defer_async", p99=p99)
         elif args.workload == "periodic":
             start_worker(procs, marks, url, args.concurrency, BENCH_PERIODIC="1")

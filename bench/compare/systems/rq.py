@@ -47,7 +47,7 @@ from pathlib import Path
 
 import common
 import redis
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, drain_result, measure_latency, measurement, result
 from rq import Queue, Retry
 from rq.cron import get_cron_job_history_key
 from rq.defaults import RQ_KEY_PREFIX
@@ -208,18 +208,9 @@ def run(
         drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker process(es)")
     elif args.workload == "latency":
         procs.start(argv, marks.env())
-        queue.enqueue(rq_jobs.mark_job, common.WARMUP, retry=RETRY)
-        if marks.wait_tag(common.WARMUP, 60) is None:
-            raise SystemExit("the worker did not start")
-        delays = []
-        for i in range(args.samples):
-            time.sleep(0.02)  # idle between jobs
-            t0 = time.time()
-            queue.enqueue(rq_jobs.mark_job, f"l{i}", retry=RETRY)
-            m = marks.wait_tag(f"l{i}", 30)
-            assert m is not None, f"job l{i} never ran"
-            delays.append((m.at - t0) * 1000)
-        p50, p99 = common.percentiles(delays)
+        p50, p99 = measure_latency(
+            marks, args.samples, lambda tag: queue.enqueue(rq_jobs.mark_job, tag, retry=RETRY)
+        )
         result(p50, "ms", f"{settings}; 1 worker process", p99=p99)
     elif args.workload == "periodic":
         procs.start(argv, marks.env())

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import common
-from common import Marks, Procs, drain_result, measurement, result
+from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
 DEFAULTS = ("--concurrency", "10", "--prefetch", "10")
 THROUGHPUT = ("--concurrency", "4", "--prefetch", "1000")
@@ -83,19 +83,7 @@ def main() -> None:
             drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
         elif args.workload == "latency":
             start_worker(procs, marks, url, flags)
-            task = app.tasks["bench.mark"]
-            task.enqueue(common.WARMUP)
-            if marks.wait_tag(common.WARMUP, 60) is None:
-                raise SystemExit("the worker did not start")
-            delays = []
-            for i in range(args.samples):
-                time.sleep(0.02)  # idle between jobs
-                t0 = time.time()
-                task.enqueue(f"l{i}")
-                m = marks.wait_tag(f"l{i}", 30)
-                assert m is not None, f"job l{i} never ran"
-                delays.append((m.at - t0) * 1000)
-            p50, p99 = common.percentiles(delays)
+            p50, p99 = measure_latency(marks, args.samples, app.tasks["bench.mark"].enqueue)
             result(p50, "ms", settings, p99=p99)
         elif args.workload == "periodic":
             start_worker(procs, marks, url, flags, BENCH_PERIODIC="1")
