@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import statistics
@@ -323,7 +324,19 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
     return statistics.median(values), qs[98]
 
 
-LATENCY_IDLE = 0.02  # seconds the worker idles before each latency sample
+LATENCY_IDLE = (0.01, 0.03)  # the range of seconds the worker idles before each sample
+
+
+def _idles(samples: int) -> list[float]:
+    """The idle time before each latency sample: drawn at random (the same sequence for
+    every system), so that a sample lands anywhere in the cycle of a worker that polls. A
+    fixed idle can lock in step with a poll: a sample that starts just after a poll waits
+    a whole period, and then the next one starts just after a poll again."""
+    rng = random.Random(LATENCY_SEED)
+    return [rng.uniform(*LATENCY_IDLE) for _ in range(samples)]
+
+
+LATENCY_SEED = 5
 
 
 def _started(marks: Marks, who: str) -> None:
@@ -345,8 +358,8 @@ def measure_latency(
     enqueue(WARMUP)
     _started(marks, who)
     delays = []
-    for i in range(samples):
-        time.sleep(LATENCY_IDLE)
+    for i, idle in enumerate(_idles(samples)):
+        time.sleep(idle)
         t0 = time.time()
         enqueue(f"l{i}")
         delays.append(_delay(marks, f"l{i}", t0))
@@ -361,8 +374,8 @@ async def ameasure_latency(
     await enqueue(WARMUP)
     _started(marks, "worker")
     delays = []
-    for i in range(samples):
-        await asyncio.sleep(LATENCY_IDLE)
+    for i, idle in enumerate(_idles(samples)):
+        await asyncio.sleep(idle)
         t0 = time.time()
         await enqueue(f"l{i}")
         delays.append(_delay(marks, f"l{i}", t0))

@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +163,17 @@ def run_cell(python: str, system: str, cell: str, size: tuple[str, ...]) -> dict
     return {"value": None, "note": f"failed: {tail[0][:200]}", "settings": ""}
 
 
+def workload_cells(names: str) -> list[str]:
+    """The cells of comma-separated workloads (``drain``: both drains) or cells."""
+    cells: list[str] = []
+    for w in names.split(","):
+        matching = [c for c, spec in CELLS.items() if spec[0] == w or c == w]
+        if not matching:
+            raise SystemExit(f"unknown workload {w!r}: one of {', '.join(CELLS)}")
+        cells += [c for c in matching if c not in cells]
+    return cells
+
+
 def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(cell, systems in the order they run) for one run, before rotation."""
     systems = list(TOCK) if args.tock_only else list(SYSTEMS)
@@ -171,12 +183,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         if unknown:
             raise SystemExit(f"unknown system(s): {', '.join(sorted(unknown))}")
         systems = [s for s in systems if s in wanted]
-    cells = list(CELLS) if not args.workloads else []
-    for w in args.workloads.split(",") if args.workloads else []:
-        matching = [c for c, spec in CELLS.items() if spec[0] == w or c == w]
-        if not matching:
-            raise SystemExit(f"unknown workload {w!r}: one of {', '.join(CELLS)}")
-        cells += [c for c in matching if c not in cells]
+    cells = workload_cells(args.workloads) if args.workloads else list(CELLS)
     out = []
     for cell in cells:
         chosen = [s for s in systems if not (s.endswith("-tp") and cell not in THROUGHPUT_CELLS)]
@@ -465,7 +472,9 @@ def progress_path(args: argparse.Namespace) -> Path:
 class Progress:
     """The cells measured so far in this run, saved after each one (see ``--resume``)."""
 
-    def __init__(self, path: Path, plan: dict[str, Any], resume: bool) -> None:
+    def __init__(
+        self, path: Path, plan: dict[str, Any], resume: bool, again: Sequence[str] = ()
+    ) -> None:
         self.path = path
         self.plan = json.loads(json.dumps(plan))  # as it reads back from the file
         self.done: dict[tuple[int, str, str], dict[str, Any]] = {}
@@ -482,7 +491,8 @@ class Progress:
                     "same options)"
                 )
             for entry in saved["cells"]:
-                self.done[entry["run"], entry["cell"], entry["system"]] = entry["result"]
+                if entry["cell"] not in again:  # --again: measured anew
+                    self.done[entry["run"], entry["cell"], entry["system"]] = entry["result"]
             self.sittings = saved.get("sittings", 1)
             self.seconds = saved.get("seconds", 0.0)
         self._new_sitting = resume
@@ -512,50 +522,16 @@ class Progress:
         tmp.replace(self.path)  # a run stopped mid-write keeps the last whole file
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--full", action="store_true", help="3 runs, N=100,000, d 60 s, e 120 s")
-    parser.add_argument("--quick", action="store_true", help="smoke sizes")
-    parser.add_argument("--runs", type=int, default=1, help="runs per cell (--full: 3)")
-    parser.add_argument("--tock-only", action="store_true", help="Tock's systems only")
-    parser.add_argument("--systems", help="comma-separated names (see systems/__init__.py)")
-    parser.add_argument("--workloads", help="comma-separated: enqueue,drain,latency,...")
-    parser.add_argument("--n", type=int, help="jobs for enqueue and drain")
-    parser.add_argument("--python", help="an interpreter with the peers and Tock installed")
-    parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="go on with the run that stopped (its measured cells are kept)",
-    )
-    parser.add_argument(
-        "--from-json", action="store_true", help="write the docs again from docs/benchmarks.json"
-    )
-    parser.add_argument("--_chart", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    # Stop cleanly on Ctrl-C, SIGINT or SIGTERM, also when started in the background
-    # (where a shell makes SIGINT ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if args._chart:
-        results, _meta = load(Path(args._chart))
-        raise SystemExit(0 if chart(results, Path(args._chart).with_suffix(".svg")) else 1)
-    if args.from_json:
-        results, meta = load(DOCS / "benchmarks.json")
-        write(results, meta, bench_python(args))
-        return
-    runs = 3 if args.full else args.runs
-    python = bench_python(args)
-    size = sizes(args)
-    cells = plan(args)
-    results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
-    progress = Progress(
-        progress_path(args),
-        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells], "tock": tock_digest()},
-        args.resume,
-    )
+def measure(
+    python: str,
+    runs: int,
+    cells: list[tuple[str, list[str]]],
+    size: dict[str, tuple[str, ...]],
+    progress: Progress,
+    results: dict[str, dict[str, Cell]],
+) -> None:
+    """Every cell of every run, the systems interleaved (each cell's order rotates from
+    run to run); a cell saved in ``progress`` is not measured again."""
     for run in range(runs):
         for k, (cell, systems) in enumerate(cells):
             shift = (run + k) % len(systems) if systems else 0
@@ -584,6 +560,69 @@ def main() -> None:
                     f"{fmt(got.get('value'), unit)}{p99}{note}{again}",
                     flush=True,
                 )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full", action="store_true", help="3 runs, N=100,000, d 60 s, e 120 s")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes")
+    parser.add_argument("--runs", type=int, default=1, help="runs per cell (--full: 3)")
+    parser.add_argument("--tock-only", action="store_true", help="Tock's systems only")
+    parser.add_argument("--systems", help="comma-separated names (see systems/__init__.py)")
+    parser.add_argument("--workloads", help="comma-separated: enqueue,drain,latency,...")
+    parser.add_argument("--n", type=int, help="jobs for enqueue and drain")
+    parser.add_argument("--python", help="an interpreter with the peers and Tock installed")
+    parser.add_argument("--no-docs", action="store_true", help="print only; write no files")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the run that stopped (its measured cells are kept)",
+    )
+    parser.add_argument(
+        "--again",
+        metavar="WORKLOADS",
+        help="with --resume: measure these workloads' saved cells again (comma-separated; "
+        "after a change in how they are measured)",
+    )
+    parser.add_argument(
+        "--from-json", action="store_true", help="write the docs again from docs/benchmarks.json"
+    )
+    parser.add_argument("--_chart", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    # Stop cleanly on Ctrl-C, SIGINT or SIGTERM, also when started in the background
+    # (where a shell makes SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args._chart:
+        results, _meta = load(Path(args._chart))
+        raise SystemExit(0 if chart(results, Path(args._chart).with_suffix(".svg")) else 1)
+    if args.from_json:
+        results, meta = load(DOCS / "benchmarks.json")
+        write(results, meta, bench_python(args))
+        return
+    runs = 3 if args.full else args.runs
+    python = bench_python(args)
+    size = sizes(args)
+    cells = plan(args)
+    again = workload_cells(args.again) if args.again else []
+    if again and not args.resume:
+        raise SystemExit("--again goes with --resume (a new run measures every cell anyway)")
+    results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
+    progress = Progress(
+        progress_path(args),
+        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells], "tock": tock_digest()},
+        args.resume,
+        again,
+    )
+    try:
+        measure(python, runs, cells, size, progress, results)
+    except KeyboardInterrupt:
+        raise SystemExit(
+            f"stopped: {len(progress.done)} cell(s) saved in {progress.path}; "
+            "go on with the same options and --resume"
+        ) from None
     # Systems in table order, whatever order they ran in.
     for cell in results:
         results[cell] = {s: results[cell][s] for s in SYSTEMS if s in results[cell]}
