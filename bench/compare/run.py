@@ -5,13 +5,17 @@
     python bench/compare/run.py --tock-only --quick  # Tock alone, smoke sizes (CI runs this)
     python bench/compare/run.py --systems tock-postgres-tp,celery-redis --workloads drain
     python bench/compare/run.py --full --resume      # go on with an interrupted run
+    python bench/compare/run.py --full --tock-at v0.2  # Tock as of a commit, not the checkout
 
 Every measured cell is saved at once to a progress file (``bench/compare/progress/``,
 one per kind of run), so a long run that is stopped (Ctrl-C, a machine that goes away)
 goes on where it stopped with ``--resume``; the report says over how many sittings it
 was measured. The full run takes hours here (the slowest peers drain 100,000 jobs at a
 few hundred a second), so its progress file, ``compare-full.json``, is meant to be
-committed between sittings.
+committed between sittings. ``--tock-at REV`` measures Tock's code as of a commit (taken
+out of git into ``bench/compare/.tock/``) instead of the checkout's, so a run that spans
+sittings goes on measuring one version while the checkout moves on; the report names
+the commit measured.
 
 Systems (``systems/__init__.py``): Tock on SQLite and on PostgreSQL, each at its defaults
 and at its documented throughput settings; Celery (Redis broker, and RabbitMQ), RQ,
@@ -41,6 +45,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -58,6 +63,7 @@ DOCS = ROOT / "docs"
 VENV = HERE / ".venv"
 # Progress files of runs: the full run's is committed between sittings (see --resume).
 RESULTS = HERE / "progress"
+TREES = HERE / ".tock"  # Tock's code as of a commit (--tock-at), one directory a commit
 sys.path.insert(0, str(HERE))
 
 from systems import SYSTEMS, TOCK  # noqa: E402
@@ -132,12 +138,75 @@ def sizes(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
     }
 
 
-def run_cell(python: str, system: str, cell: str, size: tuple[str, ...]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TockCode:
+    """The Tock a run measures: the checkout's, or a commit's (``--tock-at``)."""
+
+    src: Path  # the directory that holds the ``tock`` package
+    commit: str  # short hash, with "+" when the checkout's src/tock has uncommitted changes
+    env: dict[str, str]  # what a driver's environment needs to import this Tock
+
+    def digest(self) -> str:
+        """The code as measured: a run resumed after it changed would mix two versions."""
+        h = hashlib.sha256()
+        for path in sorted((self.src / "tock").rglob("*")):
+            if path.is_file() and path.suffix in {".py", ".sql"}:
+                rel = path.relative_to(self.src.parent).as_posix().encode()
+                h.update(rel + b"\0" + path.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def git(*argv: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def tock_code(rev: str | None, python: str) -> TockCode:
+    """The checkout's Tock, or (``rev``) Tock's code as of that commit, taken out of git
+    once into ``.tock/<hash>``; drivers and their workers import it first (PYTHONPATH)."""
+    if rev is None:
+        head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+        dirty = bool(git("status", "--porcelain", "--", "src/tock"))
+        return TockCode(ROOT / "src", head + ("+" if dirty else ""), {})
+    sha = git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if not sha:
+        raise SystemExit(f"--tock-at: {rev!r} is not a commit of this repository")
+    tree = TREES / sha
+    if not (tree / "src" / "tock").is_dir():
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "src"], capture_output=True, check=True
+        ).stdout
+        partial = TREES / f"{sha}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        subprocess.run(["tar", "-x", "-C", str(partial)], input=archive, check=True)
+        partial.replace(tree)
+    src = tree / "src"
+    path = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH", "")) if p)
+    code = TockCode(src, sha[:12], {"PYTHONPATH": path})
+    # Drivers import tock: make sure it is this one, not the checkout's installed copy.
+    where = subprocess.run(
+        [python, "-c", "import tock; print(tock.__file__)"],
+        cwd=HERE, env={**os.environ, **code.env}, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    if not where.startswith(str(src)):
+        raise SystemExit(f"--tock-at: the drivers would import tock from {where or '?'}")
+    return code
+
+
+def run_cell(
+    python: str, system: str, cell: str, size: tuple[str, ...], code: TockCode
+) -> dict[str, Any]:
     module, system_argv, _label = SYSTEMS[system]
     workload, cell_argv, *_ = CELLS[cell]
     argv = [python, "-m", module, workload, *cell_argv, *size, *system_argv]
     proc = subprocess.Popen(
-        argv, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv,
+        cwd=HERE,
+        env={**os.environ, **code.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -353,6 +422,15 @@ def targets(results: dict[str, dict[str, Cell]]) -> list[str]:
     return [*lines, ""] if len(lines) > 2 else []
 
 
+def commit(meta: dict[str, Any]) -> str:
+    """Which Tock was measured (reports written before it was recorded say nothing)."""
+    at = meta.get("tock")
+    if not at:
+        return ""
+    changed = " with uncommitted changes" if at.endswith("+") else ""
+    return f", Tock at commit `{at.rstrip('+')}`{changed}"
+
+
 def sittings(meta: dict[str, Any]) -> str:
     n = meta.get("sittings", 1)
     return "" if n == 1 else f" of measuring, in {n} sittings (`--resume`)"
@@ -363,7 +441,8 @@ def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
     lines = [
         "# Tock and its peers, side by side",
         "",
-        f"Measured {meta['date']} with `python bench/compare/run.py{flag}` ({meta['mode']} "
+        f"Measured {meta['date']} with `python bench/compare/run.py{flag}`{commit(meta)} "
+        f"({meta['mode']} "
         f"run: {meta['runs']} run(s) a cell, the median shown; {meta['minutes']} minutes"
         f"{sittings(meta)}), "
         f"on {meta['machine']}; Python {meta['python']}; {meta['servers']}; every server on "
@@ -455,15 +534,6 @@ def write(results: dict[str, dict[str, Cell]], meta: dict[str, Any], python: str
         print(f"chart: {DOCS / 'benchmarks.svg'}")
 
 
-def tock_digest() -> str:
-    """Tock's code as measured: a run resumed after it changed would mix two versions."""
-    h = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "tock").rglob("*")):
-        if path.is_file() and path.suffix in {".py", ".sql"}:
-            h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def progress_path(args: argparse.Namespace) -> Path:
     mode = "full" if args.full else "quick" if args.quick else "default"
     return RESULTS / f"compare-{mode}{'-tock' if args.tock_only else ''}.json"
@@ -529,6 +599,7 @@ def measure(
     size: dict[str, tuple[str, ...]],
     progress: Progress,
     results: dict[str, dict[str, Cell]],
+    code: TockCode,
 ) -> None:
     """Every cell of every run, the systems interleaved (each cell's order rotates from
     run to run); a cell saved in ``progress`` is not measured again."""
@@ -540,7 +611,7 @@ def measure(
                 saved = progress.get(run, cell, system)
                 if saved is None:
                     began = time.monotonic()
-                    got = run_cell(python, system, cell, size[workload])
+                    got = run_cell(python, system, cell, size[workload], code)
                     progress.add(run, cell, system, got, time.monotonic() - began)
                 else:
                     got = saved
@@ -587,6 +658,11 @@ def main() -> None:
         "after a change in how they are measured)",
     )
     parser.add_argument(
+        "--tock-at",
+        metavar="REV",
+        help="measure Tock's code as of this commit (tag, branch) instead of the checkout's",
+    )
+    parser.add_argument(
         "--from-json", action="store_true", help="write the docs again from docs/benchmarks.json"
     )
     parser.add_argument("--_chart", help=argparse.SUPPRESS)
@@ -605,6 +681,7 @@ def main() -> None:
     runs = 3 if args.full else args.runs
     python = bench_python(args)
     size = sizes(args)
+    code = tock_code(args.tock_at, python)
     cells = plan(args)
     again = workload_cells(args.again) if args.again else []
     if again and not args.resume:
@@ -612,12 +689,12 @@ def main() -> None:
     results: dict[str, dict[str, Cell]] = {cell: {} for cell, _ in cells}
     progress = Progress(
         progress_path(args),
-        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells], "tock": tock_digest()},
+        {"runs": runs, "sizes": size, "cells": [[c, s] for c, s in cells], "tock": code.digest()},
         args.resume,
         again,
     )
     try:
-        measure(python, runs, cells, size, progress, results)
+        measure(python, runs, cells, size, progress, results, code)
     except KeyboardInterrupt:
         raise SystemExit(
             f"stopped: {len(progress.done)} cell(s) saved in {progress.path}; "
@@ -634,6 +711,7 @@ def main() -> None:
         "sittings": progress.sittings,
         "machine": machine(),
         "python": platform.python_version(),
+        "tock": code.commit,
         "servers": servers(python),
     }
     if args.no_docs:
