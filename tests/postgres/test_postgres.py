@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import threading
+from collections.abc import Callable
 
+import psycopg
 import pytest
-from psycopg import sql
+from psycopg import pq, sql
 
 from tock import (
     ConfigurationError,
@@ -311,6 +314,65 @@ def test_enqueue_sends_a_hint_naming_the_queue(make_app, raw) -> None:
     got = list(listener.notifies(timeout=0.3))
     assert 1 <= len(got) <= 20
     assert {n.payload for n in got} == {"default"}
+
+
+def round_trips(conn: psycopg.Connection, action: Callable[[], object]) -> int:
+    """How many times ``action`` waited for the server on ``conn``: libpq's trace shows
+    one ReadyForQuery per round trip."""
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            action()
+        finally:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        return sum("\tReadyForQuery" in line for line in trace)
+
+
+def test_a_few_jobs_are_enqueued_in_one_round_trip_with_their_hint(make_app, raw) -> None:
+    app = make_app()
+    listener = raw(autocommit=True)
+    listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(store_of(app).channel)))
+    conn = raw(autocommit=True)
+    t = app.task(add).using(connection=conn)
+    got: list[object] = []
+    assert round_trips(conn, lambda: got.append(t.enqueue(1, 2))) == 1
+    assert round_trips(conn, lambda: got.extend(t.enqueue_many([(3, 4), (5, 6)]))) == 1
+    # Each was its own transaction: committed, and a hint was sent with it.
+    assert [app.store.job_get(j.id).args for j in got] == [[1, 2], [3, 4], [5, 6]]  # type: ignore[attr-defined]
+    assert [n.payload for n in listener.notifies(timeout=0.3, stop_after=1)] == ["default"]
+
+
+def test_the_pools_enqueue_of_one_job_is_one_round_trip(make_app) -> None:
+    app = make_app()
+    t = app.task(add)
+    t.enqueue(0, 0)  # the pool is open and the schema checked
+    pool = store_of(app)._get_pool()
+    # Every connection the pool holds: the enqueue takes one of them.
+    conns = [pool.getconn() for _ in range(pool.get_stats()["pool_size"])]
+    with tempfile.TemporaryFile("w+") as trace:
+        for conn in conns:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+            pool.putconn(conn)
+        job = t.enqueue(1, 2)
+        for conn in conns:
+            conn.pgconn.untrace()
+        trace.seek(0)
+        assert sum("\tReadyForQuery" in line for line in trace) == 1
+    assert app.store.job_get(job.id).status is JobStatus.PENDING
+
+
+def test_an_enqueue_with_a_unique_key_stays_one_transaction(make_app, raw) -> None:
+    # A held key takes a second statement (the holder's id), so BEGIN and COMMIT stay.
+    app = make_app()
+    held = app.task(add).using(unique_key="k").enqueue(1, 2)
+    conn = raw(autocommit=True)
+    t = app.task(add).using(connection=conn, unique_key="k")
+    got: list[object] = []
+    assert round_trips(conn, lambda: got.append(t.enqueue(3, 4))) == 4
+    assert got[0].id == held.id  # type: ignore[attr-defined]
 
 
 def test_notify_is_throttled_not_one_per_job() -> None:

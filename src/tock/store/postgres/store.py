@@ -597,14 +597,21 @@ class PostgresStore:
             picked = [jobs[i] for i in rows]
         when = _now(now)
         notify = self._notifier.due(set(map(_queue, picked)))
+        # A few jobs without unique keys are one statement (_insert: the rows and the
+        # wake-up hint), atomic on its own: no BEGIN and COMMIT round trips around it.
+        alone = not first_of and len(picked) < COPY_KEYLESS_MIN
         if caller is not None:
             cm: contextlib.AbstractContextManager[Any] = (
                 caller.transaction()
-                if caller.autocommit
+                if not alone
+                and caller.autocommit
                 and caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
                 else contextlib.nullcontext()
             )
             with cm, caller.cursor(row_factory=tuple_row) as cur:
+                inserted, held = self._insert(cur, picked, when, notify)
+        elif alone:
+            with self._conn() as conn, conn.cursor() as cur:  # autocommit
                 inserted, held = self._insert(cur, picked, when, notify)
         else:
             with self._write() as conn, conn.cursor() as cur:
@@ -674,11 +681,20 @@ class PostgresStore:
             cur.execute(_keyless(insert, jobs), params)
             inserted = cur.fetchall()
         else:
-            # One array per column (lists: psycopg sends a tuple as a record).
-            columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
-            params = dict(zip(STAGED, columns, strict=True))
+            if len(jobs) == 1:
+                params = dict(zip(STAGED, _row(jobs[0]), strict=True))
+                query = _keyless(self.Q["job_insert_one"], jobs)
+            else:
+                # One array per column (lists: psycopg sends a tuple as a record).
+                columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
+                params = dict(zip(STAGED, columns, strict=True))
+                query = _keyless(self.Q["job_insert_many"], jobs)
             params["now"] = now
-            cur.execute(_keyless(self.Q["job_insert_many"], jobs), params, binary=True)
+            if notify:  # the hint in the same statement: one round trip fewer
+                query = _with_hint(query)
+                params.update(channel=self.channel, queues=notify)
+                notify = []
+            cur.execute(query, params, binary=True)
             inserted = cur.fetchall()
         got = {key for _, key in inserted if key is not None}
         missing = [j.unique_key for j in jobs if j.unique_key is not None]
@@ -1406,6 +1422,19 @@ def _row(j: NewJob) -> tuple[object, ...]:
 
 
 ON_CONFLICT = "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
+
+
+@functools.lru_cache(maxsize=16)
+def _with_hint(insert: str) -> str:
+    """``insert`` (ending in ``RETURNING id, unique_key``) and the job_notify hint in one
+    statement, one round trip. The hint is a materialized CTE joined to the inserted rows:
+    evaluated once at most, and not needed when no row was inserted."""
+    return (
+        f"WITH ins AS ({insert.strip().rstrip(';')}),\n"
+        "hint AS MATERIALIZED (SELECT count(pg_notify(%(channel)s, q)) AS n"
+        " FROM unnest(%(queues)s::text[]) AS q)\n"
+        "SELECT ins.id, ins.unique_key FROM ins, hint"
+    )
 
 
 def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
