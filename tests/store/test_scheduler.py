@@ -125,6 +125,17 @@ def test_the_sleep_after_a_pass_discounts_the_pass() -> None:
     assert SchedulerReport(now=T0, next_due=T0, more=True).delay == 0.0
 
 
+def test_the_scheduler_wakes_past_a_fire_by_two_steps_of_the_database_clock(app) -> None:
+    from tock.duties.scheduler import MIN_SLACK, SchedulerReport, wake_slack
+
+    assert wake_slack(1e-3) == 0.002  # SQLite reads its clock to the millisecond
+    assert wake_slack(1e-6) == MIN_SLACK  # PostgreSQL to the microsecond: the floor
+    report = scheduler(app).run_once()
+    assert report.slack == wake_slack(app.store.clock_step)
+    due = SchedulerReport(now=T0, next_due=T0 + timedelta(seconds=1), slack=report.slack)
+    assert due.delay == pytest.approx(1 + report.slack)
+
+
 def noop_task(app: Tock) -> Any:
     return app.tasks["tests.noop"]
 

@@ -37,8 +37,18 @@ OVERLAP = "overlap"
 _BUSY = (JobStatus.PENDING, JobStatus.RUNNING)
 # Waking exactly at a fire time, a database clock read to the millisecond (SQLite's) may
 # still be short of it: the pass finds nothing due and runs again at once, several times.
-# Sleeping this much longer lands every wake after the fire.
-WAKE_SLACK = 0.002
+# Sleeping two of the clock's steps longer lands every wake after the fire; never less
+# than MIN_SLACK, for the timer's own imprecision.
+MIN_SLACK = 0.0002
+
+
+def wake_slack(clock_step: float) -> float:
+    """Seconds the scheduler sleeps past a fire time, for a database clock that reads
+    in steps of ``clock_step`` seconds (SQLite: 2 ms; PostgreSQL: 0.2 ms)."""
+    return max(2 * clock_step, MIN_SLACK)
+
+
+WAKE_SLACK = wake_slack(1e-3)  # the default: a clock that reads to the millisecond
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class SchedulerReport:
     now: datetime | None = None  #: the time the pass planned for
     more: bool = False  #: due fires were left for the next pass (it starts at once)
     elapsed: float = 0.0  #: seconds the pass took (the sleep after it starts at its end)
+    slack: float = WAKE_SLACK  #: seconds to sleep past the next fire (see ``wake_slack``)
 
     @property
     def delay(self) -> float:
@@ -73,7 +84,7 @@ class SchedulerReport:
         if self.next_due <= self.now:
             return float("inf")
         # ``now`` is the pass's start: the sleep begins only once the pass is over.
-        return max(0.0, (self.next_due - self.now).total_seconds() - self.elapsed) + WAKE_SLACK
+        return max(0.0, (self.next_due - self.now).total_seconds() - self.elapsed) + self.slack
 
 
 class Scheduler:
@@ -91,6 +102,7 @@ class Scheduler:
         self._tasks = tasks
         self.config = config or SchedulerConfig()
         self._warned: set[tuple[str, str]] = set()  # (schedule, problem) said once
+        self._slack = wake_slack(store.clock_step)
         self._service = Periodic(
             "scheduler",
             self.config.interval,
@@ -106,7 +118,7 @@ class Scheduler:
 
     def run_once(self) -> SchedulerReport:
         started = time.monotonic()
-        report = SchedulerReport()
+        report = SchedulerReport(slack=self._slack)
         tasks = self.tasks
         now = self.store.db_now(now=self.clock.db_now())
         report.now = now

@@ -155,6 +155,7 @@ class Watch(Protocol):
 class Store(Protocol):
     url: str  #: with any password removed
     supports_listen_notify: bool  #: a capability, not an isinstance() check
+    clock_step: float  #: seconds: the finest difference two db_now() readings show
 
     # schema
     def migrate(self) -> list[str]: ...

@@ -310,6 +310,7 @@ def _reason(exc: BaseException) -> str:
 
 class PostgresStore:
     supports_listen_notify = True
+    clock_step = 1e-6  # timestamptz: microseconds
 
     def __init__(self, url: str) -> None:
         conninfo_url, self.schema = parse_postgres_url(url)

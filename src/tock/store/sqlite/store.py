@@ -156,6 +156,7 @@ class _Watch:
 
 class SQLiteStore:
     supports_listen_notify = False
+    clock_step = 1e-3  # the database's clock reads to the millisecond
 
     def __init__(self, url: str) -> None:
         self.path = parse_sqlite_url(url)
