@@ -359,8 +359,9 @@ BEHIND: dict[str, str] = {
         "DESIGN, not a tweak."
     ),
     "periodic": (
-        "The scheduler wakes 2 ms after the fire time (slack for SQLite's millisecond "
-        "clock), reads the database's time and the due schedules, then writes the fire "
+        "The scheduler wakes just past the fire time (two steps of the database's clock: "
+        "0.2 ms on PostgreSQL, 2 ms on SQLite), reads the database's time and the due "
+        "schedules, then writes the fire "
         "in one transaction of five statements (seven round trips: the compare-and-set of "
         "the next fire, the fire row, the job, the fire's job, the last fire), and the "
         "worker, woken by NOTIFY, claims the job and commits. Writing a fire in one "
