@@ -17,7 +17,7 @@ from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError
 from tock.jobs import Job, JobId
 from tock.store import Fire, ScheduleRecord, Store, open_store, redact_url, resolve_url
-from tock.tasks import Duration, Task, TaskOptions, _Overrides
+from tock.tasks import NO_OVERRIDES, Duration, Task, TaskOptions
 
 __all__ = ["Tock"]
 
@@ -462,7 +462,7 @@ def _encode_call(task: Task[Any, Any], args: object, kwargs: object) -> Any:
         raise ConfigurationError(f"args= takes a list or tuple, not {args!r}")
     if kwargs is not None and not isinstance(kwargs, Mapping):
         raise ConfigurationError(f"kwargs= takes a dict, not {kwargs!r}")
-    return task._new_job(tuple(args), dict(kwargs or {}), _Overrides())
+    return task._new_job(tuple(args), dict(kwargs or {}), NO_OVERRIDES)
 
 
 @dataclass(frozen=True)

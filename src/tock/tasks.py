@@ -110,6 +110,11 @@ class _Overrides:
     connection: object | None = None
 
 
+NO_OVERRIDES = _Overrides()  # a plain ``enqueue``: its job maker is built once per task
+# The fields of a NewJob after (task, args, kwargs), in order: a job maker's options.
+_OPTION_FIELDS = tuple(f.name for f in fields(NewJob)[3:])
+
+
 class Task(Generic[P, R]):
     """A registered function. Call it to run it here; ``enqueue`` it to run it on a worker."""
 
@@ -122,6 +127,9 @@ class Task(Generic[P, R]):
         self._signature = inspect.signature(fn)
         self._check_call = _call_checker(self._signature, skip_first=options.takes_context)
         self._retry_on_names = tuple(qualified_name(c) for c in options.retry_on)
+        # (the options it was built with, the job maker of a plain enqueue)
+        self._plain: tuple[TaskOptions, Callable[[Sequence[Any], Mapping[str, Any]], NewJob]]
+        self._plain = (options, self._job_maker(NO_OVERRIDES))
         if options.takes_context and not self._signature.parameters:
             raise ConfigurationError(
                 f"task {name!r} has takes_context=True but no parameter to receive the Context"
@@ -151,17 +159,23 @@ class Task(Generic[P, R]):
         return TaskCall(self, _overrides(run_after, queue, priority, unique_key, connection))
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        return TaskCall(self, _Overrides()).enqueue(*args, **kwargs)
+        return TaskCall(self, NO_OVERRIDES).enqueue(*args, **kwargs)
 
     def enqueue_many(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Job]:
         """Enqueue one job per item, in one transaction: a tuple of positional arguments
         or a dict of keyword arguments."""
-        return TaskCall(self, _Overrides()).enqueue_many(items)
+        return TaskCall(self, NO_OVERRIDES).enqueue_many(items)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        return await TaskCall(self, _Overrides()).aenqueue(*args, **kwargs)
+        return await TaskCall(self, NO_OVERRIDES).aenqueue(*args, **kwargs)
 
     def _new_job(self, args: Sequence[Any], kwargs: Mapping[str, Any], o: _Overrides) -> NewJob:
+        if o is NO_OVERRIDES:
+            built_with, maker = self._plain
+            if built_with is not self.options:  # options replaced since: build again
+                maker = self._job_maker(o)
+                self._plain = (self.options, maker)
+            return maker(args, kwargs)
         return self._job_maker(o)(args, kwargs)
 
     def _job_template(self, o: _Overrides, args: str = "", kwargs: str = "") -> NewJob:
@@ -190,7 +204,7 @@ class Task(Generic[P, R]):
         job from them positionally costs about half of naming its 14 fields every time."""
         template = self._job_template(o)
         # Every field after (task, args, kwargs), in NewJob's order.
-        options = tuple(getattr(template, f.name) for f in fields(NewJob)[3:])
+        options = tuple(getattr(template, name) for name in _OPTION_FIELDS)
         name, check, to_json = self.name, self._check_call, v.to_json
 
         def new_job(args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewJob:
@@ -261,7 +275,7 @@ def _overrides(
     unique_key: str | None,
     connection: object | None,
 ) -> _Overrides:
-    o = _Overrides()
+    o = NO_OVERRIDES
     if isinstance(run_after, datetime):
         if run_after.tzinfo is None:
             raise ConfigurationError(

@@ -22,6 +22,7 @@ from tock import (
 from tock.duties import Rescuer
 from tock.jobs import Outcome, OutcomeKind
 from tock.store import Store
+from tock.tasks import TaskOptions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -156,6 +157,18 @@ def test_using_queue_priority_and_key_do_not_change_the_task(app: Tock, store: S
     assert (record.queue, record.priority, record.unique_key) == ("slow", -7, "add:1:2")
     plain = store.job_get(t.enqueue(3, 4).id)
     assert (plain.queue, plain.priority, plain.unique_key) == ("default", 0, None)
+    # using() with nothing to change is a plain enqueue.
+    again = store.job_get(t.using().enqueue(5, 6).id)
+    assert (again.queue, again.priority, again.args) == ("default", 0, [5, 6])
+
+
+def test_a_plain_enqueue_follows_the_tasks_options(app: Tock, store: Store) -> None:
+    # A plain enqueue reuses what it built from the options, until they are replaced.
+    t = app.task(add)
+    assert store.job_get(t.enqueue(1, 2).id).queue == "default"
+    t.options = TaskOptions.build(queue="later", priority=3)
+    record = store.job_get(t.enqueue(3, 4).id)
+    assert (record.queue, record.priority, record.args) == ("later", 3, [3, 4])
 
 
 # -- ids ----------------------------------------------------------------------------
