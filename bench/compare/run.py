@@ -5,7 +5,7 @@
     python bench/compare/run.py --tock-only --quick  # Tock alone, smoke sizes (CI runs this)
     python bench/compare/run.py --systems tock-postgres-tp,celery-redis --workloads drain
     python bench/compare/run.py --full --resume      # go on with an interrupted run
-    python bench/compare/run.py --full --tock-at v0.2  # Tock as of a commit, not the checkout
+    python bench/compare/run.py --full --tock-at HEAD  # Tock as committed, not the checkout
 
 Every measured cell is saved at once to a progress file (``bench/compare/progress/``,
 one per kind of run), so a long run that is stopped (Ctrl-C, a machine that goes away)
