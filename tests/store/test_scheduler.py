@@ -176,6 +176,24 @@ def test_two_schedulers_racing_make_one_job_per_fire(
     assert len(jobs_of(app)) == 26 == len({r.job_id for r in rows})
 
 
+def test_each_fire_that_creates_jobs_says_so_with_their_queues(app: Tock, clock: FakeClock) -> None:
+    register(app)
+    app.schedule("n", task="tests.noop", every=10)
+    app.schedule("g", task="tests.greet", every=10, args=["ada"])
+    app.schedule("q", task="tests.greet", every=10, args=["bob"], queue="other")
+    app.schedule("o", task="tests.noop", every=10, overlap=False)
+    told: list[set[str]] = []
+    s = Scheduler(app.store, app.clock, app.tasks, on_enqueued=told.append)
+    s.run_once()  # the first fire of each
+    assert sorted(map(sorted, told)) == [["default"], ["default"], ["greetings"], ["other"]]
+    told.clear()
+    clock.advance(timedelta(seconds=10))
+    s.run_once()  # "o" still has a pending job: its fire is dropped, and says nothing
+    assert sorted(map(sorted, told)) == [["default"], ["greetings"], ["other"]]
+    told.clear()
+    assert s.run_once().jobs == [] and told == []  # nothing due
+
+
 # -- overlap, pause, trigger -----------------------------------------------------------
 
 

@@ -429,3 +429,13 @@ def test_worker_with_duties_runs_and_stops(real_app: Tock) -> None:
     with running_worker(real_app, duties=True):
         assert t.enqueue(20, 22).result(timeout=WAIT) == 42
     assert real_app.store.worker_list() == []
+
+
+def test_a_fire_of_this_workers_scheduler_wakes_its_claimer_for_its_queues(app: Tock) -> None:
+    # The store's watch would notice the job too, but SQLite's only every ~20 ms.
+    worker = Worker(app, WorkerConfig(queues=("default", "mail")))
+    wake = worker.claimer.wake
+    worker._fired({"reports"})
+    assert not wake.is_set()
+    worker._fired({"reports", "mail"})
+    assert wake.is_set()

@@ -150,7 +150,18 @@ class Worker:
         self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
         self.pruner = Pruner(self.store, self.clock, self.config.pruner)
         self.vacuumer = Vacuumer(self.store, self.config.vacuumer)
-        self.scheduler = Scheduler(self.store, self.clock, app.tasks, self.config.scheduler)
+        self.scheduler = Scheduler(
+            self.store,
+            self.clock,
+            app.tasks,
+            self.config.scheduler,
+            on_enqueued=self._fired,
+        )
+
+    def _fired(self, queues: set[str]) -> None:
+        """This worker's scheduler created jobs: claim them now if they are ours."""
+        if not queues.isdisjoint(self.config.queues):
+            self._wake_claimer()
 
     def _wake_claimer(self) -> None:
         wake = self.claimer.wake
