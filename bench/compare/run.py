@@ -359,17 +359,17 @@ BEHIND: dict[str, str] = {
         "DESIGN, not a tweak."
     ),
     "periodic": (
-        "The scheduler wakes just past the fire time (two steps of the database's clock: "
-        "0.2 ms on PostgreSQL, 2 ms on SQLite), reads the database's time and the due "
-        "schedules, then writes the fire "
-        "in one transaction of five statements (seven round trips: the compare-and-set of "
-        "the next fire, the fire row, the job, the fire's job, the last fire), and the "
-        "worker, woken by NOTIFY, claims the job and commits. Writing a fire in one "
-        "statement would take most of those round trips out; inserting each fire's job a "
-        "little before its time (due at the fire time all the same) would take all of "
-        "them out, but moves the no-overlap and pause decisions earlier by that lead. "
-        "Celery beat's figure is measured from its own previous send plus a second, so "
-        "its drift is not in it."
+        "After a fire the scheduler (inside the worker) reads the database's time and the "
+        "due schedules, writes the fire in one transaction of five statements (the "
+        "compare-and-set of the next fire, the fire row, the job, the fire's job, the last "
+        "fire), then wakes its own claimer, which claims the job in a transaction of its "
+        "own: two commits, and on PostgreSQL nine round trips to the server, after the "
+        "scheduler wakes just past the fire time (two steps of the database's clock: "
+        "0.2 ms on PostgreSQL, 2 ms on SQLite). Writing a fire in one statement would take "
+        "most of those round trips out; inserting each fire's job a little before its time "
+        "(due at the fire time all the same) would take all of them out, but moves the "
+        "no-overlap and pause decisions earlier by that lead. Celery beat's figure is "
+        "measured from its own previous send plus a second, so its drift is not in it."
     ),
     "recovery": (
         "DESIGN's death rule: a worker is dead once its liveness lock is free *and* its "
