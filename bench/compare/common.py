@@ -325,6 +325,7 @@ def percentiles(values: Sequence[float]) -> tuple[float, float]:
 
 
 LATENCY_IDLE = (0.01, 0.03)  # the range of seconds the worker idles before each sample
+LATENCY_SEED = 5  # the idles are the same sequence in every system's run
 
 
 def _idles(samples: int) -> list[float]:
@@ -335,8 +336,6 @@ def _idles(samples: int) -> list[float]:
     rng = random.Random(LATENCY_SEED)
     return [rng.uniform(*LATENCY_IDLE) for _ in range(samples)]
 
-
-LATENCY_SEED = 5
 
 
 def _started(marks: Marks, who: str) -> None:
