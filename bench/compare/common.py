@@ -337,7 +337,6 @@ def _idles(samples: int) -> list[float]:
     return [rng.uniform(*LATENCY_IDLE) for _ in range(samples)]
 
 
-
 def _started(marks: Marks, who: str) -> None:
     if marks.wait_tag(WARMUP, 60) is None:
         raise SystemExit(f"the {who} did not start")
