@@ -105,16 +105,60 @@ def test_free_limits_at_most_once_jobs(store: Store, clock: FakeClock, make_job)
     c = make_job(at_most_once=True, priority=2)
     d = make_job(priority=1)
     claimed = claim(store, clock, limit=4, free=1)
-    assert [j.id for j in claimed] == [a.id, b.id, d.id]
+    # c does not fit the one free slot: the claim stops before it, and d stays behind it.
+    assert [j.id for j in claimed] == [a.id, b.id]
     assert store.job_get(c.id).status is JobStatus.PENDING
+    assert store.job_get(d.id).status is JobStatus.PENDING
+    assert [j.id for j in claim(store, clock, limit=4, free=1)] == [c.id, d.id]
 
 
-def test_no_free_slot_no_at_most_once_job(store: Store, clock: FakeClock, make_job) -> None:
+def test_no_free_slot_claims_nothing_behind_an_at_most_once_job(
+    store: Store, clock: FakeClock, make_job
+) -> None:
     amo = make_job(at_most_once=True)
     plain = make_job()
-    assert [j.id for j in claim(store, clock, limit=5, free=0)] == [plain.id]
+    assert claim(store, clock, limit=5, free=0) == []
     assert store.job_get(amo.id).status is JobStatus.PENDING
-    assert [j.id for j in claim(store, clock, limit=5, free=1)] == [amo.id]
+    assert store.job_get(plain.id).status is JobStatus.PENDING
+    assert [j.id for j in claim(store, clock, limit=5, free=1)] == [amo.id, plain.id]
+
+
+def test_prefetch_stops_before_an_at_most_once_job(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    """A worker whose slots are all busy prefetches only the jobs ahead of the first
+    at-most-once job, so a stream of other jobs behind it cannot starve it (the order
+    is priority, run_at, id for every kind of job)."""
+    ahead = [make_job() for _ in range(3)]
+    amo = make_job(at_most_once=True)
+    behind = [make_job() for _ in range(3)]
+    assert [j.id for j in claim(store, clock, limit=10, free=0)] == [j.id for j in ahead]
+    assert claim(store, clock, limit=10, free=0, worker="w2") == []
+    # The first worker with a free slot takes it, and whatever follows it.
+    claimed = claim(store, clock, limit=10, free=2, worker="w2")
+    assert [j.id for j in claimed] == [amo.id, *(j.id for j in behind)]
+
+
+def test_prefetch_stops_before_an_at_most_once_job_across_queues(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    first = make_job(queue="a", priority=9)
+    amo = make_job(queue="b", priority=5, at_most_once=True)
+    later = [make_job(queue="a", priority=1), make_job(queue="b", priority=0)]
+    assert [j.id for j in claim(store, clock, queues=("a", "b"), free=0)] == [first.id]
+    claimed = claim(store, clock, queues=("a", "b"), free=1)
+    assert [j.id for j in claimed] == [amo.id, *(j.id for j in later)]
+
+
+def test_free_slots_take_several_at_most_once_jobs(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    jobs = [make_job(at_most_once=n % 2 == 0) for n in range(6)]  # once, plain, once, ...
+    claimed = claim(store, clock, limit=6, free=3)
+    # Ranks 1-3 fit the free slots; rank 4 is plain; rank 5, at-most-once, does not fit.
+    assert [j.id for j in claimed] == [j.id for j in jobs[:4]]
+    assert [j.id for j in claim(store, clock, limit=6, free=0)] == []
+    assert [j.id for j in claim(store, clock, limit=6, free=1)] == [j.id for j in jobs[4:]]
 
 
 def test_claim_sets_running_attempts_token_worker(store: Store, clock: FakeClock, make_job) -> None:

@@ -325,6 +325,26 @@ def test_concurrency_cap_counts_sync_and_async_together(real_app: Tock) -> None:
     assert 1 <= state["max"] <= 3
 
 
+def test_at_most_once_jobs_start_in_claim_order_behind_a_prefetch(real_app: Tock) -> None:
+    """One slot and a prefetch: at-most-once jobs are claimed only into a free slot, and
+    the prefetch never passes one, so every job starts in the order it was enqueued."""
+    lock = threading.Lock()
+    started: list[str] = []
+
+    def record(tag: str) -> str:
+        with lock:
+            started.append(tag)
+        return tag
+
+    plain = real_app.task(name="w.plain")(record)
+    once = real_app.task(name="w.once", at_most_once=True)(record)
+    tags = [f"{kind}{i}" for i in range(8) for kind in ("a", "b", "o")]  # o: at-most-once
+    jobs = [(once if tag.startswith("o") else plain).enqueue(tag) for tag in tags]
+    with running_worker(real_app, concurrency=1, prefetch=5):
+        assert [j.result(timeout=WAIT) for j in jobs] == tags
+    assert started == tags
+
+
 def test_two_claimers_run_each_job_once_and_hold_no_more_than_allowed(real_app: Tock) -> None:
     lock = threading.Lock()
     seen: list[int] = []

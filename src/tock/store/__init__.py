@@ -196,7 +196,9 @@ class Store(Protocol):
         """Apply ``completed``, then claim up to ``limit`` due jobs, in one transaction.
 
         Jobs come in claim order (priority, then run_at, then id); at-most-once jobs are
-        claimed only among the first ``free`` (they must start at once).
+        claimed only among the first ``free`` (they must start at once), and the claim
+        stops before the first at-most-once job it cannot take, so that none is passed
+        over by the prefetch of busy workers.
         """
         ...
 

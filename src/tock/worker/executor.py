@@ -213,7 +213,6 @@ class Executor:
                 self.completions.add(self._run_sync(job, task))
                 if self._running:
                     self._running.pop(job.id, None)
-                self._on_slot_free()
                 # The usual case: the next ready job takes this slot over, without a
                 # lock (deque.popleft is atomic), so threads running short jobs never
                 # queue for one another.
@@ -222,16 +221,21 @@ class Executor:
                 except IndexError:
                     job = None
                 if job is None:
-                    job = self._next(done=True)
+                    # The slot is given up before the claimer wakes, so that its turn
+                    # counts it free: an at-most-once job is claimed only into a free
+                    # slot, and a claim that saw none would sleep with the slot idle.
+                    with self._cond:
+                        self._busy -= 1
+                    self._on_slot_free()
+                    job = self._next()
+                else:
+                    self._on_slot_free()  # the outcome waits to be written
 
-    def _next(self, done: bool = False) -> JobRecord | None:
-        """Wait for a ready job and a free slot (freeing this thread's, if ``done``);
-        None once the executor stops."""
+    def _next(self) -> JobRecord | None:
+        """Wait for a ready job and a free slot; None once the executor stops."""
         cond = self._cond
         ready = self._ready
         with cond:
-            if done:
-                self._busy -= 1
             while not ready or self._busy >= self.concurrency:
                 if self._stopping and not ready:
                     return None

@@ -159,7 +159,9 @@ LIMIT 1;
 -- Lock the first %(limit)s due jobs in claim order, skipping rows other claimers hold;
 -- the LIMIT sits inside the CTE, next to FOR UPDATE, so the planner cannot lock more
 -- rows than asked. At-most-once jobs are taken only into the %(free)s slots that start
--- at once (their rank), the rest may be prefetched. A worker whose row is gone (declared
+-- at once (their rank), the rest may be prefetched; the claim stops before the first
+-- at-most-once job it cannot take, so that prefetching workers never starve it behind a
+-- stream of other jobs (DESIGN: claim order). A worker whose row is gone (declared
 -- dead, not yet registered again) claims nothing: {worker_alive} key-share-locks the
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
 WITH locked AS (
@@ -177,7 +179,9 @@ UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        attempts = j.attempts + 1, started_at = {now}
   FROM ranked AS r
- WHERE j.id = r.id AND (r.rank <= %(free)s OR NOT r.at_most_once)
+ WHERE j.id = r.id
+   AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
+                  WHERE at_most_once AND rank > %(free)s)
 RETURNING {jcols};
 
 -- name: job_claim_batch_queues
@@ -210,7 +214,9 @@ UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        attempts = j.attempts + 1, started_at = {now}
   FROM ranked AS r
- WHERE j.id = r.id AND (r.rank <= %(free)s OR NOT r.at_most_once)
+ WHERE j.id = r.id
+   AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
+                  WHERE at_most_once AND rank > %(free)s)
 RETURNING {jcols};
 
 -- name: job_claim_candidate

@@ -43,7 +43,9 @@ SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 
 -- name: job_claim_batch
 -- Rank the first :limit due jobs in claim order; at-most-once jobs are taken only into
--- the :free slots that start at once, the rest may be prefetched. A worker whose row is
+-- the :free slots that start at once, the rest may be prefetched. The claim stops before
+-- the first at-most-once job it cannot take: passing it would let a stream of other jobs
+-- starve it on workers that always prefetch (DESIGN: claim order). A worker whose row is
 -- gone (declared dead, not yet registered again) claims nothing.
 WITH ranked AS (
     SELECT id, at_most_once,
@@ -56,7 +58,9 @@ WITH ranked AS (
 UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token,
        attempts = attempts + 1, started_at = {now}
- WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+ WHERE id IN (SELECT id FROM ranked
+               WHERE rank < (SELECT coalesce(min(rank), :limit + 1) FROM ranked
+                              WHERE at_most_once AND rank > :free))
    AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
 
@@ -74,7 +78,9 @@ WITH ranked AS (
 UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token,
        attempts = attempts + 1, started_at = {now}
- WHERE id IN (SELECT id FROM ranked WHERE rank <= :free OR NOT at_most_once)
+ WHERE id IN (SELECT id FROM ranked
+               WHERE rank < (SELECT coalesce(min(rank), :limit + 1) FROM ranked
+                              WHERE at_most_once AND rank > :free))
    AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
 
