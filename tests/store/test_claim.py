@@ -349,6 +349,31 @@ def test_stale_token_changes_nothing(
     assert store.job_get(job.id).result == 2
 
 
+@pytest.mark.parametrize("back", ["released", "retry", "rescued"])
+@pytest.mark.parametrize("kind", list(OutcomeKind))
+def test_a_job_back_in_pending_holds_no_token(
+    store: Store, clock: FakeClock, make_job, back: str, kind: OutcomeKind
+) -> None:
+    """Only a running job holds a claim token: finishing a batch matches rows by id and
+    token alone (not by status), so an outcome with the token of a job that went back to
+    pending, and was not claimed again, must change nothing."""
+    job = make_job()
+    (record,) = claim(store, clock)
+    if back == "rescued":
+        clock.advance(seconds=11)
+        assert Rescuer(store, clock).run_once().rescued == [job.id]
+    else:
+        handed = OutcomeKind.RELEASED if back == "released" else OutcomeKind.RETRY
+        outcome = Outcome(job.id, record.claim_token, handed, error=ERROR, delay=1.0)
+        assert store.job_complete_batch([outcome], now=clock.db_now()) == 1
+    pending = store.job_get(job.id)
+    assert pending.status is JobStatus.PENDING
+    assert pending.claim_token is None
+    old = Outcome(job.id, record.claim_token, kind, result="1", error=ERROR, delay=1.0)
+    assert store.job_complete_batch([old], now=clock.db_now()) == 0
+    assert store.job_get(job.id) == pending
+
+
 def test_outcome_for_a_finished_job_changes_nothing(
     store: Store, clock: FakeClock, make_job
 ) -> None:

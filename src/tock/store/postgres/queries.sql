@@ -234,7 +234,11 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 -- whole batch (a JSON array of {id, token, status, result, error}; result and error are
 -- the JSON the worker encoded, or null). A job that succeeds after retries keeps its
 -- last error, for the record. The DELETE locks each row: a rescuer moving the same job
--- at once waits, then finds it gone.
+-- at once waits, then finds it gone. It finds its rows by primary key (id = ANY) and
+-- matches the token; it does not test status = 'running', which would let the planner
+-- read every running row of the table through tock_jobs_worker (a partial index on that
+-- status) once per batch: a token is held only while its job runs (every way back to
+-- pending clears it), so the token alone says the claim still holds.
 -- These are only the first CTEs of a statement: the store ends it with a count of the
 -- moved jobs, or with a claim's own CTEs and UPDATE, so that finishing a batch and
 -- claiming the next is one statement (one round trip, one commit). The rows it deletes
@@ -244,7 +248,7 @@ WITH b AS (
                   AS b(id bigint, token bigint, status text, result json, error json)
 ), done AS (
     DELETE FROM {schema}.tock_jobs AS j USING b
-     WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running'
+     WHERE j.id = ANY (ARRAY(SELECT id FROM b)) AND j.id = b.id AND j.claim_token = b.token
     RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
               b.error::text AS new_error
 ), finished AS (
