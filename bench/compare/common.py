@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 HERE = Path(__file__).resolve().parent
 MARKS_ENV = "BENCH_MARKS"
@@ -383,15 +383,101 @@ async def ameasure_latency(
 DRAIN_BOUND = 600.0  # seconds a drain may take before its rate so far is reported
 
 
-def drain_result(marks: Marks, n: int, procs: Procs, settings: str) -> None:
+def drain_result(
+    marks: Marks, n: int, procs: Procs, settings: str, servers: Sequence[str] = ()
+) -> None:
     """Wait for the ``n`` jobs of a drain, then print its rate: jobs from the first
     start to the last end. A system that has not run them all within DRAIN_BOUND
     seconds (the slowest peers, with the full run's 100,000 jobs) is measured on the
-    jobs it ran so far, and the note says so."""
-    done = marks.wait(n, DRAIN_BOUND, procs)
+    jobs it ran so far, and the note says so. With it go the CPU time a job took in
+    ``servers`` (keys of SERVER_PROCESSES: the servers the system uses) and in the
+    workers (:class:`CpuMeter`), from the first job on."""
+    deadline = time.monotonic() + DRAIN_BOUND
+    meter = None
+    if marks.wait(1, DRAIN_BOUND, procs):
+        # From here: the workers' start-up is not in it.
+        meter = CpuMeter.start(procs, servers, marks.count())
+    done = marks.wait(n, max(0.0, deadline - time.monotonic()), procs)
     ran = marks.count()
     note = "" if done else f"only {ran:,} of {n:,} jobs ran within {DRAIN_BOUND:g} s: their rate"
-    result(ran / marks.span() if ran > 1 else None, "jobs/s", settings, note)
+    cpu = meter.per_job(ran) if meter is not None else None
+    server, workers = cpu if cpu is not None else (None, None)
+    result(
+        ran / marks.span() if ran > 1 else None,
+        "jobs/s",
+        settings,
+        note,
+        cpu_server_us=server,
+        cpu_workers_us=workers,
+    )
+
+
+#: The servers' process names (PostgreSQL's postmaster counts the CPU of its backends
+#: that exited; RabbitMQ runs in the Erlang VM).
+SERVER_PROCESSES = {"postgres": "postgres", "redis": "redis-server", "rabbitmq": "beam.smp"}
+
+
+@dataclass(frozen=True)
+class CpuMeter:
+    """CPU time spent by the servers on this machine and by the worker processes of a
+    measurement (their process groups: every child a worker forks included), read from
+    ``/proc`` (Linux); between ``start`` and ``per_job``."""
+
+    procs: Procs
+    servers: frozenset[str]  # process names
+    jobs: int  # jobs already run at the start
+    server: float
+    workers: float
+    began: float = field(default_factory=time.monotonic)
+
+    #: /proc counts CPU time in clock ticks (10 ms): a shorter window says too little.
+    SHORTEST: ClassVar[float] = 0.25
+
+    @classmethod
+    def start(cls, procs: Procs, servers: Sequence[str], jobs: int) -> CpuMeter | None:
+        names = frozenset(SERVER_PROCESSES[s] for s in servers)
+        got = cpu_seconds(names, {p.pid for p in procs.popens})
+        return None if got is None else cls(procs, names, jobs, *got)
+
+    def per_job(self, jobs: int) -> tuple[float, float] | None:
+        """Microseconds of server CPU and of worker CPU a job since the start, for the
+        ``jobs`` run by now (None if too few ran, or too briefly, to say)."""
+        got = cpu_seconds(self.servers, {p.pid for p in self.procs.popens})
+        ran = jobs - self.jobs
+        if got is None or ran < 100 or time.monotonic() - self.began < self.SHORTEST:
+            return None
+        server, workers = got[0] - self.server, got[1] - self.workers
+        return round(server / ran * 1e6, 1), round(workers / ran * 1e6, 1)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(servers: frozenset[str], groups: set[int]) -> tuple[float, float] | None:
+    """CPU seconds, user and system, of the processes named in ``servers`` and of the
+    processes in the process groups ``groups``, each with its children that have
+    exited; None where there is no ``/proc``."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    server = workers = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it exited meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        # After "(name) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt
+        # majflt cmajflt utime stime cutime cstime ... (proc(5)).
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = sum(int(f) for f in fields[11:15])
+        if name in servers:
+            server += ticks
+        elif int(fields[2]) in groups:
+            workers += ticks
+    return server / _TICK, workers / _TICK
 
 
 def result(value: float | None, unit: str, settings: str, note: str = "", **extra: Any) -> None:

@@ -87,6 +87,9 @@ class Cell:
     p99: list[float] = field(default_factory=list)
     settings: str = ""
     notes: list[str] = field(default_factory=list)
+    # Drains: microseconds of CPU a job in the system's servers and in its workers.
+    cpu_server: list[float] = field(default_factory=list)
+    cpu_workers: list[float] = field(default_factory=list)
 
     @property
     def value(self) -> float | None:
@@ -95,6 +98,13 @@ class Cell:
     @property
     def p99_value(self) -> float | None:
         return statistics.median(self.p99) if self.p99 else None
+
+    @property
+    def cpu(self) -> tuple[float, float] | None:
+        """Median CPU a job (server, workers) in microseconds, where measured."""
+        if not self.cpu_server or not self.cpu_workers:
+            return None
+        return statistics.median(self.cpu_server), statistics.median(self.cpu_workers)
 
 
 def bench_python(args: argparse.Namespace) -> str:
@@ -282,6 +292,13 @@ def shown(c: Cell, unit: str) -> str:
     return "n/a" if note else "—"
 
 
+def cpu_shown(cpu: tuple[float, float] | None) -> str:
+    """The CPU a drained job took in the servers and in the workers: "18 + 14 µs"."""
+    if cpu is None:
+        return ""
+    return f"{cpu[0]:,.0f} + {cpu[1]:,.0f} µs"
+
+
 def advantage(tock: float | None, peer: float | None, higher_better: bool) -> str:
     """How many times better Tock's best is than this peer ("3.2x"), or "—"."""
     if tock is None or peer is None or tock <= 0 or peer <= 0:
@@ -395,7 +412,20 @@ DRAIN_LIMITS = (
 )
 
 
-def targets(results: dict[str, dict[str, Cell]]) -> list[str]:
+def ceiling(cell: str, tock: Cell, fastest_peer: float, cores: int) -> str:
+    """What the CPU a job took caps the drain at, measured, beside what the target asks."""
+    cpu = tock.cpu
+    if cpu is None or sum(cpu) <= 0:
+        return ""
+    most = cores * 1e6 / sum(cpu)
+    return (
+        f"  In this cell a job took {cpu[0]:,.0f} µs of PostgreSQL's CPU and {cpu[1]:,.0f} "
+        f"µs of the workers' ({sum(cpu):,.0f} µs): with all {cores} cores of this machine "
+        f"busy, at most {most:,.0f} jobs/s; the target asks {TARGET * fastest_peer:,.0f}."
+    )
+
+
+def targets(results: dict[str, dict[str, Cell]], cores: int) -> list[str]:
     """The drain target, met or missed, and why Tock trails where it does."""
     lines = ["## Targets, and where Tock is behind", ""]
     missed = False
@@ -411,6 +441,7 @@ def targets(results: dict[str, dict[str, Cell]]) -> list[str]:
             f"- {CELLS[cell][2]}, PostgreSQL at the throughput settings: "
             f"{tock.value:,.0f} jobs/s, {ratio:.1f}x the fastest peer (target: "
             f"{TARGET:g}x and at least {FLOOR:,.0f}): **{'met' if met else 'missed'}**."
+            + ("" if met else ceiling(cell, tock, max(peers), cores))
         )
         missed = missed or not met
     if missed:
@@ -462,16 +493,19 @@ def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
         "",
     ]
     lines += summary(results)
-    lines += targets(results)
+    lines += targets(results, meta.get("cores") or os.cpu_count() or 1)
     for cell, by_system in results.items():
         _w, _a, title, unit, higher = CELLS[cell]
         lines += [f"## {title}", ""]
         tock = best_tock(results, cell)
-        header = "| system | result | p99 | Tock vs | settings and notes |"
-        lines += [header, "|---|---|---|---|---|"]
+        # A drain's third column is the CPU a job took, where the others have a p99.
+        drain = CELLS[cell][0] == "drain"
+        third = "CPU a job: servers + workers" if drain else "p99"
+        lines += [f"| system | result | {third} | Tock vs | settings and notes |"]
+        lines += ["|---|---|---|---|---|"]
         for system, c in by_system.items():
             label = SYSTEMS[system][2]
-            p99 = fmt(c.p99_value, unit) if c.p99 else ""
+            p99 = cpu_shown(c.cpu) if drain else fmt(c.p99_value, unit) if c.p99 else ""
             vs = "" if system in TOCK else advantage(tock and tock[1], c.value, higher)
             notes = "; ".join(n for n in dict.fromkeys(c.notes) if n)
             detail = c.settings + (f" — {notes}" if notes else "")
@@ -628,6 +662,9 @@ def measure(
                     c.values.append(float(got["value"]))
                 if got.get("p99") is not None:
                     c.p99.append(float(got["p99"]))
+                if got.get("cpu_server_us") is not None and got.get("cpu_workers_us") is not None:
+                    c.cpu_server.append(float(got["cpu_server_us"]))
+                    c.cpu_workers.append(float(got["cpu_workers_us"]))
                 c.settings = got.get("settings") or c.settings
                 c.notes.append(got.get("note", ""))
                 unit = CELLS[cell][3]
@@ -718,6 +755,7 @@ def main() -> None:
         "minutes": round(progress.seconds / 60),
         "sittings": progress.sittings,
         "machine": machine(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "tock": code.commit,
         "servers": servers(python),

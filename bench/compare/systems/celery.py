@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, app, marks: Marks, procs: Procs) -> None:  # t
         enqueue(app, args.n, args.enqueue_path)
         for i in range(args.workers):
             start_worker(procs, marks, kind, f"bench{i}", CORES, SHORT_PREFETCH)
-        drain_result(marks, args.n, procs, f"{short}; {args.workers} worker(s)")
+        drain_result(marks, args.n, procs, f"{short}; {args.workers} worker(s)", [kind])
     elif args.workload == "latency":
         start_worker(procs, marks, kind, "bench0", CORES, SHORT_PREFETCH)
         warm_up(app, marks, procs)

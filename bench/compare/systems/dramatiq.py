@@ -106,7 +106,7 @@ def run(  # type: ignore[no-untyped-def]
             app.mark_job.send(str(i))
         for _ in range(args.workers):
             procs.start(worker, env)
-        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
+        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)", ["redis"])
     elif args.workload == "latency":
         procs.start(worker, env)
         p50, p99 = measure_latency(marks, args.samples, app.mark_job.send)

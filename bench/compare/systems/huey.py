@@ -125,7 +125,8 @@ def main() -> None:
         elif args.workload == "drain":
             app.mark_job.map([(str(i),) for i in range(args.n)])
             start_consumer(procs, marks, env, flags)
-            drain_result(marks, args.n, procs, f"{settings}; 1 consumer")
+            servers = ["redis"] if args.storage == "redis" else []
+            drain_result(marks, args.n, procs, f"{settings}; 1 consumer", servers)
         elif args.workload == "latency":
             flags = consumer_flags(args, 1)
             start_consumer(procs, marks, env, flags)

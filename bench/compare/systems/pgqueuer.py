@@ -85,7 +85,7 @@ async def run(args: argparse.Namespace, url: str, marks: Marks, procs: Procs) ->
         await enqueue(queries, "bench.mark", [str(i) for i in range(args.n)])
         for _ in range(args.workers):
             start_worker(procs, marks, url, args)
-        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
+        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)", ["postgres"])
     elif args.workload == "latency":
         start_worker(procs, marks, url, args)
         p50, p99 = await ameasure_latency(

@@ -89,7 +89,8 @@ async def run(args: argparse.Namespace, url: str, marks: Marks, procs: Procs) ->
             await enqueue(procrastinate_app.mark_job, [str(i) for i in range(args.n)])
             for _ in range(args.workers):
                 start_worker(procs, marks, url, args.concurrency)
-            drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
+            settings = f"{settings}; {args.workers} worker(s)"
+            drain_result(marks, args.n, procs, settings, ["postgres"])
         elif args.workload == "latency":
             start_worker(procs, marks, url, args.concurrency)
             task = procrastinate_app.mark_job

@@ -205,7 +205,9 @@ def run(
         enqueue_bulk(queue, args.n)
         for _ in range(args.workers):
             procs.start(argv, marks.env())
-        drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker process(es)")
+        drain_result(
+            marks, args.n, procs, f"{settings}; {args.workers} worker process(es)", ["redis"]
+        )
     elif args.workload == "latency":
         procs.start(argv, marks.env())
         p50, p99 = measure_latency(

@@ -80,7 +80,8 @@ def main() -> None:
             enqueue(app, args.n)
             for _ in range(args.workers):
                 start_worker(procs, marks, url, flags)
-            drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)")
+            servers = ["postgres"] if args.store == "postgres" else []
+            drain_result(marks, args.n, procs, f"{settings}; {args.workers} worker(s)", servers)
         elif args.workload == "latency":
             start_worker(procs, marks, url, flags)
             p50, p99 = measure_latency(marks, args.samples, app.tasks["bench.mark"].enqueue)
