@@ -197,3 +197,49 @@ def test_jobs_handed_back_at_shutdown_are_exactly_those_that_never_started(
     assert not ran & back
     assert ran | back == set(range(n))
     assert h.executor.held == 0
+
+
+def test_outcomes_drained_by_several_claimers_at_once_are_each_taken_once() -> None:
+    """With ``--claimers`` > 1 every claim lane drains the outcomes buffer at the start of
+    its turn, so two drains race: neither may fail on an item the other took (that failed
+    the turn and dropped the outcomes it had taken, leaving those jobs running for good),
+    and every outcome goes to exactly one of them."""
+    import sys
+
+    from tock.jobs import Outcome
+
+    completions = Completions(on_add=lambda: None)
+    n, writers, readers = 40_000, 4, 3
+    drained: list[list[Outcome]] = [[] for _ in range(readers)]
+    errors: list[BaseException] = []
+    written = threading.Barrier(writers + 1)
+    done = threading.Event()
+
+    def write(w: int) -> None:
+        for i in range(w, n, writers):
+            completions.add(Outcome(i, 7, OutcomeKind.SUCCEEDED, result="null"))
+        written.wait(WAIT)
+
+    def read(r: int) -> None:
+        try:
+            while not done.is_set() or len(completions):
+                drained[r].extend(completions.drain())
+        except BaseException as exc:  # the race this test is about
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: make races likely
+    try:
+        threads = [threading.Thread(target=read, args=(r,)) for r in range(readers)]
+        threads += [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        written.wait(WAIT)
+        done.set()
+        for t in threads:
+            t.join(WAIT)
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    ids = Counter(o.job_id for batch in drained for o in batch)
+    assert len(ids) == n and set(ids.values()) == {1}

@@ -17,8 +17,8 @@ MAX_BACKOFF = 3600.0  # DESIGN: backoff doubles per retry, capped at 1 h, jitter
 
 
 class Completions:
-    """A thread-safe buffer: executor threads add outcomes, the claimer (its one reader)
-    drains them per batch."""
+    """A thread-safe buffer: executor threads add outcomes, the claimer's lanes drain
+    them per batch (with ``--claimers`` > 1, several at once)."""
 
     def __init__(self, on_add: Callable[[], None]) -> None:
         # A deque: append and popleft are atomic, so adding takes no lock and the
@@ -31,8 +31,17 @@ class Completions:
         self._on_add()
 
     def drain(self) -> list[Outcome]:
+        """Take every outcome buffered now. Each ``popleft`` is atomic, so an outcome goes
+        to exactly one of several lanes draining at once; one that finds the buffer
+        emptied by another meanwhile stops there with what it took."""
         items = self._items
-        return [items.popleft() for _ in range(len(items))]
+        taken = []
+        for _ in range(len(items)):
+            try:
+                taken.append(items.popleft())
+            except IndexError:
+                break
+        return taken
 
     def __len__(self) -> int:
         return len(self._items)
