@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 DEFAULTS = {"concurrency": 10, "prefetch": 10}
-THROUGHPUT = {"concurrency": 4, "prefetch": 1000}  # documented in README: "Throughput"
+THROUGHPUT = {"concurrency": 4, "prefetch": 4000}  # documented in README: "Throughput"
 
 
 def _url(path: Path) -> str:

@@ -23,7 +23,7 @@ import common
 from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
 DEFAULTS = ("--concurrency", "10", "--prefetch", "10")
-THROUGHPUT = ("--concurrency", "4", "--prefetch", "1000")
+THROUGHPUT = ("--concurrency", "4", "--prefetch", "4000")
 PG_THROUGHPUT = (*THROUGHPUT, "--claimers", "2")  # README: on PostgreSQL, two claimers
 BATCH = 10_000  # enqueue_many batch, as bench_sqlite.py and bench_postgres.py
 
