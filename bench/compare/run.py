@@ -412,7 +412,7 @@ DRAIN_LIMITS = (
 )
 
 
-def ceiling(cell: str, tock: Cell, fastest_peer: float, cores: int) -> str:
+def ceiling(tock: Cell, fastest_peer: float, cores: int) -> str:
     """What the CPU a job took caps the drain at, measured, beside what the target asks."""
     cpu = tock.cpu
     if cpu is None or sum(cpu) <= 0:
@@ -441,7 +441,7 @@ def targets(results: dict[str, dict[str, Cell]], cores: int) -> list[str]:
             f"- {CELLS[cell][2]}, PostgreSQL at the throughput settings: "
             f"{tock.value:,.0f} jobs/s, {ratio:.1f}x the fastest peer (target: "
             f"{TARGET:g}x and at least {FLOOR:,.0f}): **{'met' if met else 'missed'}**."
-            + ("" if met else ceiling(cell, tock, max(peers), cores))
+            + ("" if met else ceiling(tock, max(peers), cores))
         )
         missed = missed or not met
     if missed:
@@ -505,11 +505,11 @@ def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
         lines += ["|---|---|---|---|---|"]
         for system, c in by_system.items():
             label = SYSTEMS[system][2]
-            p99 = cpu_shown(c.cpu) if drain else fmt(c.p99_value, unit) if c.p99 else ""
+            extra = cpu_shown(c.cpu) if drain else fmt(c.p99_value, unit) if c.p99 else ""
             vs = "" if system in TOCK else advantage(tock and tock[1], c.value, higher)
             notes = "; ".join(n for n in dict.fromkeys(c.notes) if n)
             detail = c.settings + (f" — {notes}" if notes else "")
-            lines.append(f"| {label} | {shown(c, unit)} | {p99} | {vs} | {detail} |")
+            lines.append(f"| {label} | {shown(c, unit)} | {extra} | {vs} | {detail} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,7 +25,7 @@ sys.stdin.read()
 
 
 @pytest.fixture
-def burner() -> object:
+def burner() -> Iterator[subprocess.Popen[str]]:
     if not Path("/proc/self/stat").exists():
         pytest.skip("no /proc here")
     proc = subprocess.Popen(
@@ -39,7 +40,9 @@ def burner() -> object:
     proc.communicate("")
 
 
-def test_cpu_of_a_process_group_and_of_servers_by_name(run: ModuleType, burner) -> None:  # type: ignore[no-untyped-def]
+def test_cpu_of_a_process_group_and_of_servers_by_name(
+    run: ModuleType, burner: subprocess.Popen[str]
+) -> None:
     import common
 
     name = Path(f"/proc/{burner.pid}/comm").read_text().strip()
@@ -49,7 +52,9 @@ def test_cpu_of_a_process_group_and_of_servers_by_name(run: ModuleType, burner) 
     assert workers >= 0.29  # its 0.3 s, in clock ticks
     assert workers < 5  # nothing but that group (this test's own process is not in it)
     # The same process named as a server counts there, and not among the workers.
-    server, workers = common.cpu_seconds(frozenset({name}), {burner.pid})  # type: ignore[misc]
+    got = common.cpu_seconds(frozenset({name}), {burner.pid})
+    assert got is not None
+    server, workers = got
     assert server >= 0.29
     assert workers == 0
 
@@ -75,18 +80,17 @@ def test_an_unknown_server_name_is_refused(run: ModuleType) -> None:
         common.CpuMeter.start(common.Procs(), ["mysql"], jobs=0)
 
 
-def meta(run: ModuleType) -> dict[str, object]:
-    return {
-        "date": "2026-12-03",
-        "mode": "default",
-        "runs": 1,
-        "minutes": 1,
-        "machine": "a test machine, 2 cores",
-        "python": "3.11",
-        "servers": "PostgreSQL 15",
-        "tock": "abc",
-        "cores": 2,
-    }
+META = {
+    "date": "2026-12-03",
+    "mode": "default",
+    "runs": 1,
+    "minutes": 1,
+    "machine": "a test machine, 2 cores",
+    "python": "3.11",
+    "servers": "PostgreSQL 15",
+    "tock": "abc",
+    "cores": 2,
+}
 
 
 def test_the_drain_table_shows_cpu_and_a_missed_target_its_ceiling(run: ModuleType) -> None:
@@ -95,7 +99,7 @@ def test_the_drain_table_shows_cpu_and_a_missed_target_its_ceiling(run: ModuleTy
     peer = Cell(values=[20_000.0], settings="peer", cpu_server=[27.4], cpu_workers=[31.2])
     bare = Cell(values=[1_000.0], settings="no cpu measured")
     results = {"drain1": {"tock-postgres-tp": tock, "pgqueuer": peer, "rq": bare}}
-    text = run.report(results, meta(run))
+    text = run.report(results, META)
     assert "| system | result | CPU a job: servers + workers | Tock vs |" in text
     assert "| 48,000 | 18 + 11 µs |" in text  # the medians
     assert "| 20,000 | 27 + 31 µs | 2.4x |" in text
@@ -112,8 +116,8 @@ def test_a_met_target_and_other_tables_say_nothing_of_cpu(run: ModuleType) -> No
     tock = Cell(values=[90_000.0], settings="tock", cpu_server=[10.0], cpu_workers=[10.0])
     peer = Cell(values=[20_000.0], settings="peer")
     latency = {"tock-postgres-tp": Cell(values=[3.0], p99=[4.0], settings="t")}
-    text = run.report({"drain1": {"tock-postgres-tp": tock, "pgqueuer": peer},
-                       "latency": latency}, meta(run))  # fmt: skip
+    results = {"drain1": {"tock-postgres-tp": tock, "pgqueuer": peer}, "latency": latency}
+    text = run.report(results, META)
     assert "**met**." in text and "at most" not in text
     assert "| system | result | p99 | Tock vs |" in text  # latency keeps its p99 column
 
