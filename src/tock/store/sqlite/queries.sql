@@ -121,16 +121,16 @@ DELETE FROM tock_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_retry_later
 UPDATE tock_jobs
-   SET status = 'pending', run_at = coalesce(?5, {clock}) + ?1, worker_id = NULL,
+   SET status = 'pending', run_at = coalesce(:now, {clock}) + :delay_us, worker_id = NULL,
        claim_token = NULL,
-       error = ?2
- WHERE id = ?3 AND claim_token = ?4 AND status = 'running';
+       error = :error
+ WHERE id = :id AND claim_token = :token AND status = 'running';
 
 -- name: job_release
 -- Hand back a job that was claimed but never started: no attempt is used up.
 UPDATE tock_jobs
    SET status = 'pending', attempts = attempts - 1, worker_id = NULL, claim_token = NULL
- WHERE id = ?1 AND claim_token = ?2 AND status = 'running';
+ WHERE id = :id AND claim_token = :token AND status = 'running';
 
 -- name: job_retry_finished
 -- `tock jobs retry`: back to the live table, same id, attempts reset.
@@ -237,7 +237,8 @@ DELETE FROM tock_workers WHERE id = :worker_id;
 INSERT INTO tock_schedules (name, task, trigger, args, kwargs, queue, priority, misfire,
                             grace, overlap, enabled, paused, source, next_fire_at,
                             created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+VALUES (:name, :task, :trigger, :args, :kwargs, :queue, :priority, :misfire, :grace, :overlap,
+        :enabled, :paused, :source, :next_fire_at, :now, :now)
 ON CONFLICT (name) DO UPDATE
    SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
        kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,

@@ -527,16 +527,25 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now_us: int | None
     ) -> int:
         finish: list[str] = []
-        retry, release = [], []
+        retry: list[dict[str, object]] = []
+        release: list[dict[str, object]] = []
         for o in outcomes:
             if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
                 # result and error are JSON texts built by the worker: embedded as they are.
                 result, error = o.result or "null", o.error or "null"
                 finish.append(f'[{o.job_id},{o.token},"{o.kind.value}",{result},{error}]')
             elif o.kind is OutcomeKind.RETRY:
-                retry.append((_us(o.delay), o.error, o.job_id, o.token, now_us))
+                retry.append(
+                    {
+                        "delay_us": _us(o.delay),
+                        "error": o.error,
+                        "id": o.job_id,
+                        "token": o.token,
+                        "now": now_us,
+                    }
+                )
             else:
-                release.append((o.job_id, o.token))
+                release.append({"id": o.job_id, "token": o.token})
         changed = 0
         if finish:
             moved = conn.execute(
@@ -856,23 +865,23 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, schedules: Sequence[ScheduleRecord], now_us: int
     ) -> int:
         rows = [
-            (
-                s.name,
-                s.task,
-                s.trigger,
-                s.args,
-                s.kwargs,
-                s.queue,
-                s.priority,
-                s.misfire,
-                float(s.grace),
-                int(s.overlap),
-                int(s.enabled),
-                int(s.paused),
-                s.source,
-                to_us(s.next_fire_at),
-                now_us,
-            )
+            {
+                "name": s.name,
+                "task": s.task,
+                "trigger": s.trigger,
+                "args": s.args,
+                "kwargs": s.kwargs,
+                "queue": s.queue,
+                "priority": s.priority,
+                "misfire": s.misfire,
+                "grace": float(s.grace),
+                "overlap": int(s.overlap),
+                "enabled": int(s.enabled),
+                "paused": int(s.paused),
+                "source": s.source,
+                "next_fire_at": to_us(s.next_fire_at),
+                "now": now_us,
+            }
             for s in last_of_each(schedules)
         ]
         conn.executemany(Q["schedule_upsert_many"], rows)
