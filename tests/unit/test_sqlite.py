@@ -57,8 +57,23 @@ def make_app(clock: FakeClock) -> Iterator:
         app.close()
 
 
+_RAW: list[sqlite3.Connection] = []
+
+
 def raw(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None)
+    """A plain connection to look at the file; closed when the test ends."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    _RAW.append(conn)
+    return conn
+
+
+@pytest.fixture(autouse=True)
+def _close_raw_connections() -> Iterator[None]:
+    # Closed by the test, not by the garbage collector: Python 3.13 warns (ResourceWarning)
+    # about a connection collected open, in whichever test happens to run then.
+    yield
+    while _RAW:
+        _RAW.pop().close()
 
 
 # -- URLs --------------------------------------------------------------------------------

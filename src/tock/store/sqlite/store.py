@@ -123,6 +123,10 @@ def parse_sqlite_url(url: str) -> Path:
     return Path(raw).absolute()
 
 
+# Connections inherited through a fork: never used or closed in the child (see _conn).
+_FORKED_AWAY: list[sqlite3.Connection] = []
+
+
 class _Watch:
     """Polls ``PRAGMA data_version`` on its own connection; calls back on a change."""
 
@@ -202,18 +206,28 @@ class SQLiteStore:
                 check_same_thread=False,
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
+        try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = _switch_to_wal(conn)
             if mode.lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (it says {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
+        except BaseException as exc:
+            conn.close()  # not left for the garbage collector (a ResourceWarning on 3.13)
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
+            raise
         return conn
 
     def _conn(self, *, check: bool = True) -> sqlite3.Connection:
         if os.getpid() != self._pid:
-            # DESIGN: a connection is never carried across a fork.
+            # DESIGN: a connection is never carried across a fork. The parent's connections
+            # are neither used nor closed here (closing would run SQLite's last-connection
+            # clean-up in the wrong process); they are kept referenced so that the garbage
+            # collector does not close them either.
+            _FORKED_AWAY.extend(self._all_conns)
             self._local = threading.local()
             self._pid = os.getpid()
             self._all_conns = []
