@@ -209,6 +209,7 @@ class _Parsed:
     fields: tuple[frozenset[int], ...]  # minute, hour, dom, month, dow[, second]
     fixed: bool  # minute and hour fields hold no "*" and no step
     canonical: str  # what croniter is given: "*" or explicit lists
+    day_or: bool  # a day matching either day field fires (else: both must match)
 
 
 def _parse_cron(expression: str) -> _Parsed:
@@ -230,14 +231,28 @@ def _parse_cron(expression: str) -> _Parsed:
             raise _CronError(f"cron field {number} ({spec.name}) {exc}") from None
         fields.append(values)
         wild.append(wildcard)
-    days, months, weekdays = fields[2], fields[3], fields[4]
-    if len(weekdays) == 7 and all(d > _DAYS_IN_MONTH[m - 1] for d in days for m in months):
+    days, months = fields[2], fields[3]
+    no_such_day = all(d > _DAYS_IN_MONTH[m - 1] for d in days for m in months)
+    # Debian's (Vixie) cron: when either day field starts with "*" (a star or a step over
+    # the whole range), a day must match both; otherwise a day matching either fires.
+    day_or = not (parts[2].startswith("*") or parts[4].startswith("*"))
+    if no_such_day and not day_or:
         raise _CronError(
             f"it never fires: no day {','.join(map(str, sorted(days)))} "
             f"in month {','.join(map(str, sorted(months)))}"
         )
-    canonical = " ".join(_canonical(s, v) for s, v in zip(_FIELDS, fields, strict=False))
-    return _Parsed(tuple(fields), fixed=not (wild[0] or wild[1]), canonical=canonical)
+    texts = [_canonical(s, v) for s, v in zip(_FIELDS, fields, strict=False)]
+    # What croniter is given says the rule in its own terms, so that its answer does not
+    # depend on its version: "either" with a day field that allows every day is every day;
+    # "either" with days that no month holds is the weekdays alone (croniter 6 finds no
+    # date for "31 2 mon" with day_or, croniter 7 finds the Mondays).
+    if day_or and "*" in (texts[2], texts[4]):
+        texts[2] = texts[4] = "*"
+    elif day_or and no_such_day:
+        texts[2], day_or = "*", False
+    return _Parsed(
+        tuple(fields), fixed=not (wild[0] or wild[1]), canonical=" ".join(texts), day_or=day_or
+    )
 
 
 def _zone(timezone: object) -> ZoneInfo:
@@ -289,7 +304,8 @@ class Cron:
         setattr_(self, "_parsed", parsed)
         setattr_(self, "_zoneinfo", zone)
         # Naive datetimes: croniter walks local wall-clock time only; DST is ours.
-        setattr_(self, "_walker", croniter(parsed.canonical, datetime(2000, 1, 1)))
+        walker = croniter(parsed.canonical, datetime(2000, 1, 1), day_or=parsed.day_or)
+        setattr_(self, "_walker", walker)
         setattr_(self, "_lock", threading.Lock())
 
     @property

@@ -277,6 +277,42 @@ def test_day_31_in_february_is_fine_when_a_weekday_can_match():
     assert next_fire(Cron("0 0 31 2 mon"), utc(2030, 1, 1)) == utc(2030, 2, 4)
 
 
+def _days(expression: str, count: int) -> list[str]:
+    """The next ``count`` fire days after Tuesday 2030-01-01, as "MM-DD"."""
+    cron, at, days = Cron(expression), utc(2030, 1, 1), []
+    for _ in range(count):
+        nxt = next_fire(cron, at)
+        assert nxt is not None
+        days.append(nxt.strftime("%m-%d"))
+        at = nxt
+    return days
+
+
+# Debian's cron: a day field that starts with "*" makes both fields apply; with neither
+# starting with "*", a day matching either fires. 2030-01-07 is a Monday.
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        ("0 0 2 * mon", ["01-02", "01-07", "01-14", "01-21", "01-28", "02-02"]),  # either
+        ("0 0 */2 * mon", ["01-07", "01-21", "02-11", "02-25", "03-11", "03-25"]),  # both
+        ("0 0 1-31/2 * mon", ["01-03", "01-05", "01-07", "01-09", "01-11", "01-13"]),
+        ("0 0 1-31 * mon", ["01-02", "01-03", "01-04", "01-05", "01-06", "01-07"]),
+        ("0 0 31 2 0-6", ["02-01", "02-02", "02-03", "02-04", "02-05", "02-06"]),
+        ("0 0 31 2 mon", ["02-04", "02-11", "02-18", "02-25", "02-03", "02-10"]),
+        ("0 0 30,31 2,3 mon", ["02-04", "02-11", "02-18", "02-25", "03-04", "03-11"]),
+        ("0 0 */10 * 1-5", ["01-11", "01-21", "01-31", "02-01", "02-11", "02-21"]),
+    ],
+)
+def test_day_fields_follow_debian_cron(expression, days):
+    # The answer is Tock's, whatever croniter's version (6.2 and 7.0 differ on "31 2 mon").
+    assert _days(expression, len(days)) == days
+
+
+def test_impossible_day_with_a_starred_weekday_never_fires():
+    with pytest.raises(ConfigurationError, match="it never fires: no day 31 in month 2"):
+        Cron("0 0 31 2 */2")
+
+
 @pytest.mark.parametrize("zone", ["Europe/Berln", "", "../etc/passwd", "/etc/localtime", 5])
 def test_unknown_time_zone_is_named(zone):
     with pytest.raises(ConfigurationError, match="time zone"):
