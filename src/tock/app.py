@@ -450,9 +450,8 @@ def _policy(misfire: object, grace: object, overlap: object, enabled: object) ->
         raise ConfigurationError(f"overlap must be True or False, not {overlap!r}")
     if not isinstance(enabled, bool):
         raise ConfigurationError(f"enabled must be True or False, not {enabled!r}")
-    return _Policy(
-        sch.check_misfire(misfire), sch.check_grace(grace).total_seconds(), overlap, enabled
-    )
+    checked_misfire, checked_grace = sch.check_policy(misfire, grace)
+    return _Policy(checked_misfire, checked_grace.total_seconds(), overlap, enabled)
 
 
 def _encode_call(task: Task[Any, Any], args: object, kwargs: object) -> Any:

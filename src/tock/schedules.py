@@ -87,6 +87,7 @@ __all__ = [
     "Trigger",
     "check_grace",
     "check_misfire",
+    "check_policy",
     "describe_trigger",
     "first_fire",
     "make_trigger",
@@ -589,16 +590,30 @@ def check_misfire(value: object) -> Misfire:
 
 
 def check_grace(value: object) -> timedelta:
-    """``grace=``: a positive ``timedelta`` or number of seconds."""
+    """``grace=``: a ``timedelta`` or number of seconds, zero or more. Zero is no grace:
+    every late fire follows the misfire policy."""
     if isinstance(value, timedelta):
         grace = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         grace = timedelta(seconds=value)
     else:
         raise ConfigurationError(f"grace must be a timedelta or a number of seconds, not {value!r}")
-    if grace <= timedelta():
-        raise ConfigurationError(f"grace must be a positive duration, not {value!r}")
+    if grace < timedelta():
+        raise ConfigurationError(f"grace must be zero or a positive duration, not {value!r}")
     return grace
+
+
+def check_policy(misfire: object, grace: object) -> tuple[Misfire, timedelta]:
+    """``misfire=`` and ``grace=`` together: both checked, and a pair that would drop every
+    fire refused (a pass always comes a little after a fire's time, so with no grace
+    every fire is late, and ``"skip"`` drops each one)."""
+    policy, span = check_misfire(misfire), check_grace(grace)
+    if policy == "skip" and not span:
+        raise ConfigurationError(
+            "misfire='skip' with grace=0 would drop every fire (each is handled a little "
+            "after its time): give a grace, e.g. grace=1, or use 'coalesce' or 'all'"
+        )
+    return policy, span
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,28 @@ def jobs_of(app: Tock, task: str = "tests.noop") -> list[Any]:
     return sorted(app.store.job_list(task=task, limit=10_000), key=lambda r: r.id)
 
 
+# -- no grace ----------------------------------------------------------------------------
+
+
+def test_zero_grace_is_stored_and_a_late_fire_coalesces(app: Tock, clock: FakeClock) -> None:
+    register(app)
+    app.schedule("g0", task="tests.noop", every=timedelta(minutes=10), grace=timedelta(0))
+    assert app.get_schedule("g0").grace == timedelta(0)
+    s = scheduler(app)
+    assert len(s.run_once().jobs) == 1  # 00:00, handled at its time
+    clock.set(T0 + timedelta(minutes=10, milliseconds=5))
+    assert len(s.run_once().jobs) == 1  # 5 ms late: missed, and coalesce runs it
+
+
+def test_skip_with_zero_grace_is_refused_at_the_edge(app: Tock) -> None:
+    register(app)
+    with pytest.raises(ConfigurationError, match="grace=0 would drop every fire"):
+        app.schedule("g1", task="tests.noop", every=60, misfire="skip", grace=0)
+    with pytest.raises(ConfigurationError, match="grace must be zero or a positive duration"):
+        app.schedule("g2", task="tests.noop", every=60, grace=-1)
+    assert [s.name for s in app.list_schedules()] == []
+
+
 # -- the worked example -------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from tock.schedules import (
     Trigger,
     check_grace,
     check_misfire,
+    check_policy,
     describe_trigger,
     first_fire,
     make_trigger,
@@ -375,9 +376,32 @@ def test_misfire_and_grace_checks():
     assert check_grace(timedelta(minutes=2)) == timedelta(minutes=2)
     with pytest.raises(ConfigurationError, match="misfire must be one of 'coalesce', 'skip'"):
         check_misfire("latest")
-    for bad in (0, -1, timedelta(0), float("nan"), "60", True):
+    for bad in (-1, timedelta(seconds=-1), float("nan"), "60", True):
         with pytest.raises(ConfigurationError, match="grace must be"):
             check_grace(bad)
+    with pytest.raises(ConfigurationError, match=r"zero or a positive duration, not -0\.5"):
+        check_grace(-0.5)
+
+
+@pytest.mark.parametrize("zero", [0, 0.0, timedelta(0)])
+def test_no_grace_is_a_choice(zero):
+    # Every late fire follows the misfire policy: 5 ms late is missed, and coalesce runs it.
+    assert check_grace(zero) == timedelta(0)
+    every = Every(timedelta(minutes=10))
+    late = utc(2030, 1, 1, 0, 10) + timedelta(milliseconds=5)
+    coalesce = plan_fires(every, utc(2030, 1, 1, 0, 10), late, misfire="coalesce", grace=zero)
+    assert coalesce.run == (utc(2030, 1, 1, 0, 10),)
+    assert coalesce.dropped == ()
+    assert plan_fires(every, utc(2030, 1, 1, 0, 10), late, misfire="all", grace=zero).run == (
+        utc(2030, 1, 1, 0, 10),
+    )
+
+
+def test_skip_without_grace_is_refused():
+    with pytest.raises(ConfigurationError, match="misfire='skip' with grace=0 would drop every"):
+        check_policy("skip", 0)
+    assert check_policy("skip", 1) == ("skip", timedelta(seconds=1))
+    assert check_policy("coalesce", timedelta(0)) == ("coalesce", timedelta(0))
 
 
 # ---------------------------------------------------------------------------------------
