@@ -192,10 +192,10 @@ class Executor:
 
     def _thread_main(self) -> None:
         ready = self._ready
-        started = self.completions.start  # an attempt counts from its start, not its claim
+        note_start = self.completions.start  # an attempt counts from its start, not its claim
         job = self._next()
         while job is not None:
-            started(job)
+            note_start(job)
             task = self.tasks.get(job.task)
             if task is None:
                 self._finish(
