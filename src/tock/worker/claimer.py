@@ -142,8 +142,7 @@ class Claimer:
             with self._lock:  # no claim starts meanwhile; none is in flight
                 if self._unsure and not self._in_flight:
                     self._hand_back_unreceived()
-        outcomes = self.completions.drain()
-        started = self.completions.take_starts(outcomes)
+        outcomes, started = self.completions.take()
         executor = self.executor
         want = free = 0
         if self._claiming:

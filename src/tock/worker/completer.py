@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 import traceback
 from collections import deque
@@ -43,6 +44,7 @@ class Completions:
         self._on_add = on_add
         self._starts: deque[tuple[JobId, int, float]] = deque()  # (id, token, monotonic)
         self._monotonic = monotonic
+        self._taking = threading.Lock()  # claimer lanes only: never an executor thread
 
     def start(self, job: JobRecord) -> None:
         """The executor begins ``job``'s attempt (before its outcome can be added)."""
@@ -65,6 +67,15 @@ class Completions:
             except IndexError:
                 break
         return taken
+
+    def take(self) -> tuple[list[Outcome], list[Start]]:
+        """A batch to write: every outcome buffered now, then the starts that go with it
+        (``take_starts``), one lane at a time. Taken together, no two lanes' batches
+        hold one job's start and the other's outcome each way round: on PostgreSQL two
+        such batches in flight at once would each lock a row the other writes."""
+        with self._taking:
+            outcomes = self.drain()
+            return outcomes, self.take_starts(outcomes)
 
     def take_starts(self, outcomes: Sequence[Outcome], min_age: float = START_AFTER) -> list[Start]:
         """The starts to write with ``outcomes`` (drained just before): those of jobs

@@ -269,14 +269,23 @@ WITH b AS (
 -- name: job_start
 -- Record the starts of attempts still running at a batch (a JSON array of {id, token,
 -- ago_us}): once per claim (started_at IS NULL), so sent again it changes nothing. Only
--- a CTE: the store puts it before the statement of the batch (a claim, or a count), so
--- that it costs no round trip of its own. Its rows are running jobs that did not end in
--- this batch: none is a row the other parts delete or lock.
-started AS (
-    UPDATE {schema}.tock_jobs AS j
-       SET started_at = {now} - s.ago_us * interval '1 microsecond', attempts = j.attempts + 1
+-- CTEs: the store puts them before the statement of the batch (a claim, or a count), so
+-- that they cost no round trip of their own. Their rows are running jobs that did not
+-- end in this batch: none is a row the other parts delete or lock. SKIP LOCKED: a start
+-- never waits. The job's outcome may be in another claimer lane's batch in flight (it
+-- ended meanwhile), and two such batches, each waiting for a row the other locked,
+-- would deadlock; a start so skipped is recorded by that outcome.
+to_start AS (
+    SELECT l.id, s.ago_us
       FROM json_to_recordset(%(started)s::json) AS s(id bigint, token bigint, ago_us bigint)
-     WHERE j.id = s.id AND j.claim_token = s.token AND j.started_at IS NULL
+      JOIN {schema}.tock_jobs AS l
+        ON l.id = s.id AND l.claim_token = s.token AND l.started_at IS NULL
+       FOR UPDATE OF l SKIP LOCKED
+), started AS (
+    UPDATE {schema}.tock_jobs AS j
+       SET started_at = {now} - t.ago_us * interval '1 microsecond', attempts = j.attempts + 1
+      FROM to_start AS t
+     WHERE j.id = t.id
     RETURNING 1
 )
 
