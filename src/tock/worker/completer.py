@@ -92,7 +92,7 @@ class Completions:
         for _ in range(len(starts)):
             try:
                 job_id, token, at = starts.popleft()
-            except IndexError:  # another lane took the rest
+            except IndexError:  # defensive: lanes take one at a time (take)
                 break
             if job_id in ended or now - at >= min_age:
                 taken.append(Start(job_id, token, now - at))
