@@ -396,6 +396,7 @@ class Tock:
                 "queues": list(w.queues),
                 "concurrency": w.concurrency,
                 "running": w.running,
+                "claimed": w.claimed,
                 "started_at": w.started_at.isoformat(),
                 "heartbeat_age": max(0.0, (now - w.heartbeat_at).total_seconds()),
             }
@@ -404,7 +405,10 @@ class Tock:
         queues = {}
         for s in store.job_stats(now=self.clock.db_now()):
             queues[s.queue] = {
-                **{str(k): n for k, n in s.counts.items()},
+                # Running jobs not started yet are "claimed" (a view of running), counted
+                # apart: running + claimed = the jobs in state running.
+                **{str(k): n - (s.claimed if k == "running" else 0) for k, n in s.counts.items()},
+                "claimed": s.claimed,
                 "ready": s.ready,
                 "oldest_ready_age": (
                     None

@@ -7,7 +7,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tock.errors import JobCanceled, JobFailed, JobLost
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from tock.clock import Clock
     from tock.store import Store
 
-__all__ = ["Job", "JobRecord", "JobStatus", "NewJob", "Outcome", "OutcomeKind"]
+__all__ = ["Job", "JobRecord", "JobStatus", "NewJob", "Outcome", "OutcomeKind", "Start"]
 
 JobId = int
 
@@ -23,7 +23,7 @@ JobId = int
 class JobStatus(enum.StrEnum):
     BLOCKED = "blocked"  #: waits on dependencies (later work)
     PENDING = "pending"  #: waiting for run_at and a free worker
-    RUNNING = "running"  #: claimed by a worker
+    RUNNING = "running"  #: claimed by a worker; "claimed" (a view) until its attempt starts
     SUCCEEDED = "succeeded"  #: returned; kept one day
     FAILED = "failed"  #: raised on its last attempt (dead letter); kept until a human acts
     CANCELED = "canceled"  #: canceled before it ran; kept one day
@@ -93,6 +93,13 @@ class JobRecord:
         """Attempts that ended in an error the task raised (rescues do not count)."""
         return self.attempts - self.rescues
 
+    @property
+    def claimed(self) -> bool:
+        """Running but not started: a worker holds it (its prefetch) and has not begun the
+        attempt, or began it so lately that the start is not recorded yet. A view of
+        ``running``, as "scheduled" and "ready" are views of ``pending``."""
+        return self.status is JobStatus.RUNNING and self.started_at is None
+
 
 class OutcomeKind(enum.StrEnum):
     SUCCEEDED = "succeeded"
@@ -111,6 +118,15 @@ class Outcome:
     result: str | None = None  #: JSON text
     error: str | None = None  #: JSON text: {"type", "message", "traceback"}
     delay: float = 0.0  #: seconds until the retry is due
+
+
+class Start(NamedTuple):
+    """An attempt that began ``ago`` seconds before the store's ``now``: a worker records
+    its starts in batches, with its outcomes (DESIGN: an attempt counts when it starts)."""
+
+    job_id: JobId
+    token: int  #: the claim's token: a start under a stale claim changes nothing
+    ago: float = 0.0
 
 
 @dataclass(eq=False)

@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import ensure_worker
 
 from tock import JobStatus
+from tock.jobs import Outcome, OutcomeKind, Start
 
 from .helpers import Project, assert_error, ids_in_table
 
 
 @pytest.fixture
 def jobs(project: Project) -> dict[str, int]:
-    """One job in each state a human meets: succeeded, failed, pending, running."""
+    """One job in each state a human meets: succeeded, failed, pending, running, and
+    claimed (running, not started)."""
     mod = project.mod
     ok = mod.add.enqueue(1, 2)
     bad = mod.boom.enqueue("it broke [red]badly[/red]")
     project.drain()
     pending = mod.add.using(priority=5).enqueue(3, 4)
     running = mod.add.using(queue="held").enqueue(5, 6)
-    ensure_worker(project.app.store, "w-test")
-    (claimed,) = project.app.store.job_claim_batch(
-        worker_id="w-test", queues=["held"], limit=1, free=1, now=None
-    )
-    assert claimed.id == running.id
-    return {"succeeded": ok.id, "failed": bad.id, "pending": pending.id, "running": running.id}
+    claimed = mod.add.using(queue="held").enqueue(7, 8)
+    store = project.app.store
+    ensure_worker(store, "w-test")
+    records = store.job_claim_batch(worker_id="w-test", queues=["held"], limit=2, free=2, now=None)
+    assert [r.id for r in records] == [running.id, claimed.id]
+    assert records[0].claim_token is not None
+    store.job_complete_batch([], now=None, started=[Start(running.id, records[0].claim_token)])
+    return {
+        "succeeded": ok.id,
+        "failed": bad.id,
+        "pending": pending.id,
+        "running": running.id,
+        "claimed": claimed.id,
+    }
 
 
 def test_list_newest_first(project: Project, jobs: dict[str, int]) -> None:
@@ -42,7 +54,9 @@ def test_list_newest_first(project: Project, jobs: dict[str, int]) -> None:
     assert "ValueError: it broke [red]badly[/red]" in rows[jobs["failed"]]
     # ID, Task, Queue, Status, Attempts, Priority, Run at/finished, Error
     assert rows[jobs["pending"]].split()[1:6] == ["cliapp.add", "default", "pending", "0", "5"]
-    assert "held" in rows[jobs["running"]]
+    # An attempt counts when it starts: a claimed job has used none yet.
+    assert rows[jobs["running"]].split()[1:5] == ["cliapp.add", "held", "running", "1"]
+    assert rows[jobs["claimed"]].split()[1:5] == ["cliapp.add", "held", "claimed", "0"]
 
 
 @pytest.mark.parametrize(
@@ -51,9 +65,12 @@ def test_list_newest_first(project: Project, jobs: dict[str, int]) -> None:
         (["--state", "failed"], ["failed"]),
         (["--state", "FAILED,succeeded"], ["failed", "succeeded"]),
         (["-s", "failed", "-s", "pending"], ["failed", "pending"]),
-        (["--queue", "held"], ["running"]),
+        (["--queue", "held"], ["running", "claimed"]),
         (["--task", "cliapp.boom"], ["failed"]),
         (["--task", "cliapp.add", "--state", "pending,running"], ["pending", "running"]),
+        (["--state", "claimed"], ["claimed"]),
+        (["--state", "running,claimed"], ["running", "claimed"]),
+        (["-s", "claimed", "-s", "failed"], ["claimed", "failed"]),
     ],
 )
 def test_list_filters(
@@ -79,8 +96,8 @@ def test_list_nothing(project: Project, jobs: dict[str, int]) -> None:
 
 def test_list_unknown_state(project: Project) -> None:
     line = assert_error(project.invoke("jobs", "list", "--state", "failed,bogus"), "'bogus'")
-    for state in JobStatus:
-        assert state.value in line
+    for state in (*JobStatus, "claimed"):
+        assert state in line
 
 
 def test_list_bad_limit(project: Project) -> None:
@@ -122,6 +139,67 @@ def test_show_succeeded_job(project: Project, jobs: dict[str, int]) -> None:
     assert "result:" in result.stdout
     assert any(line.split() == ["result:", "3"] for line in result.stdout.splitlines())
     assert "traceback" not in result.stdout
+
+
+def test_show_claimed_and_running_jobs(project: Project, jobs: dict[str, int]) -> None:
+    def fields(job_id: int) -> dict[str, str]:
+        result = project.invoke("jobs", "show", str(job_id))
+        assert result.exit_code == 0, result.output
+        return {
+            line.split(":", 1)[0]: line.split(":", 1)[1].strip()
+            for line in result.stdout.splitlines()
+            if ":" in line and not line.startswith(" ")
+        }
+
+    claimed, running = fields(jobs["claimed"]), fields(jobs["running"])
+    assert claimed["status"] == "claimed (running, not started yet)"
+    assert (claimed["attempts"], claimed["started_at"]) == ("0", "-")
+    assert running["status"] == "running"
+    assert running["attempts"] == "1" and running["started_at"] != "-"
+
+
+def _succeeded_after_a_retry(project: Project) -> tuple[int, int, int]:
+    """Jobs that raised once: one succeeded since, one runs again, one waits to."""
+    store = project.app.store
+    ensure_worker(store, "w-retry")
+    ids = [project.mod.add.using(queue="r").enqueue(1, 1).id for _ in range(3)]
+    records = store.job_claim_batch(worker_id="w-retry", queues=["r"], limit=3, free=3, now=None)
+    error = json.dumps({"type": "builtins.ValueError", "message": "flaky", "traceback": "tb"})
+    store.job_complete_batch(
+        [Outcome(r.id, r.claim_token, OutcomeKind.RETRY, error=error) for r in records], now=None
+    )
+    again = store.job_claim_batch(worker_id="w-retry", queues=["r"], limit=2, free=2, now=None)
+    assert [r.id for r in again] == ids[:2]
+    store.job_complete_batch(
+        [Outcome(ids[0], again[0].claim_token, OutcomeKind.SUCCEEDED, result="2")], now=None
+    )
+    assert store.job_get(ids[0]).error is not None  # kept, as history
+    return ids[0], ids[1], ids[2]
+
+
+def test_list_shows_an_error_only_where_it_explains_the_state(project: Project) -> None:
+    succeeded, claimed, pending = _succeeded_after_a_retry(project)
+    result = project.invoke("jobs", "list", "--queue", "r")
+    assert result.exit_code == 0, result.output
+    rows = {
+        int(line.split()[0]): line
+        for line in result.stdout.splitlines()
+        if line.split()[:1] and line.split()[0].isdigit()
+    }
+    assert "succeeded" in rows[succeeded] and "flaky" not in rows[succeeded]
+    assert "claimed" in rows[claimed] and "flaky" not in rows[claimed]
+    assert "ValueError: flaky" in rows[pending]  # why it is pending: a retry
+
+
+def test_show_labels_an_earlier_attempts_error_as_history(project: Project) -> None:
+    succeeded, _, pending = _succeeded_after_a_retry(project)
+    out = project.invoke("jobs", "show", str(succeeded)).stdout
+    assert "earlier attempt's error message: flaky" in " ".join(out.split())
+    assert "earlier attempt's traceback:" in out
+    assert "\nerror type:" not in out
+    out = project.invoke("jobs", "show", str(pending)).stdout
+    assert "earlier attempt's" not in out
+    assert any(line.split() == ["error", "message:", "flaky"] for line in out.splitlines())
 
 
 def test_show_not_found(project: Project) -> None:

@@ -8,7 +8,7 @@ import os
 from tock.store import WorkerInfo
 from tock.store.sqlite.store import LATEST, MIGRATIONS
 
-from .helpers import Project
+from .helpers import Project, terminate, wait_for
 
 
 def test_migrate_then_up_to_date(project: Project) -> None:
@@ -61,11 +61,12 @@ def test_status_shows_workers_and_queues(project: Project) -> None:
     assert "ago" in worker_row
     default = next(line for line in out.splitlines() if line.split()[:1] == ["default"])
     emails = next(line for line in out.splitlines() if line.split()[:1] == ["emails"])
-    # Queue, Ready, Oldest ready (an age: two words), Pending, Running, Succeeded, Failed
+    # Queue, Ready, Oldest ready (an age: two words), Pending, Claimed, Running,
+    # Succeeded, Failed
     assert default.split()[1] == "1"
-    assert default.split()[-4:] == ["1", "0", "1", "1"]
+    assert default.split()[-5:] == ["1", "0", "0", "1", "1"]
     assert emails.split()[1] == "1"
-    assert emails.split()[-4:] == ["2", "0", "0", "0"]
+    assert emails.split()[-5:] == ["2", "0", "0", "0", "0"]
 
 
 def test_status_json_is_app_health(project: Project) -> None:
@@ -82,3 +83,46 @@ def test_status_json_is_app_health(project: Project) -> None:
     assert facts["queues"]["emails"]["pending"] == 2
     assert facts["queues"]["emails"]["ready"] == 1
     assert set(facts) == set(project.app.health())
+
+
+def test_status_shows_claimed_apart_from_running(project: Project) -> None:
+    """A --concurrency 1 worker runs one job and holds the others (its prefetch): they
+    are claimed, not running, and none has used an attempt."""
+    mod = project.mod
+    gate = project.path / "gate"
+    markers = [project.path / f"started-{n}" for n in range(4)]
+    jobs = [mod.gated.enqueue(str(m), str(gate)) for m in markers]
+    proc = project.spawn("worker", "--concurrency", "1", "--prefetch", "3")
+    store = project.app.store
+    try:
+        # The start is recorded with the worker's next batch (within about a second).
+        wait_for(
+            lambda: (
+                [w.running for w in store.worker_list()] == [1]
+                and sum(not j.refresh().record.claimed for j in jobs) == 1
+            ),
+            "one job to run and three to be claimed",
+            project,
+            proc,
+        )
+        assert sum(m.exists() for m in markers) == 1
+        result = project.invoke("status")
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        header = next(line for line in lines if "Concurrency" in line).split()
+        worker = next(line for line in lines if "cliapp" not in line and str(proc.pid) in line)
+        cells = dict(zip(header[-4:-1], worker.split()[-6:-3], strict=True))
+        assert cells == {"Concurrency": "1", "Running": "1", "Claimed": "3"}, result.stdout
+        queue = next(line for line in lines if line.split()[:1] == ["default"]).split()
+        assert queue[-4:-2] == ["3", "1"]  # Claimed, Running (then Succeeded, Failed)
+        facts = json.loads(project.invoke("status", "--json").stdout)
+        assert (facts["queues"]["default"]["claimed"], facts["queues"]["default"]["running"]) == (
+            3,
+            1,
+        )
+        ((w),) = facts["workers"]
+        assert (w["claimed"], w["running"]) == (3, 1)
+        assert sorted(j.refresh().record.attempts for j in jobs) == [0, 0, 0, 1]
+    finally:
+        gate.touch()
+    assert terminate(proc, project) == 0, project.log_text()

@@ -10,7 +10,7 @@ from conftest import ensure_worker
 
 from tock import FakeClock, JobStatus
 from tock.duties import Rescuer
-from tock.jobs import JobRecord, Outcome, OutcomeKind
+from tock.jobs import JobRecord, Outcome, OutcomeKind, Start
 from tock.store import Store
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -167,11 +167,14 @@ def test_claim_sets_running_attempts_token_worker(store: Store, clock: FakeClock
     (record,) = claim(store, clock, worker="w-claim")
     assert record.id == job.id
     assert record.status is JobStatus.RUNNING
-    assert record.attempts == 1
+    assert record.attempts == 1  # the attempt the worker will run it as
     assert record.claim_token is not None
     assert record.worker_id == "w-claim"
-    assert record.started_at == T0 + timedelta(seconds=5)
-    assert store.job_get(job.id) == record
+    assert record.started_at is None
+    stored = store.job_get(job.id)
+    assert stored.claimed  # claimed, not started: no attempt counted yet
+    assert (stored.attempts, stored.started_at) == (0, None)
+    assert stored.claim_token == record.claim_token and stored.worker_id == "w-claim"
 
 
 def test_each_claim_has_its_own_token(store: Store, clock: FakeClock, make_job) -> None:
@@ -338,7 +341,8 @@ def test_stale_token_changes_nothing(
     assert now.status is JobStatus.RUNNING
     assert now.worker_id == "w2"
     assert now.claim_token == second.claim_token
-    assert now.attempts == second.attempts
+    assert now.attempts == second.attempts - 1  # claimed, not started
+    assert now.started_at is None
     assert (
         store.job_complete_batch(
             [Outcome(job.id, second.claim_token, OutcomeKind.SUCCEEDED, result="2")],
@@ -386,3 +390,188 @@ def test_outcome_for_a_finished_job_changes_nothing(
     assert store.job_complete_batch([again], now=clock.db_now()) == 0
     assert store.job_get(job.id).status is JobStatus.SUCCEEDED
     assert store.job_get(job.id).result == 1
+
+
+# -- starts: an attempt counts when it starts, not when it is claimed -------------------
+
+
+def start(store: Store, clock: FakeClock, *starts: Start) -> int:
+    return store.job_complete_batch([], now=clock.db_now(), started=starts)
+
+
+def test_claimed_job_is_running_with_no_attempt_until_it_starts(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    claimed = store.job_get(job.id)
+    assert claimed.status is JobStatus.RUNNING and claimed.claimed
+    assert (claimed.attempts, claimed.started_at) == (0, None)
+    clock.advance(seconds=10)
+    assert record.claim_token is not None
+    assert start(store, clock, Start(job.id, record.claim_token, ago=2.5)) == 1
+    running = store.job_get(job.id)
+    assert running.status is JobStatus.RUNNING and not running.claimed
+    assert running.attempts == 1
+    assert running.started_at == T0 + timedelta(seconds=7.5)
+    # Once per claim: a start sent again (a batch whose answer was lost) changes nothing.
+    clock.advance(seconds=1)
+    assert start(store, clock, Start(job.id, record.claim_token, ago=0.0)) == 0
+    assert store.job_get(job.id) == running
+
+
+def test_start_with_a_stale_token_changes_nothing(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    assert record.claim_token is not None
+    assert start(store, clock, Start(job.id, record.claim_token + 1)) == 0
+    assert store.job_get(job.id).claimed
+
+
+def test_release_leaves_attempts_unchanged(store: Store, clock: FakeClock, make_job) -> None:
+    job = make_job(retries=1)
+    (record,) = claim(store, clock)
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.RETRY, error=ERROR, delay=0.0)],
+        now=clock.db_now(),
+    )
+    assert store.job_get(job.id).attempts == 1
+    (record,) = claim(store, clock)
+    assert record.attempts == 2
+    assert store.job_get(job.id).attempts == 1
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.RELEASED)], now=clock.db_now()
+    )
+    back = store.job_get(job.id)
+    assert back.status is JobStatus.PENDING
+    assert back.attempts == 1
+
+
+@pytest.mark.parametrize("kind", [OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.RETRY])
+def test_outcome_without_a_recorded_start_records_the_attempt(
+    store: Store, clock: FakeClock, make_job, kind: OutcomeKind
+) -> None:
+    plain, timed = make_job(retries=1), make_job(retries=1)
+    records = claim(store, clock)
+    clock.advance(seconds=60)
+    outcomes = [
+        Outcome(r.id, r.claim_token, kind, result="1", error=ERROR, delay=30.0) for r in records
+    ]
+    # No start for the first at all; the second's start goes with its outcome.
+    assert records[1].claim_token is not None
+    store.job_complete_batch(
+        outcomes, now=clock.db_now(), started=[Start(timed.id, records[1].claim_token, 4.0)]
+    )
+    first, second = store.job_get(plain.id), store.job_get(timed.id)
+    assert first.attempts == second.attempts == 1
+    assert first.started_at == T0 + timedelta(seconds=60)
+    assert second.started_at == T0 + timedelta(seconds=56)
+    if kind is OutcomeKind.RETRY:
+        assert first.status is JobStatus.PENDING
+        clock.advance(seconds=30)
+        (again, _) = claim(store, clock)
+        assert again.attempts == 2  # the next attempt; the row keeps 1 until it starts
+        assert (store.job_get(again.id).attempts, store.job_get(again.id).started_at) == (1, None)
+    else:
+        assert first.finished_at == T0 + timedelta(seconds=60)
+
+
+def test_outcome_after_a_recorded_start_counts_the_attempt_once(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    job = make_job()
+    (record,) = claim(store, clock)
+    assert record.claim_token is not None
+    start(store, clock, Start(job.id, record.claim_token, ago=1.0))
+    clock.advance(seconds=5)
+    store.job_complete_batch(
+        [Outcome(job.id, record.claim_token, OutcomeKind.SUCCEEDED, result="1")],
+        now=clock.db_now(),
+        started=[Start(job.id, record.claim_token, ago=9.0)],  # recorded already: ignored
+    )
+    done = store.job_get(job.id)
+    assert done.attempts == 1
+    assert done.started_at == T0 - timedelta(seconds=1)
+
+
+def test_starts_outcomes_and_a_claim_in_one_call(store: Store, clock: FakeClock, make_job) -> None:
+    ended, retried, going = make_job(retries=1), make_job(retries=1), make_job()
+    records = {r.id: r for r in claim(store, clock)}
+    waiting = make_job()
+    clock.advance(seconds=10)
+    tokens = {i: r.claim_token for i, r in records.items()}
+    for completed in (
+        [Outcome(ended.id, tokens[ended.id], OutcomeKind.SUCCEEDED, result="1")],
+        [  # with a retry: the stores take another path
+            Outcome(ended.id, tokens[ended.id], OutcomeKind.SUCCEEDED, result="1"),
+            Outcome(retried.id, tokens[retried.id], OutcomeKind.RETRY, error=ERROR, delay=99),
+        ],
+    ):
+        claimed = store.job_claim_batch(
+            worker_id="w1",
+            queues=["default"],
+            limit=5,
+            free=5,
+            now=clock.db_now(),
+            completed=completed,
+            started=[Start(i, t, ago=float(n)) for n, (i, t) in enumerate(tokens.items(), 1)],
+        )
+        if len(completed) == 1:
+            assert [j.id for j in claimed] == [waiting.id]
+            assert store.job_get(retried.id).started_at == T0 + timedelta(seconds=8)
+            # The retried job's start is recorded: the next call's retry keeps it.
+            store.job_complete_batch([], now=clock.db_now(), started=[])
+        else:
+            assert claimed == []
+    done, back, running = (store.job_get(j.id) for j in (ended, retried, going))
+    assert (done.status, done.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert done.started_at == T0 + timedelta(seconds=9)
+    assert (back.status, back.attempts) == (JobStatus.PENDING, 1)
+    assert back.started_at == T0 + timedelta(seconds=8)
+    assert (running.status, running.attempts, running.claimed) == (JobStatus.RUNNING, 1, False)
+    assert running.started_at == T0 + timedelta(seconds=7)
+    assert store.job_get(waiting.id).claimed
+
+
+def test_job_list_selects_claimed_and_started(store: Store, clock: FakeClock, make_job) -> None:
+    first, second = make_job(), make_job()
+    records = claim(store, clock)
+    pending = make_job()
+    assert records[0].claim_token is not None
+    start(store, clock, Start(first.id, records[0].claim_token))
+
+    def ids(statuses, started):
+        return sorted(j.id for j in store.job_list(statuses=statuses, started=started))
+
+    running = [JobStatus.RUNNING]
+    assert ids(running, None) == [first.id, second.id]
+    assert ids(running, True) == [first.id]
+    assert ids(running, False) == [second.id]
+    # The view narrows the running jobs alone.
+    assert ids([JobStatus.RUNNING, JobStatus.PENDING], False) == [second.id, pending.id]
+    assert ids(None, True) == [first.id, pending.id]
+    (stats,) = store.job_stats(now=clock.db_now())
+    assert stats.counts[JobStatus.RUNNING] == 2
+    assert stats.claimed == 1
+
+
+def test_claimed_jobs_of_a_dead_worker(
+    store: Store, clock: FakeClock, make_worker, make_job
+) -> None:
+    """A claimed job of a dead worker counts the attempt (it may have started: its start
+    waits for the next batch), so that attempts - rescues still counts the task's own
+    errors; an at-most-once one ends lost, started or not (DESIGN)."""
+    make_worker("w1")
+    begun, waiting = make_job(status="running"), make_job(status="running")
+    once = make_job(status="running", at_most_once=True)
+    assert begun.claim_token is not None
+    start(store, clock, Start(begun.id, begun.claim_token))
+    clock.advance(seconds=11)
+    report = Rescuer(store, clock).run_once()
+    assert sorted(report.rescued) == [begun.id, waiting.id]
+    assert report.lost == [once.id]
+    for j in (begun, waiting):
+        record = store.job_get(j.id)
+        assert (record.attempts, record.rescues, record.errors_so_far) == (1, 1, 0)
+    lost = store.job_get(once.id)
+    assert (lost.status, lost.attempts, lost.rescues) == (JobStatus.LOST, 1, 0)

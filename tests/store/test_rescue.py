@@ -6,7 +6,7 @@ from conftest import ensure_worker
 
 from tock import FakeClock, JobStatus, Tock
 from tock.duties import Rescuer, RescuerConfig
-from tock.jobs import Outcome, OutcomeKind
+from tock.jobs import Outcome, OutcomeKind, Start
 from tock.store import Store
 
 
@@ -320,11 +320,21 @@ def test_worker_list_counts_running_jobs(
     store: Store, clock: FakeClock, make_worker, make_job
 ) -> None:
     make_worker("w1", queues=("default", "b"), concurrency=7)
-    make_job(status="running", worker="w1")
+    held = make_job(status="running", worker="w1")
     make_job(status="running", worker="w1")
     make_job()
     (w,) = store.worker_list()
-    assert (w.id, w.queues, w.concurrency, w.running) == ("w1", ("default", "b"), 7, 2)
+    assert (w.id, w.queues, w.concurrency, w.running, w.claimed) == (
+        "w1",
+        ("default", "b"),
+        7,
+        0,
+        2,
+    )
+    assert held.claim_token is not None
+    store.job_complete_batch([], now=clock.db_now(), started=[Start(held.id, held.claim_token)])
+    (w,) = store.worker_list()
+    assert (w.running, w.claimed) == (1, 1)
     assert w.started_at == w.heartbeat_at == clock.now()
     clock.advance(seconds=2)
     assert store.worker_heartbeat("w1", now=clock.db_now()) is True

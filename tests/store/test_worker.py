@@ -459,3 +459,43 @@ def test_a_fire_of_this_workers_scheduler_wakes_its_claimer_for_its_queues(app: 
     assert not wake.is_set()
     worker._fired({"reports", "mail"})
     assert wake.is_set()
+
+
+def test_prefetched_jobs_are_claimed_until_they_start(real_app: Tock) -> None:
+    """A --concurrency 1 worker runs one job and holds the others: they are claimed (a
+    view of running), with no attempt used, until each starts."""
+    release = threading.Event()
+    attempts: list[int] = []
+
+    def blocker(ctx: Context) -> None:
+        attempts.append(ctx.attempt)
+        release.wait(WAIT)
+
+    task = real_app.task(name="w.blocker", takes_context=True)(blocker)
+    jobs = task.enqueue_many([(), (), (), ()])
+    store = real_app.store
+    with running_worker(real_app, concurrency=1, prefetch=3):
+        try:
+            # The start is recorded with the worker's next batch (within about a second).
+            wait_for(
+                lambda: [(w.running, w.claimed) for w in store.worker_list()] == [(1, 3)],
+                "one job running and three claimed",
+            )
+            records = [j.refresh().record for j in jobs]
+            assert all(r.status is JobStatus.RUNNING for r in records)
+            assert sorted((r.claimed, r.attempts) for r in records) == [
+                (False, 1),
+                (True, 0),
+                (True, 0),
+                (True, 0),
+            ]
+            default = real_app.health()["queues"]["default"]
+            assert (default["running"], default["claimed"]) == (1, 3)
+            claimed = store.job_list(statuses=[JobStatus.RUNNING], started=False)
+            assert sorted(j.id for j in claimed) == sorted(r.id for r in records if r.claimed)
+        finally:
+            release.set()
+        for job in jobs:
+            job.result(timeout=WAIT)
+    assert attempts == [1, 1, 1, 1]
+    assert [store.job_get(j.id).attempts for j in jobs] == [1, 1, 1, 1]

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tock.jobs import JobRecord, JobStatus, OutcomeKind
+from tock.jobs import JobRecord, JobStatus, OutcomeKind, Start
 from tock.worker.completer import (
     MAX_BACKOFF,
+    START_AFTER,
+    Completions,
     backoff,
     failed_plainly,
     failed_with,
@@ -211,3 +213,52 @@ def test_failed_plainly_and_released() -> None:
     assert json.loads(outcome.error)["type"] == "tock.UnknownTask"
     back = released(running())
     assert (back.kind, back.job_id, back.token) == (OutcomeKind.RELEASED, 7, 99)
+
+
+# -- starts: recorded with a batch, or by the job's own outcome --------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def job(job_id: int) -> JobRecord:
+    record = running()
+    record.id, record.claim_token = job_id, job_id * 10
+    return record
+
+
+def test_a_start_goes_with_the_outcome_of_its_job() -> None:
+    """The hot path: a job that ends before the batch has its start written by its
+    outcome, and no start is left to write on its own."""
+    ticks = Ticks()
+    buffer = Completions(on_add=lambda: None, monotonic=ticks)
+    buffer.start(job(1))
+    ticks.now += 0.002
+    buffer.add(succeeded(job(1), None))
+    outcomes = buffer.drain()
+    assert buffer.take_starts(outcomes) == [Start(1, 10, pytest.approx(0.002))]
+    assert buffer.take_starts([]) == []
+
+
+def test_starts_of_running_jobs_wait_until_they_are_old_enough() -> None:
+    ticks = Ticks()
+    buffer = Completions(on_add=lambda: None, monotonic=ticks)
+    buffer.start(job(1))
+    ticks.now += START_AFTER / 2
+    buffer.start(job(2))
+    assert buffer.take_starts([]) == []  # both may end before the next batch
+    ticks.now += START_AFTER * 0.75
+    assert buffer.take_starts([]) == [Start(1, 10, pytest.approx(START_AFTER * 1.25))]
+    ticks.now += START_AFTER
+    assert buffer.take_starts([]) == [Start(2, 20, pytest.approx(START_AFTER * 1.75))]
+    # A batch that failed puts its starts back, with their age.
+    buffer.restore_starts([Start(2, 20, START_AFTER * 1.75)])
+    ticks.now += 1.0
+    assert buffer.take_starts([]) == [Start(2, 20, pytest.approx(START_AFTER * 1.75 + 1.0))]

@@ -20,7 +20,8 @@ from rich.text import Text
 from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
 from tock.jobs import JobRecord, JobStatus
 
-STATES = tuple(s.value for s in JobStatus)
+CLAIMED = "claimed"  #: a view of running: claimed by a worker, not started yet
+STATES = (*(s.value for s in JobStatus), CLAIMED)
 FC = TypeVar("FC", bound=Callable[..., Any])
 MAX_ID = 2**63 - 1  # ids are 64-bit integers (DESIGN: Jobs and tables)
 SHORT_ERROR = 60
@@ -56,11 +57,14 @@ def jobs() -> None:
 @click.option("--task", "-t", help="Only jobs of this task (its registered name).")
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many.")
 def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limit: int) -> None:
-    """List jobs, newest first."""
-    statuses = parse_states(states)
+    """List jobs, newest first. "claimed" jobs are running jobs a worker holds and has
+    not started yet; --state running selects the started ones."""
+    statuses, started = parse_states(states)
     if limit < 1:
         fail(f"--limit must be at least 1, not {limit}")
-    records = get_app().store.job_list(statuses=statuses, queue=queue, task=task, limit=limit)
+    records = get_app().store.job_list(
+        statuses=statuses, queue=queue, task=task, limit=limit, started=started
+    )
     out = console()
     if not records:
         out.print("No jobs match.")
@@ -82,13 +86,13 @@ def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limi
             str(r.id),
             Text(r.task),
             Text(r.queue),
-            Text(r.status.value, style=STATUS_STYLES[r.status.value]),
+            Text(shown_status(r), style=STATUS_STYLES[r.status.value]),
             str(r.attempts),
         ]
         if wide:
             cells.append(str(r.priority))
         cells.append(fmt_time(r.finished_at if r.status.finished else r.run_at))
-        cells.append(Text(short_error(r.error), style="red"))
+        cells.append(Text(short_error(state_error(r)), style="red"))
         table.add_row(*cells)
     out.print(table)
     if len(records) == limit:
@@ -125,8 +129,10 @@ def cancel(job_id: int) -> None:
     click.echo(f"Job {record.id} ({record.task}) is {record.status}.")
 
 
-def parse_states(options: tuple[str, ...]) -> list[JobStatus] | None:
-    """``("failed,lost", "canceled")`` -> those states; ``None`` (every state) if none."""
+def parse_states(options: tuple[str, ...]) -> tuple[list[JobStatus] | None, bool | None]:
+    """``("failed,lost", "canceled")`` -> those states; ``None`` (every state) if none.
+    With them, the ``started`` filter of ``job_list``: "claimed" is running and not
+    started, "running" running and started, both together every running job."""
     names = [name.strip().lower() for option in options for name in option.split(",")]
     wanted: list[JobStatus] = []
     for name in names:
@@ -134,9 +140,29 @@ def parse_states(options: tuple[str, ...]) -> list[JobStatus] | None:
             continue
         if name not in STATES:
             fail(f"unknown state {name!r}: use one or more of {', '.join(STATES)}")
-        if JobStatus(name) not in wanted:
-            wanted.append(JobStatus(name))
-    return wanted or None
+        status = JobStatus.RUNNING if name == CLAIMED else JobStatus(name)
+        if status not in wanted:
+            wanted.append(status)
+    claimed, running = CLAIMED in names, JobStatus.RUNNING.value in names
+    started = None if claimed == running else running
+    return wanted or None, started
+
+
+def shown_status(record: JobRecord) -> str:
+    """The status, or "claimed" for a running job whose attempt has not started."""
+    return CLAIMED if record.claimed else record.status.value
+
+
+def state_error(record: JobRecord) -> dict[str, str] | None:
+    """The error only where it explains the state: failed, lost, canceled, or pending
+    after a retry. A job keeps its last error once it runs again (and after it
+    succeeds): that is an earlier attempt's, history for `tock jobs show`."""
+    status = record.status
+    if status in (JobStatus.FAILED, JobStatus.LOST, JobStatus.CANCELED) or (
+        status is JobStatus.PENDING and record.attempts > 0
+    ):
+        return record.error
+    return None
 
 
 def short_error(error: dict[str, str] | None) -> str:
@@ -161,18 +187,22 @@ def describe(record: JobRecord) -> list[str]:
         ):
             # JSON, as stored: a result "3" and a result 3 must not look alike.
             rows.append((f.name, json.dumps(value, ensure_ascii=False)))
+        elif f.name == "status" and record.claimed:
+            rows.append((f.name, "claimed (running, not started yet)"))
         else:
             rows.append((f.name, _value(value)))
     error = record.error
+    # An error that does not explain the state is an earlier attempt's: history.
+    label = "" if error is None or state_error(record) is not None else "earlier attempt's "
     if error is not None:
-        rows.append(("error type", error.get("type", "")))
-        rows.append(("error message", one_line_or_more(error.get("message", ""))))
+        rows.append((f"{label}error type", error.get("type", "")))
+        rows.append((f"{label}error message", one_line_or_more(error.get("message", ""))))
     width = max(len(name) for name, _ in rows) + 1
     lines = [f"{name + ':':<{width}} {value}" for name, value in rows]
     if error is not None:
         traceback = error.get("traceback", "").rstrip()
         lines.append("")
-        lines.append("traceback:" if traceback else "traceback: (none recorded)")
+        lines.append(f"{label}traceback:" if traceback else f"{label}traceback: (none recorded)")
         if traceback:
             lines.extend(f"  {line}" for line in traceback.splitlines())
     return lines

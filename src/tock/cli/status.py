@@ -13,6 +13,8 @@ from rich.text import Text
 from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fmt_age, fmt_time, get_app
 from tock.jobs import JobStatus
 
+CLAIMED = "claimed"
+
 # A heartbeat comes every ~2 s; one this old means the worker may be dead (the rescuer
 # declares it so after rescue_after, 10 s by default).
 LATE_HEARTBEAT = 10.0
@@ -68,6 +70,7 @@ def _workers(workers: list[dict[str, Any]]) -> Table | Text:
     table.add_column("Queues")
     table.add_column("Concurrency", justify="right")
     table.add_column("Running", justify="right")
+    table.add_column("Claimed", justify="right")  # held, not started (its prefetch)
     table.add_column("Heartbeat", justify="right", no_wrap=True)
     for w in workers:
         age = float(w["heartbeat_age"])
@@ -81,6 +84,7 @@ def _workers(workers: list[dict[str, Any]]) -> Table | Text:
             Text(",".join(w["queues"])),
             str(w["concurrency"]),
             str(w["running"]),
+            str(w.get("claimed", 0)),
             heartbeat,
         )
     return table
@@ -97,13 +101,20 @@ def _queues(queues: dict[str, dict[str, Any]]) -> Table | Text:
     table.add_column("Queue", overflow="fold")
     table.add_column("Ready", justify="right")
     table.add_column("Oldest ready", justify="right")
-    for s in shown:
-        table.add_column(s.value.capitalize(), justify="right", style=STATUS_STYLES[s.value])
+    # Claimed (a view of running: held by a worker, not started) comes before Running.
+    columns = [
+        name
+        for s in shown
+        for name in ((CLAIMED, s.value) if s is JobStatus.RUNNING else (s.value,))
+    ]
+    for name in columns:
+        style = STATUS_STYLES[JobStatus.RUNNING.value if name == CLAIMED else name]
+        table.add_column(name.capitalize(), justify="right", style=style)
     for name, q in sorted(queues.items()):
         table.add_row(
             Text(name),
             str(q.get("ready", 0)),
             fmt_age(q.get("oldest_ready_age")),
-            *(str(q.get(s.value, 0)) for s in shown),
+            *(str(q.get(c, 0)) for c in columns),
         )
     return table

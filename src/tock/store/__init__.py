@@ -16,7 +16,7 @@ from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from tock.errors import ConfigurationError
-from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 
 __all__ = [
     "FIRE_OUTCOMES",
@@ -52,7 +52,8 @@ class WorkerRecord:
     concurrency: int
     started_at: datetime
     heartbeat_at: datetime
-    running: int
+    running: int  #: jobs it holds whose attempt has started
+    claimed: int = 0  #: jobs it holds (its prefetch) whose attempt has not started
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class QueueStats:
     counts: Mapping[JobStatus, int]
     ready: int  #: pending jobs whose run_at has come
     oldest_ready_at: datetime | None
+    claimed: int = 0  #: running jobs whose attempt has not started (of counts[RUNNING])
 
 
 @dataclass(slots=True)
@@ -179,8 +181,11 @@ class Store(Protocol):
         task: str | None = None,
         worker_id: str | None = None,
         limit: int = 50,
+        started: bool | None = None,
     ) -> list[JobRecord]:
-        """Newest first, from both tables; each filter narrows the list."""
+        """Newest first, from both tables; each filter narrows the list. ``started``
+        narrows the running jobs alone: True, those whose attempt has started; False,
+        those claimed and not started (``JobRecord.claimed``)."""
         ...
 
     def job_claim_batch(
@@ -192,17 +197,34 @@ class Store(Protocol):
         free: int,
         now: datetime | None,
         completed: Sequence[Outcome] = (),
+        started: Sequence[Start] = (),
     ) -> list[JobRecord]:
-        """Apply ``completed``, then claim up to ``limit`` due jobs, in one transaction.
+        """Record ``started``, apply ``completed``, then claim up to ``limit`` due jobs,
+        in one transaction (see ``job_complete_batch``).
 
         Jobs come in claim order (priority, then run_at, then id); at-most-once jobs are
         claimed only among the first ``free`` (they must start at once), and the claim
         stops before the first at-most-once job it cannot take, so that none is passed
-        over by the prefetch of busy workers.
+        over by the prefetch of busy workers. A claimed job is not started: its row has
+        no ``started_at`` and its ``attempts`` are unchanged until its start is recorded;
+        the records returned carry the attempt number each will run as (``attempts`` + 1).
         """
         ...
 
-    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int: ...
+    def job_complete_batch(
+        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    ) -> int:
+        """Record ``started`` and apply ``outcomes``, in one transaction; each only where
+        its claim token still holds.
+
+        A start sets ``started_at`` (``now`` minus its ``ago``) and counts the attempt,
+        once per claim. An outcome of a job whose start is not recorded yet records it
+        itself (with the ``ago`` of its start among ``started``, if there; else ``now``):
+        a job that starts and ends between two batches costs no statement of its own.
+        A released job (never started) uses up no attempt.
+        """
+        ...
+
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None: ...
     def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
     def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...

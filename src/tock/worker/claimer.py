@@ -142,7 +142,7 @@ class Claimer:
             with self._lock:  # no claim starts meanwhile; none is in flight
                 if self._unsure and not self._in_flight:
                     self._hand_back_unreceived()
-        outcomes = self.completions.drain()
+        outcomes, started = self.completions.take()
         executor = self.executor
         want = free = 0
         if self._claiming:
@@ -165,13 +165,16 @@ class Claimer:
                     free=free,
                     now=self.clock.db_now(),
                     completed=outcomes,
+                    started=started,
                 )
-            elif outcomes:
-                self.store.job_complete_batch(outcomes, now=self.clock.db_now())
+            elif outcomes or started:
+                self.store.job_complete_batch(outcomes, now=self.clock.db_now(), started=started)
         except BaseException:
-            # Nothing was written, as far as we know: keep the outcomes for the next
-            # turn (their tokens still decide whether they apply). A claim whose answer
-            # was lost (the connection dropped after its commit) holds jobs we never got.
+            # Nothing was written, as far as we know: keep the outcomes and starts for
+            # the next turn (their tokens still decide whether they apply). A claim whose
+            # answer was lost (the connection dropped after its commit) holds jobs we
+            # never got.
+            self.completions.restore_starts(started)
             for outcome in outcomes:
                 self.completions.add(outcome)
             if want > 0:

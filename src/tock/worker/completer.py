@@ -1,30 +1,55 @@
-"""Outcomes of finished attempts, buffered until the claimer writes them in a batch."""
+"""Outcomes of finished attempts, and starts of attempts, buffered until the claimer
+writes them in a batch.
+
+An attempt counts when it starts (a claimed job may wait in the prefetch): the executor
+notes each start here and the claimer records it with its next batch, in the statement
+of the batch. A job that ends before that batch has its start recorded by its outcome
+(no statement of its own: the hot path of short jobs costs nothing more), and a start
+younger than ``START_AFTER`` waits for a later batch, since most such jobs end first.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tock._validate import encode_result
-from tock.jobs import JobRecord, Outcome, OutcomeKind
+from tock.jobs import JobId, JobRecord, Outcome, OutcomeKind, Start
 from tock.tasks import qualified_name
 
 MAX_BACKOFF = 3600.0  # DESIGN: backoff doubles per retry, capped at 1 h, jitter ±25 %
+#: seconds a start of a job still running may wait for a later batch (a job that short
+#: likely ends first; the claimer turns at least once a second while it holds jobs, so a
+#: start is recorded within about that). Longer, and a worker busy with jobs of a few
+#: tens of milliseconds would show them all as claimed, none running.
+START_AFTER = 0.005
 
 
 class Completions:
     """A thread-safe buffer: executor threads add outcomes, the claimer's lanes drain
     them per batch (with ``--claimers`` > 1, several at once)."""
 
-    def __init__(self, on_add: Callable[[], None]) -> None:
+    def __init__(
+        self, on_add: Callable[[], None], monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         # A deque: append and popleft are atomic, so adding takes no lock and the
         # threads that finish jobs never wait for one another here.
         self._items: deque[Outcome] = deque()
         self._on_add = on_add
+        self._starts: deque[tuple[JobId, int, float]] = deque()  # (id, token, monotonic)
+        self._monotonic = monotonic
+        self._taking = threading.Lock()  # claimer lanes only: never an executor thread
+
+    def start(self, job: JobRecord) -> None:
+        """The executor begins ``job``'s attempt (before its outcome can be added)."""
+        assert job.claim_token is not None
+        self._starts.append((job.id, job.claim_token, self._monotonic()))
 
     def add(self, outcome: Outcome) -> None:
         self._items.append(outcome)
@@ -42,6 +67,45 @@ class Completions:
             except IndexError:
                 break
         return taken
+
+    def take(self) -> tuple[list[Outcome], list[Start]]:
+        """A batch to write: every outcome buffered now, then the starts that go with it
+        (``take_starts``), one lane at a time. Taken together, no two lanes' batches
+        hold one job's start and the other's outcome each way round: on PostgreSQL two
+        such batches in flight at once would each lock a row the other writes."""
+        with self._taking:
+            outcomes = self.drain()
+            return outcomes, self.take_starts(outcomes)
+
+    def take_starts(self, outcomes: Sequence[Outcome], min_age: float = START_AFTER) -> list[Start]:
+        """The starts to write with ``outcomes`` (drained just before): those of jobs
+        that end in them, and those older than ``min_age`` seconds; the others stay for
+        a later batch. Every outcome's start is here or was taken by an earlier batch:
+        a start is noted before its outcome is added, and outcomes are drained first."""
+        starts = self._starts
+        if not starts:
+            return []
+        now = self._monotonic()
+        ended = {o.job_id for o in outcomes}
+        taken: list[Start] = []
+        kept = []
+        for _ in range(len(starts)):
+            try:
+                job_id, token, at = starts.popleft()
+            except IndexError:  # defensive: lanes take one at a time (take)
+                break
+            if job_id in ended or now - at >= min_age:
+                taken.append(Start(job_id, token, now - at))
+            else:
+                kept.append((job_id, token, at))
+        if kept:
+            starts.extend(kept)
+        return taken
+
+    def restore_starts(self, starts: Sequence[Start]) -> None:
+        """Put back starts a failed write did not record."""
+        now = self._monotonic()
+        self._starts.extend((s.job_id, s.token, now - s.ago) for s in starts)
 
     def __len__(self) -> int:
         return len(self._items)

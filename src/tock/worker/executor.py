@@ -192,8 +192,10 @@ class Executor:
 
     def _thread_main(self) -> None:
         ready = self._ready
+        note_start = self.completions.start  # an attempt counts from its start, not its claim
         job = self._next()
         while job is not None:
+            note_start(job)
             task = self.tasks.get(job.task)
             if task is None:
                 self._finish(

@@ -114,7 +114,9 @@ class Worker:
         self._stop_requested = threading.Event()
         self._hard_stop = threading.Event()
         self._done = threading.Event()
-        self.completions = completer.Completions(on_add=lambda: None)
+        self.completions = completer.Completions(
+            on_add=lambda: None, monotonic=self.clock.monotonic
+        )
         self.executor = Executor(
             dict(app.tasks),
             self.config.concurrency,

@@ -164,6 +164,8 @@ LIMIT 1;
 -- stream of other jobs (DESIGN: claim order). A worker whose row is gone (declared
 -- dead, not yet registered again) claims nothing: {worker_alive} key-share-locks the
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
+-- A claimed job is not started: no started_at, no attempt counted, until the worker
+-- records its start (job_start) or its outcome.
 WITH locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {worker_alive}
@@ -177,7 +179,7 @@ WITH locked AS (
 )
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
-       attempts = j.attempts + 1, started_at = {now}
+       started_at = NULL
   FROM ranked AS r
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
@@ -212,7 +214,7 @@ WITH candidates AS (
 )
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
-       attempts = j.attempts + 1, started_at = {now}
+       started_at = NULL
   FROM ranked AS r
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
@@ -231,9 +233,10 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 
 -- name: job_finish
 -- Move claimed jobs to the finished table where the claim token still holds, for the
--- whole batch (a JSON array of {id, token, status, result, error}; result and error are
--- the JSON the worker encoded, or null). A job that succeeds after retries keeps its
--- last error, for the record. The DELETE locks each row: a rescuer moving the same job
+-- whole batch (a JSON array of {id, token, status, result, error, ago_us}; result and
+-- error are the JSON the worker encoded, or null). A job whose start is not recorded
+-- yet (started_at NULL) counts its attempt here, started ago_us before now. A job that
+-- succeeds after retries keeps its last error, for the record. The DELETE locks each row: a rescuer moving the same job
 -- at once waits, then finds it gone. It finds its rows by primary key (id = ANY) and
 -- matches the token; it does not test status = 'running', which would let the planner
 -- read every running row of the table through tock_jobs_worker (a partial index on that
@@ -245,35 +248,63 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 -- are running, the rows a claim locks pending: the two parts never touch the same row.
 WITH b AS (
     SELECT * FROM json_to_recordset(%(finished)s::json)
-                  AS b(id bigint, token bigint, status text, result json, error json)
+                  AS b(id bigint, token bigint, status text, result json, error json,
+                       ago_us bigint)
 ), done AS (
     DELETE FROM {schema}.tock_jobs AS j USING b
      WHERE j.id = ANY (ARRAY(SELECT id FROM b)) AND j.id = b.id AND j.claim_token = b.token
     RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
-              b.error::text AS new_error
+              b.error::text AS new_error, b.ago_us
 ), finished AS (
     INSERT INTO {schema}.tock_jobs_finished ({cols})
     SELECT id, task, queue, priority, new_status, args, kwargs, run_at, created_at,
-           started_at, {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout,
-           at_most_once, max_rescues, unique_key, worker_id, claim_token,
+           coalesce(started_at, {now} - coalesce(ago_us, 0) * interval '1 microsecond'),
+           {now}, attempts + (started_at IS NULL)::int, rescues, retries, retry_backoff,
+           retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id, claim_token,
            nullif(new_result, 'null'), coalesce(nullif(new_error, 'null'), error)
       FROM done
     RETURNING id
 )
 
+-- name: job_start
+-- Record the starts of attempts still running at a batch (a JSON array of {id, token,
+-- ago_us}): once per claim (started_at IS NULL), so sent again it changes nothing. Only
+-- CTEs: the store puts them before the statement of the batch (a claim, or a count), so
+-- that they cost no round trip of their own. Their rows are running jobs that did not
+-- end in this batch: none is a row the other parts delete or lock. SKIP LOCKED: a start
+-- never waits. The job's outcome may be in another claimer lane's batch in flight (it
+-- ended meanwhile), and two such batches, each waiting for a row the other locked,
+-- would deadlock; a start so skipped is recorded by that outcome.
+to_start AS (
+    SELECT l.id, s.ago_us
+      FROM json_to_recordset(%(started)s::json) AS s(id bigint, token bigint, ago_us bigint)
+      JOIN {schema}.tock_jobs AS l
+        ON l.id = s.id AND l.claim_token = s.token AND l.started_at IS NULL
+       FOR UPDATE OF l SKIP LOCKED
+), started AS (
+    UPDATE {schema}.tock_jobs AS j
+       SET started_at = {now} - t.ago_us * interval '1 microsecond', attempts = j.attempts + 1
+      FROM to_start AS t
+     WHERE j.id = t.id
+    RETURNING 1
+)
+
 -- name: job_retry_later
--- Raised with attempts left: back to pending after its backoff, for the whole batch.
+-- Raised with attempts left: back to pending after its backoff, for the whole batch. A
+-- start not recorded yet is recorded here (as in job_finish).
 UPDATE {schema}.tock_jobs AS j
    SET status = 'pending', run_at = {now} + b.delay_us * interval '1 microsecond',
-       worker_id = NULL, claim_token = NULL, error = b.error
+       worker_id = NULL, claim_token = NULL, error = b.error,
+       attempts = j.attempts + (j.started_at IS NULL)::int,
+       started_at = coalesce(j.started_at, {now} - b.ago_us * interval '1 microsecond')
   FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[], %(delays_us)s::bigint[],
-              %(errors)s::text[]) AS b(id, token, delay_us, error)
+              %(errors)s::text[], %(agos_us)s::bigint[]) AS b(id, token, delay_us, error, ago_us)
  WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running';
 
 -- name: job_release
 -- Hand back jobs that were claimed but never started: no attempt is used up.
 UPDATE {schema}.tock_jobs AS j
-   SET status = 'pending', attempts = j.attempts - 1, worker_id = NULL, claim_token = NULL
+   SET status = 'pending', worker_id = NULL, claim_token = NULL
   FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS b(id, token)
  WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running';
 
@@ -328,9 +359,12 @@ SELECT n_dead_tup FROM pg_stat_all_tables
 VACUUM (SKIP_LOCKED, ANALYZE) {schema}.tock_jobs;
 
 -- name: job_stats_live
+-- Per queue and status: the count, the ready ones (pending, due), the oldest ready one's
+-- run_at, and the claimed ones (running, not started).
 SELECT queue, status, count(*),
        count(*) FILTER (WHERE status = 'pending' AND run_at <= {now}),
-       min(run_at) FILTER (WHERE status = 'pending' AND run_at <= {now})
+       min(run_at) FILTER (WHERE status = 'pending' AND run_at <= {now}),
+       count(*) FILTER (WHERE status = 'running' AND started_at IS NULL)
   FROM {schema}.tock_jobs GROUP BY queue, status;
 
 -- name: job_stats_finished
@@ -352,10 +386,15 @@ SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0));
 UPDATE {schema}.tock_workers SET heartbeat_at = {now} WHERE id = %(id)s;
 
 -- name: worker_list
+-- Each worker with the jobs it runs (started) and holds unstarted (claimed).
 SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
-       (SELECT count(*) FROM {schema}.tock_jobs AS j
-         WHERE j.status = 'running' AND j.worker_id = w.id)
-  FROM {schema}.tock_workers AS w ORDER BY w.started_at, w.id;
+       j.running, j.claimed
+  FROM {schema}.tock_workers AS w
+  CROSS JOIN LATERAL (
+      SELECT count(*) FILTER (WHERE started_at IS NOT NULL) AS running,
+             count(*) FILTER (WHERE started_at IS NULL) AS claimed
+        FROM {schema}.tock_jobs WHERE status = 'running' AND worker_id = w.id) AS j
+ ORDER BY w.started_at, w.id;
 
 -- name: worker_rescue_check
 -- The pass's now, and the age of the calling worker's own heartbeat (NULL: none).
@@ -390,7 +429,10 @@ SELECT DISTINCT worker_id FROM {schema}.tock_jobs AS j
  ORDER BY worker_id;
 
 -- name: worker_jobs_give_up
--- Dead workers' at-most-once jobs end lost; others past max_rescues end failed.
+-- Dead workers' at-most-once jobs end lost; others past max_rescues end failed. A job
+-- whose start is not recorded counts the attempt all the same: it may have started (a
+-- start is recorded with the next batch), so it is lost "started or not" (DESIGN), and
+-- attempts - rescues stays the count of the task's own errors.
 WITH gone AS (
     DELETE FROM {schema}.tock_jobs
      WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
@@ -399,15 +441,18 @@ WITH gone AS (
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, CASE WHEN at_most_once THEN 'lost' ELSE 'failed' END,
-       args, kwargs, run_at, created_at, started_at, {now}, attempts, rescues, retries,
-       retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id,
-       claim_token, NULL, %(error)s
+       args, kwargs, run_at, created_at, started_at, {now},
+       attempts + (started_at IS NULL)::int, rescues, retries, retry_backoff, retry_on,
+       timeout, at_most_once, max_rescues, unique_key, worker_id, claim_token, NULL,
+       %(error)s
   FROM gone
 RETURNING id, status;
 
 -- name: worker_jobs_rescue
+-- Back to pending; the attempt counts even when its start was not recorded (as above).
 UPDATE {schema}.tock_jobs
-   SET status = 'pending', rescues = rescues + 1, worker_id = NULL, claim_token = NULL
+   SET status = 'pending', rescues = rescues + 1,
+       attempts = attempts + (started_at IS NULL)::int, worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
 RETURNING id;
 

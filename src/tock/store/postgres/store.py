@@ -54,7 +54,7 @@ from tock.errors import (
     SchemaError,
     StoreError,
 )
-from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
     Fire,
     FireRecord,
@@ -766,10 +766,14 @@ class PostgresStore:
         task: str | None = None,
         worker_id: str | None = None,
         limit: int = 50,
+        started: bool | None = None,
     ) -> list[JobRecord]:
         wanted = [JobStatus(s).value for s in (statuses or list(JobStatus))]
         where = ["status = ANY(%(statuses)s::text[])"]
         params: dict[str, Any] = {"statuses": wanted, "limit": int(limit)}
+        if started is not None:
+            # A view of running ("claimed": not started); other states pass.
+            where.append(f"(status <> 'running' OR started_at IS {'NOT ' if started else ''}NULL)")
         if queue is not None:
             where.append("queue = %(queue)s")
             params["queue"] = queue
@@ -809,10 +813,11 @@ class PostgresStore:
         free: int,
         now: datetime | None,
         completed: Sequence[Outcome] = (),
+        started: Sequence[Start] = (),
     ) -> list[JobRecord]:
         if limit <= 0 or not queues:
-            if completed:
-                self.job_complete_batch(completed, now=now)
+            if completed or started:
+                self.job_complete_batch(completed, now=now, started=started)
             return []
         params: dict[str, Any] = {
             "worker_id": worker_id,
@@ -828,24 +833,35 @@ class PostgresStore:
             query = _claim_across(self.schema, len(queues))
             params.update({f"queue_{i}": q for i, q in enumerate(queues)})
         with self._conn() as conn:
-            if completed and all(o.kind in _FINISHING for o in completed):
-                # The usual turn: finish the batch and claim the next in one statement.
-                params.update(_finish_params(completed))
-                sql_text = _finish_and(self.Q["job_finish"], query)
-                rows = conn.execute(sql_text, params).fetchall()
-            elif completed:
-                with conn.transaction():
-                    self._complete(conn, completed, params["now"])
-                    rows = conn.execute(query, params).fetchall()
+            if all(o.kind in _FINISHING for o in completed):
+                # The usual turn: record the starts, finish the batch and claim the next
+                # in one statement.
+                finish, starts = _finish_params(completed, started)
+                ctes = []
+                if completed:
+                    params.update(finish)
+                    ctes.append(self.Q["job_finish"])
+                if starts:
+                    params.update(starts)
+                    ctes.append(self.Q["job_start"])
+                rows = conn.execute(_with(tuple(ctes), query), params).fetchall()
             else:
-                rows = conn.execute(query, params).fetchall()
+                with conn.transaction():
+                    self._complete(conn, completed, params["now"], started)
+                    rows = conn.execute(query, params).fetchall()
         records = [_record(r) for r in rows]
+        for r in records:
+            r.attempts += 1  # the attempt each will run as, counted when it starts
         # RETURNING has no order: put the batch back in claim order.
         records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
         return records
 
     def _complete(
-        self, conn: psycopg.Connection[TupleRow], outcomes: Sequence[Outcome], now: datetime | None
+        self,
+        conn: psycopg.Connection[TupleRow],
+        outcomes: Sequence[Outcome],
+        now: datetime | None,
+        started: Sequence[Start] = (),
     ) -> int:
         finish: list[Outcome] = []
         retry: list[Outcome] = []
@@ -857,15 +873,22 @@ class PostgresStore:
                 retry.append(o)
             else:
                 release.append(o)
+        # A retried job's start goes with its retry; _finish_params sorts out the rest.
+        retried = {o.job_id for o in retry}
+        ago = {s.job_id: _us(s.ago) for s in started if s.job_id in retried}
+        rest = [s for s in started if s.job_id not in ago] if ago else started
         changed = 0
+        finished, starts = _finish_params(finish, rest)
         if finish:
             (moved,) = _one(
-                conn.execute(
-                    _finish_and(self.Q["job_finish"], FINISH_COUNT),
-                    {**_finish_params(finish), "now": now},
-                )
+                conn.execute(_with((self.Q["job_finish"],), FINISH_COUNT), {**finished, "now": now})
             )
             changed += moved
+        if starts:
+            (n,) = _one(
+                conn.execute(_with((self.Q["job_start"],), START_COUNT), {**starts, "now": now})
+            )
+            changed += n
         if retry:
             changed += conn.execute(
                 self.Q["job_retry_later"],
@@ -874,6 +897,7 @@ class PostgresStore:
                     "tokens": [o.token for o in retry],
                     "delays_us": [_us(o.delay) for o in retry],
                     "errors": [o.error for o in retry],
+                    "agos_us": [ago.get(o.job_id, 0) for o in retry],
                     "now": now,
                 },
             ).rowcount
@@ -884,11 +908,13 @@ class PostgresStore:
             ).rowcount
         return changed
 
-    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int:
-        if not outcomes:
+    def job_complete_batch(
+        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    ) -> int:
+        if not outcomes and not started:
             return 0
         with self._write() as conn:
-            return self._complete(conn, outcomes, _now(now))
+            return self._complete(conn, outcomes, _now(now), started)
 
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
         with self._conn() as conn:
@@ -960,16 +986,22 @@ class PostgresStore:
         with self._conn() as conn:
             live = conn.execute(self.Q["job_stats_live"], {"now": _now(now)}).fetchall()
             finished = conn.execute(self.Q["job_stats_finished"]).fetchall()
-        for queue, status, n, n_ready, first in live:
+        claimed: dict[str, int] = {}
+        for queue, status, n, n_ready, first, n_claimed in live:
             counts.setdefault(queue, {})[JobStatus(status)] = n
             ready[queue] = ready.get(queue, 0) + n_ready
+            claimed[queue] = claimed.get(queue, 0) + n_claimed
             if first is not None:
                 oldest[queue] = min(first, oldest.get(queue, first))
         for queue, status, n in finished:
             counts.setdefault(queue, {})[JobStatus(status)] = n
         return [
             QueueStats(
-                queue=q, counts=counts[q], ready=ready.get(q, 0), oldest_ready_at=oldest.get(q)
+                queue=q,
+                counts=counts[q],
+                ready=ready.get(q, 0),
+                oldest_ready_at=oldest.get(q),
+                claimed=claimed.get(q, 0),
             )
             for q in sorted(counts)
         ]
@@ -1091,6 +1123,7 @@ class PostgresStore:
                 started_at=row[5],
                 heartbeat_at=row[6],
                 running=row[7],
+                claimed=row[8],
             )
             for row in rows
         ]
@@ -1345,31 +1378,49 @@ class PostgresStore:
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
 
 
-def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, str]:
-    """What job_finish takes: one JSON text for the batch.
+def _finish_params(
+    outcomes: Sequence[Outcome], started: Sequence[Start]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What job_finish and job_start take: one JSON text each for the batch. A start of
+    a job that ends in the batch goes with its outcome (job_start leaves it out).
 
     Built by hand because every part already is JSON (results and errors are JSON texts
     the worker encoded, embedded as they are); psycopg's adaptation of one array per
     field cost a quarter of a worker's claimer thread.
     """
+    ago = {s.job_id: _us(s.ago) for s in started} if started else {}
     rows = ",".join(
         f'{{"id":{o.job_id},"token":{o.token},"status":"{o.kind.value}",'
-        f'"result":{o.result or "null"},"error":{o.error or "null"}}}'
+        f'"result":{o.result or "null"},"error":{o.error or "null"},'
+        f'"ago_us":{ago.pop(o.job_id, 0)}}}'
         for o in outcomes
     )
-    return {"finished": f"[{rows}]"}
+    if not ago:
+        return {"finished": f"[{rows}]"}, {}
+    starts = ",".join(
+        f'{{"id":{s.job_id},"token":{s.token},"ago_us":{ago[s.job_id]}}}'
+        for s in started
+        if s.job_id in ago
+    )
+    return {"finished": f"[{rows}]"}, {"started": f"[{starts}]"}
 
 
 @functools.lru_cache(maxsize=64)
-def _finish_and(finish: str, rest: str) -> str:
-    """job_finish's CTEs, then ``rest``: a claim (its own CTEs joined to them) or a
-    final SELECT."""
+def _with(ctes: tuple[str, ...], rest: str) -> str:
+    """One statement: the CTEs of job_finish and job_start (the first begins with WITH,
+    the others do not), then ``rest``: a claim (its own CTEs joined to them) or a final
+    SELECT."""
+    if not ctes:
+        return rest
+    head = ctes[0] if ctes[0].startswith("WITH ") else f"WITH {ctes[0]}"
+    head = ",\n".join([head, *ctes[1:]])
     if rest.startswith("WITH "):
-        return f"{finish},\n{rest[len('WITH ') :]}"
-    return f"{finish}\n{rest}"
+        return f"{head},\n{rest[len('WITH ') :]}"
+    return f"{head}\n{rest}"
 
 
 FINISH_COUNT = "SELECT count(*) FROM finished"
+START_COUNT = "SELECT count(*) FROM started"
 
 
 @functools.lru_cache(maxsize=64)

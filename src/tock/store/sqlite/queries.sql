@@ -46,7 +46,9 @@ SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 -- the :free slots that start at once, the rest may be prefetched. The claim stops before
 -- the first at-most-once job it cannot take: passing it would let a stream of other jobs
 -- starve it on workers that always prefetch (DESIGN: claim order). A worker whose row is
--- gone (declared dead, not yet registered again) claims nothing.
+-- gone (declared dead, not yet registered again) claims nothing. A claimed job is not
+-- started: no started_at, no attempt counted, until the worker records its start
+-- (job_start_many) or its outcome.
 WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
@@ -56,8 +58,7 @@ WITH ranked AS (
              LIMIT :limit)
 )
 UPDATE tock_jobs
-   SET status = 'running', worker_id = :worker_id, claim_token = :token,
-       attempts = attempts + 1, started_at = {now}
+   SET status = 'running', worker_id = :worker_id, claim_token = :token, started_at = NULL
  WHERE id IN (SELECT id FROM ranked
                WHERE rank < (SELECT coalesce(min(rank), :limit + 1) FROM ranked
                               WHERE at_most_once AND rank > :free))
@@ -76,8 +77,7 @@ WITH ranked AS (
      LIMIT :limit
 )
 UPDATE tock_jobs
-   SET status = 'running', worker_id = :worker_id, claim_token = :token,
-       attempts = attempts + 1, started_at = {now}
+   SET status = 'running', worker_id = :worker_id, claim_token = :token, started_at = NULL
  WHERE id IN (SELECT id FROM ranked
                WHERE rank < (SELECT coalesce(min(rank), :limit + 1) FROM ranked
                               WHERE at_most_once AND rank > :free))
@@ -103,11 +103,14 @@ SELECT min(run_at) FROM tock_jobs
 
 -- name: job_finish_many
 -- Move claimed jobs to the finished table where the claim token still holds. :rows is a
--- JSON array of [id, token, status, result, error] (result and error: JSON or null).
--- A job that succeeds after retries keeps its last error, for the record.
+-- JSON array of [id, token, status, result, error, ago_us] (result and error: JSON or
+-- null). A job whose start is not recorded yet (started_at NULL) counts its attempt
+-- here, started ago_us (null: 0) before now. A job that succeeds after retries keeps
+-- its last error, for the record.
 INSERT INTO tock_jobs_finished ({cols})
 SELECT j.id, j.task, j.queue, j.priority, b.value ->> 2, j.args, j.kwargs, j.run_at,
-       j.created_at, j.started_at, {now}, j.attempts, j.rescues, j.retries,
+       j.created_at, coalesce(j.started_at, {now} - coalesce(b.value ->> 5, 0)), {now},
+       j.attempts + (j.started_at IS NULL), j.rescues, j.retries,
        j.retry_backoff, j.retry_on, j.timeout, j.at_most_once, j.max_rescues, j.unique_key,
        j.worker_id, j.claim_token, nullif(b.value -> '$[3]', 'null'),
        coalesce(nullif(b.value -> '$[4]', 'null'), j.error)
@@ -120,16 +123,29 @@ RETURNING id;
 DELETE FROM tock_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_retry_later
+-- An attempt that raised, attempts left: back to pending. Its start, if not recorded
+-- yet, is recorded here (as in job_finish_many).
 UPDATE tock_jobs
    SET status = 'pending', run_at = coalesce(:now, {clock}) + :delay_us, worker_id = NULL,
        claim_token = NULL,
+       attempts = attempts + (started_at IS NULL),
+       started_at = coalesce(started_at, {now} - :ago_us),
        error = :error
  WHERE id = :id AND claim_token = :token AND status = 'running';
+
+-- name: job_start_many
+-- Record the starts of attempts still running at a batch: :rows is a JSON array of
+-- [id, token, ago_us]. Once per claim (started_at IS NULL): sent again, it changes nothing.
+UPDATE tock_jobs
+   SET started_at = {now} - (b.value ->> 2), attempts = attempts + 1
+  FROM json_each(:rows) AS b
+ WHERE tock_jobs.id = b.value ->> 0 AND tock_jobs.claim_token = b.value ->> 1
+   AND tock_jobs.status = 'running' AND tock_jobs.started_at IS NULL;
 
 -- name: job_release
 -- Hand back a job that was claimed but never started: no attempt is used up.
 UPDATE tock_jobs
-   SET status = 'pending', attempts = attempts - 1, worker_id = NULL, claim_token = NULL
+   SET status = 'pending', worker_id = NULL, claim_token = NULL
  WHERE id = :id AND claim_token = :token AND status = 'running';
 
 -- name: job_retry_finished
@@ -168,9 +184,12 @@ RETURNING id;
 DELETE FROM tock_fires WHERE job_id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_stats_live
+-- Per queue and status: the count, the ready ones (pending, due), the oldest ready one's
+-- run_at, and the claimed ones (running, not started).
 SELECT queue, status, count(*),
        sum(status = 'pending' AND run_at <= {now}),
-       min(CASE WHEN status = 'pending' AND run_at <= {now} THEN run_at END)
+       min(CASE WHEN status = 'pending' AND run_at <= {now} THEN run_at END),
+       sum(status = 'running' AND started_at IS NULL)
   FROM tock_jobs GROUP BY queue, status;
 
 -- name: job_stats_finished
@@ -185,8 +204,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
 UPDATE tock_workers SET heartbeat_at = {now} WHERE id = :id;
 
 -- name: worker_list
+-- Each worker with the jobs it runs (started) and holds unstarted (claimed).
 SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbeat_at,
-       (SELECT count(*) FROM tock_jobs j WHERE j.status = 'running' AND j.worker_id = w.id)
+       (SELECT count(*) FROM tock_jobs j
+         WHERE j.status = 'running' AND j.worker_id = w.id AND j.started_at IS NOT NULL),
+       (SELECT count(*) FROM tock_jobs j
+         WHERE j.status = 'running' AND j.worker_id = w.id AND j.started_at IS NULL)
   FROM tock_workers w ORDER BY w.started_at, w.id;
 
 -- name: worker_stale
@@ -205,10 +228,14 @@ SELECT DISTINCT worker_id FROM tock_jobs
  WHERE status = 'running' AND worker_id NOT IN (SELECT id FROM tock_workers);
 
 -- name: worker_jobs_give_up
--- A dead worker's at-most-once jobs end lost; others past max_rescues end failed.
+-- A dead worker's at-most-once jobs end lost; others past max_rescues end failed. A job
+-- whose start is not recorded counts the attempt all the same: it may have started (a
+-- start is recorded with the next batch), so it is lost "started or not" (DESIGN), and
+-- attempts - rescues stays the count of the task's own errors.
 INSERT INTO tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, CASE WHEN at_most_once THEN 'lost' ELSE 'failed' END,
-       args, kwargs, run_at, created_at, started_at, {now}, attempts, rescues, retries,
+       args, kwargs, run_at, created_at, started_at, {now}, attempts + (started_at IS NULL),
+       rescues, retries,
        retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id,
        claim_token, NULL, :error
   FROM tock_jobs
@@ -222,8 +249,10 @@ DELETE FROM tock_jobs
    AND (at_most_once OR rescues >= max_rescues);
 
 -- name: worker_jobs_rescue
+-- Back to pending; the attempt counts even when its start was not recorded (as above).
 UPDATE tock_jobs
-   SET status = 'pending', rescues = rescues + 1, worker_id = NULL, claim_token = NULL
+   SET status = 'pending', rescues = rescues + 1, attempts = attempts + (started_at IS NULL),
+       worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = :worker_id
 RETURNING id;
 

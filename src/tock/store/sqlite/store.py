@@ -34,7 +34,7 @@ from tock.errors import (
     SchemaError,
     StoreError,
 )
-from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
     Fire,
     FireRecord,
@@ -464,10 +464,14 @@ class SQLiteStore:
         task: str | None = None,
         worker_id: str | None = None,
         limit: int = 50,
+        started: bool | None = None,
     ) -> list[JobRecord]:
         wanted = [JobStatus(s) for s in statuses] if statuses else list(JobStatus)
         where = ["status IN (SELECT value FROM json_each(:statuses))"]
         params: dict[str, Any] = {"statuses": json.dumps(wanted), "limit": int(limit)}
+        if started is not None:
+            # A view of running ("claimed": not started); other states pass.
+            where.append(f"(status <> 'running' OR started_at IS {'NOT ' if started else ''}NULL)")
         if queue is not None:
             where.append("queue = :queue")
             params["queue"] = queue
@@ -501,14 +505,15 @@ class SQLiteStore:
         free: int,
         now: datetime | None,
         completed: Sequence[Outcome] = (),
+        started: Sequence[Start] = (),
     ) -> list[JobRecord]:
         now_us = to_us(now)
         if limit <= 0 or not queues:
-            if completed:
-                self.job_complete_batch(completed, now=now)
+            if completed or started:
+                self.job_complete_batch(completed, now=now, started=started)
             return []
         conn = self._conn()
-        if not completed:
+        if not completed and not started:
             # A read first: idle workers do not queue on the write lock for nothing.
             due = conn.execute(
                 Q["job_any_due"], {"queues": json.dumps(list(queues)), "now": now_us}
@@ -529,25 +534,37 @@ class SQLiteStore:
             sql = _claim_across(len(queues))
             params.update({f"queue_{i}": q for i, q in enumerate(queues)})
         with self._write() as conn:
-            if completed:
-                self._complete(conn, completed, now_us)
+            if completed or started:
+                self._complete(conn, completed, now_us, started)
             rows = conn.execute(sql, params).fetchall()
         records = [_record(r) for r in rows]
+        for r in records:
+            r.attempts += 1  # the attempt each will run as, counted when it starts
         # RETURNING has no order: put the batch back in claim order.
         records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
         return records
 
     def _complete(
-        self, conn: sqlite3.Connection, outcomes: Sequence[Outcome], now_us: int | None
+        self,
+        conn: sqlite3.Connection,
+        outcomes: Sequence[Outcome],
+        now_us: int | None,
+        started: Sequence[Start] = (),
     ) -> int:
         finish: list[str] = []
         retry: list[dict[str, object]] = []
         release: list[dict[str, object]] = []
+        # Starts of jobs that end in this batch go with their outcome (no statement of
+        # their own); the others are recorded by job_start_many.
+        ago = {s.job_id: _us(s.ago) for s in started} if started else {}
         for o in outcomes:
             if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
                 # result and error are JSON texts built by the worker: embedded as they are.
                 result, error = o.result or "null", o.error or "null"
-                finish.append(f'[{o.job_id},{o.token},"{o.kind.value}",{result},{error}]')
+                finish.append(
+                    f'[{o.job_id},{o.token},"{o.kind.value}",{result},{error},'
+                    f"{ago.pop(o.job_id, 0)}]"
+                )
             elif o.kind is OutcomeKind.RETRY:
                 retry.append(
                     {
@@ -555,12 +572,20 @@ class SQLiteStore:
                         "error": o.error,
                         "id": o.job_id,
                         "token": o.token,
+                        "ago_us": ago.pop(o.job_id, 0),
                         "now": now_us,
                     }
                 )
             else:
                 release.append({"id": o.job_id, "token": o.token})
         changed = 0
+        if ago:
+            rows = ",".join(
+                f"[{s.job_id},{s.token},{ago[s.job_id]}]" for s in started if s.job_id in ago
+            )
+            changed += conn.execute(
+                Q["job_start_many"], {"rows": f"[{rows}]", "now": now_us}
+            ).rowcount
         if finish:
             moved = conn.execute(
                 Q["job_finish_many"], {"rows": "[" + ",".join(finish) + "]", "now": now_us}
@@ -575,11 +600,13 @@ class SQLiteStore:
             changed += conn.executemany(Q["job_release"], release).rowcount
         return changed
 
-    def job_complete_batch(self, outcomes: Sequence[Outcome], *, now: datetime | None) -> int:
-        if not outcomes:
+    def job_complete_batch(
+        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    ) -> int:
+        if not outcomes and not started:
             return 0
         with self._write() as conn:
-            return self._complete(conn, outcomes, to_us(now))
+            return self._complete(conn, outcomes, to_us(now), started)
 
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
         (value,) = (
@@ -639,9 +666,13 @@ class SQLiteStore:
         counts: dict[str, dict[JobStatus, int]] = {}
         ready: dict[str, int] = {}
         oldest: dict[str, int] = {}
-        for queue, status, n, n_ready, first in conn.execute(Q["job_stats_live"], params):
+        claimed: dict[str, int] = {}
+        for queue, status, n, n_ready, first, n_claimed in conn.execute(
+            Q["job_stats_live"], params
+        ):
             counts.setdefault(queue, {})[JobStatus(status)] = n
             ready[queue] = ready.get(queue, 0) + (n_ready or 0)
+            claimed[queue] = claimed.get(queue, 0) + (n_claimed or 0)
             if first is not None:
                 oldest[queue] = min(first, oldest.get(queue, first))
         for queue, status, n in conn.execute(Q["job_stats_finished"]):
@@ -652,6 +683,7 @@ class SQLiteStore:
                 counts=counts[q],
                 ready=ready.get(q, 0),
                 oldest_ready_at=from_us(oldest.get(q)),
+                claimed=claimed.get(q, 0),
             )
             for q in sorted(counts)
         ]
@@ -759,6 +791,7 @@ class SQLiteStore:
                 started_at=_EPOCH + timedelta(microseconds=row[5]),
                 heartbeat_at=_EPOCH + timedelta(microseconds=row[6]),
                 running=row[7],
+                claimed=row[8],
             )
             for row in self._conn().execute(Q["worker_list"])
         ]
