@@ -14,9 +14,10 @@ Triggers
     a comma list of ``*``, ``N``, ``A-B``, each with an optional ``/STEP``, or ``N/STEP``
     (from N to the end); months and weekdays also take English names (``jan``, ``mon``);
     weekday 7 is Sunday, like 0. The day fields combine as in Debian's cron: when neither
-    starts with ``*`` a day matching either fires, otherwise a day must match both. Parsing and validation are Tock's own (the messages name the bad field);
-    croniter, the maintained parser, walks the matching local wall-clock times; the mapping
-    of those wall-clock times to real instants (the DST rule below) is Tock's own code.
+    starts with ``*`` a day matching either fires, otherwise a day must match both.
+    Parsing and validation are Tock's own (the messages name the bad field); croniter,
+    the maintained parser, walks the matching local wall-clock times; the mapping of
+    those wall-clock times to real instants (the DST rule below) is Tock's own code.
 ``Every(interval, anchor)``
     fires at ``anchor + k * interval`` for k = 0, 1, 2 ... (DESIGN: "Schedules"); the
     default anchor is the epoch in UTC, so every 10 minutes fires at :00, :10, ... An
