@@ -15,10 +15,69 @@ from pathlib import Path
 import pytest
 
 from tock import FakeClock, Tock
-from tock.store import Store
+from tock.store import Store, redact_url
 
-PG_URL = os.environ.get("TOCK_TEST_POSTGRES_URL")
+LOCAL_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+try:
+    import psycopg  # noqa: F401
+except ImportError:
+    HAVE_PSYCOPG = False
+else:
+    HAVE_PSYCOPG = True
+
+
+def _find_postgres() -> tuple[str | None, str]:
+    """The server the ``[postgres]`` cases use, and how it was found (or why there is
+    none): $TOCK_TEST_POSTGRES_URL, else a local server at ``LOCAL_PG_URL``; either must
+    answer a connection within a couple of seconds."""
+    given = os.environ.get("TOCK_TEST_POSTGRES_URL")
+    url = given or LOCAL_PG_URL
+    if not HAVE_PSYCOPG:
+        return None, "psycopg is not installed (pip install -e '.[test]')"
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0].rpartition("failed: ")[2] or type(exc).__name__
+        if given:
+            return None, f"none answers at {redact_url(url)} (TOCK_TEST_POSTGRES_URL): {reason}"
+        return None, f"none answers at {url} ({reason}); set TOCK_TEST_POSTGRES_URL"
+    return url, "from TOCK_TEST_POSTGRES_URL" if given else "found locally"
+
+
+PG_URL, PG_FOUND = _find_postgres()
 STORES = ["sqlite", "postgres"]
+# The modules of PostgreSQL's own cases import psycopg: without it they are not collected
+# (the summary's header says why); the [postgres] cases of the others skip.
+collect_ignore_glob = (
+    []
+    if HAVE_PSYCOPG
+    else [
+        "postgres/test_postgres.py",
+        "postgres/test_server_restart.py",
+        "crash/test_connection_loss.py",
+    ]
+)
+
+
+def require_postgres() -> str:
+    """The server of a ``[postgres]`` case: skips it when there is none, except in CI
+    (``CI`` set), where a missing server is a failure."""
+    if PG_URL is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {PG_FOUND}")
+        pytest.skip(f"PostgreSQL not found: {PG_FOUND}")
+    return PG_URL
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if PG_URL is not None:
+        return f"PostgreSQL: {redact_url(PG_URL)} ({PG_FOUND})"
+    fate = "fail (CI is set)" if os.environ.get("CI") else "skip"
+    return f"PostgreSQL: not found: [postgres] cases {fate}: {PG_FOUND}"
+
+
 _PG_SCHEMAS: dict[Path, str] = {}  # one fresh schema per test (per tmp_path)
 
 
@@ -26,19 +85,19 @@ def store_url(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'tock.db'}"
     if kind == "postgres":
-        assert PG_URL, "set TOCK_TEST_POSTGRES_URL"
+        url = require_postgres()
         schema = _PG_SCHEMAS.setdefault(tmp_path, f"t_{secrets.token_hex(6)}")
-        return f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
+        return f"{url}{'&' if '?' in url else '?'}schema={schema}"
     raise AssertionError(kind)
 
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[object]:
     """One connection for the whole session that drops the tests' schemas."""
+    url = require_postgres()  # before anything else of a [postgres] case
     import psycopg
 
-    assert PG_URL
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET lock_timeout = '10s'")
         yield conn
 
@@ -59,11 +118,8 @@ def clock() -> FakeClock:
 @pytest.fixture(params=STORES)
 def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     kind: str = request.param
-    if kind == "postgres" and not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: set TOCK_TEST_POSTGRES_URL")
-        pytest.skip("set TOCK_TEST_POSTGRES_URL")
     if kind == "postgres":
+        require_postgres()
         # Runs after the apps close (they depend on this fixture).
         admin = request.getfixturevalue("pg_admin")
         request.addfinalizer(lambda: _drop_pg_schema(admin, tmp_path))

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from conftest import PG_URL
+from conftest import require_postgres
 
 from tock import JobStatus
 
@@ -218,8 +218,7 @@ class Proxy:
 
 @pytest.fixture
 def proxy() -> Iterator[Proxy]:
-    assert PG_URL
-    parts = urlsplit(PG_URL)
+    parts = urlsplit(require_postgres())
     p = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     try:
         yield p

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from psycopg import sql
+from conftest import require_postgres
 
 from tock import FakeClock, Tock
 
-PG_URL = os.environ.get("TOCK_TEST_POSTGRES_URL")
+if TYPE_CHECKING:
+    import psycopg
 
 
 def with_schema(schema: str) -> str:
-    assert PG_URL
-    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
+    url = require_postgres()
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 @pytest.fixture
 def new_schema(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """Names fresh schemas for this test; every one is dropped after it."""
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: set TOCK_TEST_POSTGRES_URL")
-        pytest.skip("set TOCK_TEST_POSTGRES_URL")
+    require_postgres()
+    from psycopg import sql
+
     admin: psycopg.Connection = request.getfixturevalue("pg_admin")
     names: list[str] = []
 
@@ -63,8 +62,9 @@ def raw() -> Iterator[Callable[..., psycopg.Connection]]:
     conns: list[psycopg.Connection] = []
 
     def connect(**kwargs: object) -> psycopg.Connection:
-        assert PG_URL
-        conn = psycopg.connect(PG_URL, **kwargs)
+        import psycopg
+
+        conn = psycopg.connect(require_postgres(), **kwargs)
         conns.append(conn)
         return conn
 

@@ -222,14 +222,14 @@ def test_connection_must_be_a_psycopg_connection(make_app, tmp_path) -> None:
 # -- liveness tokens ------------------------------------------------------------------
 
 
-def backend_pids(raw, application_name: str) -> list[int]:
+def backend_pids(raw, application_name: str, query: str = "%") -> list[int]:
     conn = raw(autocommit=True)
     return [
         pid
         for (pid,) in conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND pid <> "
-            "pg_backend_pid()",
-            [application_name],
+            "pg_backend_pid() AND query LIKE %s",
+            [application_name, query],
         )
     ]
 
@@ -410,8 +410,9 @@ def test_watch_reconnects_and_polls_once(make_app, new_schema, raw) -> None:
     watch = app.store.job_watch(calls.release)
     admin = raw(autocommit=True)
     try:
-        for _ in range(100):  # wait for the LISTEN session
-            pids = backend_pids(raw, f"{name}-listen")
+        for _ in range(100):  # wait for the LISTEN session to have LISTENed (ended
+            # before that, it would come back without the one poll of a reconnection)
+            pids = backend_pids(raw, f"{name}-listen", query="LISTEN %")
             if pids:
                 break
             threading.Event().wait(0.05)

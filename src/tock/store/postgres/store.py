@@ -32,6 +32,7 @@ import operator
 import os
 import re
 import secrets
+import select
 import struct
 import threading
 import time
@@ -304,6 +305,32 @@ class _Watch:
             self._thread.join()
 
 
+def _ended_by_server(conn: psycopg.Connection[Any]) -> BaseException | None:
+    """Why an idle pooled connection is dead, or None if it is not known to be. Between
+    two statements the server sends nothing unless it ends the session (a FATAL error,
+    then end of file); so a readable socket is a suspicion, which an empty statement
+    (one round trip) settles: a notice or a parameter change is read and forgotten."""
+    if conn.closed:
+        return psycopg.OperationalError("the connection is closed")
+    fd = conn.pgconn.socket
+    if _POLL:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        spoke = bool(poller.poll(0))
+    else:  # Windows: no poll(), and select() takes any socket there
+        spoke = bool(select.select([fd], [], [], 0)[0])
+    if not spoke:
+        return None
+    try:
+        conn.execute("")
+    except psycopg.Error as exc:
+        return exc
+    return None
+
+
+_POLL = hasattr(select, "poll")
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
@@ -401,20 +428,44 @@ class PostgresStore:
         if check and not self._checked:
             self._check_schema()
         try:
-            with self._get_pool().connection() as conn:
-                try:
-                    yield conn
-                except psycopg.OperationalError as exc:
-                    if not conn.broken:
-                        raise
-                    # Declared before the pool replaces it: the new one is born after.
-                    raise self._lost(self._born.get(conn, float("-inf")), exc) from None
-                if self._offline:
-                    self._back(self._born.get(conn, float("-inf")))
+            pool = self._get_pool()
+            conn = self._checkout(pool)
+            try:
+                with conn:
+                    try:
+                        yield conn
+                    except psycopg.OperationalError as exc:
+                        if not conn.broken:
+                            raise
+                        # Declared before the pool replaces it: the new one is born after.
+                        raise self._lost(self._born.get(conn, float("-inf")), exc) from None
+                    if self._offline:
+                        self._back(self._born.get(conn, float("-inf")))
+            finally:
+                pool.putconn(conn)
         except PoolTimeout:
             if self._offline:
                 raise ConnectionLost(f"lost the connection to {self.url}; reconnecting") from None
             raise StoreError(f"cannot connect to {self.url}: {self._why_unreachable()}") from None
+
+    def _checkout(
+        self, pool: ConnectionPool[psycopg.Connection[TupleRow]]
+    ) -> psycopg.Connection[TupleRow]:
+        """A pooled connection whose session the server has not ended. The sessions of a
+        server that restarted, or whose backends were terminated, are dead in the pool:
+        one is replaced here, before any statement is sent on it, so the caller sees no
+        error (the outage is still logged, once). A session that ends while its
+        statement runs still raises ConnectionLost: whether that write happened is
+        unknown. Costs one poll of the socket (no round trip) unless the server spoke."""
+        for _ in range(pool.max_size + 1):
+            conn = pool.getconn()
+            exc = _ended_by_server(conn)
+            if exc is None:
+                return conn
+            self._lost(self._born.get(conn, float("-inf")), exc)
+            conn.close()
+            pool.putconn(conn)  # discarded; the pool opens a new one
+        return pool.getconn()  # the server keeps ending sessions: let the statement say
 
     def _lost(self, born: float | None, exc: BaseException) -> ConnectionLost:
         """Says once per outage, for every connection of this store, that the server is
