@@ -6,6 +6,7 @@ never assert how long anything took.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 
@@ -53,6 +54,29 @@ def test_burst_runs_jobs_to_completion(project: Project) -> None:
     assert bad.refresh().status is JobStatus.FAILED
     assert "worker" in done.stderr and "started" in done.stderr  # logging at INFO on stderr
     assert done.stdout == ""
+
+
+def test_json_log_lines_name_each_failed_job(project: Project) -> None:
+    mod = project.mod
+    ok = mod.add.enqueue(1, 2)
+    bad = mod.boom.enqueue("nope")
+    done = run_cli(
+        project, "--app", "cliapp:app", "worker", "--burst", "--log-format", "json",
+        "--log-level", "debug",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line is JSON
+    by_job = {(r.get("job_id"), r.get("outcome")): r for r in lines if r["logger"] == "tock.job"}
+    failed = by_job[(bad.id, "failed")]
+    assert (failed["level"], failed["task"], failed["attempt"]) == ("WARNING", "cliapp.boom", 1)
+    assert failed["error"].endswith(": nope")
+    assert by_job[(ok.id, "succeeded")]["level"] == "DEBUG"
+    assert (ok.id, "started") in by_job
+    assert any(r["logger"] == "tock.worker" and "started" in r["message"] for r in lines)
+
+
+def test_bad_log_format_is_a_usage_error(project: Project) -> None:
+    assert project.invoke("worker", "--log-format", "xml").exit_code == 2
 
 
 def test_burst_with_two_claimers(project: Project) -> None:

@@ -13,9 +13,11 @@ import sys
 import click
 
 from tock.cli._common import get_app
+from tock.logs import JsonFormatter
 from tock.worker.worker import Worker, WorkerConfig
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 log = logging.getLogger("tock.worker")
@@ -52,7 +54,11 @@ log = logging.getLogger("tock.worker")
     show_default=True,
     help="Claim transactions in flight at once (PostgreSQL: 2 with a big --prefetch).",
 )
-@click.option("--burst", is_flag=True, help="Exit once no job is due and none is held.")
+@click.option(
+    "--burst",
+    is_flag=True,
+    help="Exit once no job is held and nothing (a job, a retry, a fire) is due within 0.5 s.",
+)
 @click.option(
     "--shutdown-grace",
     type=float,
@@ -66,7 +72,14 @@ log = logging.getLogger("tock.worker")
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     default="info",
     show_default=True,
-    help="Logging to stderr.",
+    help="Logging to stderr; debug adds a line for each job that starts or succeeds.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text, or json: one JSON object a line, with each job's fields.",
 )
 def worker(
     queue_options: tuple[str, ...],
@@ -76,6 +89,7 @@ def worker(
     burst: bool,
     shutdown_grace: float,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run jobs until stopped.
 
@@ -92,7 +106,7 @@ def worker(
         shutdown_grace=shutdown_grace,
         burst=burst,
     )
-    handler = setup_logging(log_level)
+    handler = setup_logging(log_level, log_format)
     try:
         app = get_app()
         if not app.tasks:
@@ -115,10 +129,12 @@ def parse_queues(options: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
-def setup_logging(level: str) -> logging.Handler:
-    """Log to stderr at ``level``, the worker's and the tasks' own loggers alike."""
+def setup_logging(level: str, log_format: str = "text") -> logging.Handler:
+    """Log to stderr at ``level``, the worker's and the tasks' own loggers alike; as
+    text, or as one JSON object a line (``tock.logs.JsonFormatter``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    json_lines = log_format.lower() == "json"
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level.upper())

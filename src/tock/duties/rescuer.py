@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from tock._service import Periodic
 from tock.clock import Clock
+from tock.logs import job_settled
 from tock.store import RescueReport, Store
 
 log = logging.getLogger("tock.rescuer")
@@ -60,14 +61,7 @@ class Rescuer:
             exclude=self.worker_id,
         )
         self._trusted = report.kept_pace
-        if report:
-            log.warning(
-                "rescued the jobs of dead worker(s) %s: %d back to pending, %d lost, %d failed",
-                ", ".join(report.dead_workers),
-                len(report.rescued),
-                len(report.lost),
-                len(report.failed),
-            )
+        log_rescue(self.store, report, "rescued the jobs of dead worker(s) %s")
         return report
 
     def start(self) -> None:
@@ -75,3 +69,34 @@ class Rescuer:
 
     def stop(self) -> None:
         self._service.stop()
+
+
+#: lost and failed jobs a rescue logs one by one (each read back from the store); past
+#: this, only their count
+LOG_EACH_MAX = 100
+
+
+def log_rescue(store: Store, report: RescueReport, what: str, *, say_none: bool = True) -> None:
+    """Say what a rescue did: a WARNING when it settled jobs (and one per job that ended
+    lost or failed, see ``tock.logs``); with ``say_none``, INFO when the dead workers held
+    none."""
+    workers = ", ".join(report.dead_workers) or "?"
+    if not (report.rescued or report.lost or report.failed):
+        if report.dead_workers and say_none:
+            log.info(what + ": they held no jobs", workers)
+        return
+    log.warning(
+        what + ": %d back to pending, %d lost, %d failed",
+        workers,
+        len(report.rescued),
+        len(report.lost),
+        len(report.failed),
+    )
+    ended = [*report.lost, *report.failed]
+    records = []
+    for job_id in ended[:LOG_EACH_MAX]:
+        try:
+            records.append(store.job_get(job_id))
+        except Exception:  # pruned meanwhile, or the store went away: the count was said
+            continue
+    job_settled(records)

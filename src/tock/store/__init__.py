@@ -9,13 +9,15 @@ write inside its own transaction.
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from tock.errors import ConfigurationError
+from tock.errors import ConfigurationError, SchemaError, StoreError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Watch",
     "WorkerInfo",
     "WorkerRecord",
+    "is_outage",
     "open_store",
     "redact_url",
 ]
@@ -379,6 +382,28 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+# SQLite's primary result codes that mean "not now" rather than "wrong": busy or locked
+# past the busy timeout, out of memory, an I/O error, a full disk, a file that cannot be
+# opened, a WAL lock protocol race. https://www.sqlite.org/rescode.html
+_SQLITE_OUTAGES = frozenset({5, 6, 7, 10, 13, 14, 15})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used for now (worth trying
+    again: a lost connection, a busy or locked file, a full disk) rather than that
+    something is wrong with what was asked (a bug to report: a wrong statement or
+    parameter, a schema that does not match)."""
+    if isinstance(exc, SchemaError):
+        return False
+    if isinstance(exc, StoreError | OSError):  # StoreError includes ConnectionLost
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_OUTAGES
+    psycopg = sys.modules.get("psycopg")  # never imported here: loaded if in use
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 DEFAULT_URL = "sqlite:///tock.db"

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from tock.clock import Clock
 from tock.errors import ConnectionLost
 from tock.jobs import JobStatus
-from tock.store import Store
+from tock.store import Store, is_outage
 from tock.worker import completer
 from tock.worker.executor import Executor
 
@@ -46,6 +46,7 @@ class Claimer:
         prefetch: int,
         burst: bool = False,
         lanes: int = 1,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -56,6 +57,7 @@ class Claimer:
         self.prefetch = prefetch
         self.burst = burst
         self.lanes = lanes
+        self._on_error = on_error  #: called once a lane stops on an error that is a bug
         self.wake = threading.Event()
         self._claiming = True
         self._stopped = threading.Event()
@@ -114,9 +116,25 @@ class Claimer:
                 self.wake.clear()
                 try:
                     busy = self._turn()
-                except Exception as exc:  # the database went away: keep outcomes, retry
-                    # A store that lost its connection said so once, and says when it
-                    # is back: nothing to add. Any other failure is said once here.
+                except Exception as exc:
+                    if not is_outage(exc):
+                        # Not the database going away but a bug (a wrong statement or
+                        # argument, a schema that does not match): trying again would
+                        # fail the same way for ever. Say it with its traceback and stop
+                        # the worker; others rescue the jobs it held.
+                        log.error(
+                            "the claimer stopped on an unexpected error (a bug to report, "
+                            "not an outage): %s: %s",
+                            type(exc).__name__,
+                            exc,
+                            exc_info=exc,
+                        )
+                        self.error = exc
+                        self._on_error()
+                        return
+                    # The database went away: keep the outcomes, retry. A store that lost
+                    # its connection said so once, and says when it is back: nothing to
+                    # add. Any other outage is said once here.
                     if not isinstance(exc, ConnectionLost) and not self._warned:
                         log.warning("cannot reach the store (%s); will keep retrying", exc)
                         self._warned = True

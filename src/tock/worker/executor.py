@@ -24,6 +24,7 @@ from typing import Any
 
 from tock.errors import JobTimeout
 from tock.jobs import JobRecord, Outcome
+from tock.logs import job_finished, job_started
 from tock.tasks import Context, Task
 from tock.worker import completer
 
@@ -193,26 +194,30 @@ class Executor:
     def _thread_main(self) -> None:
         ready = self._ready
         note_start = self.completions.start  # an attempt counts from its start, not its claim
+        monotonic = time.monotonic
         job = self._next()
         while job is not None:
             note_start(job)
+            job_started(job)
             task = self.tasks.get(job.task)
             if task is None:
-                self._finish(
+                outcome = completer.failed_plainly(
                     job,
-                    completer.failed_plainly(
-                        job,
-                        "tock.UnknownTask",
-                        f"no task named {job.task!r} is registered in this worker "
-                        "(is the module that defines it imported by the --app?)",
-                    ),
+                    "tock.UnknownTask",
+                    f"no task named {job.task!r} is registered in this worker "
+                    "(is the module that defines it imported by the --app?)",
                 )
+                self._finish(job, outcome)
+                job_finished(job, outcome, 0.0)
                 job = self._next()
             elif task.is_async:
                 self._start_async(job, task)  # its slot is held on the event loop
                 job = self._next()
             else:
-                self.completions.add(self._run_sync(job, task))
+                began = monotonic()
+                outcome = self._run_sync(job, task)
+                self.completions.add(outcome)
+                job_finished(job, outcome, monotonic() - began)
                 if self._running:
                     self._running.pop(job.id, None)
                 # The usual case: the next ready job takes this slot over, without a
@@ -290,6 +295,7 @@ class Executor:
 
     async def _run_async(self, job: JobRecord, task: Task[Any, Any], running: _Running) -> None:
         outcome: Outcome | None = None
+        began = time.monotonic()
         try:
             ctx = running.ctx
             coro = (
@@ -320,6 +326,8 @@ class Executor:
             outcome = completer.failed_with(job, exc, rng=self._rng)
         finally:
             self._finish(job, outcome)
+            if outcome is not None:
+                job_finished(job, outcome, time.monotonic() - began)
 
     def _finish(self, job: JobRecord, outcome: Outcome | None) -> None:
         if outcome is not None:

@@ -22,6 +22,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,8 @@ from tock.duties import (
     Vacuumer,
     VacuumerConfig,
 )
-from tock.errors import ConfigurationError
+from tock.duties.rescuer import log_rescue
+from tock.errors import ConfigurationError, TockError
 from tock.store import RescueReport, WorkerInfo
 from tock.worker import completer
 from tock.worker.claimer import Claimer
@@ -48,6 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tock.worker")
 
+
+#: ``--burst``: the worker exits at the first moment it holds no job and nothing (a job, a
+#: retry, a fire of its scheduler) is due within this many seconds
+BURST_HORIZON = 0.5
+BURST_POLL = 0.02  # seconds between two looks while something is due within the horizon
 
 MAX_CLAIMERS = 4  # each holds a connection of the store's pool (10 on PostgreSQL)
 
@@ -66,7 +73,7 @@ class WorkerConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     duties: bool = True  #: run the scheduler, rescuer, pruner and vacuumer in this worker
     sync_schedules: bool = True  #: write the app's code schedules to the store at start-up
-    burst: bool = False  #: exit once no job is due and none is held
+    burst: bool = False  #: exit once none is held and none is due within BURST_HORIZON
 
     def __post_init__(self) -> None:
         if not self.queues:
@@ -133,6 +140,7 @@ class Worker:
             prefetch=self.config.prefetch,
             burst=self.config.burst,
             lanes=self.config.claimers,
+            on_error=lambda: self.stop(now=True),
         )
         self.info = WorkerInfo(
             id=self.id,
@@ -181,12 +189,33 @@ class Worker:
             while not self._stop_requested.is_set():
                 if self.config.burst:
                     if self.claimer.wait_drained(0.05):
-                        break
+                        if not self._due_soon():
+                            break
+                        self._stop_requested.wait(BURST_POLL)  # the claimer sleeps till then
                 else:
                     # A timeout keeps the main thread where signal handlers can run.
                     self._stop_requested.wait(0.5)
         finally:
             self._shutdown()
+        if self.claimer.error is not None:
+            error = self.claimer.error
+            raise TockError(
+                f"the worker stopped after an unexpected error: {type(error).__name__}: "
+                f"{error} (logged above with its traceback)"
+            ) from error
+
+    def _due_soon(self) -> bool:
+        """Burst mode: whether a job of this worker's queues (a retry, a delayed job) or,
+        when this worker runs the scheduler, a fire of one of its tasks' schedules is due
+        within ``BURST_HORIZON``."""
+        until = self.clock.now() + timedelta(seconds=BURST_HORIZON)
+        due = self.store.job_next_due(queues=self.config.queues)
+        if due is not None and due <= until:
+            return True
+        if not self.config.duties:
+            return False
+        fire = self.store.schedule_next_due(tasks=list(self.app.tasks))
+        return fire is not None and fire <= until
 
     def start(self) -> None:
         if self.config.sync_schedules:
@@ -263,14 +292,7 @@ class Worker:
                 exc,
             )
             report = RescueReport()
-        if report.rescued or report.lost or report.failed:
-            log.warning(
-                "stopped before %d job(s) finished: %d back to pending, %d lost, %d failed",
-                len(report.rescued) + len(report.lost) + len(report.failed),
-                len(report.rescued),
-                len(report.lost),
-                len(report.failed),
-            )
+        log_rescue(self.store, report, "worker %s stopped before its jobs finished", say_none=False)
         log.info("worker %s stopped", self.id)
         self._done.set()
 
