@@ -5,6 +5,9 @@ Every command but ``--help`` needs the app: ``--app module:attribute`` or ``$TOC
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +26,35 @@ __all__ = ["cli", "main"]
 
 
 class TockGroup(click.Group):
-    """Shows Tock's own errors as one line (``Error: ...``, exit 1), never a traceback."""
+    """Shows Tock's own errors, and the database's and the operating system's (a locked
+    database after the busy timeout, a full disk, a permission denied), as one line
+    (``Error: ...``, exit 1), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TockError as exc:
             raise CLIError(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise CLIError(f"the SQLite database answered: {exc}{_hint(exc)}") from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # output piped to a reader that left: click's
+                raise
+            raise CLIError(str(exc) or type(exc).__name__) from None
+        except Exception as exc:
+            psycopg = sys.modules.get("psycopg")  # loaded only if the app uses PostgreSQL
+            if psycopg is not None and isinstance(exc, psycopg.Error):
+                raise CLIError(f"PostgreSQL answered: {exc}") from None
+            raise
+
+
+def _hint(exc: sqlite3.Error) -> str:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        return " (another process held its write lock for longer than the busy timeout)"
+    if code == 13:  # SQLITE_FULL
+        return " (the disk is full)"
+    return ""
 
 
 @click.group(cls=TockGroup, context_settings={"help_option_names": ["-h", "--help"]})
