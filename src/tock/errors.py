@@ -4,11 +4,13 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "ConnectionLost",
     "JobCanceled",
     "JobFailed",
     "JobLost",
     "JobNotFound",
     "JobTimeout",
+    "NoDatabase",
     "ScheduleNotFound",
     "SchemaError",
     "StoreError",
@@ -35,6 +37,11 @@ class ConnectionLost(StoreError):
 
 class SchemaError(StoreError):
     """The store's schema is not the one this version of Tock expects."""
+
+
+class NoDatabase(StoreError):
+    """No embedded database at the store's path: reads never create one; ``tock
+    migrate``, ``tock worker`` and the app's first write do."""
 
 
 class JobNotFound(TockError, LookupError):
@@ -86,18 +93,6 @@ class JobTimeout(TockError):
 
 # Recorded and shown under the names users import them by: "tock.JobTimeout", not
 # "tock.errors.JobTimeout" (DESIGN: a timeout is recorded as tock.JobTimeout).
-for _cls in (
-    ConfigurationError,
-    ConnectionLost,
-    JobCanceled,
-    JobFailed,
-    JobLost,
-    JobNotFound,
-    JobTimeout,
-    ScheduleNotFound,
-    SchemaError,
-    StoreError,
-    TockError,
-):
-    _cls.__module__ = "tock"
-del _cls
+for _name in __all__:  # one list: every error here is public, and named tock.X
+    globals()[_name].__module__ = "tock"
+del _name

@@ -161,8 +161,8 @@ def test_show_claimed_and_running_jobs(project: Project, jobs: dict[str, int]) -
 def _succeeded_after_a_retry(project: Project) -> tuple[int, int, int]:
     """Jobs that raised once: one succeeded since, one runs again, one waits to."""
     store = project.app.store
-    ensure_worker(store, "w-retry")
     ids = [project.mod.add.using(queue="r").enqueue(1, 1).id for _ in range(3)]
+    ensure_worker(store, "w-retry")
     records = store.job_claim_batch(worker_id="w-retry", queues=["r"], limit=3, free=3, now=None)
     error = json.dumps({"type": "builtins.ValueError", "message": "flaky", "traceback": "tb"})
     store.job_complete_batch(
@@ -203,6 +203,7 @@ def test_show_labels_an_earlier_attempts_error_as_history(project: Project) -> N
 
 
 def test_show_not_found(project: Project) -> None:
+    project.app.migrate()
     assert_error(project.invoke("jobs", "show", "999"), "job 999 not found")
 
 

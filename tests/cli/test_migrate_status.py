@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
+from tock import JobStatus, NoDatabase
 from tock.store import WorkerInfo
 from tock.store.sqlite.store import LATEST, MIGRATIONS
 
-from .helpers import Project, terminate, wait_for
+from .helpers import Project, assert_error, terminate, wait_for
 
 
 def test_migrate_then_up_to_date(project: Project) -> None:
@@ -23,12 +26,50 @@ def test_migrate_then_up_to_date(project: Project) -> None:
 
 
 def test_status_of_an_empty_store(project: Project) -> None:
+    project.app.migrate()
     result = project.invoke("status")
     assert result.exit_code == 0, result.output
     assert project.url in result.stdout
     assert f"version {LATEST} (up to date)" in result.stdout
     assert "No live workers" in result.stdout
     assert "No jobs yet" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["jobs", "list"],
+        ["jobs", "show", "1"],
+        ["schedules", "list"],
+        ["schedules", "show", "nightly"],
+    ],
+)
+def test_read_only_commands_create_no_database(project: Project, command: list[str]) -> None:
+    db = project.path / "tock.db"
+    assert_error(project.invoke(*command), f"no Tock database at {db}", "tock migrate")
+    assert not db.exists()
+    assert not list(project.path.glob("tock.db*"))  # no journal files either
+
+
+def test_the_apps_reads_create_no_database_and_its_first_write_does(project: Project) -> None:
+    app, db = project.app, project.path / "tock.db"
+    for read in (app.health, lambda: app.job(1), app.list_schedules):
+        with pytest.raises(NoDatabase, match="no Tock database at"):
+            read()
+    assert not db.exists()
+    job = project.mod.add.enqueue(1, 2)  # the first write creates and migrates it
+    assert db.exists()
+    assert app.job(job.id).status is JobStatus.PENDING
+    assert app.health()["queues"]["default"]["pending"] == 1
+
+
+def test_migrate_creates_the_database(project: Project) -> None:
+    result = project.invoke("migrate")
+    assert result.exit_code == 0, result.output
+    assert (project.path / "tock.db").exists()
+    assert project.invoke("status").exit_code == 0
 
 
 def _fill(project: Project) -> None:

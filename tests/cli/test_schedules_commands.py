@@ -70,6 +70,7 @@ def dynamic(project: Project) -> str:
 
 
 def test_list_empty(project: Project) -> None:
+    project.app.migrate()
     result = project.invoke("schedules", "list")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "No schedules."
@@ -331,6 +332,7 @@ def test_prune(project: Project, dynamic: str) -> None:
 
 @pytest.mark.parametrize("command", ["show", "pause", "resume", "trigger"])
 def test_unknown_name(project: Project, command: str) -> None:
+    project.app.migrate()
     assert_error(project.invoke("schedules", command, "nope"), "schedule 'nope' not found")
 
 

@@ -75,6 +75,8 @@ def test_job_status_values() -> None:
         "ConfigurationError",
         "SchemaError",
         "StoreError",
+        "NoDatabase",
+        "ConnectionLost",
     ],
 )
 def test_errors_are_tock_errors_named_as_imported(name: str) -> None:
@@ -87,6 +89,7 @@ def test_error_families() -> None:
     assert issubclass(tock.ConfigurationError, ValueError)
     assert issubclass(tock.JobNotFound, LookupError)
     assert issubclass(tock.SchemaError, tock.StoreError)
+    assert issubclass(tock.NoDatabase, tock.StoreError)
     assert not issubclass(tock.JobTimeout, OSError)
 
 

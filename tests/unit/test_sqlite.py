@@ -500,7 +500,7 @@ def test_orphans_are_rescued(make_app, db: Path, clock: FakeClock) -> None:
 def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
     """A scheduler pass costs with the due fires, not with the number of schedules."""
     app = make_app(f"sqlite:///{db}")
-    app.store.schedule_list()  # creates the schema
+    app.migrate()
     plan = (
         raw(db)
         .execute(

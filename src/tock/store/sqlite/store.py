@@ -30,6 +30,7 @@ from typing import Any
 from tock.errors import (
     ConfigurationError,
     JobNotFound,
+    NoDatabase,
     ScheduleNotFound,
     SchemaError,
     StoreError,
@@ -198,7 +199,14 @@ class SQLiteStore:
                 f"its journal files beside {self.path.name}"
             )
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, create: bool = True) -> sqlite3.Connection:
+        if not create and not self.path.exists():
+            # Reads never create the embedded database (a status pointed at the wrong
+            # path would otherwise leave an empty one there and report nothing wrong).
+            raise NoDatabase(
+                f"no Tock database at {self.path}: `tock migrate` or `tock worker` "
+                "creates it, and so does the app's first enqueue"
+            )
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -221,7 +229,8 @@ class SQLiteStore:
             raise
         return conn
 
-    def _conn(self, *, check: bool = True) -> sqlite3.Connection:
+    def _conn(self, *, check: bool = True, create: bool = False) -> sqlite3.Connection:
+        """This thread's connection. Only writers (``create``) may create the file."""
         if os.getpid() != self._pid:
             # DESIGN: a connection is never carried across a fork. The parent's connections
             # are neither used nor closed here (closing would run SQLite's last-connection
@@ -234,7 +243,7 @@ class SQLiteStore:
             self._tokens = {}
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self._connect(create=create)
             self._local.conn = conn
             self._all_conns.append(conn)
         if check and not self._checked:
@@ -257,7 +266,7 @@ class SQLiteStore:
         if connection is not None:
             yield self._caller_connection(connection)
             return
-        conn = self._conn()
+        conn = self._conn(create=True)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -363,7 +372,7 @@ class SQLiteStore:
         return applied
 
     def migrate(self) -> list[str]:
-        applied = self._migrate(self._conn(check=False))
+        applied = self._migrate(self._conn(check=False, create=True))
         self._checked = True
         return applied
 
@@ -372,7 +381,13 @@ class SQLiteStore:
         return (max(versions or [0]), LATEST)
 
     def db_now(self, *, now: datetime | None) -> datetime:
-        (value,) = self._conn().execute(Q["db_now"], {"now": to_us(now)}).fetchone()
+        if getattr(self._local, "conn", None) is None and not self.path.exists():
+            # SQLite's clock is this host's: asking it creates no database (a write may
+            # ask for the time before it creates the file; a read then finds none).
+            with contextlib.closing(sqlite3.connect(":memory:")) as clock:
+                (value,) = clock.execute(Q["db_now"], {"now": to_us(now)}).fetchone()
+        else:
+            (value,) = self._conn().execute(Q["db_now"], {"now": to_us(now)}).fetchone()
         result = from_us(value)
         assert result is not None
         return result
