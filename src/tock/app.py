@@ -15,13 +15,18 @@ from tock import _validate as v
 from tock import schedules as sch
 from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError
-from tock.jobs import Job, JobId
+from tock.jobs import Job, JobId, JobStatus
 from tock.store import Fire, ScheduleRecord, Store, open_store, redact_url, resolve_url
 from tock.tasks import NO_OVERRIDES, Duration, Task, TaskOptions
 
 __all__ = ["Tock"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+#: seconds since a worker's last heartbeat (one comes every ~2 s) past which ``health()``
+#: no longer counts it live; the rescuer declares it dead after ``rescue_after`` (10 s)
+LIVE_HEARTBEAT = 10.0
 
 
 class Tock:
@@ -384,30 +389,44 @@ class Tock:
         return Job(job_id, self.store, self.clock).refresh()
 
     def health(self) -> dict[str, Any]:
-        """The facts ``tock status`` shows: store, schema, workers, queues."""
+        """The facts ``tock status`` shows: store, schema, workers, queues, and the
+        problems found (``ok`` is true when there are none).
+
+        Every queue that holds jobs has every state's count (zero included), ``claimed``
+        (running, not started), ``ready``, ``oldest_ready_age`` and ``served``: whether a
+        live worker (a heartbeat within ``LIVE_HEARTBEAT`` seconds) serves it. Problems:
+        no live worker, and ready jobs in a queue no live worker serves (the commonest
+        reason a job "never runs")."""
         store = self.store
         now = store.db_now(now=self.clock.db_now())
         version, latest = store.schema_version()
-        workers = [
-            {
-                "id": w.id,
-                "hostname": w.hostname,
-                "pid": w.pid,
-                "queues": list(w.queues),
-                "concurrency": w.concurrency,
-                "running": w.running,
-                "claimed": w.claimed,
-                "started_at": w.started_at.isoformat(),
-                "heartbeat_age": max(0.0, (now - w.heartbeat_at).total_seconds()),
-            }
-            for w in store.worker_list()
-        ]
-        queues = {}
-        for s in store.job_stats(now=self.clock.db_now()):
+        workers: list[dict[str, Any]] = []
+        for w in store.worker_list():
+            age = max(0.0, (now - w.heartbeat_at).total_seconds())
+            workers.append(
+                {
+                    "id": w.id,
+                    "hostname": w.hostname,
+                    "pid": w.pid,
+                    "queues": list(w.queues),
+                    "concurrency": w.concurrency,
+                    "running": w.running,
+                    "claimed": w.claimed,
+                    "started_at": w.started_at.isoformat(),
+                    "heartbeat_age": age,
+                    "live": age <= LIVE_HEARTBEAT,
+                }
+            )
+        served = {q for w in workers if w["live"] for q in w["queues"]}
+        queues: dict[str, dict[str, Any]] = {}
+        for s in sorted(store.job_stats(now=self.clock.db_now()), key=lambda s: s.queue):
+            counts = {status.value: 0 for status in JobStatus}
+            counts.update({str(k): n for k, n in s.counts.items()})
+            # Running jobs not started yet are "claimed" (a view of running), counted
+            # apart: running + claimed = the jobs in state running.
+            counts["running"] -= s.claimed
             queues[s.queue] = {
-                # Running jobs not started yet are "claimed" (a view of running), counted
-                # apart: running + claimed = the jobs in state running.
-                **{str(k): n - (s.claimed if k == "running" else 0) for k, n in s.counts.items()},
+                **counts,
                 "claimed": s.claimed,
                 "ready": s.ready,
                 "oldest_ready_age": (
@@ -415,11 +434,23 @@ class Tock:
                     if s.oldest_ready_at is None
                     else max(0.0, (now - s.oldest_ready_at) / timedelta(seconds=1))
                 ),
+                "served": s.queue in served,
             }
+        problems = []
+        if not served:
+            problems.append("no live worker: start one with `tock worker`")
+        for name, q in queues.items():
+            if q["ready"] and not q["served"]:
+                problems.append(
+                    f"queue {name!r} has {q['ready']} ready job(s) that no live worker serves"
+                    f" (start one with `tock worker --queues {name}`)"
+                )
         return {
             "store": store.url,
             "schema": {"version": version, "latest": latest},
             "now": now.isoformat(),
+            "ok": not problems,
+            "problems": problems,
             "workers": workers,
             "queues": queues,
         }

@@ -103,11 +103,12 @@ def test_status_shows_workers_and_queues(project: Project) -> None:
     default = next(line for line in out.splitlines() if line.split()[:1] == ["default"])
     emails = next(line for line in out.splitlines() if line.split()[:1] == ["emails"])
     # Queue, Ready, Oldest ready (an age: two words), Pending, Claimed, Running,
-    # Succeeded, Failed
+    # Succeeded, Failed, Served
     assert default.split()[1] == "1"
-    assert default.split()[-5:] == ["1", "0", "0", "1", "1"]
+    assert default.split()[-6:] == ["1", "0", "0", "1", "1", "yes"]
     assert emails.split()[1] == "1"
-    assert emails.split()[-5:] == ["2", "0", "0", "0", "0"]
+    assert emails.split()[-6:] == ["2", "0", "0", "0", "0", "yes"]
+    assert "No problems found." in out
 
 
 def test_status_json_is_app_health(project: Project) -> None:
@@ -124,6 +125,81 @@ def test_status_json_is_app_health(project: Project) -> None:
     assert facts["queues"]["emails"]["pending"] == 2
     assert facts["queues"]["emails"]["ready"] == 1
     assert set(facts) == set(project.app.health())
+
+
+def test_status_json_keys_are_stable(project: Project) -> None:
+    project.mod.add.enqueue(1, 2)
+    facts = json.loads(project.invoke("status", "--json").stdout)
+    assert set(facts) == {"store", "schema", "now", "ok", "problems", "workers", "queues"}
+    assert facts["queues"]["default"] == {
+        "blocked": 0,
+        "pending": 1,
+        "running": 0,
+        "succeeded": 0,
+        "failed": 0,
+        "canceled": 0,
+        "lost": 0,
+        "claimed": 0,
+        "ready": 1,
+        "oldest_ready_age": facts["queues"]["default"]["oldest_ready_age"],
+        "served": False,
+    }
+    assert facts["ok"] is False
+
+
+def _register(project: Project, worker_id: str, queues: tuple[str, ...]) -> None:
+    project.app.store.worker_register(
+        WorkerInfo(id=worker_id, hostname="h", pid=os.getpid(), queues=queues, concurrency=1),
+        now=None,
+    )
+
+
+def test_check_without_a_live_worker_fails(project: Project) -> None:
+    project.app.migrate()
+    result = project.invoke("status", "--check")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == "unhealthy: no live worker: start one with `tock worker`"
+
+
+def test_check_names_a_queue_with_ready_jobs_nobody_serves(project: Project) -> None:
+    project.mod.add.using(queue="emails").enqueue(1, 2)
+    project.mod.add.enqueue(1, 2)
+    _register(project, "w-default", ("default",))
+    result = project.invoke("status", "--check")
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "queue 'emails' has 1 ready job(s) that no live worker serves" in line
+    assert "--queues emails" in line
+    shown = project.invoke("status")
+    assert shown.exit_code == 0  # without --check, status only shows it
+    emails = next(row for row in shown.stdout.splitlines() if row.split()[:1] == ["emails"])
+    assert emails.endswith("no live worker")
+    assert "Problems:" in shown.stdout
+    facts = json.loads(project.invoke("status", "--json", "--check").stdout)
+    assert facts["queues"]["emails"]["served"] is False
+    assert facts["queues"]["default"]["served"] is True
+
+
+def test_check_passes_when_every_queue_with_ready_jobs_is_served(project: Project) -> None:
+    project.mod.add.using(queue="emails").enqueue(1, 2)
+    _register(project, "w-both", ("default", "emails"))
+    result = project.invoke("status", "--check")
+    assert (result.exit_code, result.stdout.strip()) == (0, "ok")
+
+
+def test_a_worker_with_an_old_heartbeat_serves_nothing(project: Project) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    project.mod.add.enqueue(1, 2)
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    project.app.store.worker_register(
+        WorkerInfo(id="w-old", hostname="h", pid=1, queues=("default",), concurrency=1), now=old
+    )
+    facts = project.app.health()
+    assert [w["live"] for w in facts["workers"]] == [False]
+    assert facts["queues"]["default"]["served"] is False
+    assert project.invoke("status", "--check").exit_code == 1
 
 
 def test_status_shows_claimed_apart_from_running(project: Project) -> None:
@@ -155,7 +231,8 @@ def test_status_shows_claimed_apart_from_running(project: Project) -> None:
         cells = dict(zip(header[-4:-1], worker.split()[-6:-3], strict=True))
         assert cells == {"Concurrency": "1", "Running": "1", "Claimed": "3"}, result.stdout
         queue = next(line for line in lines if line.split()[:1] == ["default"]).split()
-        assert queue[-4:-2] == ["3", "1"]  # Claimed, Running (then Succeeded, Failed)
+        # Claimed, Running (then Succeeded, Failed, Served)
+        assert queue[-5:-3] == ["3", "1"]
         facts = json.loads(project.invoke("status", "--json").stdout)
         assert (facts["queues"]["default"]["claimed"], facts["queues"]["default"]["running"]) == (
             3,

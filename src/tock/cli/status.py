@@ -25,17 +25,34 @@ ALWAYS_SHOWN = frozenset(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON (app.health()).")
-def status(as_json: bool) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="A probe for scripts: print ok and exit 0, or each problem and exit 1.",
+)
+def status(as_json: bool, check: bool) -> None:
     """Workers and queues at a glance.
 
     Shows the store, its schema version, the live workers and, per queue, the jobs in
-    each state, how many are ready and how long the oldest ready one has waited.
+    each state, how many are ready, how long the oldest ready one has waited and whether
+    a live worker serves it. Problems are listed last: no live worker, or ready jobs in a
+    queue no live worker serves.
+
+    With --check it prints only "ok" (exit 0) or the problems on stderr (exit 1); with
+    --json too, the JSON and the same exit code.
     """
     health = get_app().health()
     if as_json:
         click.echo(json.dumps(health, indent=2, default=str))
-        return
-    render(health)
+    elif check:
+        if health["ok"]:
+            click.echo("ok")
+        for problem in health["problems"]:
+            click.echo(f"unhealthy: {problem}", err=True)
+    else:
+        render(health)
+    if check and not health["ok"]:
+        raise SystemExit(1)
 
 
 def render(health: dict[str, Any]) -> None:
@@ -58,6 +75,13 @@ def render(health: dict[str, Any]) -> None:
     out.print(_workers(health["workers"]))
     out.print()
     out.print(_queues(health["queues"]))
+    out.print()
+    if health["problems"]:
+        out.print(Text("Problems:", style="bold red"))
+        for problem in health["problems"]:
+            out.print(Text(f"  {problem}", style="red"))
+    else:
+        out.print(Text("No problems found.", style="green"))
 
 
 def _workers(workers: list[dict[str, Any]]) -> Table | Text:
@@ -110,11 +134,14 @@ def _queues(queues: dict[str, dict[str, Any]]) -> Table | Text:
     for name in columns:
         style = STATUS_STYLES[JobStatus.RUNNING.value if name == CLAIMED else name]
         table.add_column(name.capitalize(), justify="right", style=style)
+    table.add_column("Served")
     for name, q in sorted(queues.items()):
+        served = q.get("served", True)
         table.add_row(
             Text(name),
             str(q.get("ready", 0)),
             fmt_age(q.get("oldest_ready_age")),
             *(str(q.get(c, 0)) for c in columns),
+            Text("yes") if served else Text("no live worker", style="red"),
         )
     return table
