@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -133,7 +134,9 @@ def main() -> int:
     try:
         jobs["fails for good"].result()
     except JobFailed as failure:
-        print(f"\nThe failed job keeps its traceback (see `tock jobs show {failure.job_id}`):")
+        print(
+            f"\nThe failed job keeps its traceback; to see it again:\n    {show_command(failure)}"
+        )
         print("    " + failure.traceback.strip().replace("\n", "\n    "))
     expected = {
         "immediate": JobStatus.SUCCEEDED,
@@ -151,6 +154,21 @@ def main() -> int:
     )
     print("\nAll jobs finished as expected." if ok else "\nSomething went wrong (see above).")
     return 0 if ok else 1
+
+
+def show_command(failure: JobFailed) -> str:
+    """`tock jobs show` for the failed job, as it runs from here: the worker's --app and
+    the paths of this Python and of this folder, relative when they are below here."""
+
+    def path(p: str) -> str:
+        rel = os.path.relpath(p)
+        return shlex.quote(p if rel.startswith("..") else rel)
+
+    here = str(Path(__file__).resolve().parent)
+    return (
+        f"PYTHONPATH={path(here)} {path(sys.executable)} -m tock --app quickstart:app "
+        f"jobs show {failure.job_id}"
+    )
 
 
 if __name__ == "__main__":

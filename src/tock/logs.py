@@ -60,7 +60,8 @@ def _error_text(error_json: str | None) -> str:
         error = json.loads(error_json)
     except ValueError:
         return error_json
-    kind, message = error.get("type", "Error"), error.get("message", "")
+    kind = str(error.get("type", "Error")).removeprefix("builtins.")
+    message = error.get("message", "")
     return f"{kind}: {message}" if message else str(kind)
 
 
@@ -103,13 +104,11 @@ def job_finished(job: JobRecord, outcome: Outcome, duration: float) -> None:
     elif kind is OutcomeKind.FAILED:
         error = _error_text(outcome.error)
         log.warning(
-            "job %d failed: %s attempt %d raised %s (no retries left; `tock jobs show %d` "
-            "has the traceback)",
+            "job %d failed: %s attempt %d raised %s (no retries left; the job keeps its traceback)",
             job.id,
             job.task,
             job.attempts,
             error,
-            job.id,
             extra=_fields(job, "failed", duration=duration, error=error),
         )
 

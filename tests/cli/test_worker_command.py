@@ -24,16 +24,18 @@ pytestmark = pytest.mark.slow
     [
         (["--queues", "default,bad queue"], ["invalid queue name 'bad queue'"]),
         (["--queues", ","], ["at least one queue"]),
-        (["--concurrency", "0"], ["concurrency", ">= 1"]),
-        (["--concurrency", "-2"], ["concurrency", ">= 1"]),
-        (["--prefetch", "-1"], ["prefetch"]),
-        (["--claimers", "0"], ["claimers", "from 1 to 4"]),
-        (["--claimers", "5"], ["claimers", "from 1 to 4"]),
-        (["--shutdown-grace", "-1"], ["shutdown_grace"]),
+        (["--concurrency", "0"], ["--concurrency", ">= 1"]),
+        (["--concurrency", "-2"], ["--concurrency", ">= 1"]),
+        (["--prefetch", "-1"], ["--prefetch"]),
+        (["--claimers", "0"], ["--claimers", "from 1 to 4"]),
+        (["--claimers", "5"], ["--claimers", "from 1 to 4"]),
+        (["--shutdown-grace", "-1"], ["--shutdown-grace"]),
+        (["--shutdown-grace", "nan"], ["--shutdown-grace"]),
     ],
 )
 def test_bad_options(project: Project, args: list[str], fragments: list[str]) -> None:
-    assert_error(project.invoke("worker", *args), *fragments)
+    line = assert_error(project.invoke("worker", *args), *fragments)
+    assert "shutdown_grace" not in line  # the option, not the Python parameter
 
 
 def test_not_a_number_is_a_usage_error(project: Project) -> None:

@@ -33,3 +33,11 @@ def test_quickstart_runs_every_example_job_and_exits_0(tmp_path: Path) -> None:
     assert "fails for good  failed (builtins.FileNotFoundError: no such report: q3.pdf)" in out
     assert "FileNotFoundError: no such report: q3.pdf" in out.split("keeps its traceback")[1]
     assert (tmp_path / "tock.db").exists()
+    # Its closing hint is a command that runs as printed, from where it ran.
+    hint = out.split("to see it again:")[1].splitlines()[1].strip()
+    shown = subprocess.run(
+        ["bash", "-c", hint], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, hint + shown.stderr
+    assert "status:" in shown.stdout and "failed" in shown.stdout
+    assert "FileNotFoundError: no such report: q3.pdf" in shown.stdout

@@ -56,7 +56,10 @@ def jobs() -> None:
 @click.option("--queue", "-q", help="Only jobs of this queue.")
 @click.option("--task", "-t", help="Only jobs of this task (its registered name).")
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many.")
-def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of jobs (keys as in show).")
+def list_jobs(
+    states: tuple[str, ...], queue: str | None, task: str | None, limit: int, as_json: bool
+) -> None:
     """List jobs, newest first. "claimed" jobs are running jobs a worker holds and has
     not started yet; --state running selects the started ones."""
     statuses, started = parse_states(states)
@@ -65,6 +68,9 @@ def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limi
     records = get_app().store.job_list(
         statuses=statuses, queue=queue, task=task, limit=limit, started=started
     )
+    if as_json:
+        click.echo(json.dumps([job_json(r) for r in records], indent=2, ensure_ascii=False))
+        return
     out = console()
     if not records:
         out.print("No jobs match.")
@@ -101,9 +107,21 @@ def list_jobs(states: tuple[str, ...], queue: str | None, task: str | None, limi
 
 @jobs.command()
 @job_id_argument()
-def show(job_id: int) -> None:
-    """Show every field of one job, with its error's traceback."""
+@click.option("--json", "as_json", is_flag=True, help="The job as one JSON object.")
+def show(job_id: int, as_json: bool) -> None:
+    """Show every field of one job, with its error's traceback.
+
+    \b
+    JSON keys: id, task, queue, priority, status, claimed (true for a running job not
+    started yet), args, kwargs, run_at, created_at, started_at, finished_at, attempts,
+    rescues, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+    unique_key, worker_id, result, error (the error that explains the state, or null)
+    and last_error (the last attempt's error, kept as history). Times are ISO 8601, UTC.
+    """
     record = get_app().store.job_get(job_id)
+    if as_json:
+        click.echo(json.dumps(job_json(record), indent=2, ensure_ascii=False))
+        return
     for line in describe(record):
         click.echo(line)
 
@@ -146,6 +164,41 @@ def parse_states(options: tuple[str, ...]) -> tuple[list[JobStatus] | None, bool
     claimed, running = CLAIMED in names, JobStatus.RUNNING.value in names
     started = None if claimed == running else running
     return wanted or None, started
+
+
+def job_json(record: JobRecord) -> dict[str, Any]:
+    """A job for programs: every key always present, times in ISO 8601 (UTC)."""
+
+    def when(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": record.id,
+        "task": record.task,
+        "queue": record.queue,
+        "priority": record.priority,
+        "status": record.status.value,
+        "claimed": record.claimed,
+        "args": record.args,
+        "kwargs": record.kwargs,
+        "run_at": when(record.run_at),
+        "created_at": when(record.created_at),
+        "started_at": when(record.started_at),
+        "finished_at": when(record.finished_at),
+        "attempts": record.attempts,
+        "rescues": record.rescues,
+        "retries": record.retries,
+        "retry_backoff": record.retry_backoff,
+        "retry_on": list(record.retry_on),
+        "timeout": record.timeout,
+        "at_most_once": record.at_most_once,
+        "max_rescues": record.max_rescues,
+        "unique_key": record.unique_key,
+        "worker_id": record.worker_id,
+        "result": record.result if record.status is JobStatus.SUCCEEDED else None,
+        "error": state_error(record),
+        "last_error": record.error,
+    }
 
 
 def shown_status(record: JobRecord) -> str:

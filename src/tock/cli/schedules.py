@@ -19,7 +19,7 @@ from rich.text import Text
 
 from tock.app import Tock
 from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
-from tock.schedules import Schedule
+from tock.schedules import Schedule, trigger_to_json
 from tock.store import FireRecord
 
 FIRES_SHOWN = 20
@@ -42,7 +42,8 @@ def schedules() -> None:
 
 @schedules.command("list")
 @click.option("--limit", "-n", type=int, default=100, show_default=True, help="At most this many.")
-def list_schedules(limit: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="A JSON list (keys as in show).")
+def list_schedules(limit: int, as_json: bool) -> None:
     """List schedules by name, with their state, next fire and last fire."""
     if limit < 1:
         fail(f"--limit must be at least 1, not {limit}")
@@ -51,6 +52,9 @@ def list_schedules(limit: int) -> None:
     found = app.list_schedules(limit=limit + 1)
     cut = len(found) > limit
     found = found[:limit]
+    if as_json:
+        click.echo(json.dumps([schedule_json(s, app) for s in found], indent=2))
+        return
     out = console()
     if not found:
         out.print("No schedules.")
@@ -83,14 +87,31 @@ def list_schedules(limit: int) -> None:
 
 @schedules.command()
 @click.argument("name")
-def show(name: str) -> None:
-    """Show every field of one schedule and its recent fires."""
+@click.option("--json", "as_json", is_flag=True, help="The schedule and its fires as JSON.")
+def show(name: str, as_json: bool) -> None:
+    """Show every field of one schedule and its recent fires.
+
+    \b
+    JSON keys: name, task, schedule (the expression), trigger ({"cron", "timezone"},
+    {"every", "anchor"} or {"at"}), state, source, args, kwargs, queue and priority
+    (null: the task's), misfire, grace (seconds), overlap, enabled, paused,
+    next_fire_at, last_fire_at, last_job_id, last_status, created_at, updated_at and
+    fires (newest first: at, last, count, outcome, job_id, manual, created_at). Times
+    are ISO 8601, UTC.
+    """
     app = get_app()
     schedule = app.get_schedule(name)
     record = app.store.schedule_get(name)
+    fires = app.store.fire_list(name, limit=FIRES_SHOWN)
+    if as_json:
+        facts = schedule_json(schedule, app)
+        facts["created_at"] = _iso(record.created_at)
+        facts["updated_at"] = _iso(record.updated_at)
+        facts["fires"] = [fire_json(f) for f in fires]
+        click.echo(json.dumps(facts, indent=2))
+        return
     for line in describe(schedule, app, record.created_at, record.updated_at):
         click.echo(line)
-    fires = app.store.fire_list(name, limit=FIRES_SHOWN)
     out = console()
     out.print()
     if not fires:
@@ -142,7 +163,7 @@ def trigger(name: str) -> None:
 def prune(dry_run: bool) -> None:
     """Disable the code schedules this app no longer declares.
 
-    Only ``tock worker`` start-up writes code schedules, and it disables none: one that
+    Only tock worker start-up writes code schedules, and it disables none: one that
     was renamed or deleted in the code stays until pruned. Dynamic schedules are left
     alone. Run it with the same --app as your workers.
     """
@@ -229,6 +250,47 @@ def describe(
     ]
     width = max(len(name) for name, _ in rows) + 1
     return [f"{name + ':':<{width}} {value}" for name, value in rows]
+
+
+def schedule_json(s: Schedule, app: Tock) -> dict[str, Any]:
+    """A schedule for programs: every key always present, times in ISO 8601 (UTC)."""
+    return {
+        "name": s.name,
+        "task": s.task,
+        "schedule": s.expression,
+        "trigger": json.loads(trigger_to_json(s.trigger)),
+        "state": state_of(s),
+        "source": source_of(s, app),
+        "args": s.args,
+        "kwargs": s.kwargs,
+        "queue": s.queue,
+        "priority": s.priority,
+        "misfire": s.misfire,
+        "grace": s.grace.total_seconds(),
+        "overlap": s.overlap,
+        "enabled": s.enabled,
+        "paused": s.paused,
+        "next_fire_at": _iso(s.next_fire_at),
+        "last_fire_at": _iso(s.last_fire_at),
+        "last_job_id": s.last_job_id,
+        "last_status": s.last_status,
+    }
+
+
+def fire_json(f: FireRecord) -> dict[str, Any]:
+    return {
+        "at": _iso(f.at),
+        "last": _iso(f.last),
+        "count": f.count,
+        "outcome": f.outcome,
+        "job_id": f.job_id,
+        "manual": f.manual,
+        "created_at": _iso(f.created_at),
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 def fires_table(fires: list[FireRecord]) -> Table:

@@ -8,11 +8,13 @@ hands back claimed jobs that never started and lets running ones finish within
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import click
 
-from tock.cli._common import get_app
+from tock.cli._common import fail, get_app
+from tock.errors import ConfigurationError
 from tock.logs import JsonFormatter
 from tock.worker.worker import Worker, WorkerConfig
 
@@ -98,14 +100,17 @@ def worker(
     at once.
     """
     # Checked before the app is imported: a typo in a queue name fails fast.
-    config = WorkerConfig(
-        queues=parse_queues(queue_options),
-        concurrency=concurrency,
-        prefetch=prefetch,
-        claimers=claimers,
-        shutdown_grace=shutdown_grace,
-        burst=burst,
-    )
+    try:
+        config = WorkerConfig(
+            queues=parse_queues(queue_options),
+            concurrency=concurrency,
+            prefetch=prefetch,
+            claimers=claimers,
+            shutdown_grace=shutdown_grace,
+            burst=burst,
+        )
+    except ConfigurationError as exc:
+        fail(option_words(str(exc)))
     handler = setup_logging(log_level, log_format)
     try:
         app = get_app()
@@ -119,6 +124,21 @@ def worker(
         Worker(app, config).run()
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+# WorkerConfig names its fields; here the user typed options.
+_OPTIONS = {
+    "concurrency": "--concurrency",
+    "prefetch": "--prefetch",
+    "claimers": "--claimers",
+    "shutdown_grace": "--shutdown-grace",
+}
+_LEADING_FIELD = re.compile(rf"^({'|'.join(_OPTIONS)})\b")
+
+
+def option_words(message: str) -> str:
+    """A WorkerConfig message with its field named as the CLI option it came from."""
+    return _LEADING_FIELD.sub(lambda m: _OPTIONS[m[1]], message)
 
 
 def parse_queues(options: tuple[str, ...]) -> tuple[str, ...]:
