@@ -17,7 +17,8 @@ Figures (medians over --runs, every system measured in this same run):
 - enqueue-to-start on an idle worker (defaults): jobs enqueued one at a time with an idle
   pause between, ``started_at - created_at`` as the store recorded them, p50 and p99;
 - end to end: N pre-enqueued no-op jobs drained by 1, 2 and 4 worker processes, from the
-  first job's start to the last job's end (read from the jobs' own times in the store),
+  first worker's registration (just before its first claim) to the last job's end (both
+  read from the store's own times),
   at Tock's defaults and at its documented throughput settings;
 - reference: one process, psycopg, no framework: claim a batch with one statement (a CTE
   with ``FOR UPDATE SKIP LOCKED``, the LIMIT inside it, then ``UPDATE ... RETURNING``),
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -165,21 +167,42 @@ def bench_drain(base: str, n: int, workers: int, settings: dict[str, int]) -> fl
             for _ in range(workers)
         ]
         try:
+            with _connect(base) as conn:
+                first = first_registration(conn, schema, procs)
             for p in procs:
                 if p.wait(timeout=600) != 0:
                     raise RuntimeError(f"worker exited with {p.returncode}")
         finally:
             _stop(procs)
         with _connect(base) as conn:
-            first, last, done = conn.execute(
+            last, done = conn.execute(
                 sql.SQL(
-                    "SELECT min(started_at), max(finished_at), count(*) FROM {} "
-                    "WHERE status = 'succeeded'"
+                    "SELECT max(finished_at), count(*) FROM {} WHERE status = 'succeeded'"
                 ).format(_table(schema, "tock_jobs_finished"))
             ).fetchone()  # type: ignore[misc]
     if done != n:
         raise RuntimeError(f"only {done} of {n} jobs succeeded")
     return float(n / (last - first).total_seconds())
+
+
+def first_registration(
+    conn: psycopg.Connection, schema: str, procs: list[subprocess.Popen[bytes]]
+) -> datetime:
+    """The earliest ``started_at`` of the workers' rows, watched while they run: a worker
+    registers just before its first claim and removes its row when it stops. (A job's
+    ``started_at`` is its real start, after the claim that brought it.)"""
+    query = sql.SQL("SELECT min(started_at) FROM {}").format(_table(schema, "tock_workers"))
+    first: datetime | None = None
+    while True:
+        seen = conn.execute(query).fetchone()[0]  # type: ignore[index]
+        if seen is not None:
+            first = seen if first is None else min(first, seen)
+        if all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.002)
+    if first is None:
+        raise RuntimeError("no worker was seen registered")
+    return first
 
 
 def bench_latency(base: str, samples: int) -> tuple[float, float]:

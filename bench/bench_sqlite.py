@@ -7,7 +7,8 @@
 Figures (medians over --runs, every system measured in this same run):
 - bulk enqueue: jobs/s through ``task.enqueue_many`` (argument checks included);
 - end to end: N pre-enqueued no-op jobs drained by 1 and 2 worker processes, from the
-  first job's start to the last job's end (read from the jobs' own times in the store),
+  first worker's registration (just before its first claim) to the last job's end (both
+  read from the store's own times),
   at Tock's defaults and at its documented throughput settings;
 - reference: one process, no framework: claim a batch with one UPDATE ... RETURNING,
   complete it with one statement, same PRAGMAs (WAL, synchronous=FULL), same batch size.
@@ -77,19 +78,37 @@ def bench_drain(n: int, workers: int, settings: dict[str, int]) -> float:
             str(settings["prefetch"]),
         ]
         env["BENCH_TOCK_URL"] = url
+        conn = sqlite3.connect(Path(d) / "tock.db")
         procs = [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(workers)]
+        first = first_registration(conn, procs)
         for p in procs:
             if p.wait(timeout=600) != 0:
                 raise RuntimeError(f"worker exited with {p.returncode}")
-        conn = sqlite3.connect(Path(d) / "tock.db")
-        first, last, done = conn.execute(
-            "SELECT min(started_at), max(finished_at), count(*) FROM tock_jobs_finished"
+        last, done = conn.execute(
+            "SELECT max(finished_at), count(*) FROM tock_jobs_finished"
         ).fetchone()
         conn.close()
         app.close()
         if done != n:
             raise RuntimeError(f"only {done} of {n} jobs finished")
         return n / ((last - first) / 1e6)
+
+
+def first_registration(conn: sqlite3.Connection, procs: list[subprocess.Popen[bytes]]) -> int:
+    """The earliest ``started_at`` of the workers' rows (µs), watched while they run: a
+    worker registers just before its first claim and removes its row when it stops. (A
+    job's ``started_at`` is its real start, after the claim that brought it.)"""
+    first = None
+    while True:
+        (seen,) = conn.execute("SELECT min(started_at) FROM tock_workers").fetchone()
+        if seen is not None:
+            first = seen if first is None else min(first, seen)
+        if all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.002)
+    if first is None:
+        raise RuntimeError("no worker was seen registered")
+    return int(first)
 
 
 def bench_latency(samples: int) -> tuple[float, float]:
