@@ -372,8 +372,8 @@ BEHIND: dict[str, str] = {
         "rest is waking the processes at both ends). Huey on Redis commits nothing: the "
         "Redis here keeps nothing on disk, and Huey acknowledges nothing. An asynchronous "
         "commit of claims would save only the fsync, and a claim lost with a server crash "
-        "would run its jobs again, which at-most-once jobs must not: a decision for "
-        "DESIGN, not a tweak."
+        "would run its jobs again, which at-most-once jobs must not: a design "
+        "decision, not a tweak."
     ),
     "periodic": (
         "After a fire the scheduler (inside the worker) reads the database's time and the "
@@ -389,8 +389,8 @@ BEHIND: dict[str, str] = {
         "measured from its own previous send plus a second, so its drift is not in it."
     ),
     "recovery": (
-        "DESIGN's death rule: a worker is dead once its liveness lock is free *and* its "
-        "heartbeat is two intervals (~4 s) old, so that a database restart, which drops "
+        "the death rule (docs/design.md): a worker is dead once its liveness lock is free "
+        "*and* its heartbeat is two intervals (~4 s) old, so that a database restart, which drops "
         "every session, does not bury live workers; RabbitMQ hands a dead consumer's "
         "messages on the moment its connection drops. A shorter heartbeat interval would "
         "shorten it in proportion; trusting the lock alone would need the store to tell a "
@@ -404,7 +404,7 @@ TARGET, FLOOR = 3.0, 15_000.0
 DRAIN_LIMITS = (
     "A PostgreSQL worker finishes one batch and claims the next in one statement (two "
     "claimers overlap two of them); per job the server does a non-HOT UPDATE to claim it "
-    "and a DELETE plus an INSERT to move it to the finished table (DESIGN keeps live and "
+    "and a DELETE plus an INSERT to move it to the finished table (docs/design.md: live and "
     "finished jobs apart), and the worker decodes it, runs it and encodes its outcome, "
     "all on the two cores the server shares with the workers. Fewer writes per job (a "
     "narrower live row, or no finished row for jobs kept zero seconds) or cores of "

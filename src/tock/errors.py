@@ -92,7 +92,7 @@ class JobTimeout(TockError):
 
 
 # Recorded and shown under the names users import them by: "tock.JobTimeout", not
-# "tock.errors.JobTimeout" (DESIGN: a timeout is recorded as tock.JobTimeout).
+# "tock.errors.JobTimeout" (docs/design.md: a timeout is recorded as tock.JobTimeout).
 for _name in __all__:  # one list: every error here is public, and named tock.X
     globals()[_name].__module__ = "tock"
 del _name

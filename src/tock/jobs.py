@@ -122,7 +122,7 @@ class Outcome:
 
 class Start(NamedTuple):
     """An attempt that began ``ago`` seconds before the store's ``now``: a worker records
-    its starts in batches, with its outcomes (DESIGN: an attempt counts when it starts)."""
+    its starts in batches, with its outcomes (docs/design.md: an attempt counts when it starts)."""
 
     job_id: JobId
     token: int  #: the claim's token: a start under a stale claim changes nothing

@@ -19,13 +19,13 @@ Triggers
     the maintained parser, walks the matching local wall-clock times; the mapping of
     those wall-clock times to real instants (the DST rule below) is Tock's own code.
 ``Every(interval, anchor)``
-    fires at ``anchor + k * interval`` for k = 0, 1, 2 ... (DESIGN: "Schedules"); the
+    fires at ``anchor + k * interval`` for k = 0, 1, 2 ... (docs/design.md: "Schedules"); the
     default anchor is the epoch in UTC, so every 10 minutes fires at :00, :10, ... An
     interval is a real duration: DST does not move these fires. The minimum is 1 second.
 ``At(when)``
     fires once, at an aware datetime.
 
-DST (DESIGN: "Schedules"), for cron expressions evaluated in their time zone
+DST (docs/design.md: "Schedules"), for cron expressions evaluated in their time zone
 =============================================================================
 *Fixed-time* expressions are those whose minute and hour fields hold no ``*`` and no
 ``/step`` (``30 2 * * *``, ``0 9-17 * * 1-5``, ``@daily``); the seconds field of a 6-field
@@ -40,7 +40,7 @@ expression does not change the class. For them, as Debian's cron does:
 too) fire at every real instant whose local time matches: both occurrences of a repeated
 hour, and nothing for local times that do not exist.
 
-Misfire (DESIGN: "Options and defaults"; API: "Schedules")
+Misfire (docs/design.md: "Options and defaults"; API: "Schedules")
 ==========================================================
 A fire late by less than ``grace`` (default 60 s) always runs. Fires late by ``grace`` or
 more are *missed*: ``"coalesce"`` (the default) runs one job for them, the latest missed
@@ -696,7 +696,7 @@ def plan_fires(
     if missed is not None:
         reason = COALESCED if misfire == "coalesce" else MISSED
         if misfire == "coalesce" and not on_time and not capped:
-            run.append(missed.last)  # coalesce records the latest missed fire (DESIGN)
+            run.append(missed.last)  # coalesce records the latest missed fire (docs/design.md)
             if missed.penultimate is not None:
                 dropped.append(Drop(missed.first, missed.penultimate, missed.count - 1, reason))
         else:

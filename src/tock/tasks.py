@@ -44,7 +44,8 @@ def qualified_name(cls: type) -> str:
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """A task's options; each job keeps a snapshot of them (DESIGN: options and defaults)."""
+    """A task's options; each job keeps a snapshot of them (docs/design.md: options and
+    defaults)."""
 
     queue: str = "default"
     priority: int = 0

@@ -1,4 +1,4 @@
-"""Real processes, real signals (DESIGN: Guarantees; Semantics: death and rescue).
+"""Real processes, real signals (docs/design.md: Guarantees; Semantics: death and rescue).
 
 Workers run ``crashapp`` in their own processes on one store (each test runs on SQLite
 and on PostgreSQL); this process enqueues, watches the store, and sends SIGKILL, SIGSTOP
@@ -229,7 +229,7 @@ def test_sigstopped_worker_comes_back_without_harm(cluster: Cluster) -> None:
 
 
 def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
-    """The liveness token (DESIGN: death and rescue): with ``rescue_after`` at 60 s a dead
+    """The liveness token (docs/design.md: death and rescue): with ``rescue_after`` at 60 s a dead
     worker's heartbeat counts for nothing for a minute, yet its jobs are rescued as soon
     as the operating system released its token (a PostgreSQL session advisory lock; an
     fcntl lock on SQLite) and its heartbeat is two intervals old."""

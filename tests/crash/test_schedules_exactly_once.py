@@ -1,4 +1,4 @@
-"""Exactly-once fires with several schedulers (DESIGN: Guarantees; Semantics: schedules).
+"""Exactly-once fires with several schedulers (docs/design.md: Guarantees; Semantics: schedules).
 
 Three ``tock worker`` processes run the scheduler duty on one store (each test runs on
 SQLite and on PostgreSQL); one is SIGKILLed halfway and another takes its place. Every

@@ -560,7 +560,7 @@ def test_claimed_jobs_of_a_dead_worker(
 ) -> None:
     """A claimed job of a dead worker counts the attempt (it may have started: its start
     waits for the next batch), so that attempts - rescues still counts the task's own
-    errors; an at-most-once one ends lost, started or not (DESIGN)."""
+    errors; an at-most-once one ends lost, started or not (docs/design.md)."""
     make_worker("w1")
     begun, waiting = make_job(status="running"), make_job(status="running")
     once = make_job(status="running", at_most_once=True)

@@ -114,7 +114,7 @@ def test_vacuum_below_the_threshold_does_nothing(store: Store) -> None:
     assert store.job_vacuum(min_dead_rows=10**9) is False
 
 
-# -- fire rows (DESIGN: "Fire rows are pruned with their job's retention") ---------------
+# -- fire rows (docs/design.md: "Fire rows are pruned with their job's retention") ---------------
 
 
 def _schedule(store: Store, clock: FakeClock, name: str = "s1") -> None:

@@ -303,7 +303,7 @@ def test_fire_on_the_database_clock(store: Store, clock: FakeClock) -> None:
     assert store.schedule_get("s1").next_fire_at is None
 
 
-# -- runs of drops (DESIGN: consecutive drops are one row) -------------------------------
+# -- runs of drops (docs/design.md: consecutive drops are one row) -------------------------------
 
 
 def rows(store: Store, name: str = "s1") -> list[tuple[Any, ...]]:

@@ -1,8 +1,8 @@
 """Triggers, next fire times across DST, misfire policies (src/tock/schedules.py).
 
 The property tests compare ``next_fire`` with a brute-force scan over every real minute
-(or second) that applies DESIGN's DST rule on its own terms: a wildcard expression fires
-at each instant whose local wall time matches; a fixed-time one fires at the first
+(or second) that applies the DST rule of docs/design.md on its own terms: a wildcard
+expression fires at each instant whose local wall time matches; a fixed-time one fires at the first
 instant a matching wall time is seen, and at the first instant after a gap that swallowed
 a matching wall time. It never looks at ``fold`` or at the implementation's parser.
 """
@@ -62,7 +62,7 @@ def local(times: list[datetime], zone: str) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------
-# DST examples (DESIGN: "Schedules").
+# DST examples (docs/design.md: "Schedules").
 
 
 def test_fixed_time_in_a_skipped_hour_runs_once_at_the_first_instant_after_the_gap():
@@ -405,7 +405,7 @@ def test_skip_without_grace_is_refused():
 
 
 # ---------------------------------------------------------------------------------------
-# Misfire policies (DESIGN "Options and defaults"; API "Schedules"; issue 4, point 5).
+# Misfire policies (docs/design.md "Options and defaults"; API "Schedules"; issue 4, point 5).
 
 TEN_MINUTES = [Every(timedelta(minutes=10)), Cron("*/10 * * * *")]
 
@@ -686,7 +686,8 @@ def matches(expr: Expression, wall: datetime) -> bool:
 
 
 def brute_force(expr: Expression, zone: str, start: datetime, end: datetime, step: timedelta):
-    """Fires in (start, end] by DESIGN's rule, scanning every real instant at ``step``."""
+    """Fires in (start, end] by the rule of docs/design.md, scanning every real instant at
+    ``step``."""
     tz = ZoneInfo(zone)
     seen: set[datetime] = set()  # wall times already lived through (first occurrences)
     out: list[datetime] = []
@@ -747,7 +748,7 @@ def test_next_fire_matches_a_second_scan_across_dst(case):
 
 
 def test_brute_force_agrees_with_the_worked_examples():
-    # The brute force itself, on the cases DESIGN names (so a bug there cannot hide one).
+    # The brute force itself, on the cases docs/design.md names (so a bug there cannot hide one).
     daily = Expression("30 2 * * *", (frozenset({30}), frozenset({2}), frozenset(range(7))), True)
     got = brute_force(
         daily, BERLIN, utc(2024, 3, 30, 12), utc(2024, 3, 31, 12), timedelta(minutes=1)

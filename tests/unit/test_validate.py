@@ -1,4 +1,4 @@
-"""Checks at the edge: names, priorities, durations and the JSON rules of DESIGN."""
+"""Checks at the edge: names, priorities, durations and the JSON rules of docs/design.md."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tock._validate import check_name, check_priority, seconds, to_json
 
 
 def is_json(value: Any) -> bool:
-    """DESIGN: JSON only: finite floats, strings without NUL, lists (tuples become lists),
+    """docs/design.md: JSON only: finite floats, strings without NUL, lists (tuples become lists),
     dicts with string keys."""
     if value is None or isinstance(value, (bool, int)):
         return True

@@ -2,7 +2,7 @@
 
 Retry applies to failed, lost and canceled jobs (their attempts start again from zero);
 cancel to pending and blocked ones. The store refuses anything else with a message
-that says why, shown here as one line (DESIGN: Job lifecycle).
+that says why, shown here as one line (docs/design.md: Job lifecycle).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tock.jobs import JobRecord, JobStatus
 CLAIMED = "claimed"  #: a view of running: claimed by a worker, not started yet
 STATES = (*(s.value for s in JobStatus), CLAIMED)
 FC = TypeVar("FC", bound=Callable[..., Any])
-MAX_ID = 2**63 - 1  # ids are 64-bit integers (DESIGN: Jobs and tables)
+MAX_ID = 2**63 - 1  # ids are 64-bit integers (docs/design.md: Jobs and tables)
 SHORT_ERROR = 60
 WIDE = 100  #: columns from which `jobs list` shows the priority
 

@@ -3,7 +3,7 @@
 A schedule is *active*, *paused* (by people, never cleared by sync) or *disabled* (by its
 definition or by ``prune``); ``pause`` and ``resume`` change ``paused`` only. A code
 schedule (``@app.periodic``) that the loaded app no longer declares is shown as
-``code (undeclared)``; ``prune`` disables those (DESIGN: "Schedules"). Unknown or
+``code (undeclared)``; ``prune`` disables those (docs/design.md: "Schedules"). Unknown or
 invalid names and triggers the app cannot run are one-line errors (``TockGroup``).
 """
 
@@ -197,7 +197,7 @@ def state_of(s: Schedule) -> str:
 
 
 def source_of(s: Schedule, app: Tock) -> str:
-    # DESIGN: a code schedule no process declares any more is shown as such.
+    # docs/design.md: a code schedule no process declares any more is shown as such.
     if s.source == "code" and s.name not in app.code_schedules:
         return "code (undeclared)"
     return s.source

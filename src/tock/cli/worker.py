@@ -2,7 +2,7 @@
 
 The worker installs its own SIGTERM/SIGINT handlers: the first signal stops claiming,
 hands back claimed jobs that never started and lets running ones finish within
-``--shutdown-grace``; a second signal stops at once (DESIGN: Workers).
+``--shutdown-grace``; a second signal stops at once (docs/design.md: Workers).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The pruner: deletes finished jobs past their retention, in batches.
 
 Succeeded and canceled jobs are kept one day; failed and lost ones until a human acts
-(DESIGN: retention). Asking for a pruned job raises ``JobNotFound``. A schedule's fire
+(docs/design.md: retention). Asking for a pruned job raises ``JobNotFound``. A schedule's fire
 rows go with their job (the store deletes both together); fire rows of dropped fires,
 which have no job, are kept ``fire_retention`` after their last fire.
 """

@@ -2,7 +2,7 @@
 
 A worker is dead when its heartbeat is older than ``rescue_after``, or when its liveness
 token (a lock the operating system releases when the process dies) is free and its
-heartbeat is older than two heartbeat intervals (DESIGN: death and rescue). A rescue uses
+heartbeat is older than two heartbeat intervals (docs/design.md: death and rescue). A rescue uses
 up no retry; past a job's ``max_rescues`` it ends ``failed`` ("worker died").
 
 An old heartbeat is evidence only while the store keeps pace: a writer that holds the

@@ -1,4 +1,4 @@
-"""The scheduler: turns the due fires of schedules into jobs (DESIGN: "Schedules").
+"""The scheduler: turns the due fires of schedules into jobs (docs/design.md: "Schedules").
 
 One pass asks the store for the schedules whose next fire time has come (an index on that
 time: the cost grows with the due fires, not with the number of schedules), asks

@@ -235,7 +235,7 @@ class Store(Protocol):
         self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
     ) -> int:
         """Delete finished jobs past their status's retention (seconds), in batches, with
-        their fire rows (DESIGN: fire rows are pruned with their job's retention);
+        their fire rows (docs/design.md: fire rows are pruned with their job's retention);
         returns how many jobs."""
         ...
 
@@ -278,7 +278,7 @@ class Store(Protocol):
         """
         ...
 
-    # schedules (DESIGN: "Schedules")
+    # schedules (docs/design.md: "Schedules")
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
         """Insert or update by name; returns the stored row. An update never changes
         ``paused`` and keeps ``next_fire_at`` unless the trigger text changed (then it
@@ -345,7 +345,7 @@ class Store(Protocol):
         in ``tock_fires``: a fire whose time is already recorded (a row's key, or inside
         a recorded run of drops) creates nothing; a drop extends the schedule's latest
         scheduled row when that row is a run of drops with the same outcome that ends
-        before it (DESIGN: consecutive drops are one row), else inserts a row; a new row
+        before it (docs/design.md: consecutive drops are one row), else inserts a row; a new row
         with a job inserts that job (the ordinary insert path, in the same transaction)
         and records its id. Returns the ids of the jobs created, in fire order; sets
         ``last_fire_at``/``last_job_id`` to the latest of them.

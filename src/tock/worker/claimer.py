@@ -1,7 +1,7 @@
 """The claimer: one thread that moves jobs between the store and the executor.
 
 Each turn writes the outcomes finished since the last turn and claims new jobs into the
-free slots plus the prefetch, in one transaction (DESIGN: the hot path touches the
+free slots plus the prefetch, in one transaction (docs/design.md: the hot path touches the
 database once per batch). When there is nothing to do it sleeps until woken: by a slot
 freeing, by the store's watch (SQLite: ``PRAGMA data_version`` every ~20 ms), or by the
 next delayed job coming due.

@@ -5,7 +5,7 @@ event-loop thread. A slot is held from a job's start until its attempt is record
 Claimed jobs that have no slot yet wait in ``ready`` (the prefetch) in claim order;
 at shutdown they are handed back unstarted.
 
-Timeouts (DESIGN: options): an async task is cancelled at its deadline; a sync task
+Timeouts (docs/design.md: options): an async task is cancelled at its deadline; a sync task
 cannot be stopped from outside, so ``ctx.canceled`` is set and its attempt is recorded
 as ``tock.JobTimeout`` when its thread returns (the thread keeps its slot until then).
 """

@@ -1,6 +1,6 @@
 -- Tock's queries for PostgreSQL (psycopg 3). Placeholders filled in when this file loads:
 --   {schema} the URL's schema, quoted as an identifier: every table is named with it
---            and search_path is never relied upon (DESIGN: URLs)
+--            and search_path is never relied upon (docs/design.md: URLs)
 --   {now}    the caller's %(now)s (fake time in tests) or, when NULL, the database's
 --            clock at the start of the transaction
 --   {cols}   every column of a job row, in the order JobRecord is read
@@ -161,7 +161,7 @@ LIMIT 1;
 -- rows than asked. At-most-once jobs are taken only into the %(free)s slots that start
 -- at once (their rank), the rest may be prefetched; the claim stops before the first
 -- at-most-once job it cannot take, so that prefetching workers never starve it behind a
--- stream of other jobs (DESIGN: claim order). A worker whose row is gone (declared
+-- stream of other jobs (docs/design.md: claim order). A worker whose row is gone (declared
 -- dead, not yet registered again) claims nothing: {worker_alive} key-share-locks the
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
 -- A claimed job is not started: no started_at, no attempt counted, until the worker
@@ -334,7 +334,7 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
   FROM moved;
 
 -- name: job_prune
--- One batch, with the jobs' fire rows (DESIGN: fire rows are pruned with their job's
+-- One batch, with the jobs' fire rows (docs/design.md: fire rows are pruned with their job's
 -- retention); returns how many jobs. SKIP LOCKED lets two pruners share the work
 -- instead of queueing.
 WITH gone AS (
@@ -431,7 +431,7 @@ SELECT DISTINCT worker_id FROM {schema}.tock_jobs AS j
 -- name: worker_jobs_give_up
 -- Dead workers' at-most-once jobs end lost; others past max_rescues end failed. A job
 -- whose start is not recorded counts the attempt all the same: it may have started (a
--- start is recorded with the next batch), so it is lost "started or not" (DESIGN), and
+-- start is recorded with the next batch), so it is lost "started or not" (docs/design.md), and
 -- attempts - rescues stays the count of the task's own errors.
 WITH gone AS (
     DELETE FROM {schema}.tock_jobs
@@ -547,7 +547,7 @@ UPDATE {schema}.tock_schedules
 
 -- name: fire_extend
 -- A drop joins the schedule's latest scheduled row when that row is a run of drops of
--- the same outcome that ends before it (DESIGN: consecutive drops are one row). Fires of
+-- the same outcome that ends before it (docs/design.md: consecutive drops are one row). Fires of
 -- one schedule are written under its row lock (schedule_advance): no two at once.
 UPDATE {schema}.tock_fires
    SET last_at = %(last_at)s::timestamptz, count = count + %(count)s::int

@@ -1,6 +1,6 @@
 """The PostgreSQL store: workers on any number of hosts coordinate through PostgreSQL alone.
 
-How it coordinates (DESIGN: Semantics):
+How it coordinates (docs/design.md: Semantics):
 - psycopg 3 with a ``psycopg_pool.ConnectionPool``; connections are in autocommit mode
   and a write that takes several statements runs in an explicit transaction.
 - Every table is named with the URL's schema (``?schema=``, default ``tock``), filled in
@@ -393,7 +393,7 @@ class PostgresStore:
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
         if os.getpid() != self._pid:
-            # DESIGN: a connection is never carried across a fork (nor a pool's threads).
+            # docs/design.md: a connection is never carried across a fork (nor a pool's threads).
             self._pid = os.getpid()
             self._pool = None
             self._tokens = {}
@@ -634,7 +634,7 @@ class PostgresStore:
         caller = None if connection is None else self._caller_connection(connection)
         if not self._checked:
             self._check_schema()  # a read on a pooled connection: it waits for no lock
-        # A unique key twice in one batch: the first item's job, one row (DESIGN).
+        # A unique key twice in one batch: the first item's job, one row (docs/design.md).
         first_of: dict[str, int] = {}
         rows: list[int] = []  # positions that get a row, in input order
         picked = list(jobs)
@@ -753,7 +753,7 @@ class PostgresStore:
         missing = [k for k in missing if k not in got]
         held: list[tuple[str, int]] = []
         if missing:
-            # DESIGN: a key held by a live job creates nothing and returns that job.
+            # docs/design.md: a key held by a live job creates nothing and returns that job.
             cur.execute(self.Q["job_by_unique_key"], {"keys": missing})
             held = cur.fetchall()
             if len(held) != len(missing):
@@ -1064,7 +1064,7 @@ class PostgresStore:
 
     def _take_token(self, worker_id: str) -> psycopg.Connection[TupleRow]:
         """The worker's liveness token on a connection of its own; taken again first
-        when that connection was lost (DESIGN: a reconnecting worker takes its token)."""
+        when that connection was lost (docs/design.md: a reconnecting worker takes its token)."""
         with self._tokens_lock:
             conn = self._tokens.get(worker_id)
             if conn is not None and not conn.broken and not conn.closed:

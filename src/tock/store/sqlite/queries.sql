@@ -45,7 +45,7 @@ SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 -- Rank the first :limit due jobs in claim order; at-most-once jobs are taken only into
 -- the :free slots that start at once, the rest may be prefetched. The claim stops before
 -- the first at-most-once job it cannot take: passing it would let a stream of other jobs
--- starve it on workers that always prefetch (DESIGN: claim order). A worker whose row is
+-- starve it on workers that always prefetch (docs/design.md: claim order). A worker whose row is
 -- gone (declared dead, not yet registered again) claims nothing. A claimed job is not
 -- started: no started_at, no attempt counted, until the worker records its start
 -- (job_start_many) or its outcome.
@@ -173,7 +173,7 @@ DELETE FROM tock_jobs WHERE id = :id;
 
 -- name: job_prune
 -- One batch; the store then deletes their fire rows (job_prune_fires), in the same
--- transaction (DESIGN: fire rows are pruned with their job's retention).
+-- transaction (docs/design.md: fire rows are pruned with their job's retention).
 DELETE FROM tock_jobs_finished
  WHERE id IN (SELECT id FROM tock_jobs_finished
                WHERE status = :status AND finished_at < {now} - :age_us
@@ -230,7 +230,7 @@ SELECT DISTINCT worker_id FROM tock_jobs
 -- name: worker_jobs_give_up
 -- A dead worker's at-most-once jobs end lost; others past max_rescues end failed. A job
 -- whose start is not recorded counts the attempt all the same: it may have started (a
--- start is recorded with the next batch), so it is lost "started or not" (DESIGN), and
+-- start is recorded with the next batch), so it is lost "started or not" (docs/design.md), and
 -- attempts - rescues stays the count of the task's own errors.
 INSERT INTO tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, CASE WHEN at_most_once THEN 'lost' ELSE 'failed' END,
@@ -337,7 +337,7 @@ UPDATE tock_schedules SET last_fire_at = :last_fire_at, last_job_id = :last_job_
 
 -- name: fire_extend
 -- A drop joins the schedule's latest scheduled row when that row is a run of drops of
--- the same outcome that ends before it (DESIGN: consecutive drops are one row).
+-- the same outcome that ends before it (docs/design.md: consecutive drops are one row).
 UPDATE tock_fires SET last_at = :last_at, count = count + :count
  WHERE schedule = :schedule AND manual = 0
    AND fire_at = (SELECT max(fire_at) FROM tock_fires

@@ -1,6 +1,6 @@
 """The embedded SQLite store: zero set-up, one machine, any number of processes.
 
-How it coordinates (DESIGN: Semantics):
+How it coordinates (docs/design.md: Semantics):
 - WAL, ``synchronous=FULL`` (a committed job survives power loss), a busy timeout, and
   ``BEGIN IMMEDIATE`` for every write: writers queue on SQLite's lock instead of
   failing halfway, so claims, rescues and prunes are race-free between processes.
@@ -79,7 +79,7 @@ MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
 BUSY_TIMEOUT_MS = 60_000
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
-WATCH_INTERVAL = 0.02  # DESIGN: an idle worker polls PRAGMA data_version every ~20 ms
+WATCH_INTERVAL = 0.02  # docs/design.md: an idle worker polls PRAGMA data_version every ~20 ms
 
 
 def to_us(when: datetime | None) -> int | None:
@@ -232,7 +232,7 @@ class SQLiteStore:
     def _conn(self, *, check: bool = True, create: bool = False) -> sqlite3.Connection:
         """This thread's connection. Only writers (``create``) may create the file."""
         if os.getpid() != self._pid:
-            # DESIGN: a connection is never carried across a fork. The parent's connections
+            # docs/design.md: a connection is never carried across a fork. The parent's connections
             # are neither used nor closed here (closing would run SQLite's last-connection
             # clean-up in the wrong process); they are kept referenced so that the garbage
             # collector does not close them either.
@@ -322,7 +322,7 @@ class SQLiteStore:
                         f"{self.path} has no Tock schema yet: run `tock migrate` "
                         "(or app.migrate()) before enqueueing through your own connection"
                     )
-                # DESIGN: only an empty embedded SQLite store migrates itself.
+                # docs/design.md: only an empty embedded SQLite store migrates itself.
                 self._migrate(conn)
             else:
                 self._verify(versions)
@@ -407,7 +407,7 @@ class SQLiteStore:
                 (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
             keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
             if keyed:
-                # DESIGN: a key held by a live job creates nothing and returns that job.
+                # docs/design.md: a key held by a live job creates nothing and returns that job.
                 held: dict[str, JobId] = dict(
                     conn.execute(
                         Q["job_by_unique_key"],
@@ -667,7 +667,7 @@ class SQLiteStore:
                         },
                     ).fetchall()
                     if ids:
-                        # Their fire rows go with them (DESIGN: Schedules).
+                        # Their fire rows go with them (docs/design.md: Schedules).
                         conn.execute(Q["job_prune_fires"], {"ids": json.dumps([i for (i,) in ids])})
                 n = len(ids)
                 deleted += n
@@ -879,7 +879,7 @@ class SQLiteStore:
         token_after: float,
         heartbeat_deaths: bool,
     ) -> bool:
-        """DESIGN: dead = heartbeat older than rescue_after, or a released liveness token
+        """docs/design.md: dead = heartbeat older than rescue_after, or a released liveness token
         with a heartbeat older than two intervals; running jobs whose worker row is gone
         count as a dead worker's."""
         row = conn.execute(Q["worker_heartbeat_age"], {"id": worker_id, "now": now_us}).fetchone()

@@ -1,6 +1,6 @@
 -- Tock's first schema for PostgreSQL. {schema} is the URL's schema (default tock), quoted
 -- as an identifier when this file loads: every table is named with its schema and
--- search_path is never set or relied upon (DESIGN: URLs).
+-- search_path is never set or relied upon (docs/design.md: URLs).
 -- Times are timestamptz (UTC). Arguments, results and errors are the JSON *texts* Tock
 -- wrote, kept as text rather than jsonb: jsonb would rewrite numbers (1e+16 comes back
 -- as an int) and reorder keys, and JobRecord must come back exactly as on SQLite.
@@ -8,7 +8,7 @@
 -- advisory lock, before this file runs.
 
 -- Live jobs: blocked, pending, running. Claims scan only this table, so it stays small.
--- A bigint identity: an id is never reused, even after the job moves out (DESIGN: ids).
+-- A bigint identity: an id is never reused, even after the job moves out (docs/design.md: ids).
 -- GENERATED ALWAYS: an id is written only by `tock jobs retry` (OVERRIDING SYSTEM VALUE),
 -- when a finished job comes back with the id it always had, and by the COPY of a big
 -- batch, with ids it took from this identity's sequence just before.

@@ -1,4 +1,4 @@
--- Schedules and their fires (DESIGN: "Schedules"). {schema} as in 0001. Times are
+-- Schedules and their fires (docs/design.md: "Schedules"). {schema} as in 0001. Times are
 -- timestamptz; trigger, args and kwargs are JSON texts (text, as job arguments are).
 
 -- One row per schedule, code or dynamic. next_fire_at NULL: never fires again (a one-shot

@@ -1,7 +1,7 @@
 -- Tock's first schema for SQLite. Times are INTEGER microseconds since the epoch, UTC.
 
 -- Live jobs: blocked, pending, running. Claims scan only this table, so it stays small.
--- AUTOINCREMENT: an id is never reused, even after the job moves out (DESIGN: ids).
+-- AUTOINCREMENT: an id is never reused, even after the job moves out (docs/design.md: ids).
 CREATE TABLE tock_jobs (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     task          TEXT    NOT NULL,

@@ -1,4 +1,4 @@
--- Schedules and their fires (DESIGN: "Schedules"). Times are INTEGER microseconds since
+-- Schedules and their fires (docs/design.md: "Schedules"). Times are INTEGER microseconds since
 -- the epoch, UTC; booleans are 0/1.
 
 -- One row per schedule, code or dynamic. trigger, args and kwargs are JSON texts.
