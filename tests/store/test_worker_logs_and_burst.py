@@ -17,6 +17,7 @@ from tock import Context, JobFailed, JobStatus, Tock, TockError
 from tock.duties.rescuer import Rescuer, RescuerConfig
 from tock.logs import JOB_FIELDS, JsonFormatter
 from tock.store import WorkerInfo, is_outage
+from tock.worker import worker as worker_module
 from tock.worker.worker import Worker, WorkerConfig
 
 from .test_worker import WAIT, running_worker, wait_for
@@ -198,7 +199,67 @@ def test_burst_exits_when_the_next_job_is_beyond_its_horizon(real_app: Tock) -> 
     assert real_app.store.job_get(later.id).status is JobStatus.PENDING
 
 
+def test_burst_gives_up_on_what_stays_due_and_is_never_taken(
+    real_app: Tock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A job this worker cannot take (here: every claim comes back empty, as for a worker
+    # whose row was removed) would keep it waiting for ever.
+    monkeypatch.setattr(worker_module, "BURST_STUCK", 0.3)
+    t = real_app.task(name="w.add")(add)
+    job = t.enqueue(1, 2)
+    monkeypatch.setattr(real_app.store, "job_claim_batch", lambda **kwargs: [])
+    worker = Worker(real_app, WorkerConfig(burst=True, duties=False))
+    worker.run(install_signal_handlers=False)
+    assert "has stayed due for 0.3 s without this worker taking it" in caplog.text
+    assert real_app.store.job_get(job.id).status is JobStatus.PENDING
+
+
 # -- an error that is a bug stops the worker; an outage does not ------------------------
+
+
+def test_a_bug_stops_claiming_but_running_jobs_finish_and_are_recorded(
+    real_app: Tock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def gated(x: int) -> int:
+        started.set()
+        release.wait(WAIT)
+        return x
+
+    first = real_app.task(name="w.gated")(gated).enqueue(7)
+    store = real_app.store
+    real_claim = store.job_claim_batch
+    broken = threading.Event()
+
+    def claim(**kwargs: Any) -> Any:
+        if broken.is_set():
+            raise TypeError("a bug in the claim")
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(store, "job_claim_batch", claim)
+    worker = Worker(real_app, WorkerConfig(duties=False))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(install_signal_handlers=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(WAIT)
+    broken.set()
+    later = real_app.task(name="w.add")(add).enqueue(1, 2)  # wakes the claimer: the bug
+    wait_for(lambda: worker.claimer.error is not None, "the claimer to meet the bug")
+    release.set()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], TockError)
+    # The job that was running finished and its outcome was written; the other waits.
+    assert store.job_get(first.id).status is JobStatus.SUCCEEDED
+    assert store.job_get(later.id).status is JobStatus.PENDING
 
 
 def test_a_bug_in_the_claim_stops_the_worker_with_its_traceback(

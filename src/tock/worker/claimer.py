@@ -120,8 +120,13 @@ class Claimer:
                     if not is_outage(exc):
                         # Not the database going away but a bug (a wrong statement or
                         # argument, a schema that does not match): trying again would
-                        # fail the same way for ever. Say it with its traceback and stop
-                        # the worker; others rescue the jobs it held.
+                        # fail the same way for ever. Say it with its traceback, claim no
+                        # more and stop the worker gracefully: later turns still try to
+                        # write the outcomes of the jobs that finish (a bug in the claim
+                        # may leave them writable); a second such error gives up, and
+                        # the jobs are then settled as a stopped worker's.
+                        if self.error is not None:
+                            return
                         log.error(
                             "the claimer stopped on an unexpected error (a bug to report, "
                             "not an outage): %s: %s",
@@ -130,8 +135,9 @@ class Claimer:
                             exc_info=exc,
                         )
                         self.error = exc
+                        self._claiming = False
                         self._on_error()
-                        return
+                        continue
                     # The database went away: keep the outcomes, retry. A store that lost
                     # its connection said so once, and says when it is back: nothing to
                     # add. Any other outage is said once here.

@@ -55,6 +55,10 @@ log = logging.getLogger("tock.worker")
 #: retry, a fire of its scheduler) is due within this many seconds
 BURST_HORIZON = 0.5
 BURST_POLL = 0.02  # seconds between two looks while something is due within the horizon
+#: seconds a burst worker stays idle while something is due (a fire its scheduler cannot
+#: make into a job, a job it cannot claim) before it exits all the same: what is due
+#: within the horizon is claimed within about that horizon, or never
+BURST_STUCK = 5.0
 
 MAX_CLAIMERS = 4  # each holds a connection of the store's pool (10 on PostgreSQL)
 
@@ -140,7 +144,7 @@ class Worker:
             prefetch=self.config.prefetch,
             burst=self.config.burst,
             lanes=self.config.claimers,
-            on_error=lambda: self.stop(now=True),
+            on_error=self.stop,  # graceful: running jobs finish, their outcomes written
         )
         self.info = WorkerInfo(
             id=self.id,
@@ -186,12 +190,27 @@ class Worker:
             self._install_signal_handlers()
         self.start()
         try:
+            idle_since: float | None = None  # burst: idle without a break since then
             while not self._stop_requested.is_set():
                 if self.config.burst:
-                    if self.claimer.wait_drained(0.05):
-                        if not self._due_soon():
-                            break
-                        self._stop_requested.wait(BURST_POLL)  # the claimer sleeps till then
+                    if not self.claimer.wait_drained(0.05):
+                        idle_since = None
+                        continue
+                    if idle_since is None:
+                        idle_since = self.clock.monotonic()
+                    due = self._due_soon()
+                    # Still idle after the look (a claim may have come meanwhile): done.
+                    if due is None and self.claimer.wait_drained(0):
+                        break
+                    if self.clock.monotonic() - idle_since > BURST_STUCK:
+                        log.warning(
+                            "--burst: %s has stayed due for %g s without this worker "
+                            "taking it; exiting all the same",
+                            due,
+                            BURST_STUCK,
+                        )
+                        break
+                    self._stop_requested.wait(BURST_POLL)  # the claimer sleeps till then
                 else:
                     # A timeout keeps the main thread where signal handlers can run.
                     self._stop_requested.wait(0.5)
@@ -204,18 +223,21 @@ class Worker:
                 f"{error} (logged above with its traceback)"
             ) from error
 
-    def _due_soon(self) -> bool:
-        """Burst mode: whether a job of this worker's queues (a retry, a delayed job) or,
-        when this worker runs the scheduler, a fire of one of its tasks' schedules is due
-        within ``BURST_HORIZON``."""
+    def _due_soon(self) -> str | None:
+        """Burst mode: what is due within ``BURST_HORIZON`` (None: nothing): a fire of one
+        of this worker's tasks' schedules, when it runs the scheduler, or a job of its
+        queues (a retry, a delayed job). Fires are asked first: the scheduler makes a
+        fire's job and moves the schedule on in one transaction, so a fire made between
+        the two questions shows up as a job in the second."""
         until = self.clock.now() + timedelta(seconds=BURST_HORIZON)
+        if self.config.duties:
+            fire = self.store.schedule_next_due(tasks=list(self.app.tasks))
+            if fire is not None and fire <= until:
+                return f"a fire at {fire.isoformat()}"
         due = self.store.job_next_due(queues=self.config.queues)
         if due is not None and due <= until:
-            return True
-        if not self.config.duties:
-            return False
-        fire = self.store.schedule_next_due(tasks=list(self.app.tasks))
-        return fire is not None and fire <= until
+            return f"a job due at {due.isoformat()}"
+        return None
 
     def start(self) -> None:
         if self.config.sync_schedules:
