@@ -510,3 +510,22 @@ def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
         .fetchall()
     )
     assert any("USING INDEX tock_schedules_due" in row[-1] for row in plan), plan
+
+
+def test_connections_opened_after_close_are_closed_with_the_store(make_app, db: Path) -> None:
+    # A Job handle kept past its app's close reads again through the closed store: that
+    # connection is closed when the store object goes, not left open for the garbage
+    # collector (Python 3.13 warns about those, in whichever test runs then).
+    import gc
+
+    app = make_app(f"sqlite:///{db}")
+    job = app.task(add).enqueue(1, 2)
+    store = app.store
+    app.close()
+    job.refresh()  # reopens a connection on the closed store
+    (conn,) = store._all_conns
+    del job, store
+    app._store = None
+    gc.collect()
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")

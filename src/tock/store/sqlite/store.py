@@ -22,6 +22,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,6 +129,18 @@ def parse_sqlite_url(url: str) -> Path:
 _FORKED_AWAY: list[sqlite3.Connection] = []
 
 
+def _close_all(conns: list[sqlite3.Connection], pid: int) -> None:
+    """Close a store's connections, in the process that opened them (in a forked child
+    they are set aside instead, see _conn); the list is emptied in place."""
+    if os.getpid() != pid:
+        _FORKED_AWAY.extend(conns)
+    else:
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+    conns.clear()
+
+
 class _Watch:
     """Polls ``PRAGMA data_version`` on its own connection; calls back on a change."""
 
@@ -171,6 +184,10 @@ class SQLiteStore:
         self._checked = False
         self._check_lock = threading.Lock()
         self._all_conns: list[sqlite3.Connection] = []
+        # Connections opened after close() (a Job handle kept past its app's close reads
+        # again) are closed when the store object goes, not left to the garbage
+        # collector (a ResourceWarning on Python 3.13).
+        weakref.finalize(self, _close_all, self._all_conns, self._pid)
         self._tokens: dict[str, int] = {}  # worker id -> fd of its held liveness lock
         self._check_path()
 
@@ -239,7 +256,7 @@ class SQLiteStore:
             _FORKED_AWAY.extend(self._all_conns)
             self._local = threading.local()
             self._pid = os.getpid()
-            self._all_conns = []
+            self._all_conns.clear()  # the same list: the finalizer closes what comes next
             self._tokens = {}
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -251,10 +268,7 @@ class SQLiteStore:
         return conn
 
     def close(self) -> None:
-        for conn in self._all_conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-        self._all_conns = []
+        _close_all(self._all_conns, self._pid)
         self._local = threading.local()
         for fd in self._tokens.values():
             os.close(fd)
