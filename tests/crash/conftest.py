@@ -1,7 +1,7 @@
 """Real worker processes on one store, for the crash tests: every test runs on each store
 kind (``store_kind`` of ``tests/conftest.py``: a fresh PostgreSQL schema per test,
-migrated before the workers start and dropped after; with ``CI`` set and no
-``TOCK_TEST_POSTGRES_URL`` the PostgreSQL variants fail).
+migrated before the workers start and dropped after; with ``CI`` set and no PostgreSQL
+server found, the PostgreSQL variants fail instead of skipping).
 
 ``cluster`` starts workers (their output goes to files in ``tmp_path``, added to the
 report of a failed test) and kills every process it started when the test ends, however
