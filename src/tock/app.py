@@ -6,7 +6,7 @@ import functools
 import inspect
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
@@ -15,14 +15,26 @@ from tock import _validate as v
 from tock import schedules as sch
 from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError
-from tock.jobs import Job, JobId, JobStatus
-from tock.store import Fire, ScheduleRecord, Store, open_store, redact_url, resolve_url
-from tock.tasks import NO_OVERRIDES, Duration, Task, TaskOptions
+from tock.jobs import Job, JobId, JobPage, JobRecord, JobStatus, NewJob
+from tock.store import (
+    Fire,
+    FireRecord,
+    ScheduleRecord,
+    Store,
+    open_store,
+    redact_url,
+    resolve_url,
+)
+from tock.store import _lists as lists
+from tock.tasks import NO_OVERRIDES, Duration, Task, TaskOptions, job_for_fire
 
-__all__ = ["Tock"]
+__all__ = ["FirePage", "Tock"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+#: jobs a bulk retry, cancel or delete changes in one transaction
+BULK_BATCH = 500
 
 #: seconds since a worker's last heartbeat (one comes every ~2 s) past which ``health()``
 #: no longer counts it live; the rescuer declares it dead after ``rescue_after`` (10 s)
@@ -298,8 +310,6 @@ class Tock:
 
     def trigger_schedule(self, name: str) -> Job:
         """Fire the schedule once now, with its own key: the next planned fire is kept."""
-        from tock.duties.scheduler import job_for_fire
-
         record = self.store.schedule_get(v.check_name("schedule", name))
         task = self._tasks.get(record.task)
         if task is None:
@@ -309,7 +319,23 @@ class Tock:
         job_id = self.store.schedule_trigger(
             name, job_for_fire(task, record, None), now=self.clock.db_now()
         )
-        return Job(job_id, self.store, self.clock)
+        return Job(job_id, self)
+
+    def list_fires(self, schedule: str, *, after: str | None = None, limit: int = 50) -> FirePage:
+        """A schedule's fire records, newest fire first (manual and scheduled together):
+        each fire that made a job, and each run of dropped fires with its reason. Pass a
+        page's ``next`` as ``after=`` for the following page."""
+        v.check_name("schedule", schedule)
+        _, limit = lists.check_page(None, limit)
+        before = _fire_cursor(after)
+        fires = self.store.fire_list(schedule, limit=limit + 1, before=before)
+        more = len(fires) > limit
+        fires = fires[:limit]
+        last = fires[-1] if more else None
+        return FirePage(
+            fires,
+            None if last is None else f"{last.at.isoformat()}|{int(last.manual)}",
+        )
 
     def sync_schedules(self) -> list[str]:
         """Write the code schedules of this process to the store (``tock worker`` does it
@@ -382,11 +408,137 @@ class Tock:
             return found
         raise ConfigurationError(f"task= takes a task or a registered task's name, not {task!r}")
 
-    # -- jobs ------------------------------------------------------------------
+    # -- jobs: the one surface every front end uses (docs/design.md) ---------------
+
+    def insert_jobs(self, jobs: Sequence[NewJob], *, connection: object | None = None) -> list[Job]:
+        """Write jobs already built and checked (``Task.enqueue`` and the shims build
+        them), in one transaction, or in the caller's through ``connection``."""
+        ids = self.store.job_enqueue_many(jobs, now=self.clock.db_now(), connection=connection)
+        return [Job(i, self) for i in ids]
+
+    def job_record(self, job_id: JobId) -> JobRecord:
+        """The job's row as stored now (``JobNotFound`` if there is none)."""
+        return self.store.job_get(_job_id(job_id))
+
+    def get_job(self, job_id: JobId) -> Job:
+        """A handle on an existing job, read now (``JobNotFound`` if it never existed or
+        was pruned)."""
+        return Job(job_id, self).refresh()
 
     def job(self, job_id: JobId) -> Job:
-        """A handle on an existing job (``JobNotFound`` if there is none)."""
-        return Job(job_id, self.store, self.clock).refresh()
+        """The same as :meth:`get_job`."""
+        return self.get_job(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+        after: JobId | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """Jobs newest first, live and finished together, a page at a time: pass a
+        page's ``next`` as ``after=`` for the following one (a keyset: each page costs
+        the same, and no query counts the table).
+
+        ``state``: one state or view, or several (a job in any matches): the states,
+        and the views ``scheduled`` and ``ready`` (pending, due later or now),
+        ``claimed`` (running, not started) and ``started`` (running, started).
+        ``search``: jobs whose id, unique key or task name is exactly the text (each
+        looked up through an index). Each filter narrows the list."""
+        f = lists.JobFilter.of(state, queue=queue, task=task, search=search)
+        before, limit = lists.check_page(after, limit)
+        records = self.store.job_page(f, before=before, limit=limit + 1, now=self.clock.db_now())
+        page = [Job(r.id, self, r) for r in records[:limit]]
+        return JobPage(page, page[-1].id if len(records) > limit else None)
+
+    def retry_job(self, job_id: JobId) -> Job:
+        """Run a failed, lost or canceled job again: pending, attempts from zero, due now.
+        Any other state raises ``JobStateError``; so does a unique key that a live job
+        holds meanwhile."""
+        record = lists.retry_one(self.store, _job_id(job_id), now=self.clock.db_now())
+        return Job(record.id, self, record)
+
+    def cancel_job(self, job_id: JobId) -> Job:
+        """Cancel a pending or blocked job (``JobStateError`` for any other state: a
+        running job is stopped by its worker, not canceled here)."""
+        record = lists.cancel_one(self.store, _job_id(job_id), now=self.clock.db_now())
+        return Job(record.id, self, record)
+
+    def delete_job(self, job_id: JobId) -> None:
+        """Delete a finished job and its fire record now, as the pruner would later
+        (``JobStateError`` for a live job: cancel it first)."""
+        lists.delete_one(self.store, _job_id(job_id))
+
+    def run_job_now(self, job_id: JobId) -> Job:
+        """Make a scheduled job ready now; a ready job is left as it is
+        (``JobStateError`` unless the job is pending)."""
+        record = lists.run_now_one(self.store, _job_id(job_id), now=self.clock.db_now())
+        return Job(record.id, self, record)
+
+    def retry_jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """:meth:`retry_job` for every failed, lost or canceled job the filter matches
+        (as :meth:`list_jobs` takes it), in batches; returns how many. Jobs whose unique
+        key a live job holds are left as they are."""
+        return self._bulk(lists.RETRYABLE, self.store.job_retry_many, state, queue, task, search)
+
+    def cancel_jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """:meth:`cancel_job` for every pending or blocked job the filter matches, in
+        batches; returns how many."""
+        return self._bulk(lists.CANCELABLE, self.store.job_cancel_many, state, queue, task, search)
+
+    def delete_jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """:meth:`delete_job` for every finished job the filter matches, in batches;
+        returns how many."""
+        return self._bulk(
+            lists.DELETABLE, lambda ids, now: self.store.job_delete_many(ids), state, queue,
+            task, search,
+        )  # fmt: skip
+
+    def _bulk(
+        self,
+        applies_to: frozenset[str],
+        apply: Callable[..., list[JobId]],
+        state: str | Iterable[str] | None,
+        queue: str | None,
+        task: str | None,
+        search: str | None,
+    ) -> int:
+        # A batch a transaction, walking the matching ids downwards: each batch's
+        # statement checks the state again, so a job that changed meanwhile is skipped.
+        f = lists.JobFilter.of(state, queue=queue, task=task, search=search).narrowed(applies_to)
+        if f is None:
+            return 0
+        done, before = 0, lists.MAX_ID
+        while True:
+            ids = self.store.job_ids(f, before=before, limit=BULK_BATCH, now=self.clock.db_now())
+            if not ids:
+                return done
+            done += len(apply(ids, now=self.clock.db_now()))
+            before = min(ids)
 
     def health(self) -> dict[str, Any]:
         """The facts ``tock status`` shows: store, schema, workers, queues, and the
@@ -454,6 +606,42 @@ class Tock:
             "workers": workers,
             "queues": queues,
         }
+
+
+@dataclass(frozen=True)
+class FirePage:
+    """One page of ``app.list_fires``: fire records newest first, and the cursor of the
+    next page (pass it as ``after=``), or None when this is the last."""
+
+    fires: list[FireRecord]
+    next: str | None
+
+    def __iter__(self) -> Iterator[FireRecord]:
+        return iter(self.fires)
+
+    def __len__(self) -> int:
+        return len(self.fires)
+
+
+def _job_id(job_id: object) -> JobId:
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 1 <= job_id <= lists.MAX_ID:
+        raise ConfigurationError(f"a job id is a whole number from 1, not {job_id!r}")
+    return job_id
+
+
+def _fire_cursor(after: object) -> tuple[datetime, bool] | None:
+    if after is None:
+        return None
+    try:
+        at, manual = str(after).rsplit("|", 1)
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None or manual not in ("0", "1"):
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(
+            f"after= takes a cursor from a page of fires' .next, not {after!r}"
+        ) from None
+    return when, manual == "1"
 
 
 def _default_name(fn: Callable[..., Any]) -> str:

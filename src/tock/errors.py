@@ -9,6 +9,7 @@ __all__ = [
     "JobFailed",
     "JobLost",
     "JobNotFound",
+    "JobStateError",
     "JobTimeout",
     "NoDatabase",
     "ScheduleNotFound",
@@ -50,6 +51,17 @@ class JobNotFound(TockError, LookupError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} not found (never enqueued, or pruned after its retention)")
         self.job_id = job_id
+
+
+class JobStateError(TockError):
+    """The job is not in a state the operation applies to (retry: failed, lost or
+    canceled; cancel: pending or blocked; delete: finished), or, for a retry, a live job
+    holds its unique key. ``state`` is the job's state when it was refused."""
+
+    def __init__(self, job_id: int, state: str, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.state = state
 
 
 class ScheduleNotFound(TockError, LookupError):

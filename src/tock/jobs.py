@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from tock.errors import JobCanceled, JobFailed, JobLost
 
 if TYPE_CHECKING:
     from tock.clock import Clock
-    from tock.store import Store
 
-__all__ = ["Job", "JobRecord", "JobStatus", "NewJob", "Outcome", "OutcomeKind", "Start"]
+__all__ = [
+    "Job",
+    "JobPage",
+    "JobRecord",
+    "JobSource",
+    "JobStatus",
+    "NewJob",
+    "Outcome",
+    "OutcomeKind",
+    "Start",
+]
 
 JobId = int
 
@@ -129,13 +138,21 @@ class Start(NamedTuple):
     ago: float = 0.0
 
 
+class JobSource(Protocol):
+    """Where a ``Job`` handle reads its job: the app (docs/design.md: the app is the one
+    surface). The handle itself does no I/O of its own."""
+
+    @property
+    def clock(self) -> Clock: ...
+    def job_record(self, job_id: JobId) -> JobRecord: ...
+
+
 @dataclass(eq=False)
 class Job:
     """A handle on one job. ``status`` is as last read; ``refresh()`` reads it again."""
 
     id: JobId
-    _store: Store = field(repr=False)
-    _clock: Clock = field(repr=False)
+    _source: JobSource = field(repr=False)
     _record: JobRecord | None = field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
@@ -156,7 +173,7 @@ class Job:
         return self.record.status
 
     def refresh(self) -> Job:
-        self._record = self._store.job_get(self.id)
+        self._record = self._source.job_record(self.id)
         return self
 
     def result(self, timeout: float | None = None) -> Any:
@@ -165,18 +182,19 @@ class Job:
         Raises ``JobFailed``, ``JobCanceled`` or ``JobLost`` for those endings, and
         ``TimeoutError`` if ``timeout`` seconds pass first (the job is not touched).
         """
-        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        clock = self._source.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
         pause = 0.002
         while True:
             record = self.refresh().record
             if record.status.finished:
                 return _result_of(record)
             if deadline is not None:
-                left = deadline - self._clock.monotonic()
+                left = deadline - clock.monotonic()
                 if left <= 0:
                     raise TimeoutError(f"job {self.id} is still {record.status} after {timeout} s")
                 pause = min(pause, left)
-            self._clock.sleep(pause)
+            clock.sleep(pause)
             pause = min(pause * 2, 0.1)
 
     async def aresult(self, timeout: float | None = None) -> Any:
@@ -184,6 +202,21 @@ class Job:
 
     async def arefresh(self) -> Job:
         return await asyncio.to_thread(self.refresh)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``app.list_jobs``: the jobs, newest first, and the cursor of the next
+    page (pass it as ``after=``), or None when this is the last."""
+
+    jobs: list[Job]
+    next: JobId | None
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
 
 
 def _result_of(record: JobRecord) -> Any:
@@ -200,7 +233,3 @@ def _result_of(record: JobRecord) -> Any:
         error.get("message", ""),
         error.get("traceback", ""),
     )
-
-
-def job_handles(ids: Sequence[JobId], store: Store, clock: Clock) -> list[Job]:
-    return [Job(i, store, clock) for i in ids]

@@ -9,16 +9,16 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from tock import _validate as v
 from tock.errors import ConfigurationError
 from tock.jobs import Job, NewJob
 
 if TYPE_CHECKING:
-    from tock.app import Tock
+    from tock.store import ScheduleRecord
 
-__all__ = ["Context", "Task", "TaskCall", "TaskOptions"]
+__all__ = ["Context", "JobSink", "Task", "TaskCall", "TaskOptions", "job_for_fire"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -101,6 +101,15 @@ class TaskOptions:
         )
 
 
+class JobSink(Protocol):
+    """What a task enqueues through: the app (docs/design.md: the app is the one surface).
+    A task builds and checks its jobs; the app writes them."""
+
+    def insert_jobs(
+        self, jobs: Sequence[NewJob], *, connection: object | None = None
+    ) -> list[Job]: ...
+
+
 @dataclass(frozen=True)
 class _Overrides:
     run_after: float = 0.0
@@ -119,7 +128,7 @@ _OPTION_FIELDS = tuple(f.name for f in fields(NewJob)[3:])
 class Task(Generic[P, R]):
     """A registered function. Call it to run it here; ``enqueue`` it to run it on a worker."""
 
-    def __init__(self, app: Tock, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
+    def __init__(self, app: JobSink, fn: Callable[P, R], name: str, options: TaskOptions) -> None:
         self.app = app
         self.fn = fn
         self.name = name
@@ -307,11 +316,8 @@ class TaskCall(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         job = self.task._new_job(args, kwargs, self._o)
-        app = self.task.app
-        (job_id,) = app.store.job_enqueue_many(
-            [job], now=app.clock.db_now(), connection=self._o.connection
-        )
-        return Job(job_id, app.store, app.clock)
+        (handle,) = self.task.app.insert_jobs([job], connection=self._o.connection)
+        return handle
 
     def enqueue_many(self, items: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[Job]:
         new_job = self.task._job_maker(self._o)
@@ -329,11 +335,15 @@ class TaskCall(Generic[P, R]):
                     f"enqueue_many item {index} is a {type(item).__name__}: give a tuple of "
                     "positional arguments or a dict of keyword arguments"
                 )
-        app = self.task.app
-        ids = app.store.job_enqueue_many(
-            new_jobs, now=app.clock.db_now(), connection=self._o.connection
-        )
-        return [Job(i, app.store, app.clock) for i in ids]
+        return self.task.app.insert_jobs(new_jobs, connection=self._o.connection)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))
+
+
+def job_for_fire(task: Task[Any, Any], record: ScheduleRecord, fire_at: datetime | None) -> NewJob:
+    """The job of one fire: the task's options, the schedule's arguments, queue and
+    priority; due at the fire time (so it runs before work enqueued after it), or now for
+    a manual trigger (``fire_at`` None)."""
+    overrides = _Overrides(queue=record.queue, priority=record.priority, run_at=fire_at)
+    return task._job_template(overrides, record.args, record.kwargs)

@@ -33,7 +33,7 @@ def test_an_os_error_is_one_line(project: Project, monkeypatch: pytest.MonkeyPat
         raise OSError(28, "No space left on device")
 
     project.mod.add.enqueue(1, 2)
-    monkeypatch.setattr(sqlite_store.SQLiteStore, "job_list", full)
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "job_page", full)
     assert_error(project.invoke("jobs", "list"), "No space left on device")
 
 
@@ -44,5 +44,5 @@ def test_an_sqlite_error_that_is_not_a_lock_is_one_line(
         raise sqlite3.DatabaseError("database disk image is malformed")
 
     project.mod.add.enqueue(1, 2)
-    monkeypatch.setattr(sqlite_store.SQLiteStore, "job_list", broken)
+    monkeypatch.setattr(sqlite_store.SQLiteStore, "job_page", broken)
     assert_error(project.invoke("jobs", "list"), "SQLite database answered", "malformed")

@@ -22,6 +22,7 @@ from tock import (
 from tock.duties import Rescuer
 from tock.jobs import Outcome, OutcomeKind
 from tock.store import Store
+from tock.store._lists import cancel_one
 from tock.tasks import TaskOptions
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -180,7 +181,7 @@ def test_ids_increase_and_are_never_reused(app: Tock, store: Store, clock: FakeC
     finish(store, clock, first, OutcomeKind.SUCCEEDED, result="3")
     second = t.enqueue(1, 2).id
     assert second > first
-    store.job_cancel(second, now=clock.db_now())
+    cancel_one(store, second, now=clock.db_now())
     third = t.enqueue(1, 2).id
     assert third > second
     assert isinstance(third, int)
@@ -284,7 +285,7 @@ def test_result_raises_job_failed_with_type_message_traceback(
 
 def test_result_raises_job_canceled(app: Tock, store: Store, clock: FakeClock) -> None:
     job = app.task(add).enqueue(1, 2)
-    store.job_cancel(job.id, now=clock.db_now())
+    cancel_one(store, job.id, now=clock.db_now())
     with pytest.raises(JobCanceled):
         job.result(timeout=5)
 
@@ -458,7 +459,7 @@ def test_unique_key_is_free_again_after_the_holder_finishes(
     second = t.using(unique_key="k").enqueue(1, 2)
     assert second.id > first.id
     assert store.job_get(second.id).status is JobStatus.PENDING
-    store.job_cancel(second.id, now=clock.db_now())
+    cancel_one(store, second.id, now=clock.db_now())
     third = t.using(unique_key="k").enqueue(1, 2)
     assert third.id > second.id
 

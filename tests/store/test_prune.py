@@ -11,6 +11,7 @@ from tock import FakeClock, JobNotFound, JobStatus, Tock
 from tock.duties import Pruner, PrunerConfig, Rescuer
 from tock.jobs import JobRecord, NewJob, Outcome, OutcomeKind
 from tock.store import Fire, ScheduleRecord, Store
+from tock.store._lists import cancel_one
 
 DAY = timedelta(days=1)
 ERROR = json.dumps({"type": "builtins.ValueError", "message": "boom", "traceback": ""})
@@ -31,7 +32,7 @@ def test_prunes_succeeded_and_canceled_after_a_day(
     app: Tock, store: Store, clock: FakeClock, finished, make_job
 ) -> None:
     ok = finished(OutcomeKind.SUCCEEDED)
-    canceled = store.job_cancel(make_job().id, now=clock.db_now())
+    canceled = cancel_one(store, make_job().id, now=clock.db_now())
     failed = finished(OutcomeKind.FAILED)
     clock.advance(DAY - timedelta(seconds=1))
     assert Pruner(store, clock).run_once() == 0

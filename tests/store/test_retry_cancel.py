@@ -11,6 +11,7 @@ from tock import FakeClock, JobNotFound, JobStatus, TockError
 from tock.duties import Rescuer
 from tock.jobs import JobRecord, Outcome, OutcomeKind
 from tock.store import Store
+from tock.store._lists import cancel_one, retry_one
 
 ERROR = json.dumps({"type": "builtins.ValueError", "message": "boom", "traceback": "tb"})
 
@@ -35,7 +36,7 @@ def test_retry_failed_job(store: Store, clock: FakeClock, failed) -> None:
     job = failed(retries=2)
     assert job.attempts == 1
     clock.advance(seconds=100)
-    again = store.job_retry(job.id, now=clock.db_now())
+    again = retry_one(store, job.id, now=clock.db_now())
     assert again.id == job.id
     assert again.status is JobStatus.PENDING
     assert again.attempts == 0
@@ -59,15 +60,15 @@ def test_retry_lost_job(store: Store, clock: FakeClock, make_job, make_worker) -
     clock.advance(seconds=11)
     assert Rescuer(store, clock).run_once().lost == [job.id]
     assert store.job_get(job.id).status is JobStatus.LOST
-    again = store.job_retry(job.id, now=clock.db_now())
+    again = retry_one(store, job.id, now=clock.db_now())
     assert again.status is JobStatus.PENDING
     assert again.attempts == 0
 
 
 def test_retry_canceled_job(store: Store, clock: FakeClock, make_job) -> None:
     job = make_job()
-    assert store.job_cancel(job.id, now=clock.db_now()).status is JobStatus.CANCELED
-    again = store.job_retry(job.id, now=clock.db_now())
+    assert cancel_one(store, job.id, now=clock.db_now()).status is JobStatus.CANCELED
+    again = retry_one(store, job.id, now=clock.db_now())
     assert (again.id, again.status) == (job.id, JobStatus.PENDING)
 
 
@@ -75,9 +76,9 @@ def test_retry_refuses_pending_and_running(store: Store, clock: FakeClock, make_
     running = make_job(status="running")
     pending = make_job()
     with pytest.raises(TockError, match="pending"):
-        store.job_retry(pending.id, now=clock.db_now())
+        retry_one(store, pending.id, now=clock.db_now())
     with pytest.raises(TockError, match="running"):
-        store.job_retry(running.id, now=clock.db_now())
+        retry_one(store, running.id, now=clock.db_now())
     assert store.job_get(pending.id) == pending
     assert store.job_get(running.id) == running
 
@@ -85,15 +86,15 @@ def test_retry_refuses_pending_and_running(store: Store, clock: FakeClock, make_
 def test_retry_refuses_succeeded(store: Store, clock: FakeClock, make_job) -> None:
     done = complete(store, clock, make_job(status="running"), OutcomeKind.SUCCEEDED)
     with pytest.raises(TockError, match="succeeded"):
-        store.job_retry(done.id, now=clock.db_now())
+        retry_one(store, done.id, now=clock.db_now())
     assert store.job_get(done.id) == done
 
 
 def test_retry_and_cancel_unknown_job(store: Store, clock: FakeClock) -> None:
     with pytest.raises(JobNotFound):
-        store.job_retry(12345, now=clock.db_now())
+        retry_one(store, 12345, now=clock.db_now())
     with pytest.raises(JobNotFound):
-        store.job_cancel(12345, now=clock.db_now())
+        cancel_one(store, 12345, now=clock.db_now())
 
 
 def test_retry_while_a_live_job_holds_the_unique_key(
@@ -103,17 +104,17 @@ def test_retry_while_a_live_job_holds_the_unique_key(
     holder = make_job(unique_key="k")
     assert holder.id != job.id
     with pytest.raises(TockError, match="unique key"):
-        store.job_retry(job.id, now=clock.db_now())
+        retry_one(store, job.id, now=clock.db_now())
     assert store.job_get(job.id).status is JobStatus.FAILED
     assert store.job_get(holder.id).status is JobStatus.PENDING
-    store.job_cancel(holder.id, now=clock.db_now())
-    assert store.job_retry(job.id, now=clock.db_now()).status is JobStatus.PENDING
+    cancel_one(store, holder.id, now=clock.db_now())
+    assert retry_one(store, job.id, now=clock.db_now()).status is JobStatus.PENDING
 
 
 def test_cancel_pending_job(store: Store, clock: FakeClock, make_job) -> None:
     job = make_job(run_after=3600.0)
     clock.advance(seconds=5)
-    canceled = store.job_cancel(job.id, now=clock.db_now())
+    canceled = cancel_one(store, job.id, now=clock.db_now())
     assert canceled.id == job.id
     assert canceled.status is JobStatus.CANCELED
     assert canceled.finished_at == clock.now()
@@ -131,23 +132,23 @@ def test_cancel_pending_job(store: Store, clock: FakeClock, make_job) -> None:
 def test_cancel_refuses_other_states(store: Store, clock: FakeClock, make_job, failed) -> None:
     running = make_job(status="running")
     with pytest.raises(TockError, match="running"):
-        store.job_cancel(running.id, now=clock.db_now())
+        cancel_one(store, running.id, now=clock.db_now())
     assert store.job_get(running.id).status is JobStatus.RUNNING
     done = failed()
     with pytest.raises(TockError, match="failed"):
-        store.job_cancel(done.id, now=clock.db_now())
+        cancel_one(store, done.id, now=clock.db_now())
     canceled = make_job()
-    store.job_cancel(canceled.id, now=clock.db_now())
+    cancel_one(store, canceled.id, now=clock.db_now())
     with pytest.raises(TockError, match="canceled"):
-        store.job_cancel(canceled.id, now=clock.db_now())
+        cancel_one(store, canceled.id, now=clock.db_now())
     ok = complete(store, clock, make_job(status="running"), OutcomeKind.SUCCEEDED)
     with pytest.raises(TockError, match="succeeded"):
-        store.job_cancel(ok.id, now=clock.db_now())
+        cancel_one(store, ok.id, now=clock.db_now())
     assert store.job_get(ok.id) == ok
 
 
 def test_canceled_job_frees_its_unique_key(store: Store, clock: FakeClock, make_job) -> None:
     first = make_job(unique_key="k")
-    store.job_cancel(first.id, now=clock.db_now())
+    cancel_one(store, first.id, now=clock.db_now())
     second = make_job(unique_key="k")
     assert second.id > first.id

@@ -13,6 +13,7 @@ from tock.duties.scheduler import Scheduler
 from tock.errors import ScheduleNotFound
 from tock.schedules import Cron, Every
 from tock.store import FireRecord
+from tock.store._lists import cancel_one
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)  # the clock fixture's start
 
@@ -231,7 +232,7 @@ def test_overlap_false_skips_while_the_previous_job_is_pending(app: Tock, clock:
     assert [(r.outcome, r.count) for r in rows] == [("enqueued", 1), ("overlap", 3)]
     assert rows[1].at == T0 + timedelta(minutes=1)
     assert rows[1].last == T0 + timedelta(minutes=3)
-    app.store.job_cancel(first, now=clock.db_now())  # no longer pending
+    cancel_one(app.store, first, now=clock.db_now())  # no longer pending
     clock.advance(timedelta(seconds=60))
     assert len(s.run_once().jobs) == 1
 
@@ -395,7 +396,7 @@ def test_fire_rows_are_pruned_with_their_jobs(app: Tock, clock: FakeClock) -> No
     (job_id,) = s.run_once().jobs
     clock.advance(timedelta(minutes=10))
     s.run_once()  # 9 missed (dropped) and the 10th on time
-    app.store.job_cancel(job_id, now=clock.db_now())
+    cancel_one(app.store, job_id, now=clock.db_now())
     assert [r.outcome for r in fires(app, "r")] == ["enqueued", "missed", "enqueued"]
     clock.advance(timedelta(days=2))
     pruner = Pruner(

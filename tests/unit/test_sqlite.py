@@ -513,8 +513,8 @@ def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
 
 
 def test_connections_opened_after_close_are_closed_with_the_store(make_app, db: Path) -> None:
-    # A Job handle kept past its app's close reads again through the closed store: that
-    # connection is closed when the store object goes, not left open for the garbage
+    # A store used again after close() (here a Job handle's app reads again) opens a
+    # connection: it is closed when the store object goes, not left open for the garbage
     # collector (Python 3.13 warns about those, in whichever test runs then).
     import gc
 
@@ -522,7 +522,7 @@ def test_connections_opened_after_close_are_closed_with_the_store(make_app, db: 
     job = app.task(add).enqueue(1, 2)
     store = app.store
     app.close()
-    job.refresh()  # reopens a connection on the closed store
+    store.job_get(job.id)  # reopens a connection on the closed store
     (conn,) = store._all_conns
     del job, store
     app._store = None

@@ -1,4 +1,4 @@
-"""``tock jobs``: list, show, retry and cancel jobs.
+"""``tock jobs``: list, show, retry, cancel, delete and run jobs now, through the app.
 
 Retry applies to failed, lost and canceled jobs (their attempts start again from zero);
 cancel to pending and blocked ones. The store refuses anything else with a message
@@ -21,7 +21,8 @@ from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time
 from tock.jobs import JobRecord, JobStatus
 
 CLAIMED = "claimed"  #: a view of running: claimed by a worker, not started yet
-STATES = (*(s.value for s in JobStatus), CLAIMED)
+STARTED = "started"  #: the app's view of running jobs whose attempt started
+STATES = (*(s.value for s in JobStatus), CLAIMED, "scheduled", "ready")
 FC = TypeVar("FC", bound=Callable[..., Any])
 MAX_ID = 2**63 - 1  # ids are 64-bit integers (docs/design.md: Jobs and tables)
 SHORT_ERROR = 60
@@ -41,7 +42,7 @@ def job_id_argument() -> Callable[[FC], FC]:
 
 @click.group()
 def jobs() -> None:
-    """List, show, retry and cancel jobs."""
+    """List, show, retry, cancel and delete jobs."""
 
 
 @jobs.command("list")
@@ -55,19 +56,33 @@ def jobs() -> None:
 )
 @click.option("--queue", "-q", help="Only jobs of this queue.")
 @click.option("--task", "-t", help="Only jobs of this task (its registered name).")
+@click.option("--search", metavar="TEXT", help="Only jobs whose id, unique key or task is TEXT.")
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many.")
+@click.option(
+    "--after",
+    type=int,
+    metavar="ID",
+    help="The page after the job with this id (the id a full page names at its end).",
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of jobs (keys as in show).")
 def list_jobs(
-    states: tuple[str, ...], queue: str | None, task: str | None, limit: int, as_json: bool
+    states: tuple[str, ...],
+    queue: str | None,
+    task: str | None,
+    search: str | None,
+    limit: int,
+    after: int | None,
+    as_json: bool,
 ) -> None:
     """List jobs, newest first. "claimed" jobs are running jobs a worker holds and has
-    not started yet; --state running selects the started ones."""
-    statuses, started = parse_states(states)
+    not started yet; --state running selects the started ones; "scheduled" and "ready"
+    are the pending jobs due later and due now."""
     if limit < 1:
         fail(f"--limit must be at least 1, not {limit}")
-    records = get_app().store.job_list(
-        statuses=statuses, queue=queue, task=task, limit=limit, started=started
+    page = get_app().list_jobs(
+        state=parse_states(states), queue=queue, task=task, search=search, after=after, limit=limit
     )
+    records = [job.record for job in page]
     if as_json:
         click.echo(json.dumps([job_json(r) for r in records], indent=2, ensure_ascii=False))
         return
@@ -101,8 +116,12 @@ def list_jobs(
         cells.append(Text(short_error(state_error(r)), style="red"))
         table.add_row(*cells)
     out.print(table)
-    if len(records) == limit:
-        out.print(f"The {limit} newest matching jobs; --limit shows more.", style="dim")
+    if page.next is not None:
+        out.print(
+            f"More jobs match: --after {page.next} shows the next page, "
+            "--limit shows more at once.",
+            style="dim",
+        )
 
 
 @jobs.command()
@@ -118,7 +137,7 @@ def show(job_id: int, as_json: bool) -> None:
     unique_key, worker_id, result, error (the error that explains the state, or null)
     and last_error (the last attempt's error, kept as history). Times are ISO 8601, UTC.
     """
-    record = get_app().store.job_get(job_id)
+    record = get_app().get_job(job_id).record
     if as_json:
         click.echo(json.dumps(job_json(record), indent=2, ensure_ascii=False))
         return
@@ -130,8 +149,7 @@ def show(job_id: int, as_json: bool) -> None:
 @job_id_argument()
 def retry(job_id: int) -> None:
     """Run a failed, lost or canceled job again (its attempts start from zero)."""
-    app = get_app()
-    record = app.store.job_retry(job_id, now=app.clock.db_now())
+    record = get_app().retry_job(job_id).record
     click.echo(
         f"Job {record.id} ({record.task}) is {record.status} again on queue {record.queue!r}, "
         f"due {fmt_time(record.run_at)} UTC."
@@ -142,28 +160,41 @@ def retry(job_id: int) -> None:
 @job_id_argument()
 def cancel(job_id: int) -> None:
     """Cancel a pending or blocked job."""
-    app = get_app()
-    record = app.store.job_cancel(job_id, now=app.clock.db_now())
+    record = get_app().cancel_job(job_id).record
     click.echo(f"Job {record.id} ({record.task}) is {record.status}.")
 
 
-def parse_states(options: tuple[str, ...]) -> tuple[list[JobStatus] | None, bool | None]:
-    """``("failed,lost", "canceled")`` -> those states; ``None`` (every state) if none.
-    With them, the ``started`` filter of ``job_list``: "claimed" is running and not
-    started, "running" running and started, both together every running job."""
+@jobs.command()
+@job_id_argument()
+def delete(job_id: int) -> None:
+    """Delete a finished job now (the pruner would later, by its retention)."""
+    get_app().delete_job(job_id)
+    click.echo(f"Job {job_id} is deleted.")
+
+
+@jobs.command("run-now")
+@job_id_argument()
+def run_now(job_id: int) -> None:
+    """Make a scheduled job (pending, due later) due now."""
+    record = get_app().run_job_now(job_id).record
+    click.echo(f"Job {record.id} ({record.task}) is due {fmt_time(record.run_at)} UTC.")
+
+
+def parse_states(options: tuple[str, ...]) -> list[str] | None:
+    """``("failed,lost", "canceled")`` -> those states and views; ``None`` (every state)
+    if none. Here "running" is the running jobs whose attempt started (the app's view
+    "started"), "claimed" those not started yet: both together are every running job."""
     names = [name.strip().lower() for option in options for name in option.split(",")]
-    wanted: list[JobStatus] = []
+    wanted: list[str] = []
     for name in names:
         if not name:
             continue
         if name not in STATES:
             fail(f"unknown state {name!r}: use one or more of {', '.join(STATES)}")
-        status = JobStatus.RUNNING if name == CLAIMED else JobStatus(name)
-        if status not in wanted:
-            wanted.append(status)
-    claimed, running = CLAIMED in names, JobStatus.RUNNING.value in names
-    started = None if claimed == running else running
-    return wanted or None, started
+        shown = STARTED if name == JobStatus.RUNNING.value else name
+        if shown not in wanted:
+            wanted.append(shown)
+    return wanted or None
 
 
 def job_json(record: JobRecord) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from typing import Any
 from tock._service import Periodic
 from tock.clock import Clock
 from tock.errors import ConfigurationError
-from tock.jobs import JobId, JobStatus, NewJob
+from tock.jobs import JobId, JobStatus
 from tock.schedules import Trigger, plan_fires, trigger_from_json
 from tock.store import Fire, ScheduleRecord, Store
-from tock.tasks import Task, _Overrides
+from tock.tasks import Task, job_for_fire
 
 log = logging.getLogger("tock.scheduler")
 
@@ -204,11 +204,3 @@ class Scheduler:
 
     def stop(self) -> None:
         self._service.stop()
-
-
-def job_for_fire(task: Task[Any, Any], record: ScheduleRecord, fire_at: datetime | None) -> NewJob:
-    """The job of one fire: the task's options, the schedule's arguments, queue and
-    priority; due at the fire time (so it runs before work enqueued after it), or now for
-    a manual trigger (``fire_at`` None)."""
-    overrides = _Overrides(queue=record.queue, priority=record.priority, run_at=fire_at)
-    return task._job_template(overrides, record.args, record.kwargs)

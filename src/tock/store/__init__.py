@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from tock.errors import ConfigurationError, SchemaError, StoreError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
+
+if TYPE_CHECKING:
+    from tock.store._lists import JobFilter
 
 __all__ = [
     "FIRE_OUTCOMES",
@@ -188,7 +191,44 @@ class Store(Protocol):
     ) -> list[JobRecord]:
         """Newest first, from both tables; each filter narrows the list. ``started``
         narrows the running jobs alone: True, those whose attempt has started; False,
-        those claimed and not started (``JobRecord.claimed``)."""
+        those claimed and not started (``JobRecord.claimed``). (``job_page`` with a
+        ``JobFilter`` says the same and more.)"""
+        ...
+
+    def job_page(
+        self, f: JobFilter, *, before: JobId = ..., limit: int = 50, now: datetime | None
+    ) -> list[JobRecord]:
+        """The jobs ``f`` matches with ids below ``before``, newest first, at most
+        ``limit``, from both tables; each part of the filter through an index in id
+        order (docs/design.md: listing jobs)."""
+        ...
+
+    def job_ids(
+        self, f: JobFilter, *, before: JobId = ..., limit: int, now: datetime | None
+    ) -> list[JobId]:
+        """``job_page``'s ids alone (what a bulk operation walks)."""
+        ...
+
+    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
+        """The database's query plan of each part of ``f``'s list, for tests and for
+        people who want to see which index serves a filter."""
+        ...
+
+    def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        """Back to pending, attempts reset, each of ``ids`` that is failed, lost or
+        canceled and whose unique key no live job holds; returns those moved."""
+        ...
+
+    def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        """Each of ``ids`` that is pending or blocked ends canceled; returns those."""
+        ...
+
+    def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
+        """Delete each of ``ids`` that is finished, with its fire rows; returns those."""
+        ...
+
+    def job_run_now_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        """Each of ``ids`` that is pending and due later becomes due now; returns those."""
         ...
 
     def job_claim_batch(
@@ -229,8 +269,6 @@ class Store(Protocol):
         ...
 
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None: ...
-    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
-    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord: ...
     def job_prune(
         self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
     ) -> int:
@@ -360,8 +398,11 @@ class Store(Protocol):
         ...
 
     # fires
-    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
-        """The schedule's fire rows, newest fire first (manual and scheduled together)."""
+    def fire_list(
+        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
+    ) -> list[FireRecord]:
+        """The schedule's fire rows, newest fire first (manual and scheduled together);
+        with ``before`` (a row's ``(at, manual)``), those after it in that order."""
         ...
 
     def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from tock.errors import TockError
 from tock.jobs import JobRecord, JobStatus
 from tock.store import FireRecord, ScheduleRecord
 
@@ -159,26 +158,4 @@ def fire_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> F
         job_id=row[5],
         manual=bool(row[6]),
         created_at=created_at,
-    )
-
-
-# The errors of `tock jobs retry` and `tock jobs cancel`, worded alike on every store.
-
-
-def key_held(job_id: int, key: str | None) -> TockError:
-    return TockError(
-        f"cannot retry job {job_id}: its unique key {key!r} is held by another live job"
-    )
-
-
-def cannot_retry(job_id: int, status: JobStatus) -> TockError:
-    return TockError(
-        f"cannot retry job {job_id}: it is {status}; "
-        "only failed, lost and canceled jobs can be retried"
-    )
-
-
-def cannot_cancel(job_id: int, status: JobStatus) -> TockError:
-    return TockError(
-        f"cannot cancel job {job_id}: it is {status}; only pending and blocked jobs can be canceled"
     )

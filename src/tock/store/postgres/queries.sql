@@ -308,8 +308,26 @@ UPDATE {schema}.tock_jobs AS j
   FROM unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS b(id, token)
  WHERE j.id = b.id AND j.claim_token = b.token AND j.status = 'running';
 
--- name: job_retry_finished
--- `tock jobs retry`: back to the live table, same id, attempts reset.
+-- name: job_retry_many
+-- `tock jobs retry`, of each of %(ids)s that is failed, lost or canceled: back to the
+-- live table, same id, attempts reset. Jobs with a unique key are moved one at a time by
+-- job_retry_keyed (a key a live job holds refuses that job alone); these have none.
+WITH moved AS (
+    DELETE FROM {schema}.tock_jobs_finished
+     WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('failed', 'lost', 'canceled')
+       AND unique_key IS NULL
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs ({cols}) OVERRIDING SYSTEM VALUE
+SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
+       0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+       unique_key, NULL, NULL, NULL, error
+  FROM moved
+RETURNING id, queue;
+
+-- name: job_retry_keyed
+-- One job with a unique key (see job_retry_many); the insert fails with a unique
+-- violation when a live job holds the key, and the store rolls back to its savepoint.
 WITH moved AS (
     DELETE FROM {schema}.tock_jobs_finished
      WHERE id = %(id)s AND status IN ('failed', 'lost', 'canceled')
@@ -319,19 +337,42 @@ INSERT INTO {schema}.tock_jobs ({cols}) OVERRIDING SYSTEM VALUE
 SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
        0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
        unique_key, NULL, NULL, NULL, error
-  FROM moved;
+  FROM moved
+RETURNING id, queue;
 
--- name: job_cancel
+-- name: job_keyed
+-- Which of %(ids)s are finished jobs with a unique key.
+SELECT id FROM {schema}.tock_jobs_finished
+ WHERE id = ANY(%(ids)s::bigint[]) AND unique_key IS NOT NULL;
+
+-- name: job_cancel_many
 WITH moved AS (
     DELETE FROM {schema}.tock_jobs
-     WHERE id = %(id)s AND status IN ('pending', 'blocked')
+     WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('pending', 'blocked')
     RETURNING *
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
        {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
        max_rescues, unique_key, worker_id, claim_token, NULL, error
-  FROM moved;
+  FROM moved
+RETURNING id;
+
+-- name: job_delete_finished_jobs
+-- Finished jobs only, with their fire rows (as when pruned).
+WITH gone AS (
+    DELETE FROM {schema}.tock_jobs_finished WHERE id = ANY(%(ids)s::bigint[])
+    RETURNING id
+), fires AS (
+    DELETE FROM {schema}.tock_fires WHERE job_id IN (SELECT id FROM gone)
+)
+SELECT id FROM gone;
+
+-- name: job_run_now_many
+-- Scheduled jobs (pending, due later) become ready: due now.
+UPDATE {schema}.tock_jobs SET run_at = {now}
+ WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending' AND run_at > {now}
+RETURNING id, queue;
 
 -- name: job_prune
 -- One batch, with the jobs' fire rows (docs/design.md: fire rows are pruned with their job's
@@ -342,6 +383,7 @@ WITH gone AS (
      WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished
                    WHERE status = %(status)s
                      AND finished_at < {now} - %(age_us)s * interval '1 microsecond'
+                   ORDER BY id
                    LIMIT %(batch_size)s
                      FOR UPDATE SKIP LOCKED)
     RETURNING id
@@ -589,7 +631,10 @@ UPDATE {schema}.tock_fires SET job_id = %(job_id)s
    AND fire_at = %(fire_at)s::timestamptz;
 
 -- name: fire_list
-SELECT {fcols} FROM {schema}.tock_fires WHERE schedule = %(name)s
+-- Newest fire first; a page goes on below the cursor (before_at, before_manual).
+SELECT {fcols} FROM {schema}.tock_fires
+ WHERE schedule = %(name)s
+   AND (%(before_at)s::timestamptz IS NULL OR (fire_at, manual) < (%(before_at)s, %(before_manual)s))
  ORDER BY fire_at DESC, manual DESC
  LIMIT %(limit)s;
 

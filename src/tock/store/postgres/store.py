@@ -66,16 +66,23 @@ from tock.store import (
     WorkerRecord,
     redact_url,
 )
+from tock.store._lists import (
+    FINISHED_TABLE,
+    LIVE_TABLE,
+    MAX_ID,
+    JobFilter,
+    Part,
+    legacy_filter,
+    params,
+    parts,
+)
 from tock.store._rows import (
     COLUMNS,
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    cannot_cancel,
-    cannot_retry,
     fire_record,
     job_record,
-    key_held,
     last_of_each,
     last_status,
     schedule_record,
@@ -819,41 +826,99 @@ class PostgresStore:
         limit: int = 50,
         started: bool | None = None,
     ) -> list[JobRecord]:
-        wanted = [JobStatus(s).value for s in (statuses or list(JobStatus))]
-        where = ["status = ANY(%(statuses)s::text[])"]
-        params: dict[str, Any] = {"statuses": wanted, "limit": int(limit)}
-        if started is not None:
-            # A view of running ("claimed": not started); other states pass.
-            where.append(f"(status <> 'running' OR started_at IS {'NOT ' if started else ''}NULL)")
-        if queue is not None:
-            where.append("queue = %(queue)s")
-            params["queue"] = queue
-        if task is not None:
-            where.append("task = %(task)s")
-            params["task"] = task
-        if worker_id is not None:
-            where.append("worker_id = %(worker_id)s")
-            params["worker_id"] = worker_id
-        clause = " AND ".join(where)
-        schema = quote_ident(self.schema)
-        selects = []
-        for table, states in (
-            ("tock_jobs", {"blocked", "pending", "running"}),
-            ("tock_jobs_finished", {"succeeded", "failed", "canceled", "lost"}),
-        ):
-            if states.isdisjoint(wanted):
-                continue
-            # Table names are constants; every value is a bound parameter.
-            selects.append(
-                f"(SELECT {COLUMNS} FROM {schema}.{table} WHERE {clause} "
-                "ORDER BY id DESC LIMIT %(limit)s)"
-            )
-        query = (
-            f"SELECT * FROM ({' UNION ALL '.join(selects)}) AS j ORDER BY id DESC LIMIT %(limit)s"
+        return self.job_page(
+            legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
         )
+
+    def job_page(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
+    ) -> list[JobRecord]:
         with self._conn() as conn:
-            rows = conn.execute(query.encode(), params).fetchall()
+            rows = conn.execute(
+                self._list_sql(parts(f), COLUMNS), self._list_params(f, before, limit, now)
+            ).fetchall()
         return [_record(r) for r in rows]
+
+    def job_ids(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
+    ) -> list[JobId]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                self._list_sql(parts(f), "id"), self._list_params(f, before, limit, now)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
+        values = self._list_params(f, MAX_ID, 50, now)
+        plans = []
+        with self._conn() as conn:
+            for part in parts(f):
+                rows = conn.execute(
+                    ("EXPLAIN " + self._part_sql(part, "id")).encode(), values
+                ).fetchall()
+                plans.append("\n".join(r[0] for r in rows))
+        return plans
+
+    def _list_params(
+        self, f: JobFilter, before: JobId, limit: int, now: datetime | None
+    ) -> dict[str, Any]:
+        return {**params(f), "before": before, "limit": limit, "now": _now(now)}
+
+    def _part_sql(self, part: Part, columns: str) -> str:
+        """One part of a list (docs/design.md: listing jobs): constant text, values bound."""
+        table = f"{quote_ident(self.schema)}.{_TABLES[part.table]}"
+        conditions = " AND ".join(
+            (*(c.format(**_FIELDS) for c in part.conditions), "id < %(before)s")
+        )
+        return f"SELECT {columns} FROM {table} WHERE {conditions} ORDER BY id DESC LIMIT %(limit)s"
+
+    def _list_sql(self, list_parts: Sequence[Part], columns: str) -> bytes:
+        """The parts in one statement: each through its index, merged by id (a sort of at
+        most ``limit`` rows a part), each job once (views overlap)."""
+        union = " UNION ALL ".join(f"({self._part_sql(p, columns)})" for p in list_parts)
+        return (
+            f"SELECT DISTINCT ON (id) * FROM ({union}) AS j ORDER BY id DESC LIMIT %(limit)s"
+        ).encode()
+
+    def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        moved: list[tuple[JobId, str]] = []
+        with self._write() as conn:
+            keyed = [r[0] for r in conn.execute(self.Q["job_keyed"], {"ids": list(ids)})]
+            moved += conn.execute(
+                self.Q["job_retry_many"], {"ids": list(ids), "now": _now(now)}
+            ).fetchall()
+            for job_id in keyed:
+                try:
+                    with conn.transaction():  # a savepoint: a held key refuses this job alone
+                        moved += conn.execute(
+                            self.Q["job_retry_keyed"], {"id": job_id, "now": _now(now)}
+                        ).fetchall()
+                except psycopg.errors.UniqueViolation:
+                    continue
+        if moved:
+            self._notify(sorted({q for _, q in moved}))
+        return [i for i, _ in moved]
+
+    def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        with self._write() as conn:
+            rows = conn.execute(
+                self.Q["job_cancel_many"], {"ids": list(ids), "now": _now(now)}
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
+        with self._write() as conn:
+            rows = conn.execute(self.Q["job_delete_finished_jobs"], {"ids": list(ids)}).fetchall()
+        return [r[0] for r in rows]
+
+    def job_run_now_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        with self._write() as conn:
+            rows = conn.execute(
+                self.Q["job_run_now_many"], {"ids": list(ids), "now": _now(now)}
+            ).fetchall()
+        if rows:
+            self._notify(sorted({q for _, q in rows}))
+        return [r[0] for r in rows]
 
     def job_claim_batch(
         self,
@@ -972,25 +1037,6 @@ class PostgresStore:
             (value,) = _one(conn.execute(self.Q["job_next_due"], {"queues": list(queues)}))
         assert value is None or isinstance(value, datetime)
         return value
-
-    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
-        try:
-            with self._write() as conn:
-                moved = conn.execute(
-                    self.Q["job_retry_finished"], {"id": job_id, "now": _now(now)}
-                ).rowcount
-        except psycopg.errors.UniqueViolation:
-            raise key_held(job_id, self.job_get(job_id).unique_key) from None
-        if not moved:
-            raise cannot_retry(job_id, self.job_get(job_id).status)
-        return self.job_get(job_id)
-
-    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
-        with self._write() as conn:
-            moved = conn.execute(self.Q["job_cancel"], {"id": job_id, "now": _now(now)}).rowcount
-        if not moved:
-            raise cannot_cancel(job_id, self.job_get(job_id).status)
-        return self.job_get(job_id)
 
     def job_prune(
         self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
@@ -1408,9 +1454,15 @@ class PostgresStore:
 
     # -- fires ---------------------------------------------------------------------
 
-    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
+    def fire_list(
+        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
+    ) -> list[FireRecord]:
+        at, manual = (None, False) if before is None else before
         with self._conn() as conn:
-            rows = conn.execute(self.Q["fire_list"], {"name": name, "limit": int(limit)}).fetchall()
+            rows = conn.execute(
+                self.Q["fire_list"],
+                {"name": name, "limit": int(limit), "before_at": at, "before_manual": manual},
+            ).fetchall()
         return [fire_record(r, _same) for r in rows]
 
     def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
@@ -1427,6 +1479,13 @@ class PostgresStore:
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
+
+
+_TABLES = {LIVE_TABLE: "tock_jobs", FINISHED_TABLE: "tock_jobs_finished"}
+_FIELDS = {
+    "now": NOW,
+    **{name: f"%({name})s" for name in ("queue", "task", "worker_id", "search", "search_id")},
+}
 
 
 def _finish_params(

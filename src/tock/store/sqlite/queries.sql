@@ -148,28 +148,43 @@ UPDATE tock_jobs
    SET status = 'pending', worker_id = NULL, claim_token = NULL
  WHERE id = :id AND claim_token = :token AND status = 'running';
 
--- name: job_retry_finished
--- `tock jobs retry`: back to the live table, same id, attempts reset.
-INSERT INTO tock_jobs ({cols})
+-- name: job_retry_many
+-- `tock jobs retry`, of each of :ids (a JSON array) that is failed, lost or canceled:
+-- back to the live table, same id, attempts reset. A job whose unique key a live job
+-- holds is left where it is (OR IGNORE); only the rows inserted come back, and the store
+-- then deletes those from the finished table (job_delete_finished_many).
+INSERT OR IGNORE INTO tock_jobs ({cols})
 SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
        0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
        unique_key, NULL, NULL, NULL, error
   FROM tock_jobs_finished
- WHERE id = :id AND status IN ('failed', 'lost', 'canceled');
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN ('failed', 'lost', 'canceled')
+RETURNING id;
 
--- name: job_delete_finished
-DELETE FROM tock_jobs_finished WHERE id = :id;
+-- name: job_delete_finished_many
+DELETE FROM tock_jobs_finished WHERE id IN (SELECT value FROM json_each(:ids));
 
--- name: job_cancel
+-- name: job_cancel_many
+-- Each of :ids that is pending or blocked ends canceled; the store then deletes them
+-- from the live table (job_delete_many).
 INSERT INTO tock_jobs_finished ({cols})
 SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
        {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
        max_rescues, unique_key, worker_id, claim_token, NULL, error
   FROM tock_jobs
- WHERE id = :id AND status IN ('pending', 'blocked');
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN ('pending', 'blocked')
+RETURNING id;
 
--- name: job_delete_live
-DELETE FROM tock_jobs WHERE id = :id;
+-- name: job_delete_finished_jobs
+-- Finished jobs only; their fire rows go with them (job_prune_fires), as when pruned.
+DELETE FROM tock_jobs_finished WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: job_run_now_many
+-- Scheduled jobs (pending, due later) become ready: due now.
+UPDATE tock_jobs SET run_at = {now}
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending' AND run_at > {now}
+RETURNING id;
 
 -- name: job_prune
 -- One batch; the store then deletes their fire rows (job_prune_fires), in the same
@@ -177,6 +192,7 @@ DELETE FROM tock_jobs WHERE id = :id;
 DELETE FROM tock_jobs_finished
  WHERE id IN (SELECT id FROM tock_jobs_finished
                WHERE status = :status AND finished_at < {now} - :age_us
+               ORDER BY id
                LIMIT :batch_size)
 RETURNING id;
 
@@ -374,7 +390,11 @@ UPDATE tock_fires SET job_id = :job_id
  WHERE schedule = :schedule AND manual = :manual AND fire_at = :fire_at;
 
 -- name: fire_list
-SELECT {fcols} FROM tock_fires WHERE schedule = :name
+-- Newest fire first; a page goes on below the cursor (:before_at, :before_manual).
+SELECT {fcols} FROM tock_fires
+ WHERE schedule = :name
+   AND (:before_at IS NULL OR fire_at < :before_at
+        OR (fire_at = :before_at AND manual < :before_manual))
  ORDER BY fire_at DESC, manual DESC
  LIMIT :limit;
 

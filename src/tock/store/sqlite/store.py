@@ -47,16 +47,24 @@ from tock.store import (
     WorkerRecord,
     redact_url,
 )
+from tock.store._lists import (
+    FINISHED_TABLE,
+    LIVE_TABLE,
+    MAX_ID,
+    JobFilter,
+    Part,
+    legacy_filter,
+    merge_ids,
+    params,
+    parts,
+)
 from tock.store._rows import (
     COLUMNS,
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    cannot_cancel,
-    cannot_retry,
     fire_record,
     job_record,
-    key_held,
     last_of_each,
     last_status,
     schedule_record,
@@ -495,35 +503,89 @@ class SQLiteStore:
         limit: int = 50,
         started: bool | None = None,
     ) -> list[JobRecord]:
-        wanted = [JobStatus(s) for s in statuses] if statuses else list(JobStatus)
-        where = ["status IN (SELECT value FROM json_each(:statuses))"]
-        params: dict[str, Any] = {"statuses": json.dumps(wanted), "limit": int(limit)}
-        if started is not None:
-            # A view of running ("claimed": not started); other states pass.
-            where.append(f"(status <> 'running' OR started_at IS {'NOT ' if started else ''}NULL)")
-        if queue is not None:
-            where.append("queue = :queue")
-            params["queue"] = queue
-        if task is not None:
-            where.append("task = :task")
-            params["task"] = task
-        if worker_id is not None:
-            where.append("worker_id = :worker_id")
-            params["worker_id"] = worker_id
-        clause = " AND ".join(where)
-        conn = self._conn()
-        rows: list[Sequence[Any]] = []
-        for table, states in (
-            ("tock_jobs", {"blocked", "pending", "running"}),
-            ("tock_jobs_finished", {"succeeded", "failed", "canceled", "lost"}),
-        ):
-            if states.isdisjoint(wanted):
-                continue
-            # Table names are constants; every value is a bound parameter.
-            sql = f"SELECT {COLUMNS} FROM {table} WHERE {clause} ORDER BY id DESC LIMIT :limit"
-            rows.extend(conn.execute(sql, params).fetchall())
+        return self.job_page(
+            legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
+        )
+
+    def job_page(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
+    ) -> list[JobRecord]:
+        rows = self._list(f, COLUMNS, before, limit, now)
         rows.sort(key=lambda r: r[0], reverse=True)
-        return [_record(r) for r in rows[:limit]]
+        return [_record(r) for r in _distinct(rows, limit)]
+
+    def job_ids(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
+    ) -> list[JobId]:
+        return merge_ids(([r[0] for r in self._list(f, "id", before, limit, now)],), limit)
+
+    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
+        conn = self._conn()
+        values = self._list_params(f, MAX_ID, 50, now)
+        return [
+            "\n".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, values))
+            for sql in (_part_sql(p, "id") for p in parts(f))
+        ]
+
+    def _list_params(
+        self, f: JobFilter, before: JobId, limit: int, now: datetime | None
+    ) -> dict[str, Any]:
+        return {**params(f), "before": before, "limit": limit, "now": to_us(now)}
+
+    def _list(
+        self, f: JobFilter, columns: str, before: JobId, limit: int, now: datetime | None
+    ) -> list[Sequence[Any]]:
+        conn = self._conn()
+        values = self._list_params(f, before, limit, now)
+        rows: list[Sequence[Any]] = []
+        for part in parts(f):
+            rows.extend(conn.execute(_part_sql(part, columns), values).fetchall())
+        return rows
+
+    def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        with self._write() as conn:
+            moved = [
+                i
+                for (i,) in conn.execute(
+                    Q["job_retry_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
+                ).fetchall()
+            ]
+            if moved:
+                conn.execute(Q["job_delete_finished_many"], {"ids": json.dumps(moved)})
+        return moved
+
+    def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        with self._write() as conn:
+            moved = [
+                i
+                for (i,) in conn.execute(
+                    Q["job_cancel_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
+                ).fetchall()
+            ]
+            if moved:
+                conn.execute(Q["job_delete_many"], {"ids": json.dumps(moved)})
+        return moved
+
+    def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
+        with self._write() as conn:
+            gone = [
+                i
+                for (i,) in conn.execute(
+                    Q["job_delete_finished_jobs"], {"ids": json.dumps(list(ids))}
+                ).fetchall()
+            ]
+            if gone:
+                conn.execute(Q["job_prune_fires"], {"ids": json.dumps(gone)})
+        return gone
+
+    def job_run_now_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        with self._write() as conn:
+            return [
+                i
+                for (i,) in conn.execute(
+                    Q["job_run_now_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
+                ).fetchall()
+            ]
 
     def job_claim_batch(
         self,
@@ -642,27 +704,6 @@ class SQLiteStore:
             self._conn().execute(Q["job_next_due"], {"queues": json.dumps(list(queues))}).fetchone()
         )
         return from_us(value)
-
-    def job_retry(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
-        with self._write() as conn:
-            try:
-                moved = conn.execute(
-                    Q["job_retry_finished"], {"id": job_id, "now": to_us(now)}
-                ).rowcount
-            except sqlite3.IntegrityError:
-                raise key_held(job_id, self.job_get(job_id).unique_key) from None
-            if not moved:
-                raise cannot_retry(job_id, self.job_get(job_id).status)
-            conn.execute(Q["job_delete_finished"], {"id": job_id})
-        return self.job_get(job_id)
-
-    def job_cancel(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
-        with self._write() as conn:
-            moved = conn.execute(Q["job_cancel"], {"id": job_id, "now": to_us(now)}).rowcount
-            if not moved:
-                raise cannot_cancel(job_id, self.job_get(job_id).status)
-            conn.execute(Q["job_delete_live"], {"id": job_id})
-        return self.job_get(job_id)
 
     def job_prune(
         self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
@@ -1119,8 +1160,14 @@ class SQLiteStore:
 
     # -- fires ---------------------------------------------------------------------
 
-    def fire_list(self, name: str, *, limit: int = 20) -> list[FireRecord]:
-        rows = self._conn().execute(Q["fire_list"], {"name": name, "limit": int(limit)})
+    def fire_list(
+        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
+    ) -> list[FireRecord]:
+        at, manual = (None, 0) if before is None else (to_us(before[0]), int(before[1]))
+        rows = self._conn().execute(
+            Q["fire_list"],
+            {"name": name, "limit": int(limit), "before_at": at, "before_manual": manual},
+        )
         return [fire_record(r, from_us) for r in rows]
 
     def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
@@ -1142,6 +1189,36 @@ def _claim_across(n_queues: int) -> str:
         Q["job_claim_candidate"].replace(":queue_N", f":queue_{i}") for i in range(n_queues)
     )
     return Q["job_claim_batch_queues"].replace("{candidates}", branches)
+
+
+_TABLES = {LIVE_TABLE: "tock_jobs", FINISHED_TABLE: "tock_jobs_finished"}
+_FIELDS = {
+    "now": f"coalesce(:now, {_CLOCK})",
+    **{name: f":{name}" for name in ("queue", "task", "worker_id", "search", "search_id")},
+}
+
+
+@functools.lru_cache(maxsize=256)
+def _part_sql(part: Part, columns: str) -> str:
+    """One part of a list (docs/design.md: listing jobs): constant text, values bound."""
+    conditions = " AND ".join((*(c.format(**_FIELDS) for c in part.conditions), "id < :before"))
+    return (
+        f"SELECT {columns} FROM {_TABLES[part.table]} WHERE {conditions} "
+        "ORDER BY id DESC LIMIT :limit"
+    )
+
+
+def _distinct(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
+    """Rows sorted newest first, each id once (views overlap), at most ``limit``."""
+    seen: set[int] = set()
+    out: list[Sequence[Any]] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+            if len(out) == limit:
+                break
+    return out
 
 
 def _names(names: Sequence[str] | None) -> str | None:
