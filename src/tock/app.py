@@ -446,8 +446,8 @@ class Tock:
         ``state``: one state or view, or several (a job in any matches): the states,
         and the views ``scheduled`` and ``ready`` (pending, due later or now),
         ``claimed`` (running, not started) and ``started`` (running, started).
-        ``search``: jobs whose id, unique key or task name is exactly the text (each
-        looked up through an index). Each filter narrows the list."""
+        ``search``: the jobs whose id or unique key is exactly the text (both looked up
+        through an index). Each filter narrows the list."""
         f = lists.JobFilter.of(state, queue=queue, task=task, search=search)
         before, limit = lists.check_page(after, limit)
         records = self.store.job_page(f, before=before, limit=limit + 1, now=self.clock.db_now())

@@ -56,7 +56,7 @@ def jobs() -> None:
 )
 @click.option("--queue", "-q", help="Only jobs of this queue.")
 @click.option("--task", "-t", help="Only jobs of this task (its registered name).")
-@click.option("--search", metavar="TEXT", help="Only jobs whose id, unique key or task is TEXT.")
+@click.option("--search", metavar="TEXT", help="Only the job whose id or unique key is TEXT.")
 @click.option("--limit", "-n", type=int, default=50, show_default=True, help="At most this many.")
 @click.option(
     "--after",

@@ -15,7 +15,8 @@ applied to each row (it holds only unfinished work, and an index more on it woul
 every enqueue and claim); the finished table has ``(status, id)``, and, for the jobs that
 did not succeed (few, and the ones people look for), ``(queue, id)`` and ``(task, id)``;
 succeeded jobs of a queue or task are found along ``(status, id)``. A unique key has an
-index on both tables.
+index on both tables. The running jobs are found through the partial index of running
+jobs by worker and sorted: at most the workers' concurrency together.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class JobFilter:
     """Which jobs a list or a bulk operation takes; each field narrows it.
 
     ``states``: names from ``STATES`` (a job in any of them matches); empty: every
-    state. ``search``: a job whose id, unique key or task name equals the text.
+    state. ``search``: the job whose id or unique key equals the text (both indexed on
+    both tables).
     """
 
     states: frozenset[str] = frozenset()
@@ -159,8 +161,6 @@ def parts(f: JobFilter) -> list[Part]:
         if f.search.isdigit() and int(f.search) <= MAX_ID:
             found.append(Part(p.table, (*p.conditions, *narrow, "id = {search_id}")))
         found.append(Part(p.table, (*p.conditions, *narrow, "unique_key = {search}")))
-        if f.task is None or f.task == f.search:
-            found.append(Part(p.table, (*p.conditions, *narrow, "task = {search}")))
     return found
 
 
