@@ -1,4 +1,4 @@
-"""``tock jobs list | show | retry | cancel``."""
+"""``tock jobs list | show | retry | cancel | delete | run-now``."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def test_show_not_found(project: Project) -> None:
     assert_error(project.invoke("jobs", "show", "999"), "job 999 not found")
 
 
-@pytest.mark.parametrize("command", ["show", "retry", "cancel"])
+@pytest.mark.parametrize("command", ["show", "retry", "cancel", "delete", "run-now"])
 @pytest.mark.parametrize("bad_id", ["abc", "1.5", "0", "-3", str(2**63)])
 def test_bad_id_is_a_usage_error(project: Project, command: str, bad_id: str) -> None:
     result = project.invoke("jobs", command, "--", bad_id)
@@ -263,3 +263,64 @@ def test_cancel_refused(project: Project, jobs: dict[str, int], state: str) -> N
 
 def test_cancel_not_found(project: Project) -> None:
     assert_error(project.invoke("jobs", "cancel", "4242"), "job 4242 not found")
+
+
+def test_list_pages_with_after(project: Project, jobs: dict[str, int]) -> None:
+    newest_first = sorted(jobs.values(), reverse=True)
+    first = project.invoke("jobs", "list", "--limit", "2")
+    assert f"--after {newest_first[1]} shows the next page" in first.stdout
+    second = project.invoke("jobs", "list", "--limit", "2", "--after", str(newest_first[1]))
+    assert second.exit_code == 0, second.output
+    assert ids_in_table(second.stdout) == newest_first[2:4]
+    last = project.invoke("jobs", "list", "--after", str(newest_first[3]))
+    assert ids_in_table(last.stdout) == newest_first[4:]
+    assert "next page" not in last.stdout
+    assert_error(project.invoke("jobs", "list", "--after", "0"), "after=")
+
+
+def test_list_search_by_id_and_unique_key(project: Project, jobs: dict[str, int]) -> None:
+    keyed = project.mod.add.using(unique_key="order:17").enqueue(9, 9)
+    result = project.invoke("jobs", "list", "--search", "order:17", "--json")
+    assert [j["id"] for j in json.loads(result.stdout)] == [keyed.id]
+    result = project.invoke("jobs", "list", "--search", str(jobs["failed"]), "--json")
+    assert [j["id"] for j in json.loads(result.stdout)] == [jobs["failed"]]
+
+
+@pytest.mark.parametrize("option", ["--queue", "--task"])
+def test_list_refuses_a_name_nothing_can_have(project: Project, option: str) -> None:
+    assert_error(project.invoke("jobs", "list", option, "bad/name"), "bad/name")
+
+
+def test_delete_finished_job(project: Project, jobs: dict[str, int]) -> None:
+    result = project.invoke("jobs", "delete", str(jobs["succeeded"]))
+    assert result.exit_code == 0, result.output
+    assert f"Job {jobs['succeeded']} is deleted." in result.stdout
+    assert_error(project.invoke("jobs", "show", str(jobs["succeeded"])), "not found")
+
+
+@pytest.mark.parametrize("state", ["pending", "running", "claimed"])
+def test_delete_refused_for_live_jobs(project: Project, jobs: dict[str, int], state: str) -> None:
+    job_id = jobs[state]
+    assert_error(
+        project.invoke("jobs", "delete", str(job_id)),
+        f"cannot delete job {job_id}: it is {'running' if state == 'claimed' else state}",
+    )
+    assert project.app.store.job_get(job_id).status is not None
+
+
+def test_run_now(project: Project) -> None:
+    project.app.migrate()
+    later = project.mod.add.using(run_after=3600).enqueue(1, 1)
+    result = project.invoke("jobs", "run-now", str(later.id))
+    assert result.exit_code == 0, result.output
+    assert f"Job {later.id} (cliapp.add) is due" in result.stdout
+    listed = project.invoke("jobs", "list", "--state", "ready", "--json")
+    assert [j["id"] for j in json.loads(listed.stdout)] == [later.id]
+
+
+def test_run_now_refused(project: Project, jobs: dict[str, int]) -> None:
+    job_id = jobs["failed"]
+    assert_error(
+        project.invoke("jobs", "run-now", str(job_id)),
+        f"cannot run job {job_id} now: it is failed",
+    )
