@@ -1,10 +1,13 @@
-"""A background service that runs one pass every ``interval`` seconds in its own thread."""
+"""Background services: ``Periodic`` runs one pass every ``interval`` seconds in its own
+thread; ``Duty`` is the one shape every cluster duty has (docs/design.md: duties)."""
 
 from __future__ import annotations
 
+import abc
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 from tock.errors import ConnectionLost
 
@@ -17,7 +20,11 @@ class Periodic:
     sooner with ``retry``: then after ``retry`` seconds, doubling, at most ``interval``.
     A store that lost its connection says so itself: that failure is not logged again.
     With ``paced``, a pass that returns a number of seconds sets the delay before the next
-    one (at most ``interval``): the scheduler sleeps until its next fire is due."""
+    one (at most ``interval``): the scheduler sleeps until its next fire is due.
+
+    It can be started again after ``stop()``: each start runs a new thread with a stop
+    event of its own, so a thread still finishing its last pass never sees the new
+    start's event (a leader switches its duties on and off as it wins and loses)."""
 
     def __init__(
         self,
@@ -35,23 +42,40 @@ class Periodic:
         self.paced = paced
         self._fn = fn
         self._first_delay = interval if first_delay is None else first_delay
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False  # said that a pass failed
 
+    @property
+    def running(self) -> bool:
+        """Started and not asked to stop since."""
+        return self._thread is not None and not self._stop.is_set()
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"tock-{self.name}", daemon=True)
-        self._thread.start()
+        """Start the passes; a no-op while running. After ``stop()``, starts afresh."""
+        with self._lock:
+            if self.running:
+                return
+            self._stop = stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(stop,), name=f"tock-{self.name}", daemon=True
+            )
+            self._thread.start()
 
     def stop(self, *, wait: bool = True) -> None:
-        self._stop.set()
-        if wait and self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+        """Stop after the pass under way, if any (``wait``: until it is over); a no-op
+        when not running."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if wait and thread is not None and thread is not threading.current_thread():
+            thread.join()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         delay = self._first_delay
         retry = 0.0
-        while not self._stop.wait(delay):
+        while not stop.wait(delay):
             delay = self.interval
             try:
                 result = self._fn()
@@ -71,3 +95,39 @@ class Periodic:
                 if self._failing:
                     log.info("%s works again", self.name)
                 self._failing = False
+
+
+class Duty(abc.ABC):
+    """One shape for every cluster duty (docs/design.md: duties): a frozen ``config``
+    with its ``interval``, ``run_once()`` for one pass (tests call it directly), and
+    ``start()``/``stop()`` for its passes in a thread of its own, startable again after
+    a stop. A worker holds its duties in a list; a leader switches them on and off."""
+
+    name: ClassVar[str]
+    config: Any  #: a frozen dataclass with at least ``interval`` (seconds)
+    _service: Periodic
+
+    def _periodic(self, fn: Callable[[], object] | None = None, **options: Any) -> None:
+        """Set up the passes: ``fn`` (default ``run_once``) every ``config.interval``;
+        ``options`` as ``Periodic`` takes them."""
+        # ``run_once`` is looked up at each pass, not bound here (tests wrap it).
+        self._service = Periodic(
+            self.name, self.config.interval, fn or (lambda: self.run_once()), **options
+        )
+
+    @abc.abstractmethod
+    def run_once(self) -> object:
+        """One pass."""
+
+    @property
+    def running(self) -> bool:
+        return self._service.running
+
+    def start(self) -> None:
+        self._service.start()
+
+    def stop(self, *, wait: bool = True) -> None:
+        self._service.stop(wait=wait)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'running' if self.running else 'stopped'}>"

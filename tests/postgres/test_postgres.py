@@ -625,8 +625,8 @@ def test_the_live_table_is_vacuumed_once_it_holds_enough_dead_rows(
     assert len(claimed) == 600
     done = [Outcome(j.id, j.claim_token or 0, OutcomeKind.SUCCEEDED, result="0") for j in claimed]
     assert store.job_complete_batch(done, now=clock.db_now()) == 600
-    vacuumer = Vacuumer(store, VacuumerConfig(min_dead_rows=500))
-    assert not Vacuumer(store, VacuumerConfig(min_dead_rows=10**9)).run_once()
+    vacuumer = Vacuumer(store, clock, VacuumerConfig(min_dead_rows=500))
+    assert not Vacuumer(store, clock, VacuumerConfig(min_dead_rows=10**9)).run_once()
     # PostgreSQL publishes a busy backend's row counts within a second, an idle one's
     # within ten: poll.
     deadline = threading.Event()

@@ -2,14 +2,17 @@
 jobs, keeping the live table small.
 
 Until leader election lands every worker runs them; each pass is race-free in the store.
+Each is a ``Duty``: a config, ``run_once()``, and ``start()``/``stop()``, startable again.
 """
 
+from tock._service import Duty
 from tock.duties.pruner import Pruner, PrunerConfig
 from tock.duties.rescuer import Rescuer, RescuerConfig
 from tock.duties.scheduler import Scheduler, SchedulerConfig, SchedulerReport
 from tock.duties.vacuumer import Vacuumer, VacuumerConfig
 
 __all__ = [
+    "Duty",
     "Pruner",
     "PrunerConfig",
     "Rescuer",

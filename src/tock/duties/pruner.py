@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tock._service import Periodic
+from tock._service import Duty
 from tock.clock import Clock
 from tock.jobs import JobStatus
 from tock.store import Store
@@ -32,12 +32,16 @@ class PrunerConfig:
     fire_retention: float = DAY  #: rows of dropped fires (no job) are kept this long
 
 
-class Pruner:
+class Pruner(Duty):
+    """Deletes finished jobs past their retention, one pass every ``interval``."""
+
+    name = "pruner"
+
     def __init__(self, store: Store, clock: Clock, config: PrunerConfig | None = None) -> None:
         self.store = store
         self.clock = clock
         self.config = config or PrunerConfig()
-        self._service = Periodic("pruner", self.config.interval, self.run_once)
+        self._periodic()
 
     def run_once(self) -> int:
         deleted = self.store.job_prune(
@@ -55,9 +59,3 @@ class Pruner:
         if drops:
             log.info("pruned %d rows of dropped schedule fires", drops)
         return deleted
-
-    def start(self) -> None:
-        self._service.start()
-
-    def stop(self) -> None:
-        self._service.stop()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tock._service import Periodic
+from tock._service import Duty
 from tock.clock import Clock
 from tock.logs import job_settled
 from tock.store import RescueReport, Store
@@ -31,8 +31,10 @@ class RescuerConfig:
     heartbeat_interval: float = 2.0  #: a released token + two missed heartbeats = dead
 
 
-class Rescuer:
+class Rescuer(Duty):
     """Finds dead workers and rescues their jobs, one pass every ``interval``."""
+
+    name = "rescuer"
 
     def __init__(
         self,
@@ -47,7 +49,7 @@ class Rescuer:
         self.config = config or RescuerConfig()
         self.worker_id = worker_id  #: the worker this rescuer runs in, if any
         self._trusted = True
-        self._service = Periodic("rescuer", self.config.interval, self.run_once)
+        self._periodic()
 
     def run_once(self) -> RescueReport:
         # After a pass in which heartbeats could not be trusted (the store stalled, or
@@ -63,12 +65,6 @@ class Rescuer:
         self._trusted = report.kept_pace
         log_rescue(self.store, report, "rescued the jobs of dead worker(s) %s")
         return report
-
-    def start(self) -> None:
-        self._service.start()
-
-    def stop(self) -> None:
-        self._service.stop()
 
 
 #: lost and failed jobs a rescue logs one by one (each read back from the store); past

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tock._service import Periodic
+from tock._service import Duty
 from tock.clock import Clock
 from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobStatus
@@ -89,8 +89,10 @@ class SchedulerReport:
         return max(0.0, (self.next_due - self.now).total_seconds() - self.elapsed) + self.slack
 
 
-class Scheduler:
+class Scheduler(Duty):
     """Fires the due schedules whose task this process knows, one pass at a time."""
+
+    name = "scheduler"
 
     def __init__(
         self,
@@ -107,14 +109,7 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._warned: set[tuple[str, str]] = set()  # (schedule, problem) said once
         self._slack = wake_slack(store.clock_step)
-        self._service = Periodic(
-            "scheduler",
-            self.config.interval,
-            lambda: self.run_once().delay,
-            first_delay=0.0,
-            retry=0.1,
-            paced=True,
-        )
+        self._periodic(lambda: self.run_once().delay, first_delay=0.0, retry=0.1, paced=True)
 
     @property
     def tasks(self) -> Mapping[str, Task[Any, Any]]:
@@ -198,9 +193,3 @@ class Scheduler:
                 self._warned.add((record.name, "trigger"))
                 log.error("schedule %s cannot fire: %s", record.name, exc)
             return None
-
-    def start(self) -> None:
-        self._service.start()
-
-    def stop(self) -> None:
-        self._service.stop()

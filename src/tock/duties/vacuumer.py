@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tock._service import Periodic
+from tock._service import Duty
+from tock.clock import Clock, SystemClock
 from tock.store import Store
 
 log = logging.getLogger("tock.vacuumer")
@@ -24,20 +25,22 @@ class VacuumerConfig:
     min_dead_rows: int = 10_000
 
 
-class Vacuumer:
-    def __init__(self, store: Store, config: VacuumerConfig | None = None) -> None:
+class Vacuumer(Duty):
+    """Vacuums the live table past ``min_dead_rows`` dead rows, a check every
+    ``interval``."""
+
+    name = "vacuumer"
+
+    def __init__(
+        self, store: Store, clock: Clock | None = None, config: VacuumerConfig | None = None
+    ) -> None:
         self.store = store
+        self.clock = clock or SystemClock()  # unused by its passes: the shape every duty has
         self.config = config or VacuumerConfig()
-        self._service = Periodic("vacuumer", self.config.interval, self.run_once)
+        self._periodic()
 
     def run_once(self) -> bool:
         vacuumed = self.store.job_vacuum(min_dead_rows=self.config.min_dead_rows)
         if vacuumed:
             log.debug("vacuumed the live jobs table")
         return vacuumed
-
-    def start(self) -> None:
-        self._service.start()
-
-    def stop(self) -> None:
-        self._service.stop()

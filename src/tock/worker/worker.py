@@ -27,6 +27,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from tock import _validate as v
+from tock._service import Duty
 from tock.duties import (
     Pruner,
     PrunerConfig,
@@ -161,9 +162,6 @@ class Worker:
             rescue_after=self.config.rescuer.rescue_after,
             heartbeat_interval=self.config.heartbeat_interval,
         )
-        self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
-        self.pruner = Pruner(self.store, self.clock, self.config.pruner)
-        self.vacuumer = Vacuumer(self.store, self.config.vacuumer)
         self.scheduler = Scheduler(
             self.store,
             self.clock,
@@ -171,6 +169,11 @@ class Worker:
             self.config.scheduler,
             on_enqueued=self._fired,
         )
+        self.rescuer = Rescuer(self.store, self.clock, rescuer_config, worker_id=self.id)
+        self.pruner = Pruner(self.store, self.clock, self.config.pruner)
+        self.vacuumer = Vacuumer(self.store, self.clock, self.config.vacuumer)
+        #: the cluster duties, in the order they start and stop: the scheduler first
+        self.duties: list[Duty] = [self.scheduler, self.rescuer, self.pruner, self.vacuumer]
 
     def _fired(self, queues: set[str]) -> None:
         """This worker's scheduler created jobs: claim them now if they are ours."""
@@ -230,7 +233,7 @@ class Worker:
         fire's job and moves the schedule on in one transaction, so a fire made between
         the two questions shows up as a job in the second."""
         until = self.clock.now() + timedelta(seconds=BURST_HORIZON)
-        if self.config.duties:
+        if self.scheduler.running:
             fire = self.store.schedule_next_due(tasks=list(self.app.tasks))
             if fire is not None and fire <= until:
                 return f"a fire at {fire.isoformat()}"
@@ -256,10 +259,19 @@ class Worker:
         self.claimer.start()
         self.heartbeat.start()
         if self.config.duties:
-            self.scheduler.start()
-            self.rescuer.start()
-            self.pruner.start()
-            self.vacuumer.start()
+            self.start_duties()
+
+    def start_duties(self) -> None:
+        """Start every duty that is not running (a leader calls this when it wins)."""
+        for duty in self.duties:
+            duty.start()
+
+    def stop_duties(self, *, wait: bool = True) -> None:
+        """Stop every running duty after its pass under way (a leader calls this when it
+        loses); ``start_duties()`` starts them again. The scheduler stops first, so
+        that a worker giving up its duties creates no more jobs."""
+        for duty in self.duties:
+            duty.stop(wait=wait)
 
     def stop(self, *, now: bool = False) -> None:
         """Ask for a graceful stop; ``now=True`` (or a second call) stops at once."""
@@ -286,8 +298,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         self.claimer.stop_claiming()
-        if self.config.duties:
-            self.scheduler.stop()  # a stopping worker creates no more jobs
+        self.scheduler.stop()  # a stopping worker creates no more jobs
         for job in self.executor.take_unstarted():
             self.completions.add(completer.released(job))
         finished = self._wait_running()
@@ -300,10 +311,7 @@ class Worker:
                 len(self.completions),
             )
         self.heartbeat.stop()
-        if self.config.duties:
-            self.rescuer.stop()
-            self.pruner.stop()
-            self.vacuumer.stop()
+        self.stop_duties()  # whether started at start-up or since (a no-op if not)
         self.executor.stop()
         try:
             report = self.store.worker_unregister(self.id, now=self.clock.db_now())
