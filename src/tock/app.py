@@ -47,14 +47,32 @@ class Tock:
     The store opens on first use, so creating the app at import time costs nothing.
     """
 
-    def __init__(self, url: str | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> None:
+        """``url`` names the store to open (``$TOCK_URL``, else ``./tock.db``); or
+        ``store=`` gives one already made (a test double, a store built on another
+        connection). A given store stays the caller's: ``close()`` leaves it open."""
+        if store is not None:
+            if url is not None:
+                raise ConfigurationError("give Tock a url or a store=, not both")
+            if not isinstance(store, Store):
+                raise ConfigurationError(
+                    f"store= takes a Tock store (tock.store.Store), not {type(store).__name__}"
+                )
+            url = store.url
         self.url = resolve_url(url)
         self.clock: Clock = clock or SystemClock()
-        self._store: Store | None = None
+        self._store: Store | None = store
+        self._owns_store = store is None
         self._store_lock = threading.Lock()
         self._tasks: dict[str, Task[Any, Any]] = {}
         self._code_schedules: dict[str, _CodeSchedule] = {}
-        if self.url.split(":", 1)[0].lower() == "sqlite":
+        if store is None and self.url.split(":", 1)[0].lower() == "sqlite":
             # Refuse a bad URL here, where it enters, not at the first enqueue.
             from tock.store.sqlite.store import parse_sqlite_url
 
@@ -72,7 +90,8 @@ class Tock:
         return self._store
 
     def close(self) -> None:
-        if self._store is not None:
+        """Close the store this app opened (one given with ``store=`` is left open)."""
+        if self._store is not None and self._owns_store:
             self._store.close()
             self._store = None
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
 from tock.errors import ConfigurationError, SchemaError, StoreError
@@ -160,6 +160,7 @@ class Watch(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class Store(Protocol):
     url: str  #: with any password removed
     supports_listen_notify: bool  #: a capability, not an isinstance() check

@@ -23,6 +23,11 @@ VALUES (%(version)s, %(name)s, {now});
 -- name: migration_versions
 SELECT version FROM {schema}.tock_migrations ORDER BY version;
 
+-- name: server_identity
+-- Which database of which running server a connection is on: the same on every
+-- connection to it, by TCP or socket, until the server restarts.
+SELECT current_database(), pg_postmaster_start_time();
+
 -- name: migration_table
 -- NULL when the schema holds no Tock tables yet.
 SELECT to_regclass(%(table)s);

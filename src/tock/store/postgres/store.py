@@ -379,6 +379,12 @@ class PostgresStore:
         self._pool_lock = threading.Lock()
         self._checked = False
         self._check_lock = threading.Lock()
+        # Caller connections already checked (see _caller_connection), and the server's
+        # identity they are checked against.
+        self._callers_checked: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._server: tuple[Any, ...] | None = None
         # Worker id -> the session holding its token (None: lost, to be taken again).
         self._tokens: dict[str, psycopg.Connection[TupleRow] | None] = {}
         self._tokens_lock = threading.Lock()
@@ -533,6 +539,8 @@ class PostgresStore:
         return f"no free connection in the pool after {POOL_TIMEOUT:g} s"
 
     def _caller_connection(self, connection: object) -> psycopg.Connection[Any]:
+        """The caller's connection, checked once, at its first use (docs/design.md: caller
+        connections): the store's database on the same server."""
         if not isinstance(connection, psycopg.Connection):
             raise ConfigurationError(
                 "connection= must be a psycopg (3) Connection for the PostgreSQL store, "
@@ -540,7 +548,35 @@ class PostgresStore:
             )
         if connection.closed:
             raise ConfigurationError("connection= is closed")
+        status = connection.info.transaction_status
+        if status == psycopg.pq.TransactionStatus.INERROR:
+            raise ConfigurationError(
+                "connection= is in a failed transaction: roll it back before enqueueing"
+            )
+        if status == psycopg.pq.TransactionStatus.ACTIVE:
+            raise ConfigurationError("connection= is running another statement")
+        if connection in self._callers_checked:
+            return connection
+        try:
+            theirs = _one(connection.execute(self.Q["server_identity"]))
+        except psycopg.Error as exc:
+            raise ConfigurationError(f"connection= cannot be used: {_reason(exc)}") from exc
+        if theirs != self._identity(refresh=False) and theirs != self._identity(refresh=True):
+            raise ConfigurationError(
+                f"connection= is open on database {theirs[0]!r} of another server or "
+                f"database, not on this store's {self.url}"
+            )
+        # The same database: the store's own check of its schema (once, on its pool)
+        # holds for this connection too, since every table is named with its schema.
+        self._callers_checked[connection] = True
         return connection
+
+    def _identity(self, *, refresh: bool) -> tuple[Any, ...]:
+        """The store's (database, server start time); read again after a restart."""
+        if self._server is None or refresh:
+            with self._conn(check=False) as conn:
+                self._server = tuple(_one(conn.execute(self.Q["server_identity"])))
+        return self._server
 
     def close(self) -> None:
         with self._tokens_lock:

@@ -284,9 +284,31 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def _write(self, connection: object | None = None) -> Iterator[sqlite3.Connection]:
-        """A write transaction; with ``connection``, a part of the caller's transaction."""
+        """A write transaction; with ``connection``, the caller's (docs/design.md: caller
+        connections): joined through a savepoint when one is open, else opened here and
+        committed here in autocommit mode, or left open for the caller to commit."""
         if connection is not None:
-            yield self._caller_connection(connection)
+            conn = self._caller_connection(connection)
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
+                if _autocommits(conn):
+                    # The caller has no transaction and commits none: this one is ours.
+                    try:
+                        yield conn
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                    return
+            # The caller's transaction: a batch that fails leaves nothing of itself.
+            conn.execute("SAVEPOINT tock_write")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK TO tock_write")
+                conn.execute("RELEASE tock_write")
+                raise
+            conn.execute("RELEASE tock_write")
             return
         conn = self._conn(create=True)
         conn.execute("BEGIN IMMEDIATE")
@@ -453,7 +475,7 @@ class SQLiteStore:
                 inserted.append(i)
             for group in _runs(jobs, inserted):
                 first = jobs[group[0]]
-                conn.execute(
+                last = conn.execute(
                     Q["job_insert_many"],
                     {
                         "task": first.task,
@@ -474,12 +496,13 @@ class SQLiteStore:
                         + ",".join(f"[{jobs[i].args},{jobs[i].kwargs}]" for i in group)
                         + "]",
                     },
-                )
-            (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-        # AUTOINCREMENT gives each insert max(ever used) + 1, and the write lock is ours
-        # for the whole statement: the new ids are consecutive and in input order.
-        for offset, i in enumerate(inserted, start=last - len(inserted) + 1):
-            ids[i] = offset
+                ).lastrowid
+                assert last is not None
+                # AUTOINCREMENT gives each row max(ever used) + 1, and the write lock is
+                # held for the whole statement: a statement's ids are consecutive and in
+                # input order, whatever another writer did between two statements.
+                for offset, i in enumerate(group, start=last - len(group) + 1):
+                    ids[i] = offset
         for i in fresh:
             key = jobs[i].unique_key
             if ids[i] is None and key is not None:
@@ -1255,6 +1278,15 @@ def _runs(jobs: Sequence[NewJob], positions: list[int]) -> list[list[int]]:
             runs.append([i])
             last = options
     return runs
+
+
+def _autocommits(conn: sqlite3.Connection) -> bool:
+    """Whether the connection commits each statement by itself (``isolation_level=None``,
+    as Django's outside ``atomic()``, or ``autocommit=True`` from Python 3.12)."""
+    mode = getattr(conn, "autocommit", None)
+    if isinstance(mode, bool):  # Python 3.12+: True or False, else the legacy -1
+        return mode
+    return conn.isolation_level is None
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> str:
