@@ -1,23 +1,10 @@
 """Tock: a reliable task scheduler and job queue whose only moving part is the database."""
 
+from tock import errors
 from tock.app import Tock
 from tock.clock import Clock, FakeClock, SystemClock
-from tock.errors import (
-    ConfigurationError,
-    ConnectionLost,
-    JobCanceled,
-    JobFailed,
-    JobLost,
-    JobNotFound,
-    JobStateError,
-    JobTimeout,
-    NoDatabase,
-    ScheduleNotFound,
-    SchemaError,
-    StoreError,
-    TockError,
-)
-from tock.jobs import Job, JobStatus
+from tock.errors import *  # noqa: F403  # every public error: the one list is errors.__all__
+from tock.jobs import Job, JobPage, JobStatus
 from tock.schedules import Schedule
 from tock.tasks import Context, Task
 
@@ -25,26 +12,15 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Clock",
-    "ConfigurationError",
-    "ConnectionLost",
     "Context",
     "FakeClock",
     "Job",
-    "JobCanceled",
-    "JobFailed",
-    "JobLost",
-    "JobNotFound",
-    "JobStateError",
+    "JobPage",
     "JobStatus",
-    "JobTimeout",
-    "NoDatabase",
     "Schedule",
-    "ScheduleNotFound",
-    "SchemaError",
-    "StoreError",
     "SystemClock",
     "Task",
     "Tock",
-    "TockError",
     "__version__",
 ]
+__all__ += errors.__all__

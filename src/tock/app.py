@@ -7,9 +7,9 @@ import inspect
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from tock import _validate as v
 from tock import schedules as sch
@@ -26,7 +26,7 @@ from tock.store import (
     resolve_url,
 )
 from tock.store import _lists as lists
-from tock.tasks import NO_OVERRIDES, Duration, Task, TaskOptions, job_for_fire
+from tock.tasks import NO_OVERRIDES, Task, TaskOptionArgs, TaskOptions, job_for_fire
 
 __all__ = ["FirePage", "Tock"]
 
@@ -109,20 +109,7 @@ class Tock:
     def task(self, fn: F, /) -> Task[Any, Any]: ...
     @overload
     def task(
-        self,
-        fn: None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        retries: int = 0,
-        retry_backoff: Duration = 1.0,
-        retry_on: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
-        timeout: Duration | None = None,
-        at_most_once: bool = False,
-        takes_context: bool = False,
-        max_rescues: int = 5,
+        self, fn: None = None, /, *, name: str | None = None, **options: Unpack[TaskOptionArgs]
     ) -> Callable[[F], Task[Any, Any]]: ...
 
     def task(
@@ -131,28 +118,12 @@ class Tock:
         /,
         *,
         name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        retries: int = 0,
-        retry_backoff: Duration = 1.0,
-        retry_on: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
-        timeout: Duration | None = None,
-        at_most_once: bool = False,
-        takes_context: bool = False,
-        max_rescues: int = 5,
+        **options: Unpack[TaskOptionArgs],
     ) -> Task[Any, Any] | Callable[[F], Task[Any, Any]]:
-        """Register a function (sync or ``async``) as a task, by name."""
-        options = TaskOptions.build(
-            queue=queue,
-            priority=priority,
-            retries=retries,
-            retry_backoff=retry_backoff,
-            retry_on=retry_on,
-            timeout=timeout,
-            at_most_once=at_most_once,
-            takes_context=takes_context,
-            max_rescues=max_rescues,
-        )
+        """Register a function (sync or ``async``) as a task, by name; ``options`` are
+        those of ``TaskOptions`` (queue, priority, retries, retry_backoff, retry_on,
+        timeout, at_most_once, takes_context, max_rescues)."""
+        built = TaskOptions.build(**options)
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
             if not callable(f):
@@ -162,7 +133,7 @@ class Tock:
             existing = self._tasks.get(task_name)
             if existing is not None and existing.fn is not f:
                 raise ConfigurationError(f"a task named {task_name!r} is already registered")
-            task: Task[Any, Any] = Task(self, f, task_name, options)
+            task: Task[Any, Any] = Task(self, f, task_name, built)
             self._tasks[task_name] = task
             return task
 
@@ -177,36 +148,37 @@ class Tock:
         *,
         cron: str | None = None,
         every: timedelta | float | None = None,
-        timezone: str | None = None,
-        anchor: datetime | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        misfire: str = sch.DEFAULT_MISFIRE,
-        grace: Duration = sch.DEFAULT_GRACE,
-        overlap: bool = True,
-        enabled: bool = True,
         name: str | None = None,
-        **task_options: Any,
+        **options: Unpack[PeriodicArgs],
     ) -> Any:
         """Register a task and a schedule of the same name that runs it (``cron=`` or
-        ``every=``). The schedule is written to the store when ``tock worker`` starts;
-        ``task_options`` are those of :meth:`task`."""
+        ``every=``). The schedule is written to the store when ``tock worker`` starts.
+        ``options``: those of a schedule (``ScheduleOptions``) and of :meth:`task`."""
         if cron is None and every is None:
             raise ConfigurationError("@app.periodic needs cron= or every=")
-        trigger = sch.make_trigger(cron=cron, every=every, timezone=timezone, anchor=anchor)
-        policy = _policy(misfire, grace, overlap, enabled)
+        given: dict[str, Any] = dict(options)
+        schedule_options = sch.ScheduleOptions.build(
+            **{k: given.pop(k) for k in list(given) if k in _SCHEDULE_OPTIONS}
+        )
+        TaskOptions.build(**given)  # checked before anything is registered
+        trigger = sch.make_trigger(
+            cron=cron,
+            every=every,
+            timezone=schedule_options.timezone,
+            anchor=schedule_options.anchor,
+        )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
             known = set(self._tasks)
-            task = self.task(name=name, **task_options)(f)
+            task = self.task(name=name, **given)(f)
             try:
-                job = _encode_call(task, args, kwargs)
+                job = _encode_call(task, schedule_options)
             except BaseException:
                 if task.name not in known:  # a declaration that fails leaves nothing behind
                     del self._tasks[task.name]
                 raise
             self._code_schedules[task.name] = _CodeSchedule(
-                task, trigger, job.args, job.kwargs, policy
+                task, trigger, job.args, job.kwargs, schedule_options
             )
             return task
 
@@ -225,18 +197,13 @@ class Tock:
         cron: str | None = None,
         every: timedelta | float | None = None,
         at: datetime | None = None,
-        timezone: str | None = None,
-        anchor: datetime | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        misfire: str = sch.DEFAULT_MISFIRE,
-        grace: Duration = sch.DEFAULT_GRACE,
-        overlap: bool = True,
-        enabled: bool = True,
         queue: str | None = None,
         priority: int | None = None,
+        **options: Unpack[sch.ScheduleOptionArgs],
     ) -> sch.Schedule:
         """Create or update (by name) a dynamic schedule; returns it as stored.
+        ``options`` are those of ``ScheduleOptions`` (timezone, anchor, args, kwargs,
+        misfire, grace, overlap, enabled).
 
         Changing the trigger moves the next fire to the new trigger's first fire from now;
         any other change keeps it. ``paused`` is never changed here."""
@@ -246,16 +213,9 @@ class Tock:
             cron=cron,
             every=every,
             at=at,
-            timezone=timezone,
-            anchor=anchor,
-            args=args,
-            kwargs=kwargs,
-            misfire=misfire,
-            grace=grace,
-            overlap=overlap,
-            enabled=enabled,
             queue=queue,
             priority=priority,
+            **options,
         )
         now = self.store.db_now(now=self.clock.db_now())
         record = _with_first_fire(record, now)
@@ -384,22 +344,15 @@ class Tock:
         cron: str | None = None,
         every: timedelta | float | None = None,
         at: datetime | None = None,
-        timezone: str | None = None,
-        anchor: datetime | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        misfire: str = sch.DEFAULT_MISFIRE,
-        grace: Duration = sch.DEFAULT_GRACE,
-        overlap: bool = True,
-        enabled: bool = True,
         queue: str | None = None,
         priority: int | None = None,
+        **options: Unpack[sch.ScheduleOptionArgs],
     ) -> ScheduleRecord:
         v.check_name("schedule", name)
         resolved = self._schedule_task(task)
-        trigger = _make_trigger(cron=cron, every=every, at=at, timezone=timezone, anchor=anchor)
-        policy = _policy(misfire, grace, overlap, enabled)
-        job = _encode_call(resolved, args, kwargs)
+        o = sch.ScheduleOptions.build(**options)
+        trigger = _make_trigger(cron=cron, every=every, at=at, timezone=o.timezone, anchor=o.anchor)
+        job = _encode_call(resolved, o)
         return ScheduleRecord(
             name=name,
             task=resolved.name,
@@ -408,10 +361,10 @@ class Tock:
             kwargs=job.kwargs,
             queue=None if queue is None else v.check_name("queue", queue),
             priority=None if priority is None else v.check_priority(priority),
-            misfire=policy.misfire,
-            grace=policy.grace,
-            overlap=policy.overlap,
-            enabled=policy.enabled,
+            misfire=o.misfire,
+            grace=o.grace.total_seconds(),
+            overlap=o.overlap,
+            enabled=o.enabled,
             source="dynamic",
         )
 
@@ -627,6 +580,14 @@ class Tock:
         }
 
 
+#: the options of a schedule (``ScheduleOptions``), by name
+_SCHEDULE_OPTIONS = frozenset(f.name for f in fields(sch.ScheduleOptions))
+
+
+class PeriodicArgs(sch.ScheduleOptionArgs, TaskOptionArgs, total=False):
+    """The keyword arguments of ``@app.periodic`` besides cron, every and name."""
+
+
 @dataclass(frozen=True)
 class FirePage:
     """One page of ``app.list_fires``: fire records newest first, and the cursor of the
@@ -679,31 +640,10 @@ def _default_name(fn: Callable[..., Any]) -> str:
     return f"{module}.{qualname}"
 
 
-@dataclass(frozen=True)
-class _Policy:
-    misfire: str
-    grace: float
-    overlap: bool
-    enabled: bool
-
-
-def _policy(misfire: object, grace: object, overlap: object, enabled: object) -> _Policy:
-    if not isinstance(overlap, bool):
-        raise ConfigurationError(f"overlap must be True or False, not {overlap!r}")
-    if not isinstance(enabled, bool):
-        raise ConfigurationError(f"enabled must be True or False, not {enabled!r}")
-    checked_misfire, checked_grace = sch.check_policy(misfire, grace)
-    return _Policy(checked_misfire, checked_grace.total_seconds(), overlap, enabled)
-
-
-def _encode_call(task: Task[Any, Any], args: object, kwargs: object) -> Any:
+def _encode_call(task: Task[Any, Any], options: sch.ScheduleOptions) -> Any:
     """The schedule's arguments, checked against the task's signature and encoded as
     its jobs' will be (a wrong call fails here, when the schedule is defined)."""
-    if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
-        raise ConfigurationError(f"args= takes a list or tuple, not {args!r}")
-    if kwargs is not None and not isinstance(kwargs, Mapping):
-        raise ConfigurationError(f"kwargs= takes a dict, not {kwargs!r}")
-    return task._new_job(tuple(args), dict(kwargs or {}), NO_OVERRIDES)
+    return task._new_job(options.args, options.kwargs, NO_OVERRIDES)
 
 
 @dataclass(frozen=True)
@@ -712,7 +652,7 @@ class _CodeSchedule:
     trigger: sch.Trigger
     args: str
     kwargs: str
-    policy: _Policy
+    options: sch.ScheduleOptions
 
     def record(self, name: str) -> ScheduleRecord:
         return ScheduleRecord(
@@ -721,10 +661,10 @@ class _CodeSchedule:
             trigger=sch.trigger_to_json(self.trigger),
             args=self.args,
             kwargs=self.kwargs,
-            misfire=self.policy.misfire,
-            grace=self.policy.grace,
-            overlap=self.policy.overlap,
-            enabled=self.policy.enabled,
+            misfire=self.options.misfire,
+            grace=self.options.grace.total_seconds(),
+            overlap=self.options.overlap,
+            enabled=self.options.enabled,
             source="code",
         )
 
@@ -799,4 +739,6 @@ def _view(record: ScheduleRecord) -> sch.Schedule:
 
 
 #: the keyword arguments of Tock.schedule, which schedule_many items hold
-_SCHEDULE_ARGS = frozenset(inspect.signature(Tock.schedule).parameters) - {"self"}
+_SCHEDULE_ARGS = (
+    frozenset(inspect.signature(Tock.schedule).parameters) - {"self", "options"}
+) | _SCHEDULE_OPTIONS

@@ -60,9 +60,10 @@ import json
 import math
 import re
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias, get_args
+from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import (  # type: ignore[import-untyped]  # no stubs in the package
@@ -85,6 +86,8 @@ __all__ = [
     "FirePlan",
     "Misfire",
     "Schedule",
+    "ScheduleOptionArgs",
+    "ScheduleOptions",
     "Trigger",
     "check_grace",
     "check_misfire",
@@ -615,6 +618,76 @@ def check_policy(misfire: object, grace: object) -> tuple[Misfire, timedelta]:
             "after its time): give a grace, e.g. grace=1, or use 'coalesce' or 'all'"
         )
     return policy, span
+
+
+def _flag(name: str) -> Any:
+    def check(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False, not {value!r}")
+        return value
+
+    return check
+
+
+def _args(value: object) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigurationError(f"args= takes a list or tuple, not {value!r}")
+    return tuple(value)
+
+
+def _kwargs(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"kwargs= takes a dict, not {value!r}")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """A schedule's options besides its trigger kind and task: the one definition of
+    them (docs/design.md: options are defined once). ``app.schedule``, ``schedule_many``
+    and ``@app.periodic`` take them by these names (``ScheduleOptionArgs`` types them; a
+    test holds the two alike). ``timezone`` and ``anchor`` are checked with the trigger
+    they belong to, ``args`` and ``kwargs`` against the task's signature."""
+
+    timezone: str | None = field(default=None, metadata={"check": lambda value: value})
+    anchor: datetime | None = field(default=None, metadata={"check": lambda value: value})
+    args: tuple[Any, ...] = field(default=(), metadata={"check": _args})
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata={"check": _kwargs})
+    misfire: Misfire = field(default=DEFAULT_MISFIRE, metadata={"check": check_misfire})
+    grace: timedelta = field(default=DEFAULT_GRACE, metadata={"check": check_grace})
+    overlap: bool = field(default=True, metadata={"check": _flag("overlap")})
+    enabled: bool = field(default=True, metadata={"check": _flag("enabled")})
+
+    @classmethod
+    def build(cls, **given: Any) -> ScheduleOptions:
+        """The options from what a user gave, each checked where it enters."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown schedule option(s) {', '.join(map(repr, unknown))}: "
+                f"the options are {', '.join(known)}"
+            )
+        options = cls(
+            **{name: known[name].metadata["check"](value) for name, value in given.items()}
+        )
+        check_policy(options.misfire, options.grace)  # a pair that would drop every fire
+        return options
+
+
+class ScheduleOptionArgs(TypedDict, total=False):
+    """``ScheduleOptions`` as users give them (tests/unit/test_options.py holds them alike)."""
+
+    timezone: str | None
+    anchor: datetime | None
+    args: Sequence[Any]
+    kwargs: Mapping[str, Any] | None
+    misfire: str
+    grace: timedelta | float
+    overlap: bool
+    enabled: bool
 
 
 @dataclass(frozen=True)

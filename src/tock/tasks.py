@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypedDict, TypeVar
 
 from tock import _validate as v
 from tock.errors import ConfigurationError
@@ -18,7 +18,16 @@ from tock.jobs import Job, NewJob
 if TYPE_CHECKING:
     from tock.store import ScheduleRecord
 
-__all__ = ["Context", "JobSink", "Task", "TaskCall", "TaskOptions", "job_for_fire"]
+__all__ = [
+    "SNAPSHOT",
+    "Context",
+    "JobSink",
+    "Task",
+    "TaskCall",
+    "TaskOptionArgs",
+    "TaskOptions",
+    "job_for_fire",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,63 +51,96 @@ def qualified_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _whole(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"{name} must be a whole number >= 0, not {value!r}")
+        return value
+
+    return check
+
+
+def _exception_classes(value: Any) -> tuple[type[BaseException], ...]:
+    if isinstance(value, type):
+        classes: tuple[Any, ...] = (value,)
+    elif isinstance(value, Iterable) and not isinstance(value, str):
+        classes = tuple(value)
+    else:
+        raise ConfigurationError(f"retry_on takes exception classes, not {value!r}")
+    for c in classes:
+        if not (isinstance(c, type) and issubclass(c, BaseException)):
+            raise ConfigurationError(f"retry_on takes exception classes, not {c!r}")
+    return classes
+
+
+def _option(default: Any, check: Callable[[Any], Any], *, snapshot: bool = True, doc: str) -> Any:
+    """One task option: its default, the check that turns what a user gives into the
+    stored value (raising ConfigurationError), whether each job keeps it (the row
+    snapshot), and one line of help."""
+    return field(default=default, metadata={"check": check, "snapshot": snapshot, "doc": doc})
+
+
 @dataclass(frozen=True)
 class TaskOptions:
-    """A task's options; each job keeps a snapshot of them (docs/design.md: options and
-    defaults)."""
+    """A task's options: the one definition of them (docs/design.md: options are defined
+    once). ``@app.task`` takes them by these names (``TaskOptionArgs`` types them; a test
+    holds the two alike), each job keeps a snapshot of those marked so, in ``NewJob``
+    and ``JobRecord`` fields of the same names, and ``tock jobs show`` lists them."""
 
-    queue: str = "default"
-    priority: int = 0
-    retries: int = 0
-    retry_backoff: float = 1.0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    timeout: float | None = None
-    at_most_once: bool = False
-    takes_context: bool = False
-    max_rescues: int = 5
+    queue: str = _option(
+        "default", lambda value: v.check_name("queue", value), doc="the queue its jobs go to"
+    )
+    priority: int = _option(0, v.check_priority, doc="-100 to 100, higher first")
+    retries: int = _option(0, _whole("retries"), doc="retries after the first attempt")
+    retry_backoff: float = _option(
+        1.0,
+        lambda value: v.seconds("retry_backoff", value),
+        doc="seconds before the first retry, doubling per retry",
+    )
+    retry_on: tuple[type[BaseException], ...] = _option(
+        (Exception,), _exception_classes, doc="the errors that are retried"
+    )
+    timeout: float | None = _option(
+        None,
+        lambda value: None if value is None else v.seconds("timeout", value),
+        doc="seconds an attempt may run",
+    )
+    at_most_once: bool = _option(False, bool, doc="never started again if its worker dies")
+    takes_context: bool = _option(
+        False, bool, snapshot=False, doc="the function takes a Context first"
+    )
+    max_rescues: int = _option(5, _whole("max_rescues"), doc="rescues after which the job fails")
 
     @classmethod
-    def build(
-        cls,
-        *,
-        queue: str = "default",
-        priority: int = 0,
-        retries: int = 0,
-        retry_backoff: Duration = 1.0,
-        retry_on: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
-        timeout: Duration | None = None,
-        at_most_once: bool = False,
-        takes_context: bool = False,
-        max_rescues: int = 5,
-    ) -> TaskOptions:
-        v.check_name("queue", queue)
-        v.check_priority(priority)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"retries must be a whole number >= 0, not {retries!r}")
-        if isinstance(max_rescues, bool) or not isinstance(max_rescues, int) or max_rescues < 0:
+    def build(cls, **given: Any) -> TaskOptions:
+        """The options from what a user gave, each checked where it enters."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
             raise ConfigurationError(
-                f"max_rescues must be a whole number >= 0, not {max_rescues!r}"
+                f"unknown task option(s) {', '.join(map(repr, unknown))}: "
+                f"the options are {', '.join(known)}"
             )
-        if isinstance(retry_on, type):
-            classes: tuple[Any, ...] = (retry_on,)
-        elif isinstance(retry_on, Iterable) and not isinstance(retry_on, str):
-            classes = tuple(retry_on)
-        else:
-            raise ConfigurationError(f"retry_on takes exception classes, not {retry_on!r}")
-        for c in classes:
-            if not (isinstance(c, type) and issubclass(c, BaseException)):
-                raise ConfigurationError(f"retry_on takes exception classes, not {c!r}")
-        return cls(
-            queue=queue,
-            priority=priority,
-            retries=retries,
-            retry_backoff=v.seconds("retry_backoff", retry_backoff),
-            retry_on=classes,
-            timeout=None if timeout is None else v.seconds("timeout", timeout),
-            at_most_once=bool(at_most_once),
-            takes_context=bool(takes_context),
-            max_rescues=max_rescues,
-        )
+        return cls(**{name: known[name].metadata["check"](value) for name, value in given.items()})
+
+
+class TaskOptionArgs(TypedDict, total=False):
+    """The keyword arguments of ``@app.task`` (and ``@app.periodic``) for ``TaskOptions``,
+    as users may give them: the same names (tests/unit/test_options.py holds them alike)."""
+
+    queue: str
+    priority: int
+    retries: int
+    retry_backoff: Duration
+    retry_on: type[BaseException] | Iterable[type[BaseException]]
+    timeout: Duration | None
+    at_most_once: bool
+    takes_context: bool
+    max_rescues: int
+
+
+#: the options each job keeps (docs/design.md: options snapshot), in definition order
+SNAPSHOT: tuple[str, ...] = tuple(f.name for f in fields(TaskOptions) if f.metadata["snapshot"])
 
 
 class JobSink(Protocol):
@@ -191,19 +233,17 @@ class Task(Generic[P, R]):
     def _job_template(self, o: _Overrides, args: str = "", kwargs: str = "") -> NewJob:
         """A job of this task with its options and ``o`` applied; ``args``/``kwargs`` are
         JSON texts already checked (a schedule's), or left for ``_job_maker`` to fill."""
-        opts = self.options
+        snapshot = {name: getattr(self.options, name) for name in SNAPSHOT}
+        snapshot["retry_on"] = self._retry_on_names  # kept as the classes' names
+        if o.queue:
+            snapshot["queue"] = o.queue
+        if o.priority is not None:
+            snapshot["priority"] = o.priority
         return NewJob(
             task=self.name,
             args=args,
             kwargs=kwargs,
-            queue=o.queue or opts.queue,
-            priority=opts.priority if o.priority is None else o.priority,
-            retries=opts.retries,
-            retry_backoff=opts.retry_backoff,
-            retry_on=self._retry_on_names,
-            timeout=opts.timeout,
-            at_most_once=opts.at_most_once,
-            max_rescues=opts.max_rescues,
+            **snapshot,
             unique_key=o.unique_key,
             run_at=o.run_at,
             run_after=o.run_after,

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
 from tock.jobs import JobRecord, JobStatus
+from tock.tasks import SNAPSHOT
 
 CLAIMED = "claimed"  #: a view of running: claimed by a worker, not started yet
 STARTED = "started"  #: the app's view of running jobs whose attempt started
@@ -27,6 +28,23 @@ FC = TypeVar("FC", bound=Callable[..., Any])
 MAX_ID = 2**63 - 1  # ids are 64-bit integers (docs/design.md: Jobs and tables)
 SHORT_ERROR = 60
 WIDE = 100  #: columns from which `jobs list` shows the priority
+
+#: ``job_json``'s keys, in order: the task options each job keeps come from their one
+#: definition (``tock.tasks.SNAPSHOT``), so a new option is shown without a change here
+_HEAD = ("id", "task", "queue", "priority", "status", "claimed", "args", "kwargs")
+_TIMES = ("run_at", "created_at", "started_at", "finished_at")
+JSON_KEYS = (
+    *_HEAD,
+    *_TIMES,
+    "attempts",
+    "rescues",
+    *(name for name in SNAPSHOT if name not in _HEAD),
+    "unique_key",
+    "worker_id",
+    "result",
+    "error",
+    "last_error",
+)
 
 
 def _check_id(ctx: click.Context, param: click.Parameter, value: int) -> int:
@@ -124,19 +142,22 @@ def list_jobs(
         )
 
 
-@jobs.command()
+_KEY_NOTES = {
+    "claimed": "claimed (true for a running job not started yet)",
+    "error": "error (the error that explains the state, or null)",
+    "last_error": "last_error (the last attempt's error, kept as history)",
+}
+SHOW_HELP = (
+    "Show every field of one job, with its error's traceback.\n\nJSON keys: "
+    + ", ".join(_KEY_NOTES.get(key, key) for key in JSON_KEYS[:-1])
+    + f" and {_KEY_NOTES[JSON_KEYS[-1]]}. Times are ISO 8601, UTC."
+)
+
+
+@jobs.command(help=SHOW_HELP)
 @job_id_argument()
 @click.option("--json", "as_json", is_flag=True, help="The job as one JSON object.")
 def show(job_id: int, as_json: bool) -> None:
-    """Show every field of one job, with its error's traceback.
-
-    \b
-    JSON keys: id, task, queue, priority, status, claimed (true for a running job not
-    started yet), args, kwargs, run_at, created_at, started_at, finished_at, attempts,
-    rescues, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
-    unique_key, worker_id, result, error (the error that explains the state, or null)
-    and last_error (the last attempt's error, kept as history). Times are ISO 8601, UTC.
-    """
     record = get_app().get_job(job_id).record
     if as_json:
         click.echo(json.dumps(job_json(record), indent=2, ensure_ascii=False))
@@ -199,37 +220,26 @@ def parse_states(options: tuple[str, ...]) -> list[str] | None:
 
 def job_json(record: JobRecord) -> dict[str, Any]:
     """A job for programs: every key always present, times in ISO 8601 (UTC)."""
-
-    def when(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "id": record.id,
-        "task": record.task,
-        "queue": record.queue,
-        "priority": record.priority,
-        "status": record.status.value,
-        "claimed": record.claimed,
-        "args": record.args,
-        "kwargs": record.kwargs,
-        "run_at": when(record.run_at),
-        "created_at": when(record.created_at),
-        "started_at": when(record.started_at),
-        "finished_at": when(record.finished_at),
-        "attempts": record.attempts,
-        "rescues": record.rescues,
-        "retries": record.retries,
-        "retry_backoff": record.retry_backoff,
-        "retry_on": list(record.retry_on),
-        "timeout": record.timeout,
-        "at_most_once": record.at_most_once,
-        "max_rescues": record.max_rescues,
-        "unique_key": record.unique_key,
-        "worker_id": record.worker_id,
-        "result": record.result if record.status is JobStatus.SUCCEEDED else None,
-        "error": state_error(record),
-        "last_error": record.error,
-    }
+    shown: dict[str, Any] = {}
+    for key in JSON_KEYS:
+        if key == "claimed":
+            value: Any = record.claimed
+        elif key == "result":
+            value = record.result if record.status is JobStatus.SUCCEEDED else None
+        elif key == "error":
+            value = state_error(record)
+        elif key == "last_error":
+            value = record.error
+        else:
+            value = getattr(record, key)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, JobStatus):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        shown[key] = value
+    return shown
 
 
 def shown_status(record: JobRecord) -> str:
