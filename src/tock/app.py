@@ -99,6 +99,10 @@ class Tock:
         """Create or upgrade the schema; returns the migrations applied."""
         return self.store.migrate()
 
+    def schema_version(self) -> tuple[int, int]:
+        """(the schema version in the database, the newest this Tock knows)."""
+        return self.store.schema_version()
+
     # -- tasks -----------------------------------------------------------------
 
     @property
@@ -735,6 +739,8 @@ def _view(record: ScheduleRecord) -> sch.Schedule:
         last_fire_at=record.last_fire_at,
         last_job_id=record.last_job_id,
         last_status=None if record.last_status is None else str(record.last_status),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
     )
 
 

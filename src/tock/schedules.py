@@ -422,6 +422,8 @@ class Schedule:
     last_fire_at: datetime | None  #: the latest fire that created a job
     last_job_id: int | None
     last_status: str | None  #: that job's status; None once it is pruned, or no job yet
+    created_at: datetime | None = None  #: when the store first held it
+    updated_at: datetime | None = None  #: when it last changed
 
     @property
     def expression(self) -> str:

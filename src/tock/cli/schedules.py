@@ -101,16 +101,15 @@ def show(name: str, as_json: bool) -> None:
     """
     app = get_app()
     schedule = app.get_schedule(name)
-    record = app.store.schedule_get(name)
-    fires = app.store.fire_list(name, limit=FIRES_SHOWN)
+    fires = app.list_fires(name, limit=FIRES_SHOWN).fires
     if as_json:
         facts = schedule_json(schedule, app)
-        facts["created_at"] = _iso(record.created_at)
-        facts["updated_at"] = _iso(record.updated_at)
+        facts["created_at"] = _iso(schedule.created_at)
+        facts["updated_at"] = _iso(schedule.updated_at)
         facts["fires"] = [fire_json(f) for f in fires]
         click.echo(json.dumps(facts, indent=2))
         return
-    for line in describe(schedule, app, record.created_at, record.updated_at):
+    for line in describe(schedule, app, schedule.created_at, schedule.updated_at):
         click.echo(line)
     out = console()
     out.print()
