@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -139,3 +140,17 @@ def to_json(value: Any, where: str) -> str:
 
 def encode_result(value: Any) -> str:
     return to_json(value, "the return value")
+
+
+def checked_options(kind: str, definition: type, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options ``given`` for a dataclass whose fields each carry their ``check`` in
+    their metadata (``TaskOptions``, ``ScheduleOptions``), each checked; an unknown one
+    is refused by name."""
+    known = {f.name: f for f in dataclasses.fields(definition)}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown {kind} option(s) {', '.join(map(repr, unknown))}: "
+            f"the options are {', '.join(known)}"
+        )
+    return {name: known[name].metadata["check"](value) for name, value in given.items()}

@@ -61,7 +61,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,6 +71,7 @@ from croniter import (  # type: ignore[import-untyped]  # no stubs in the packag
     croniter,
 )
 
+from tock._validate import checked_options
 from tock.errors import ConfigurationError
 
 __all__ = [
@@ -665,16 +666,7 @@ class ScheduleOptions:
     @classmethod
     def build(cls, **given: Any) -> ScheduleOptions:
         """The options from what a user gave, each checked where it enters."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown schedule option(s) {', '.join(map(repr, unknown))}: "
-                f"the options are {', '.join(known)}"
-            )
-        options = cls(
-            **{name: known[name].metadata["check"](value) for name, value in given.items()}
-        )
+        options = cls(**checked_options("schedule", cls, given))
         check_policy(options.misfire, options.grace)  # a pair that would drop every fire
         return options
 

@@ -114,14 +114,7 @@ class TaskOptions:
     @classmethod
     def build(cls, **given: Any) -> TaskOptions:
         """The options from what a user gave, each checked where it enters."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown task option(s) {', '.join(map(repr, unknown))}: "
-                f"the options are {', '.join(known)}"
-            )
-        return cls(**{name: known[name].metadata["check"](value) for name, value in given.items()})
+        return cls(**v.checked_options("task", cls, given))
 
 
 class TaskOptionArgs(TypedDict, total=False):

@@ -245,3 +245,25 @@ def test_bad_store_arguments(own_store: Store, kwargs: dict[str, Any], message: 
         kwargs["store"] = own_store
     with pytest.raises(ConfigurationError, match=message):
         Tock(**kwargs)
+
+
+def test_a_failed_batch_leaves_nothing_in_the_callers_transaction(
+    app: Tock, store_kind: str
+) -> None:
+    if store_kind == "postgres":
+        pytest.skip("PostgreSQL fails the caller's whole transaction on an error")
+    conn = connect(app, store_kind, autocommit=True)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS orders (item TEXT)")
+        begin(conn)
+        conn.execute("INSERT INTO orders VALUES ('book')")
+        # Two statements: the first inserts its run, the second fails on its text.
+        batch = [NewJob("tests.a", "[1]", "{}"), NewJob("tests.b", "[not json", "{}")]
+        with pytest.raises(sqlite3.Error):
+            app.store.job_enqueue_many(batch, now=None, connection=conn)
+        assert conn.in_transaction  # the caller's transaction goes on
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT item FROM orders").fetchall() == [("book",)]
+    finally:
+        conn.close()
+    assert app.store.job_list() == []

@@ -5,8 +5,6 @@ sleeps, never assert durations."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -23,7 +21,8 @@ from tock.duties import (
     Vacuumer,
     VacuumerConfig,
 )
-from tock.worker.worker import Worker, WorkerConfig
+
+from .test_worker import running_worker, wait_for
 
 WAIT = 30.0  # an upper bound for a wait; never an expectation
 FAST = 0.01  # seconds between passes, so that a pass comes soon after a start
@@ -110,30 +109,6 @@ def test_a_periodic_stopped_from_its_own_pass_starts_again() -> None:
     service.stop()
 
 
-@contextmanager
-def running_worker(app: Tock, **config: Any) -> Iterator[Worker]:
-    worker = Worker(app, WorkerConfig(**config))
-    thread = threading.Thread(
-        target=worker.run, kwargs={"install_signal_handlers": False}, daemon=True
-    )
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(WAIT)
-        assert not thread.is_alive(), "the worker did not stop"
-
-
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
-    event = threading.Event()
-    for _ in range(int(WAIT / 0.01)):
-        if predicate():
-            return
-        event.wait(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_worker_switches_its_duties_off_and_on(real_app: Tock) -> None:
     fast = {
         "scheduler": SchedulerConfig(interval=FAST),
@@ -142,7 +117,7 @@ def test_the_worker_switches_its_duties_off_and_on(real_app: Tock) -> None:
         "vacuumer": VacuumerConfig(interval=FAST),
     }
     add = real_app.task(name="tests.add")(lambda x, y: x + y)
-    with running_worker(real_app, **fast) as worker:
+    with running_worker(real_app, duties=True, **fast) as worker:
         assert [d.name for d in worker.duties] == ["scheduler", "rescuer", "pruner", "vacuumer"]
         wait_for(lambda: all(d.running for d in worker.duties), "the duties to start")
         worker.stop_duties()

@@ -1,4 +1,4 @@
-"""The names API.md promises are exported, and behave as documented."""
+"""The public names users and outside tests rely on are exported, and behave as documented."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ PROMISED = {
     "StoreError",
     "TockError",
     "FakeClock",
+    "JobStateError",
+    "JobPage",
 }
 
 

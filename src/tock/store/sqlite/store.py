@@ -287,37 +287,32 @@ class SQLiteStore:
         """A write transaction; with ``connection``, the caller's (docs/design.md: caller
         connections): joined through a savepoint when one is open, else opened here and
         committed here in autocommit mode, or left open for the caller to commit."""
-        if connection is not None:
+        if connection is None:
+            conn, ours = self._conn(create=True), True
+        else:
             conn = self._caller_connection(connection)
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
-                if _autocommits(conn):
-                    # The caller has no transaction and commits none: this one is ours.
-                    try:
-                        yield conn
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-                    return
-            # The caller's transaction: a batch that fails leaves nothing of itself.
-            conn.execute("SAVEPOINT tock_write")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK TO tock_write")
-                conn.execute("RELEASE tock_write")
-                raise
-            conn.execute("RELEASE tock_write")
-            return
-        conn = self._conn(create=True)
-        conn.execute("BEGIN IMMEDIATE")
+            ours = not conn.in_transaction and _autocommits(conn)
+            if not ours and not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")  # the caller's to commit, as its own work
+        # Ours: a transaction of its own. The caller's: a batch that fails leaves
+        # nothing of itself in it.
+        begin, undo, end = (
+            ("BEGIN IMMEDIATE", ("ROLLBACK",), "COMMIT")
+            if ours
+            else (
+                "SAVEPOINT tock_write",
+                ("ROLLBACK TO tock_write", "RELEASE tock_write"),
+                "RELEASE tock_write",
+            )
+        )
+        conn.execute(begin)
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            for statement in undo:
+                conn.execute(statement)
             raise
-        conn.execute("COMMIT")
+        conn.execute(end)
 
     def _caller_connection(self, connection: object) -> sqlite3.Connection:
         if not isinstance(connection, sqlite3.Connection):
@@ -566,49 +561,30 @@ class SQLiteStore:
         return rows
 
     def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
-        with self._write() as conn:
-            moved = [
-                i
-                for (i,) in conn.execute(
-                    Q["job_retry_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
-                ).fetchall()
-            ]
-            if moved:
-                conn.execute(Q["job_delete_finished_many"], {"ids": json.dumps(moved)})
-        return moved
+        return self._move("job_retry_many", "job_delete_finished_many", ids, now)
 
     def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
-        with self._write() as conn:
-            moved = [
-                i
-                for (i,) in conn.execute(
-                    Q["job_cancel_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
-                ).fetchall()
-            ]
-            if moved:
-                conn.execute(Q["job_delete_many"], {"ids": json.dumps(moved)})
-        return moved
+        return self._move("job_cancel_many", "job_delete_many", ids, now)
 
     def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
-        with self._write() as conn:
-            gone = [
-                i
-                for (i,) in conn.execute(
-                    Q["job_delete_finished_jobs"], {"ids": json.dumps(list(ids))}
-                ).fetchall()
-            ]
-            if gone:
-                conn.execute(Q["job_prune_fires"], {"ids": json.dumps(gone)})
-        return gone
+        # Their fire rows go with them, as when pruned.
+        return self._move("job_delete_finished_jobs", "job_prune_fires", ids, None)
 
     def job_run_now_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
+        return self._move("job_run_now_many", None, ids, now)
+
+    def _move(
+        self, change: str, then: str | None, ids: Sequence[JobId], now: datetime | None
+    ) -> list[JobId]:
+        """One transaction: ``change`` (a query that returns the ids it changed) over
+        ``ids``, then ``then`` over the ids changed (the other half of a move between
+        the tables)."""
         with self._write() as conn:
-            return [
-                i
-                for (i,) in conn.execute(
-                    Q["job_run_now_many"], {"ids": json.dumps(list(ids)), "now": to_us(now)}
-                ).fetchall()
-            ]
+            params = {"ids": json.dumps(list(ids)), "now": to_us(now)}
+            changed = [i for (i,) in conn.execute(Q[change], params).fetchall()]
+            if changed and then is not None:
+                conn.execute(Q[then], {"ids": json.dumps(changed)})
+        return changed
 
     def job_claim_batch(
         self,
