@@ -1,7 +1,7 @@
 """Tock: a reliable task scheduler and job queue whose only moving part is the database."""
 
 from tock import errors
-from tock.app import Tock
+from tock.app import FirePage, Tock
 from tock.clock import Clock, FakeClock, SystemClock
 from tock.errors import *  # noqa: F403  # every public error: the one list is errors.__all__
 from tock.jobs import Job, JobPage, JobStatus
@@ -14,6 +14,7 @@ __all__ = [
     "Clock",
     "Context",
     "FakeClock",
+    "FirePage",
     "Job",
     "JobPage",
     "JobStatus",
