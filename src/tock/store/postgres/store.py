@@ -33,17 +33,15 @@ import os
 import re
 import secrets
 import select
-import struct
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import TupleRow, tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -89,6 +87,18 @@ from tock.store._rows import (
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
+from tock.store.postgres.copy import (
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    Ids,
+    copy_options,
+    copy_rows,
+    copy_text,
+    fits,
+    pg_us,
+    retry_on_text,
+)
+from tock.store.postgres.notify import Notifier, Watch
 
 log = logging.getLogger("tock.store")
 
@@ -97,15 +107,12 @@ NOW = "coalesce(%(now)s::timestamptz, now())"
 MIGRATIONS = load_migrations("tock.store.postgres")
 LATEST = MIGRATIONS[-1][0]
 DEFAULT_SCHEMA = "tock"
-NOTIFY_WINDOW = 0.005  # the throttle of wake-up hints, per process and queue
-LISTEN_TIMEOUT = 0.1  # how often the LISTEN thread looks at its stop flag
 POOL_TIMEOUT = 30.0  # waiting for a pooled connection before StoreError
 COPY_MIN = 500  # from this many jobs, enqueue_many COPYs instead of passing arrays
 COPY_KEYLESS_MIN = 50  # the same for batches without unique keys (measured: 10 to 20 ties)
 COPY_CHUNK = 1000  # jobs per write of a COPY
 CONNECT_TIMEOUT = 5  # a new connection: fail fast, with the reason
 TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
-RETRY_MAX = 2.0  # the longest wait between two reconnection attempts of the LISTEN thread
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
 # Sessions of their own (LISTEN, liveness token): the server notices a vanished client
 # within about 30 s (not the system's default of two hours), and frees its token.
@@ -140,7 +147,13 @@ class _PoolLogFilter(logging.Filter):
 
 
 _POOL_LOG_FILTER = _PoolLogFilter()
-logging.getLogger("psycopg.pool").addFilter(_POOL_LOG_FILTER)
+
+
+@functools.cache
+def _filter_pool_logs() -> None:
+    """Put the filter on psycopg_pool's logger, once, when this process opens its first
+    pool: importing Tock changes no logging of the process."""
+    logging.getLogger("psycopg.pool").addFilter(_POOL_LOG_FILTER)
 
 
 def quote_ident(name: str) -> str:
@@ -214,102 +227,6 @@ def _record(row: Sequence[Any]) -> JobRecord:
 
 def _schedule(row: Sequence[Any]) -> ScheduleRecord:
     return schedule_record(row, _same)
-
-
-class _Notifier:
-    """Throttles the wake-up hints of this process: a NOTIFY at the start of a ~5 ms
-    window per queue, and one more at its end if any was suppressed (every notifying
-    commit takes a global lock in PostgreSQL, so never one per job)."""
-
-    def __init__(
-        self, store: PostgresStore, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._store = store
-        self._monotonic = monotonic  # tests replace it
-        self._lock = threading.Lock()
-        self._window_end: dict[str, float] = {}
-        self._suppressed: set[str] = set()
-
-    def due(self, queues: set[str]) -> list[str]:
-        """The queues to notify in this commit; the others get a trailing hint."""
-        now = self._monotonic()
-        send: list[str] = []
-        with self._lock:
-            for queue in sorted(queues):
-                end = self._window_end.get(queue)
-                if end is None or now >= end:
-                    self._window_end[queue] = now + NOTIFY_WINDOW
-                    send.append(queue)
-                elif queue not in self._suppressed:
-                    self._suppressed.add(queue)
-                    timer = threading.Timer(end - now, self._trailing, (queue,))
-                    timer.daemon = True
-                    timer.start()
-        return send
-
-    def _trailing(self, queue: str) -> None:
-        with self._lock:
-            self._suppressed.discard(queue)
-            self._window_end[queue] = self._monotonic() + NOTIFY_WINDOW
-        # A hint: if it cannot be sent, idle workers still poll.
-        with contextlib.suppress(Exception):
-            self._store._notify([queue])
-
-
-class _Watch:
-    """LISTENs on a connection of its own (not the pool's) and calls back on a hint.
-
-    When the connection drops it reconnects with backoff, then calls back once (one
-    poll): hints sent meanwhile were lost. The store logs the loss and the return, once
-    per outage for all of its connections.
-    """
-
-    def __init__(self, store: PostgresStore, callback: Callable[[], None]) -> None:
-        self._store = store
-        self._callback = callback
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tock-listen", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        store = self._store
-        backoff = 0.0
-        first = True
-        listen = sql.SQL("LISTEN {}").format(sql.Identifier(store.channel))
-        while not self._stop.is_set():
-            if backoff and self._stop.wait(backoff):
-                return
-            born = time.monotonic()
-            try:
-                conn = psycopg.connect(
-                    store._listen_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                )
-            except psycopg.Error as exc:
-                store._lost(None, exc)
-                backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
-                continue
-            try:
-                conn.execute(listen)
-                store._back(born)
-                backoff = 0.0
-                if not first:
-                    self._callback()  # one poll: hints sent while away are lost
-                first = False
-                while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=LISTEN_TIMEOUT):
-                        self._callback()
-            except psycopg.Error as exc:
-                if not self._stop.is_set():
-                    store._lost(born, exc)
-                backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
-            finally:
-                with contextlib.suppress(Exception):
-                    conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
 
 
 def _ended_by_server(conn: psycopg.Connection[Any]) -> BaseException | None:
@@ -397,7 +314,7 @@ class PostgresStore:
         self._offline = False
         self._lost_at = float("-inf")  # monotonic time the latest outage was declared
         self._back_at: float | None = None  # ... and the time it ended
-        self._notifier = _Notifier(self)
+        self._notifier = Notifier(self)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -411,12 +328,13 @@ class PostgresStore:
             self._pool = None
             self._tokens = {}
             self._born = weakref.WeakKeyDictionary()
-            self._notifier = _Notifier(self)
+            self._notifier = Notifier(self)
         pool = self._pool
         if pool is None:
             with self._pool_lock:
                 pool = self._pool
                 if pool is None:
+                    _filter_pool_logs()
                     pool = ConnectionPool(
                         self._conninfo,
                         min_size=1,
@@ -530,6 +448,12 @@ class PostgresStore:
             raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
         with conn:
             yield conn
+
+    def _listen_connect(self) -> psycopg.Connection[TupleRow]:
+        """A connection of its own for LISTEN (not the pool's), with keepalives."""
+        return psycopg.connect(
+            self._listen_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+        )
 
     def _why_unreachable(self) -> str:
         try:
@@ -713,7 +637,7 @@ class PostgresStore:
                 inserted, held = self._insert(cur, picked, when, notify)
         # One statement inserted the rows in input order: the identity handed out
         # increasing ids in that order. Keyed rows are matched by their key.
-        if isinstance(inserted, _Ids):
+        if isinstance(inserted, Ids):
             return inserted  # a batch without unique keys, COPYed
         if not first_of:
             return sorted(i for i, _ in inserted)
@@ -735,7 +659,7 @@ class PostgresStore:
         jobs: list[NewJob],
         now: datetime | None,
         notify: list[str],
-    ) -> tuple[_Ids | list[tuple[int, str | None]], list[tuple[str, int]]]:
+    ) -> tuple[Ids | list[tuple[int, str | None]], list[tuple[str, int]]]:
         """The rows inserted, as (id, unique key), or as ids in input order when no job
         has a key; and the (key, id) of the live jobs that held a key."""
         params: dict[str, Any]
@@ -743,7 +667,7 @@ class PostgresStore:
         # Big batches without unique keys: no conflict can skip a row, so the ids are
         # taken first and the rows COPYed straight into the live table. (A number that
         # does not fit its column takes the INSERT below, for the server's own error.)
-        if runs and all(j.unique_key is None for j in jobs) and all(map(_fits, runs)):
+        if runs and all(j.unique_key is None for j in jobs) and all(map(fits, runs)):
             ids = self._copy_jobs(cur, runs, len(jobs), now)
             if notify:
                 cur.execute(self.Q["job_notify"], {"channel": self.channel, "queues": notify})
@@ -772,7 +696,7 @@ class PostgresStore:
             del params["args"], params["kwargs"]
             params["now"] = now
             with cur.copy(copy_query) as copy:
-                copy.write(_copy_text(text))
+                copy.write(copy_text(text))
             cur.execute(_keyless(insert, jobs), params)
             inserted = cur.fetchall()
         else:
@@ -815,28 +739,28 @@ class PostgresStore:
         runs: list[list[NewJob]],
         n: int,
         now: datetime | None,
-    ) -> _Ids:
+    ) -> Ids:
         """COPY jobs without unique keys into the live table; their ids in input order.
 
         Binary COPY: the server parses no timestamps or numbers, and the fields a run of
         jobs shares are encoded once for the run."""
         cur.execute(self.Q["job_take_ids"], {"n": n, "now": now}, binary=True)
         created, reserved = _one(cur)
-        ids = _Ids(sorted(reserved))  # increasing already (one session's nextval calls)
+        ids = Ids(sorted(reserved))  # increasing already (one session's nextval calls)
         encoding = cur.connection.info.encoding
-        created_us = _pg_us(created)
+        created_us = pg_us(created)
         start = 0
         with cur.copy(self.Q["job_copy"]) as copy:
-            copy.write(_COPY_SIGNATURE)
+            copy.write(COPY_SIGNATURE)
             for run in runs:
-                shared = _copy_options(run[0], created_us, encoding)
+                shared = copy_options(run[0], created_us, encoding)
                 # In chunks: the server inserts one while the next is encoded.
                 for lo in range(0, len(run), COPY_CHUNK):
                     hi = min(lo + COPY_CHUNK, len(run))
                     taken = ids[start + lo : start + hi]
-                    copy.write(_copy_rows(run[lo:hi], taken, shared, encoding))
+                    copy.write(copy_rows(run[lo:hi], taken, shared, encoding))
                 start += len(run)
-            copy.write(_COPY_TRAILER)
+            copy.write(COPY_TRAILER)
         return ids
 
     def _notify(self, queues: list[str]) -> None:
@@ -1139,8 +1063,8 @@ class PostgresStore:
             for q in sorted(counts)
         ]
 
-    def job_watch(self, callback: Callable[[], None]) -> _Watch:
-        return _Watch(self, callback)
+    def job_watch(self, callback: Callable[[], None]) -> Watch:
+        return Watch(self, callback)
 
     # -- workers, liveness and rescue -------------------------------------------
 
@@ -1611,7 +1535,7 @@ def _row(j: NewJob) -> tuple[object, ...]:
         _us(j.run_after),
         j.retries,
         float(j.retry_backoff),
-        _retry_on_text(j.retry_on),
+        retry_on_text(j.retry_on),
         None if j.timeout is None else float(j.timeout),
         bool(j.at_most_once),
         j.max_rescues,
@@ -1645,87 +1569,6 @@ def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
     return query.replace(ON_CONFLICT, "")
 
 
-def _copy_text(text: str) -> str:
-    """Lines of JSON texts (and run numbers) as COPY's text format. Tock's JSON has no raw
-    tab, newline or carriage return (the encoder escapes them), so only backslashes need
-    doubling, in one pass over the whole text."""
-    return text.replace("\\", "\\\\") if "\\" in text else text
-
-
-# COPY's binary format (PostgreSQL docs: COPY, "Binary Format"), for job_copy: a
-# signature, then per row a field count and each field as its length (-1: NULL) and its
-# bytes in the type's binary form (big-endian integers and floats, timestamptz in
-# microseconds since 2000-01-01 UTC, text in the client encoding), then a trailer.
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_COPY_TRAILER = struct.pack("!h", -1)
-_COPY_FIELDS = 15  # job_copy's columns
-_COPY_HEAD = struct.Struct("!hiqi").pack  # field count, the id's length and id, len(args)
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _pg_us(when: datetime) -> int:
-    return (when - _PG_EPOCH) // _MICROSECOND
-
-
-def _field(fmt: str, value: object) -> bytes:
-    data = struct.pack(fmt, value)
-    return struct.pack("!i", len(data)) + data
-
-
-def _text_field(text: str, encoding: str) -> bytes:
-    data = text.encode(encoding)
-    return struct.pack("!i", len(data)) + data
-
-
-_EMPTY_KWARGS = _text_field("{}", "ascii")
-
-
-def _copy_rows(jobs: list[NewJob], ids: list[int], shared: bytes, encoding: str) -> bytes:
-    """job_copy's rows for jobs of one run (``shared``: their _copy_options)."""
-    args = [j.args.encode(encoding) for j in jobs]
-    kwargs = [_EMPTY_KWARGS if j.kwargs == "{}" else _text_field(j.kwargs, encoding) for j in jobs]
-    return b"".join(
-        [
-            _COPY_HEAD(_COPY_FIELDS, 8, i, len(a)) + a + k + shared
-            for i, a, k in zip(ids, args, kwargs, strict=True)
-        ]
-    )
-
-
-def _fits(run: list[NewJob]) -> bool:
-    """Whether the integer options of a run fit job_copy's int columns, and its delay a
-    bigint (as job_insert_many takes it)."""
-    j = run[0]
-    ints = (j.priority, j.retries, j.max_rescues)
-    return all(-(2**31) <= x < 2**31 for x in ints) and -(2**63) <= _us(j.run_after) < 2**63
-
-
-def _copy_options(j: NewJob, created_us: int, encoding: str) -> bytes:
-    """job_copy's fields after (id, args, kwargs): the same for a whole run of jobs."""
-    run_at = created_us + _us(j.run_after) if j.run_at is None else _pg_us(j.run_at)
-    return b"".join(
-        (
-            _text_field(j.task, encoding),
-            _text_field(j.queue, encoding),
-            _field("!i", j.priority),
-            _text_field("pending", encoding),
-            _field("!q", run_at),
-            _field("!q", created_us),
-            _field("!i", j.retries),
-            _field("!d", float(j.retry_backoff)),
-            _text_field(_retry_on_text(j.retry_on), encoding),
-            struct.pack("!i", -1) if j.timeout is None else _field("!d", float(j.timeout)),
-            _field("?", bool(j.at_most_once)),
-            _field("!i", j.max_rescues),
-        )
-    )
-
-
-class _Ids(list[int]):
-    """The ids of a batch without unique keys, in input order."""
-
-
 _queue = operator.attrgetter("queue")
 
 # Every option of a job but its arguments.
@@ -1751,10 +1594,6 @@ def _runs(jobs: list[NewJob]) -> list[list[NewJob]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _retry_on_text(names: tuple[str, ...]) -> str:
-    return json.dumps(list(names))
-
-
 def _iso(when: datetime | None) -> str | None:
     checked = _now(when)
     return None if checked is None else checked.isoformat()
