@@ -580,8 +580,8 @@ class SQLiteStore:
         ``ids``, then ``then`` over the ids changed (the other half of a move between
         the tables)."""
         with self._write() as conn:
-            params = {"ids": json.dumps(list(ids)), "now": to_us(now)}
-            changed = [i for (i,) in conn.execute(Q[change], params).fetchall()]
+            values = {"ids": json.dumps(list(ids)), "now": to_us(now)}
+            changed = [i for (i,) in conn.execute(Q[change], values).fetchall()]
             if changed and then is not None:
                 conn.execute(Q[then], {"ids": json.dumps(changed)})
         return changed
