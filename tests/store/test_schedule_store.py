@@ -674,7 +674,7 @@ def test_schedule_and_fire_queries_have_the_same_names_in_both_dialects() -> Non
 
 def _plan(store: Store, name: str, params: Mapping[str, Any]) -> str:
     """The plan of one of the store's queries, as text (the raw driver: store-specific)."""
-    if hasattr(store, "Q"):  # PostgreSQL: seq scans off, so the plan shows an index fits
+    if store.supports_listen_notify:  # PostgreSQL: seq scans off, so the plan shows an index fits
         query = store.Q[name]
         with store._conn() as conn, conn.transaction(force_rollback=True):  # type: ignore[attr-defined]
             conn.execute("SET LOCAL enable_seqscan = off")

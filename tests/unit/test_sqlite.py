@@ -25,6 +25,7 @@ from tock import (
 )
 from tock.store import open_store, redact_url
 from tock.store._sql import parse_queries
+from tock.store.sqlite.store import SQLiteStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -261,8 +262,8 @@ def test_newer_schema_refused(make_app, db: Path) -> None:
 def test_older_schema_asks_for_migrate(make_app, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_app(f"sqlite:///{db}").migrate()
     extra = (sqlite_store.LATEST + 1, "extra", "CREATE TABLE tock_extra (x INTEGER);\n")
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", [*sqlite_store.MIGRATIONS, extra])
-    monkeypatch.setattr(sqlite_store, "LATEST", extra[0])
+    monkeypatch.setattr(SQLiteStore, "MIGRATIONS", [*sqlite_store.MIGRATIONS, extra])
+    monkeypatch.setattr(SQLiteStore, "LATEST", extra[0])
     app = make_app(f"sqlite:///{db}")
     with pytest.raises(SchemaError, match="run `tock migrate`"):
         app.task(add).enqueue(1, 2)

@@ -18,42 +18,35 @@ import fcntl
 import functools
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tock.errors import (
     ConfigurationError,
-    JobNotFound,
     NoDatabase,
-    ScheduleNotFound,
     SchemaError,
     StoreError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
-    Fire,
-    FireRecord,
-    QueueStats,
     RescueReport,
     ScheduleRecord,
     WorkerInfo,
-    WorkerRecord,
     redact_url,
 )
+from tock.store._base import SQLStore, first_of_each_key, option_runs
 from tock.store._lists import (
     FINISHED_TABLE,
     LIVE_TABLE,
     MAX_ID,
     JobFilter,
     Part,
-    legacy_filter,
     merge_ids,
     params,
     parts,
@@ -63,11 +56,8 @@ from tock.store._rows import (
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    fire_record,
-    job_record,
     last_of_each,
     last_status,
-    schedule_record,
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
@@ -87,7 +77,6 @@ Q = load_queries(
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
 BUSY_TIMEOUT_MS = 60_000
-MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
 WATCH_INTERVAL = 0.02  # docs/design.md: an idle worker polls PRAGMA data_version every ~20 ms
 
 
@@ -104,14 +93,6 @@ def from_us(value: int | None) -> datetime | None:
     if value is None:
         return None
     return _EPOCH + timedelta(microseconds=value)
-
-
-def _record(row: Sequence[Any]) -> JobRecord:
-    return job_record(row, from_us)
-
-
-def _schedule(row: Sequence[Any]) -> ScheduleRecord:
-    return schedule_record(row, from_us)
 
 
 def parse_sqlite_url(url: str) -> Path:
@@ -180,9 +161,12 @@ class _Watch:
             self._thread.join()
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     supports_listen_notify = False
     clock_step = 1e-3  # the database's clock reads to the millisecond
+    Q = Q
+    MIGRATIONS = MIGRATIONS
+    LATEST = LATEST
 
     def __init__(self, url: str) -> None:
         self.path = parse_sqlite_url(url)
@@ -201,6 +185,43 @@ class SQLiteStore:
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
+
+    # -- the dialect's primitives (tock.store._base) --------------------------------
+
+    _time = staticmethod(to_us)
+    _read_time = staticmethod(from_us)
+
+    @staticmethod
+    def _names(names: Sequence[str] | None) -> str | None:
+        """A list of names as the queries take it: a JSON array, or NULL for "every one"."""
+        return None if names is None else json.dumps(list(names))
+
+    @staticmethod
+    def _read_names(value: str) -> tuple[str, ...]:
+        return tuple(json.loads(value))
+
+    def _read(self) -> contextlib.nullcontext[sqlite3.Connection]:
+        return contextlib.nullcontext(self._conn())
+
+    def _write_one(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._write()  # BEGIN IMMEDIATE even for one statement: writers queue
+
+    def _stamp(self, conn: sqlite3.Connection, now: datetime | None) -> int:
+        """The caller's time, or the database's clock read once (for a whole batch)."""
+        now_us = to_us(now)
+        if now_us is None:
+            (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
+        return now_us
+
+    _clock = _stamp
+
+    @staticmethod
+    def _after(at: int) -> int:
+        return at + 1
+
+    @property
+    def _where(self) -> str:
+        return str(self.path)
 
     # -- connections -------------------------------------------------------------
 
@@ -367,21 +388,7 @@ class SQLiteStore:
                 self._verify(versions)
             self._checked = True
 
-    def _verify(self, versions: list[int]) -> None:
-        current = max(versions, default=0)
-        if current > LATEST:
-            raise SchemaError(
-                f"{self.path} has schema version {current}, newer than this Tock knows "
-                f"({LATEST}): upgrade Tock"
-            )
-        if current < LATEST:
-            raise SchemaError(
-                f"{self.path} has schema version {current}, this Tock needs {LATEST}: "
-                "run `tock migrate`"
-            )
-
     def _migrate(self, conn: sqlite3.Connection) -> list[str]:
-        applied: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(
@@ -389,35 +396,24 @@ class SQLiteStore:
                 "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
             )
             done = {v for (v,) in conn.execute(Q["migration_versions"])}
-            if done and max(done) > LATEST:
-                raise SchemaError(
-                    f"{self.path} has schema version {max(done)}, newer than this Tock "
-                    f"knows ({LATEST}): upgrade Tock"
-                )
-            for version, name, sql in MIGRATIONS:
-                if version in done:
-                    continue
-                for statement in _statements(sql):
-                    conn.execute(statement)
-                conn.execute(
-                    Q["migration_record"],
-                    {"version": version, "name": name, "now": None},
-                )
-                applied.append(f"{version:04d}_{name}")
+            applied = self._apply_migrations(conn, done)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return applied
 
+    def _run_migration(self, conn: sqlite3.Connection, sql: str) -> None:
+        for statement in _statements(sql):
+            conn.execute(statement)
+
     def migrate(self) -> list[str]:
         applied = self._migrate(self._conn(check=False, create=True))
         self._checked = True
         return applied
 
-    def schema_version(self) -> tuple[int, int]:
-        versions = self._versions(self._conn(check=False))
-        return (max(versions or [0]), LATEST)
+    def _stored_versions(self) -> list[int] | None:
+        return self._versions(self._conn(check=False))
 
     def db_now(self, *, now: datetime | None) -> datetime:
         if getattr(self._local, "conn", None) is None and not self.path.exists():
@@ -438,12 +434,9 @@ class SQLiteStore:
     ) -> list[JobId]:
         if not jobs:
             return []
-        now_us = to_us(now)
         ids: list[JobId | None] = [None] * len(jobs)
         with self._write(connection) as conn:
-            if now_us is None:
-                # The database's clock, read once for the batch.
-                (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
+            now_us = self._stamp(conn, now)
             keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
             if keyed:
                 # docs/design.md: a key held by a live job creates nothing and returns that job.
@@ -459,16 +452,9 @@ class SQLiteStore:
                     if key in held:
                         ids[i] = held[key]
             fresh = [i for i in range(len(jobs)) if ids[i] is None]
-            seen_keys: dict[str, int] = {}
-            inserted: list[int] = []  # positions in `jobs` that get a new row, in order
-            for i in fresh:
-                key = jobs[i].unique_key
-                if key is not None:
-                    if key in seen_keys:
-                        continue  # the same key twice in one batch: one job
-                    seen_keys[key] = i
-                inserted.append(i)
-            for group in _runs(jobs, inserted):
+            # The positions in `jobs` that get a new row, in order.
+            inserted, seen_keys = first_of_each_key(jobs, fresh)
+            for group in option_runs(jobs, inserted):
                 first = jobs[group[0]]
                 last = conn.execute(
                     Q["job_insert_many"],
@@ -504,33 +490,12 @@ class SQLiteStore:
                 ids[i] = ids[seen_keys[key]]
         return [i for i in ids if i is not None]
 
-    def job_get(self, job_id: JobId) -> JobRecord:
-        conn = self._conn()
-        row = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        return _record(row)
-
-    def job_list(
-        self,
-        *,
-        statuses: Sequence[JobStatus] | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        worker_id: str | None = None,
-        limit: int = 50,
-        started: bool | None = None,
-    ) -> list[JobRecord]:
-        return self.job_page(
-            legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
-        )
-
     def job_page(
         self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
     ) -> list[JobRecord]:
         rows = self._list(f, COLUMNS, before, limit, now)
         rows.sort(key=lambda r: r[0], reverse=True)
-        return [_record(r) for r in _distinct(rows, limit)]
+        return [self._record(r) for r in _distinct(rows, limit)]
 
     def job_ids(
         self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
@@ -586,53 +551,26 @@ class SQLiteStore:
                 conn.execute(Q[then], {"ids": json.dumps(changed)})
         return changed
 
-    def job_claim_batch(
+    def _claim(
         self,
-        *,
-        worker_id: str,
+        params: dict[str, Any],
         queues: Sequence[str],
-        limit: int,
-        free: int,
-        now: datetime | None,
-        completed: Sequence[Outcome] = (),
-        started: Sequence[Start] = (),
-    ) -> list[JobRecord]:
-        now_us = to_us(now)
-        if limit <= 0 or not queues:
-            if completed or started:
-                self.job_complete_batch(completed, now=now, started=started)
-            return []
+        completed: Sequence[Outcome],
+        started: Sequence[Start],
+    ) -> list[Any]:
         conn = self._conn()
         if not completed and not started:
             # A read first: idle workers do not queue on the write lock for nothing.
             due = conn.execute(
-                Q["job_any_due"], {"queues": json.dumps(list(queues)), "now": now_us}
+                Q["job_any_due"], {"queues": json.dumps(list(queues)), "now": params["now"]}
             ).fetchone()
             if due is None:
                 return []
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "token": secrets.randbits(62),
-            "limit": limit,
-            "free": free,
-            "now": now_us,
-        }
-        if len(queues) == 1:
-            sql = Q["job_claim_batch"]
-            params["queue"] = queues[0]
-        else:
-            sql = _claim_across(len(queues))
-            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
+        sql = Q["job_claim_batch"] if len(queues) == 1 else _claim_across(len(queues))
         with self._write() as conn:
             if completed or started:
-                self._complete(conn, completed, now_us, started)
-            rows = conn.execute(sql, params).fetchall()
-        records = [_record(r) for r in rows]
-        for r in records:
-            r.attempts += 1  # the attempt each will run as, counted when it starts
-        # RETURNING has no order: put the batch back in claim order.
-        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-        return records
+                self._complete(conn, completed, params["now"], started)
+            return conn.execute(sql, params).fetchall()
 
     def _complete(
         self,
@@ -690,72 +628,23 @@ class SQLiteStore:
             changed += conn.executemany(Q["job_release"], release).rowcount
         return changed
 
-    def job_complete_batch(
-        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    def _prune_some(
+        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
     ) -> int:
-        if not outcomes and not started:
-            return 0
         with self._write() as conn:
-            return self._complete(conn, outcomes, to_us(now), started)
-
-    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
-        (value,) = (
-            self._conn().execute(Q["job_next_due"], {"queues": json.dumps(list(queues))}).fetchone()
-        )
-        return from_us(value)
-
-    def job_prune(
-        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
-    ) -> int:
-        deleted = 0
-        for status, age in retention.items():
-            while True:
-                with self._write() as conn:
-                    ids = conn.execute(
-                        Q["job_prune"],
-                        {
-                            "status": JobStatus(status).value,
-                            "age_us": _us(age),
-                            "batch_size": batch_size,
-                            "now": to_us(now),
-                        },
-                    ).fetchall()
-                    if ids:
-                        # Their fire rows go with them (docs/design.md: Schedules).
-                        conn.execute(Q["job_prune_fires"], {"ids": json.dumps([i for (i,) in ids])})
-                n = len(ids)
-                deleted += n
-                if n < batch_size:
-                    break
-        return deleted
-
-    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
-        conn = self._conn()
-        params = {"now": to_us(now)}
-        counts: dict[str, dict[JobStatus, int]] = {}
-        ready: dict[str, int] = {}
-        oldest: dict[str, int] = {}
-        claimed: dict[str, int] = {}
-        for queue, status, n, n_ready, first, n_claimed in conn.execute(
-            Q["job_stats_live"], params
-        ):
-            counts.setdefault(queue, {})[JobStatus(status)] = n
-            ready[queue] = ready.get(queue, 0) + (n_ready or 0)
-            claimed[queue] = claimed.get(queue, 0) + (n_claimed or 0)
-            if first is not None:
-                oldest[queue] = min(first, oldest.get(queue, first))
-        for queue, status, n in conn.execute(Q["job_stats_finished"]):
-            counts.setdefault(queue, {})[JobStatus(status)] = n
-        return [
-            QueueStats(
-                queue=q,
-                counts=counts[q],
-                ready=ready.get(q, 0),
-                oldest_ready_at=from_us(oldest.get(q)),
-                claimed=claimed.get(q, 0),
-            )
-            for q in sorted(counts)
-        ]
+            ids = conn.execute(
+                Q["job_prune"],
+                {
+                    "status": status.value,
+                    "age_us": _us(age),
+                    "batch_size": batch_size,
+                    "now": to_us(now),
+                },
+            ).fetchall()
+            if ids:
+                # Their fire rows go with them (docs/design.md: Schedules).
+                conn.execute(Q["job_prune_fires"], {"ids": json.dumps([i for (i,) in ids])})
+        return len(ids)
 
     def job_vacuum(self, *, min_dead_rows: int) -> bool:
         # SQLite reuses freed pages by itself; nothing to do.
@@ -842,29 +731,6 @@ class SQLiteStore:
             n = conn.execute(Q["worker_heartbeat"], {"id": worker_id, "now": to_us(now)}).rowcount
         return n > 0
 
-    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
-        report = RescueReport(dead_workers=[worker_id])
-        with self._write() as conn:
-            self._bury(conn, worker_id, to_us(now), report)
-        self._drop_token(worker_id)
-        return report
-
-    def worker_list(self) -> list[WorkerRecord]:
-        return [
-            WorkerRecord(
-                id=row[0],
-                hostname=row[1],
-                pid=row[2],
-                queues=tuple(json.loads(row[3])),
-                concurrency=row[4],
-                started_at=_EPOCH + timedelta(microseconds=row[5]),
-                heartbeat_at=_EPOCH + timedelta(microseconds=row[6]),
-                running=row[7],
-                claimed=row[8],
-            )
-            for row in self._conn().execute(Q["worker_list"])
-        ]
-
     def worker_rescue(
         self,
         *,
@@ -898,7 +764,7 @@ class SQLiteStore:
                     conn, worker_id, now_us, rescue_after, token_after, trust_heartbeats
                 ):
                     report.dead_workers.append(worker_id)
-                    self._bury(conn, worker_id, now_us, report)
+                    self._bury(conn, [worker_id], now_us, report)
         for worker_id in report.dead_workers:
             self._remove_token_file(worker_id)
         return report
@@ -964,16 +830,20 @@ class SQLiteStore:
             os.close(fd)
 
     def _bury(
-        self, conn: sqlite3.Connection, worker_id: str, now_us: int | None, report: RescueReport
+        self,
+        conn: sqlite3.Connection,
+        worker_ids: list[str],
+        now_us: int | None,
+        report: RescueReport,
     ) -> None:
-        params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
-        for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
-            (report.lost if status == "lost" else report.failed).append(job_id)
-        conn.execute(Q["worker_jobs_delete_given_up"], params)
-        report.rescued.extend(
-            j for (j,) in conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
-        )
-        conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+        for worker_id in worker_ids:
+            params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
+            for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
+                (report.lost if status == "lost" else report.failed).append(job_id)
+            conn.execute(Q["worker_jobs_delete_given_up"], params)
+            rescued = conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id})
+            report.rescued.extend(j for (j,) in rescued.fetchall())
+            conn.execute(Q["worker_delete"], {"worker_id": worker_id})
 
     # -- schedules -----------------------------------------------------------------
 
@@ -1003,183 +873,7 @@ class SQLiteStore:
         conn.executemany(Q["schedule_upsert_many"], rows)
         return len(rows)
 
-    def _now_us(self, conn: sqlite3.Connection, now: datetime | None) -> int:
-        """The caller's time, or the database's clock read once (for a whole batch)."""
-        now_us = to_us(now)
-        if now_us is None:
-            (now_us,) = conn.execute(Q["db_now"], {"now": None}).fetchone()
-        return now_us
-
-    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
-        with self._write() as conn:
-            self._upsert(conn, [schedule], self._now_us(conn, now))
-            row = conn.execute(Q["schedule_get"], {"name": schedule.name}).fetchone()
-        return _schedule(row)
-
-    def schedule_upsert_many(
-        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
-    ) -> int:
-        if not schedules:
-            return 0
-        with self._write() as conn:
-            return self._upsert(conn, schedules, self._now_us(conn, now))
-
-    def schedule_get(self, name: str) -> ScheduleRecord:
-        row = self._conn().execute(Q["schedule_get"], {"name": name}).fetchone()
-        if row is None:
-            raise ScheduleNotFound(name)
-        return _schedule(row)
-
-    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
-        params = {"limit": None if limit is None else int(limit)}
-        return [_schedule(r) for r in self._conn().execute(Q["schedule_list"], params)]
-
-    def schedule_delete(self, name: str) -> bool:
-        with self._write() as conn:
-            return conn.execute(Q["schedule_delete"], {"name": name}).rowcount > 0
-
-    def schedule_set_paused(
-        self, name: str, paused: bool, *, now: datetime | None
-    ) -> ScheduleRecord:
-        return self._schedule_flag("paused", name, paused, now)
-
-    def schedule_set_enabled(
-        self, name: str, enabled: bool, *, now: datetime | None
-    ) -> ScheduleRecord:
-        return self._schedule_flag("enabled", name, enabled, now)
-
-    def _schedule_flag(
-        self, flag: str, name: str, value: bool, now: datetime | None
-    ) -> ScheduleRecord:
-        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
-        with self._write() as conn:
-            rows = conn.execute(
-                Q[f"schedule_set_{flag}"], {"name": name, flag: int(value), "now": to_us(now)}
-            ).fetchall()
-        if not rows:
-            raise ScheduleNotFound(name)
-        return _schedule(rows[0])
-
-    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
-        with self._write() as conn:
-            rows = conn.execute(
-                Q["schedule_disable_code"], {"keep": json.dumps(list(keep)), "now": to_us(now)}
-            ).fetchall()
-        return sorted(name for (name,) in rows)
-
-    def schedule_due(
-        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
-    ) -> list[ScheduleRecord]:
-        rows = self._conn().execute(
-            Q["schedule_due"], {"now": to_us(now), "limit": int(limit), "tasks": _names(tasks)}
-        )
-        return [_schedule(r) for r in rows]
-
-    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
-        row = self._conn().execute(Q["schedule_next_due"], {"tasks": _names(tasks)}).fetchone()
-        return None if row is None else from_us(row[0])
-
-    def schedule_fire(
-        self,
-        name: str,
-        *,
-        expected_next: datetime | None,
-        new_next: datetime | None,
-        fires: Sequence[Fire],
-        now: datetime | None,
-    ) -> list[JobId] | None:
-        created: list[JobId] = []
-        last: tuple[int, JobId] | None = None
-        with self._write() as conn:
-            now_us = self._now_us(conn, now)
-            moved = conn.execute(
-                Q["schedule_advance"],
-                {
-                    "name": name,
-                    "expected_next": to_us(expected_next),
-                    "new_next": to_us(new_next),
-                    "now": now_us,
-                },
-            ).rowcount
-            if not moved:
-                return None
-            for fire in fires:
-                at = to_us(fire.at)
-                assert at is not None
-                params = {
-                    "schedule": name,
-                    "fire_at": at,
-                    "outcome": fire.outcome,
-                    "last_at": at,
-                    "count": 1,
-                    "now": now_us,
-                }
-                if fire.job is None:
-                    params["last_at"] = to_us(fire.last) if fire.last is not None else at
-                    params["count"] = fire.count
-                    if conn.execute(Q["fire_extend"], params).fetchall():
-                        continue  # joined the run of drops before it
-                if not conn.execute(Q["fire_insert"], params).fetchall() or fire.job is None:
-                    continue  # already recorded (creates nothing), or a drop
-                (job_id,) = self.job_enqueue_many([fire.job], now=now, connection=conn)
-                conn.execute(
-                    Q["fire_set_job"],
-                    {"schedule": name, "manual": 0, "fire_at": at, "job_id": job_id},
-                )
-                created.append(job_id)
-                if last is None or at >= last[0]:
-                    last = (at, job_id)
-            if last is not None:
-                conn.execute(
-                    Q["schedule_set_last"],
-                    {"name": name, "last_fire_at": last[0], "last_job_id": last[1]},
-                )
-        return created
-
-    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
-        with self._write() as conn:
-            if conn.execute(Q["schedule_lock"], {"name": name}).fetchone() is None:
-                raise ScheduleNotFound(name)
-            now_us = at = self._now_us(conn, now)
-            for _ in range(MANUAL_TRIES):
-                params = {"schedule": name, "fire_at": at, "now": now_us}
-                if conn.execute(Q["fire_insert_manual"], params).fetchall():
-                    break
-                at += 1  # two triggers in one microsecond: each keeps its own key
-            else:
-                raise StoreError(f"schedule {name!r}: no free time for a manual trigger")
-            (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
-            conn.execute(
-                Q["fire_set_job"], {"schedule": name, "manual": 1, "fire_at": at, "job_id": job_id}
-            )
-            conn.execute(
-                Q["schedule_set_last"], {"name": name, "last_fire_at": at, "last_job_id": job_id}
-            )
-        return job_id
-
     # -- fires ---------------------------------------------------------------------
-
-    def fire_list(
-        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
-    ) -> list[FireRecord]:
-        at, manual = (None, 0) if before is None else (to_us(before[0]), int(before[1]))
-        rows = self._conn().execute(
-            Q["fire_list"],
-            {"name": name, "limit": int(limit), "before_at": at, "before_manual": manual},
-        )
-        return [fire_record(r, from_us) for r in rows]
-
-    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
-        deleted = 0
-        while True:
-            with self._write() as conn:
-                n = conn.execute(
-                    Q["fire_prune"],
-                    {"age_us": _us(older_than), "batch_size": batch_size, "now": to_us(now)},
-                ).rowcount
-            deleted += n
-            if n < batch_size:
-                return deleted
 
 
 @functools.lru_cache(maxsize=32)
@@ -1218,42 +912,6 @@ def _distinct(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
             if len(out) == limit:
                 break
     return out
-
-
-def _names(names: Sequence[str] | None) -> str | None:
-    """A list of names as the queries take it: a JSON array, or NULL for "every one"."""
-    return None if names is None else json.dumps(list(names))
-
-
-def _options(job: NewJob) -> tuple[object, ...]:
-    return (
-        job.task,
-        job.queue,
-        job.priority,
-        job.retries,
-        job.retry_backoff,
-        job.retry_on,
-        job.timeout,
-        job.at_most_once,
-        job.max_rescues,
-        job.unique_key,
-        job.run_at,
-        job.run_after,
-    )
-
-
-def _runs(jobs: Sequence[NewJob], positions: list[int]) -> list[list[int]]:
-    """Consecutive positions whose jobs share every option but their arguments."""
-    runs: list[list[int]] = []
-    last: tuple[object, ...] | None = None
-    for i in positions:
-        options = _options(jobs[i])
-        if runs and options == last:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-            last = options
-    return runs
 
 
 def _autocommits(conn: sqlite3.Connection) -> bool:

@@ -1,0 +1,584 @@
+"""What the SQL stores do alike, written once above their dialects (docs/design.md: Stores).
+
+A dialect (``SQLiteStore``, ``PostgresStore``) gives this layer its queries, under the
+same names in each ``queries.sql``, and a few primitives:
+
+- ``_read()`` and ``_write()``: a connection for reads, and one inside a write
+  transaction; ``_write_one()``: a connection for one statement that writes (its own
+  transaction where the dialect commits each statement anyway);
+- ``_time(when)`` / ``_read_time(value)``: a time as a parameter, and back;
+  ``_names(names)`` / ``_read_names(value)``: a list of names, the same way;
+- ``_stamp(conn, now)``: the time a write transaction stamps its rows with, as a
+  parameter (SQLite reads its clock once for the transaction; PostgreSQL's ``now()`` is
+  already the transaction's); ``_clock(conn, now)``: that time read as a value, and
+  ``_after(at)``: the next instant the store can tell apart;
+- ``_bury(conn, worker_ids, now, report)``, ``_drop_token(worker_id)``,
+  ``_upsert(conn, schedules, now)``, ``_complete(conn, outcomes, now, started)`` and
+  ``_claim(...)``: the few steps whose SQL takes a different shape per dialect.
+
+Everything above those lives here: the fire and trigger loops, the migration loop and the
+schema verdict, pruning in batches, splitting a batch into runs of shared options, the
+claim's framing, and turning rows into records. What a dialect alone can do (COPY and
+LISTEN/NOTIFY, advisory locks; ``BEGIN IMMEDIATE``, ``PRAGMA data_version``, file locks)
+stays in its own package.
+"""
+
+from __future__ import annotations
+
+import operator
+import secrets
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from functools import partial
+from itertools import groupby
+from typing import Any, ClassVar, Protocol
+
+from tock.errors import JobNotFound, ScheduleNotFound, SchemaError, StoreError
+from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
+from tock.store import (
+    Fire,
+    FireRecord,
+    QueueStats,
+    RescueReport,
+    ScheduleRecord,
+    WorkerRecord,
+)
+from tock.store._lists import MAX_ID, JobFilter, legacy_filter
+from tock.store._rows import fire_record, job_record, schedule_record
+from tock.store._rows import us as _us
+
+MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, query: str, params: Mapping[str, Any] = ..., /) -> Cursor: ...
+
+
+class SQLStore(ABC):
+    """The operations both SQL stores share; a dialect subclasses it (see the module's
+    docstring for what it supplies)."""
+
+    Q: Mapping[str, str]  #: the dialect's queries, by name
+    MIGRATIONS: ClassVar[list[tuple[int, str, str]]]  #: (version, name, sql), in order
+    LATEST: ClassVar[int]
+    _checked: bool
+    _check_lock: threading.Lock
+
+    # -- what each dialect supplies ------------------------------------------------
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Any]: ...
+
+    @abstractmethod
+    def _write(self) -> AbstractContextManager[Any]: ...
+
+    @abstractmethod
+    def _write_one(self) -> AbstractContextManager[Any]: ...
+
+    @staticmethod
+    @abstractmethod
+    def _time(when: datetime | None) -> Any: ...
+
+    @staticmethod
+    @abstractmethod
+    def _read_time(value: Any) -> datetime | None: ...
+
+    @staticmethod
+    @abstractmethod
+    def _names(names: Sequence[str] | None) -> Any: ...
+
+    @staticmethod
+    @abstractmethod
+    def _read_names(value: Any) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    def _stamp(self, conn: Any, now: datetime | None) -> Any: ...
+
+    @abstractmethod
+    def _clock(self, conn: Any, now: datetime | None) -> Any: ...
+
+    @staticmethod
+    @abstractmethod
+    def _after(at: Any) -> Any: ...
+
+    @property
+    @abstractmethod
+    def _where(self) -> str:
+        """Where the schema lives, as error messages name it."""
+
+    @abstractmethod
+    def _run_migration(self, conn: Any, sql: str) -> None: ...
+
+    @abstractmethod
+    def _bury(self, conn: Any, worker_ids: list[str], now: Any, report: RescueReport) -> None: ...
+
+    @abstractmethod
+    def _drop_token(self, worker_id: str) -> None: ...
+
+    @abstractmethod
+    def _upsert(self, conn: Any, schedules: Sequence[ScheduleRecord], now: Any) -> int: ...
+
+    @abstractmethod
+    def _complete(
+        self, conn: Any, outcomes: Sequence[Outcome], now: Any, started: Sequence[Start] = ()
+    ) -> int: ...
+
+    @abstractmethod
+    def _claim(
+        self,
+        params: dict[str, Any],
+        queues: Sequence[str],
+        completed: Sequence[Outcome],
+        started: Sequence[Start],
+    ) -> list[Any]:
+        """The rows of one claim; records ``completed`` and ``started`` first."""
+
+    @abstractmethod
+    def job_enqueue_many(
+        self, jobs: Sequence[NewJob], *, now: datetime | None, connection: object | None = None
+    ) -> list[JobId]: ...
+
+    @abstractmethod
+    def job_page(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
+    ) -> list[JobRecord]: ...
+
+    # -- rows to records -----------------------------------------------------------
+
+    def _record(self, row: Sequence[Any]) -> JobRecord:
+        return job_record(row, self._read_time)
+
+    def _schedule(self, row: Sequence[Any]) -> ScheduleRecord:
+        return schedule_record(row, self._read_time)
+
+    # -- schema --------------------------------------------------------------------
+
+    def _verify(self, versions: list[int]) -> None:
+        """The schema's verdict: the version this Tock needs, or a clear error."""
+        current = max(versions, default=0)
+        if current > self.LATEST:
+            raise self._newer(current)
+        if current < self.LATEST:
+            raise SchemaError(
+                f"{self._where} has schema version {current}, this Tock needs "
+                f"{self.LATEST}: run `tock migrate`"
+            )
+
+    def _newer(self, current: int) -> SchemaError:
+        return SchemaError(
+            f"{self._where} has schema version {current}, newer than this Tock knows "
+            f"({self.LATEST}): upgrade Tock"
+        )
+
+    @abstractmethod
+    def _stored_versions(self) -> list[int] | None:
+        """The versions the schema's migrations table holds (None: no table)."""
+
+    def schema_version(self) -> tuple[int, int]:
+        return (max(self._stored_versions() or [0]), self.LATEST)
+
+    def _apply_migrations(self, conn: Any, done: set[int]) -> list[str]:
+        """Apply the migrations not in ``done``, in order, each recorded; inside the
+        dialect's migration transaction (and lock)."""
+        if done and max(done) > self.LATEST:
+            raise self._newer(max(done))
+        applied: list[str] = []
+        for version, name, sql in self.MIGRATIONS:
+            if version in done:
+                continue
+            self._run_migration(conn, sql)
+            conn.execute(
+                self.Q["migration_record"], {"version": version, "name": name, "now": None}
+            )
+            applied.append(f"{version:04d}_{name}")
+        return applied
+
+    # -- jobs ----------------------------------------------------------------------
+
+    def job_get(self, job_id: JobId) -> JobRecord:
+        with self._read() as conn:
+            row = conn.execute(self.Q["job_get"], {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return self._record(row)
+
+    def job_list(
+        self,
+        *,
+        statuses: Sequence[JobStatus] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        worker_id: str | None = None,
+        limit: int = 50,
+        started: bool | None = None,
+    ) -> list[JobRecord]:
+        return self.job_page(
+            legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
+        )
+
+    def job_claim_batch(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        limit: int,
+        free: int,
+        now: datetime | None,
+        completed: Sequence[Outcome] = (),
+        started: Sequence[Start] = (),
+    ) -> list[JobRecord]:
+        if limit <= 0 or not queues:
+            if completed or started:
+                self.job_complete_batch(completed, now=now, started=started)
+            return []
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "token": secrets.randbits(62),
+            "limit": limit,
+            "free": free,
+            "now": self._time(now),
+        }
+        if len(queues) == 1:
+            params["queue"] = queues[0]
+        else:
+            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
+        records = [self._record(r) for r in self._claim(params, queues, completed, started)]
+        for r in records:
+            r.attempts += 1  # the attempt each will run as, counted when it starts
+        # RETURNING has no order: put the batch back in claim order.
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+        return records
+
+    def job_complete_batch(
+        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    ) -> int:
+        if not outcomes and not started:
+            return 0
+        with self._write() as conn:
+            return self._complete(conn, outcomes, self._time(now), started)
+
+    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
+        with self._read() as conn:
+            (value,) = conn.execute(
+                self.Q["job_next_due"], {"queues": self._names(queues)}
+            ).fetchone()
+        return self._read_time(value)
+
+    def job_prune(
+        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+    ) -> int:
+        deleted = 0
+        for status, age in retention.items():
+            step = partial(self._prune_some, JobStatus(status), age, batch_size, now)
+            deleted += _in_batches(step, batch_size)
+        return deleted
+
+    @abstractmethod
+    def _prune_some(
+        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
+    ) -> int:
+        """Delete up to ``batch_size`` finished jobs of ``status`` older than ``age``
+        seconds, and their fire rows (docs/design.md: Schedules); how many went."""
+
+    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
+        with self._read() as conn:
+            live = conn.execute(self.Q["job_stats_live"], {"now": self._time(now)}).fetchall()
+            finished = conn.execute(self.Q["job_stats_finished"]).fetchall()
+        counts: dict[str, dict[JobStatus, int]] = {}
+        ready: dict[str, int] = {}
+        oldest: dict[str, datetime] = {}
+        claimed: dict[str, int] = {}
+        for queue, status, n, n_ready, first, n_claimed in live:
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+            ready[queue] = ready.get(queue, 0) + (n_ready or 0)
+            claimed[queue] = claimed.get(queue, 0) + (n_claimed or 0)
+            first_at = self._read_time(first)
+            if first_at is not None:
+                oldest[queue] = min(first_at, oldest.get(queue, first_at))
+        for queue, status, n in finished:
+            counts.setdefault(queue, {})[JobStatus(status)] = n
+        return [
+            QueueStats(
+                queue=q,
+                counts=counts[q],
+                ready=ready.get(q, 0),
+                oldest_ready_at=oldest.get(q),
+                claimed=claimed.get(q, 0),
+            )
+            for q in sorted(counts)
+        ]
+
+    # -- workers -------------------------------------------------------------------
+
+    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
+        report = RescueReport(dead_workers=[worker_id])
+        with self._write() as conn:
+            self._bury(conn, [worker_id], self._time(now), report)
+        self._drop_token(worker_id)
+        return report
+
+    def worker_list(self) -> list[WorkerRecord]:
+        with self._read() as conn:
+            rows = conn.execute(self.Q["worker_list"]).fetchall()
+        return [
+            WorkerRecord(
+                id=row[0],
+                hostname=row[1],
+                pid=row[2],
+                queues=self._read_names(row[3]),
+                concurrency=row[4],
+                started_at=_known(self._read_time(row[5])),
+                heartbeat_at=_known(self._read_time(row[6])),
+                running=row[7],
+                claimed=row[8],
+            )
+            for row in rows
+        ]
+
+    # -- schedules -----------------------------------------------------------------
+
+    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
+        with self._write() as conn:
+            self._upsert(conn, [schedule], self._stamp(conn, now))
+            row = conn.execute(self.Q["schedule_get"], {"name": schedule.name}).fetchone()
+        return self._schedule(row)
+
+    def schedule_upsert_many(
+        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
+    ) -> int:
+        if not schedules:
+            return 0
+        with self._write_one() as conn:
+            return self._upsert(conn, schedules, self._stamp(conn, now))
+
+    def schedule_get(self, name: str) -> ScheduleRecord:
+        with self._read() as conn:
+            row = conn.execute(self.Q["schedule_get"], {"name": name}).fetchone()
+        if row is None:
+            raise ScheduleNotFound(name)
+        return self._schedule(row)
+
+    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
+        params = {"limit": None if limit is None else int(limit)}
+        with self._read() as conn:
+            rows = conn.execute(self.Q["schedule_list"], params).fetchall()
+        return [self._schedule(r) for r in rows]
+
+    def schedule_delete(self, name: str) -> bool:
+        with self._write_one() as conn:
+            return bool(conn.execute(self.Q["schedule_delete"], {"name": name}).rowcount > 0)
+
+    def schedule_set_paused(
+        self, name: str, paused: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        return self._schedule_flag("paused", name, paused, now)
+
+    def schedule_set_enabled(
+        self, name: str, enabled: bool, *, now: datetime | None
+    ) -> ScheduleRecord:
+        return self._schedule_flag("enabled", name, enabled, now)
+
+    def _schedule_flag(
+        self, flag: str, name: str, value: bool, now: datetime | None
+    ) -> ScheduleRecord:
+        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
+        with self._write_one() as conn:
+            rows = conn.execute(
+                self.Q[f"schedule_set_{flag}"],
+                {"name": name, flag: bool(value), "now": self._time(now)},
+            ).fetchall()
+        if not rows:
+            raise ScheduleNotFound(name)
+        return self._schedule(rows[0])
+
+    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
+        with self._write_one() as conn:
+            rows = conn.execute(
+                self.Q["schedule_disable_code"],
+                {"keep": self._names(keep), "now": self._time(now)},
+            ).fetchall()
+        return sorted(name for (name,) in rows)
+
+    def schedule_due(
+        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
+    ) -> list[ScheduleRecord]:
+        params = {"now": self._time(now), "limit": int(limit), "tasks": self._names(tasks)}
+        with self._read() as conn:
+            rows = conn.execute(self.Q["schedule_due"], params).fetchall()
+        return [self._schedule(r) for r in rows]
+
+    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+        with self._read() as conn:
+            row = conn.execute(
+                self.Q["schedule_next_due"], {"tasks": self._names(tasks)}
+            ).fetchone()
+        return None if row is None else self._read_time(row[0])
+
+    def schedule_fire(
+        self,
+        name: str,
+        *,
+        expected_next: datetime | None,
+        new_next: datetime | None,
+        fires: Sequence[Fire],
+        now: datetime | None,
+    ) -> list[JobId] | None:
+        created: list[JobId] = []
+        last: tuple[datetime, JobId] | None = None
+        with self._write() as conn:
+            stamp = self._stamp(conn, now)
+            moved = conn.execute(
+                self.Q["schedule_advance"],
+                {
+                    "name": name,
+                    "expected_next": self._time(expected_next),
+                    "new_next": self._time(new_next),
+                    "now": stamp,
+                },
+            ).rowcount
+            if not moved:
+                return None  # another scheduler advanced it first
+            for fire in fires:
+                at = self._time(fire.at)
+                params = {
+                    "schedule": name,
+                    "fire_at": at,
+                    "outcome": fire.outcome,
+                    "last_at": at,
+                    "count": 1,
+                    "now": stamp,
+                }
+                if fire.job is None:
+                    params["last_at"] = self._time(fire.last) if fire.last is not None else at
+                    params["count"] = fire.count
+                    if conn.execute(self.Q["fire_extend"], params).fetchall():
+                        continue  # joined the run of drops before it
+                if not conn.execute(self.Q["fire_insert"], params).fetchall() or fire.job is None:
+                    continue  # already recorded (creates nothing), or a drop
+                # The ordinary insert path, inside this transaction.
+                (job_id,) = self.job_enqueue_many([fire.job], now=now, connection=conn)
+                conn.execute(
+                    self.Q["fire_set_job"],
+                    {"schedule": name, "manual": False, "fire_at": at, "job_id": job_id},
+                )
+                created.append(job_id)
+                if last is None or fire.at >= last[0]:
+                    last = (fire.at, job_id)
+            if last is not None:
+                conn.execute(
+                    self.Q["schedule_set_last"],
+                    {"name": name, "last_fire_at": self._time(last[0]), "last_job_id": last[1]},
+                )
+        return created
+
+    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
+        with self._write() as conn:
+            if conn.execute(self.Q["schedule_lock"], {"name": name}).fetchone() is None:
+                raise ScheduleNotFound(name)
+            # The transaction's time, also the fire's unless a trigger took it already.
+            stamp = at = self._clock(conn, now)
+            for _ in range(MANUAL_TRIES):
+                params = {"schedule": name, "fire_at": at, "now": stamp}
+                if conn.execute(self.Q["fire_insert_manual"], params).fetchall():
+                    break
+                at = self._after(at)  # two triggers in one instant: each keeps its own key
+            else:
+                raise StoreError(f"schedule {name!r}: no free time for a manual trigger")
+            (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
+            conn.execute(
+                self.Q["fire_set_job"],
+                {"schedule": name, "manual": True, "fire_at": at, "job_id": job_id},
+            )
+            conn.execute(
+                self.Q["schedule_set_last"],
+                {"name": name, "last_fire_at": at, "last_job_id": job_id},
+            )
+        return job_id
+
+    # -- fires ---------------------------------------------------------------------
+
+    def fire_list(
+        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
+    ) -> list[FireRecord]:
+        at, manual = (None, False) if before is None else (self._time(before[0]), before[1])
+        with self._read() as conn:
+            rows = conn.execute(
+                self.Q["fire_list"],
+                {"name": name, "limit": int(limit), "before_at": at, "before_manual": manual},
+            ).fetchall()
+        return [fire_record(r, self._read_time) for r in rows]
+
+    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+        params = {"age_us": _us(older_than), "batch_size": batch_size, "now": self._time(now)}
+
+        def some() -> int:
+            with self._write_one() as conn:
+                return int(conn.execute(self.Q["fire_prune"], params).rowcount)
+
+        return _in_batches(some, batch_size)
+
+
+def _in_batches(step: Callable[[], int], batch_size: int) -> int:
+    """Run ``step`` (one batch's delete, its count) until a batch comes back short."""
+    total = 0
+    while True:
+        n = step()
+        total += n
+        if n < batch_size:
+            return total
+
+
+def _known(when: datetime | None) -> datetime:
+    assert when is not None
+    return when
+
+
+# -- batches -------------------------------------------------------------------
+
+#: every option of a job but its arguments: jobs alike in these share one insert run
+job_options = operator.attrgetter(
+    "task",
+    "queue",
+    "priority",
+    "retries",
+    "retry_backoff",
+    "retry_on",
+    "timeout",
+    "at_most_once",
+    "max_rescues",
+    "unique_key",
+    "run_at",
+    "run_after",
+)
+
+
+def option_runs(jobs: Sequence[NewJob], positions: Sequence[int]) -> list[list[int]]:
+    """``positions`` in runs whose jobs share every option but their arguments."""
+    return [list(run) for _, run in groupby(positions, key=lambda i: job_options(jobs[i]))]
+
+
+def first_of_each_key(
+    jobs: Sequence[NewJob], positions: Sequence[int]
+) -> tuple[list[int], dict[str, int]]:
+    """The positions that get a row (a unique key twice in one batch: its first job,
+    docs/design.md: unique keys), and each key's position."""
+    kept: list[int] = []
+    first_of: dict[str, int] = {}
+    for i in positions:
+        key = jobs[i].unique_key
+        if key is not None:
+            if key in first_of:
+                continue
+            first_of[key] = i
+        kept.append(i)
+    return kept, first_of
