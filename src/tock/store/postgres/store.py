@@ -25,13 +25,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import itertools
 import json
 import logging
 import operator
 import os
 import re
-import secrets
 import select
 import threading
 import time
@@ -48,29 +46,23 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from tock.errors import (
     ConfigurationError,
     ConnectionLost,
-    JobNotFound,
-    ScheduleNotFound,
     SchemaError,
     StoreError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
-    Fire,
-    FireRecord,
-    QueueStats,
     RescueReport,
     ScheduleRecord,
     WorkerInfo,
-    WorkerRecord,
     redact_url,
 )
+from tock.store._base import SQLStore, first_of_each_key, option_runs
 from tock.store._lists import (
     FINISHED_TABLE,
     LIVE_TABLE,
     MAX_ID,
     JobFilter,
     Part,
-    legacy_filter,
     params,
     parts,
 )
@@ -79,11 +71,8 @@ from tock.store._rows import (
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    fire_record,
-    job_record,
     last_of_each,
     last_status,
-    schedule_record,
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
@@ -113,7 +102,6 @@ COPY_KEYLESS_MIN = 50  # the same for batches without unique keys (measured: 10 
 COPY_CHUNK = 1000  # jobs per write of a COPY
 CONNECT_TIMEOUT = 5  # a new connection: fail fast, with the reason
 TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
-MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next microseconds
 # Sessions of their own (LISTEN, liveness token): the server notices a vanished client
 # within about 30 s (not the system's default of two hours), and frees its token.
 KEEPALIVES = " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
@@ -221,14 +209,6 @@ def _same(value: datetime | None) -> datetime | None:
     return value  # psycopg reads timestamptz as aware datetimes already
 
 
-def _record(row: Sequence[Any]) -> JobRecord:
-    return job_record(row, _same)
-
-
-def _schedule(row: Sequence[Any]) -> ScheduleRecord:
-    return schedule_record(row, _same)
-
-
 def _ended_by_server(conn: psycopg.Connection[Any]) -> BaseException | None:
     """Why an idle pooled connection is dead, or None if it is not known to be. Between
     two statements the server sends nothing unless it ends the session (a FATAL error,
@@ -259,9 +239,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     supports_listen_notify = True
     clock_step = 1e-6  # timestamptz: microseconds
+    MIGRATIONS = MIGRATIONS
+    LATEST = LATEST
 
     def __init__(self, url: str) -> None:
         conninfo_url, self.schema = parse_postgres_url(url)
@@ -318,6 +300,41 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
+
+    # -- the dialect's primitives (tock.store._base) --------------------------------
+
+    _time = staticmethod(_now)
+    _read_time = staticmethod(_same)
+
+    @staticmethod
+    def _names(names: Sequence[str] | None) -> list[str] | None:
+        return None if names is None else list(names)
+
+    @staticmethod
+    def _read_names(value: list[str]) -> tuple[str, ...]:
+        return tuple(value)
+
+    def _read(self) -> contextlib.AbstractContextManager[psycopg.Connection[TupleRow]]:
+        return self._conn()
+
+    def _write_one(self) -> contextlib.AbstractContextManager[psycopg.Connection[TupleRow]]:
+        return self._conn()  # autocommit: one statement is its own transaction
+
+    def _stamp(self, conn: psycopg.Connection[Any], now: datetime | None) -> datetime | None:
+        return _now(now)  # NULL: the SQL's now(), the transaction's time already
+
+    def _clock(self, conn: psycopg.Connection[Any], now: datetime | None) -> datetime:
+        (at,) = _one(conn.execute(self.Q["db_now"], {"now": _now(now)}))
+        assert isinstance(at, datetime)
+        return at
+
+    @staticmethod
+    def _after(at: datetime) -> datetime:
+        return at + timedelta(microseconds=1)
+
+    @property
+    def _where(self) -> str:
+        return f"schema {self.schema!r} of {self.url}"
 
     # -- connections -------------------------------------------------------------
 
@@ -538,21 +555,7 @@ class PostgresStore:
             self._verify(versions)
             self._checked = True
 
-    def _verify(self, versions: list[int]) -> None:
-        current = max(versions, default=0)
-        if current > LATEST:
-            raise SchemaError(
-                f"schema {self.schema!r} of {self.url} has version {current}, newer than "
-                f"this Tock knows ({LATEST}): upgrade Tock"
-            )
-        if current < LATEST:
-            raise SchemaError(
-                f"schema {self.schema!r} of {self.url} has version {current}, this Tock "
-                f"needs {LATEST}: run `tock migrate`"
-            )
-
     def migrate(self) -> list[str]:
-        applied: list[str] = []
         schema = quote_ident(self.schema)
         with self._direct() as conn, conn.transaction():
             # Two `tock migrate` at once: the second waits here, then finds all applied.
@@ -564,26 +567,16 @@ class PostgresStore:
                 "applied_at timestamptz NOT NULL)"
             )
             done = {v for (v,) in conn.execute(self.Q["migration_versions"])}
-            if done and max(done) > LATEST:
-                raise SchemaError(
-                    f"schema {self.schema!r} of {self.url} has version {max(done)}, newer "
-                    f"than this Tock knows ({LATEST}): upgrade Tock"
-                )
-            for version, name, text in MIGRATIONS:
-                if version in done:
-                    continue
-                conn.execute(text.replace("{schema}", schema).encode())
-                conn.execute(
-                    self.Q["migration_record"], {"version": version, "name": name, "now": None}
-                )
-                applied.append(f"{version:04d}_{name}")
+            applied = self._apply_migrations(conn, done)
         self._checked = True
         return applied
 
-    def schema_version(self) -> tuple[int, int]:
+    def _run_migration(self, conn: psycopg.Connection[Any], sql: str) -> None:
+        conn.execute(sql.replace("{schema}", quote_ident(self.schema)).encode())
+
+    def _stored_versions(self) -> list[int] | None:
         with self._direct() as conn:
-            versions = self._versions(conn)
-        return (max(versions or [0]), LATEST)
+            return self._versions(conn)
 
     def db_now(self, *, now: datetime | None) -> datetime:
         with self._conn() as conn:
@@ -606,13 +599,7 @@ class PostgresStore:
         rows: list[int] = []  # positions that get a row, in input order
         picked = list(jobs)
         if any(job.unique_key is not None for job in jobs):
-            for i, job in enumerate(jobs):
-                key = job.unique_key
-                if key is not None:
-                    if key in first_of:
-                        continue
-                    first_of[key] = i
-                rows.append(i)
+            rows, first_of = first_of_each_key(jobs, range(len(jobs)))
             picked = [jobs[i] for i in rows]
         when = _now(now)
         notify = self._notifier.due(set(map(_queue, picked)))
@@ -769,27 +756,6 @@ class PostgresStore:
         with self._conn(check=False) as conn:
             conn.execute(self.Q["job_notify"], {"channel": self.channel, "queues": queues})
 
-    def job_get(self, job_id: JobId) -> JobRecord:
-        with self._conn() as conn:
-            row = conn.execute(self.Q["job_get"], {"id": job_id}).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        return _record(row)
-
-    def job_list(
-        self,
-        *,
-        statuses: Sequence[JobStatus] | None = None,
-        queue: str | None = None,
-        task: str | None = None,
-        worker_id: str | None = None,
-        limit: int = 50,
-        started: bool | None = None,
-    ) -> list[JobRecord]:
-        return self.job_page(
-            legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
-        )
-
     def job_page(
         self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
     ) -> list[JobRecord]:
@@ -797,7 +763,7 @@ class PostgresStore:
             rows = conn.execute(
                 self._list_sql(parts(f), COLUMNS), self._list_params(f, before, limit, now)
             ).fetchall()
-        return [_record(r) for r in rows]
+        return [self._record(r) for r in rows]
 
     def job_ids(
         self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
@@ -880,34 +846,17 @@ class PostgresStore:
             self._notify(sorted({q for _, q in rows}))
         return [r[0] for r in rows]
 
-    def job_claim_batch(
+    def _claim(
         self,
-        *,
-        worker_id: str,
+        params: dict[str, Any],
         queues: Sequence[str],
-        limit: int,
-        free: int,
-        now: datetime | None,
-        completed: Sequence[Outcome] = (),
-        started: Sequence[Start] = (),
-    ) -> list[JobRecord]:
-        if limit <= 0 or not queues:
-            if completed or started:
-                self.job_complete_batch(completed, now=now, started=started)
-            return []
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "token": secrets.randbits(62),
-            "limit": limit,
-            "free": free,
-            "now": _now(now),
-        }
+        completed: Sequence[Outcome],
+        started: Sequence[Start],
+    ) -> list[Any]:
         if len(queues) == 1:
             query = self.Q["job_claim_batch"]
-            params["queue"] = queues[0]
         else:
             query = _claim_across(self.schema, len(queues))
-            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
         with self._conn() as conn:
             if all(o.kind in _FINISHING for o in completed):
                 # The usual turn: record the starts, finish the batch and claim the next
@@ -920,17 +869,10 @@ class PostgresStore:
                 if starts:
                     params.update(starts)
                     ctes.append(self.Q["job_start"])
-                rows = conn.execute(_with(tuple(ctes), query), params).fetchall()
-            else:
-                with conn.transaction():
-                    self._complete(conn, completed, params["now"], started)
-                    rows = conn.execute(query, params).fetchall()
-        records = [_record(r) for r in rows]
-        for r in records:
-            r.attempts += 1  # the attempt each will run as, counted when it starts
-        # RETURNING has no order: put the batch back in claim order.
-        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-        return records
+                return conn.execute(_with(tuple(ctes), query), params).fetchall()
+            with conn.transaction():
+                self._complete(conn, completed, params["now"], started)
+                return conn.execute(query, params).fetchall()
 
     def _complete(
         self,
@@ -984,43 +926,23 @@ class PostgresStore:
             ).rowcount
         return changed
 
-    def job_complete_batch(
-        self, outcomes: Sequence[Outcome], *, now: datetime | None, started: Sequence[Start] = ()
+    def _prune_some(
+        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
     ) -> int:
-        if not outcomes and not started:
-            return 0
-        with self._write() as conn:
-            return self._complete(conn, outcomes, _now(now), started)
-
-    def job_next_due(self, *, queues: Sequence[str]) -> datetime | None:
         with self._conn() as conn:
-            (value,) = _one(conn.execute(self.Q["job_next_due"], {"queues": list(queues)}))
-        assert value is None or isinstance(value, datetime)
-        return value
-
-    def job_prune(
-        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
-    ) -> int:
-        deleted = 0
-        for status, age in retention.items():
-            while True:
-                with self._conn() as conn:
-                    # One statement: the jobs and their fire rows.
-                    (n,) = _one(
-                        conn.execute(
-                            self.Q["job_prune"],
-                            {
-                                "status": JobStatus(status).value,
-                                "age_us": _us(age),
-                                "batch_size": batch_size,
-                                "now": _now(now),
-                            },
-                        )
-                    )
-                deleted += n
-                if n < batch_size:
-                    break
-        return deleted
+            # One statement: the jobs and their fire rows.
+            (n,) = _one(
+                conn.execute(
+                    self.Q["job_prune"],
+                    {
+                        "status": status.value,
+                        "age_us": _us(age),
+                        "batch_size": batch_size,
+                        "now": _now(now),
+                    },
+                )
+            )
+        return int(n)
 
     def job_vacuum(self, *, min_dead_rows: int) -> bool:
         # Every job leaves three dead row versions in the live table (enqueue, claim,
@@ -1035,33 +957,6 @@ class PostgresStore:
                 return False
             conn.execute(self.Q["job_vacuum"])
         return True
-
-    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
-        counts: dict[str, dict[JobStatus, int]] = {}
-        ready: dict[str, int] = {}
-        oldest: dict[str, datetime] = {}
-        with self._conn() as conn:
-            live = conn.execute(self.Q["job_stats_live"], {"now": _now(now)}).fetchall()
-            finished = conn.execute(self.Q["job_stats_finished"]).fetchall()
-        claimed: dict[str, int] = {}
-        for queue, status, n, n_ready, first, n_claimed in live:
-            counts.setdefault(queue, {})[JobStatus(status)] = n
-            ready[queue] = ready.get(queue, 0) + n_ready
-            claimed[queue] = claimed.get(queue, 0) + n_claimed
-            if first is not None:
-                oldest[queue] = min(first, oldest.get(queue, first))
-        for queue, status, n in finished:
-            counts.setdefault(queue, {})[JobStatus(status)] = n
-        return [
-            QueueStats(
-                queue=q,
-                counts=counts[q],
-                ready=ready.get(q, 0),
-                oldest_ready_at=oldest.get(q),
-                claimed=claimed.get(q, 0),
-            )
-            for q in sorted(counts)
-        ]
 
     def job_watch(self, callback: Callable[[], None]) -> Watch:
         return Watch(self, callback)
@@ -1160,31 +1055,6 @@ class PostgresStore:
             n = conn.execute(self.Q["worker_heartbeat"], params).rowcount
         return n > 0
 
-    def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
-        report = RescueReport(dead_workers=[worker_id])
-        with self._write() as conn:
-            self._bury(conn, [worker_id], _now(now), report)
-        self._drop_token(worker_id)
-        return report
-
-    def worker_list(self) -> list[WorkerRecord]:
-        with self._conn() as conn:
-            rows = conn.execute(self.Q["worker_list"]).fetchall()
-        return [
-            WorkerRecord(
-                id=row[0],
-                hostname=row[1],
-                pid=row[2],
-                queues=tuple(row[3]),
-                concurrency=row[4],
-                started_at=row[5],
-                heartbeat_at=row[6],
-                running=row[7],
-                claimed=row[8],
-            )
-            for row in rows
-        ]
-
     def worker_rescue(
         self,
         *,
@@ -1245,197 +1115,12 @@ class PostgresStore:
 
     # -- schedules -----------------------------------------------------------------
 
-    def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
-        rows, _ = _schedule_rows([schedule])
-        with self._write() as conn:
-            conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": _now(now)})
-            row = _one(conn.execute(self.Q["schedule_get"], {"name": schedule.name}))
-        return _schedule(row)
-
-    def schedule_upsert_many(
-        self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
+    def _upsert(
+        self, conn: psycopg.Connection[Any], schedules: Sequence[ScheduleRecord], now: Any
     ) -> int:
-        if not schedules:
-            return 0
         rows, n = _schedule_rows(schedules)
-        with self._conn() as conn:
-            # One statement: its own transaction.
-            conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": _now(now)})
+        conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": now})
         return n
-
-    def schedule_get(self, name: str) -> ScheduleRecord:
-        with self._conn() as conn:
-            row = conn.execute(self.Q["schedule_get"], {"name": name}).fetchone()
-        if row is None:
-            raise ScheduleNotFound(name)
-        return _schedule(row)
-
-    def schedule_list(self, *, limit: int | None = None) -> list[ScheduleRecord]:
-        params = {"limit": None if limit is None else int(limit)}
-        with self._conn() as conn:
-            rows = conn.execute(self.Q["schedule_list"], params).fetchall()
-        return [_schedule(r) for r in rows]
-
-    def schedule_delete(self, name: str) -> bool:
-        with self._conn() as conn:
-            return conn.execute(self.Q["schedule_delete"], {"name": name}).rowcount > 0
-
-    def schedule_set_paused(
-        self, name: str, paused: bool, *, now: datetime | None
-    ) -> ScheduleRecord:
-        return self._schedule_flag("paused", name, paused, now)
-
-    def schedule_set_enabled(
-        self, name: str, enabled: bool, *, now: datetime | None
-    ) -> ScheduleRecord:
-        return self._schedule_flag("enabled", name, enabled, now)
-
-    def _schedule_flag(
-        self, flag: str, name: str, value: bool, now: datetime | None
-    ) -> ScheduleRecord:
-        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
-        with self._conn() as conn:
-            row = conn.execute(
-                self.Q[f"schedule_set_{flag}"], {"name": name, flag: bool(value), "now": _now(now)}
-            ).fetchone()
-        if row is None:
-            raise ScheduleNotFound(name)
-        return _schedule(row)
-
-    def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                self.Q["schedule_disable_code"], {"keep": list(keep), "now": _now(now)}
-            ).fetchall()
-        return sorted(name for (name,) in rows)
-
-    def schedule_due(
-        self, *, now: datetime | None, limit: int, tasks: Sequence[str] | None = None
-    ) -> list[ScheduleRecord]:
-        params = {
-            "now": _now(now),
-            "limit": int(limit),
-            "tasks": None if tasks is None else list(tasks),
-        }
-        with self._conn() as conn:
-            rows = conn.execute(self.Q["schedule_due"], params).fetchall()
-        return [_schedule(r) for r in rows]
-
-    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
-        params = {"tasks": None if tasks is None else list(tasks)}
-        with self._conn() as conn:
-            row = conn.execute(self.Q["schedule_next_due"], params).fetchone()
-        if row is None:
-            return None
-        assert isinstance(row[0], datetime)
-        return row[0]
-
-    def schedule_fire(
-        self,
-        name: str,
-        *,
-        expected_next: datetime | None,
-        new_next: datetime | None,
-        fires: Sequence[Fire],
-        now: datetime | None,
-    ) -> list[JobId] | None:
-        when = _now(now)
-        created: list[JobId] = []
-        last: tuple[datetime, JobId] | None = None
-        with self._write() as conn:
-            moved = conn.execute(
-                self.Q["schedule_advance"],
-                {
-                    "name": name,
-                    "expected_next": _now(expected_next),
-                    "new_next": _now(new_next),
-                    "now": when,
-                },
-            ).rowcount
-            if not moved:
-                return None
-            for fire in fires:
-                at = _now(fire.at)
-                params = {
-                    "schedule": name,
-                    "fire_at": at,
-                    "outcome": fire.outcome,
-                    "last_at": at,
-                    "count": 1,
-                    "now": when,
-                }
-                if fire.job is None:
-                    params["last_at"] = _now(fire.last) if fire.last is not None else at
-                    params["count"] = fire.count
-                    if conn.execute(self.Q["fire_extend"], params).fetchone() is not None:
-                        continue  # joined the run of drops before it
-                inserted = conn.execute(self.Q["fire_insert"], params).fetchone()
-                if inserted is None or fire.job is None:
-                    continue  # already recorded (creates nothing), or a drop
-                # The ordinary insert path, inside this transaction.
-                (job_id,) = self.job_enqueue_many([fire.job], now=when, connection=conn)
-                conn.execute(
-                    self.Q["fire_set_job"],
-                    {"schedule": name, "manual": False, "fire_at": at, "job_id": job_id},
-                )
-                created.append(job_id)
-                if last is None or fire.at >= last[0]:
-                    last = (fire.at, job_id)
-            if last is not None:
-                conn.execute(
-                    self.Q["schedule_set_last"],
-                    {"name": name, "last_fire_at": last[0], "last_job_id": last[1]},
-                )
-        return created
-
-    def schedule_trigger(self, name: str, job: NewJob, *, now: datetime | None) -> JobId:
-        when = _now(now)
-        with self._write() as conn:
-            if conn.execute(self.Q["schedule_lock"], {"name": name}).fetchone() is None:
-                raise ScheduleNotFound(name)
-            (at,) = _one(conn.execute(self.Q["db_now"], {"now": when}))
-            for _ in range(MANUAL_TRIES):
-                params = {"schedule": name, "fire_at": at, "now": when}
-                if conn.execute(self.Q["fire_insert_manual"], params).fetchone() is not None:
-                    break
-                at += timedelta(microseconds=1)  # two triggers in one microsecond
-            else:
-                raise StoreError(f"schedule {name!r}: no free time for a manual trigger")
-            (job_id,) = self.job_enqueue_many([job], now=when, connection=conn)
-            conn.execute(
-                self.Q["fire_set_job"],
-                {"schedule": name, "manual": True, "fire_at": at, "job_id": job_id},
-            )
-            conn.execute(
-                self.Q["schedule_set_last"],
-                {"name": name, "last_fire_at": at, "last_job_id": job_id},
-            )
-        return job_id
-
-    # -- fires ---------------------------------------------------------------------
-
-    def fire_list(
-        self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
-    ) -> list[FireRecord]:
-        at, manual = (None, False) if before is None else before
-        with self._conn() as conn:
-            rows = conn.execute(
-                self.Q["fire_list"],
-                {"name": name, "limit": int(limit), "before_at": at, "before_manual": manual},
-            ).fetchall()
-        return [fire_record(r, _same) for r in rows]
-
-    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
-        deleted = 0
-        while True:
-            with self._conn() as conn:
-                n = conn.execute(
-                    self.Q["fire_prune"],
-                    {"age_us": _us(older_than), "batch_size": batch_size, "now": _now(now)},
-                ).rowcount
-            deleted += n
-            if n < batch_size:
-                return deleted
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
@@ -1571,27 +1256,6 @@ def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
 
 _queue = operator.attrgetter("queue")
 
-# Every option of a job but its arguments.
-_options = operator.attrgetter(
-    "task",
-    "queue",
-    "priority",
-    "retries",
-    "retry_backoff",
-    "retry_on",
-    "timeout",
-    "at_most_once",
-    "max_rescues",
-    "unique_key",
-    "run_at",
-    "run_after",
-)
-
-
-def _runs(jobs: list[NewJob]) -> list[list[NewJob]]:
-    """Consecutive jobs that share every option but their arguments."""
-    return [list(run) for _, run in itertools.groupby(jobs, key=_options)]
-
 
 @functools.lru_cache(maxsize=64)
 def _iso(when: datetime | None) -> str | None:
@@ -1627,3 +1291,8 @@ def _one(cur: psycopg.Cursor[TupleRow]) -> TupleRow:
     row = cur.fetchone()
     assert row is not None
     return row
+
+
+def _runs(jobs: list[NewJob]) -> list[list[NewJob]]:
+    """Consecutive jobs that share every option but their arguments."""
+    return [[jobs[i] for i in run] for run in option_runs(jobs, range(len(jobs)))]
