@@ -11,7 +11,7 @@ def test_importing_the_store_changes_no_logging() -> None:
     # the first pool opens, not at import.
     code = (
         "import logging, tock.store.postgres.store, tock.store.postgres.notify, "
-        "tock.store.postgres.copy\n"
+        "tock.store.postgres.copy, tock.store.postgres.connections\n"
         "print(len(logging.getLogger('psycopg.pool').filters))"
     )
     out = subprocess.run(

@@ -88,14 +88,14 @@ class Watch:
                 return
             born = time.monotonic()
             try:
-                conn = store._listen_connect()
+                conn = store._db.listen_connect()
             except psycopg.Error as exc:
-                store._lost(None, exc)
+                store._db.lost(None, exc)
                 backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
                 continue
             try:
                 conn.execute(listen)
-                store._back(born)
+                store._db.back(born)
                 backoff = 0.0
                 if not first:
                     self._callback()  # one poll: hints sent while away are lost
@@ -105,7 +105,7 @@ class Watch:
                         self._callback()
             except psycopg.Error as exc:
                 if not self._stop.is_set():
-                    store._lost(born, exc)
+                    store._db.lost(born, exc)
                 backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
             finally:
                 with contextlib.suppress(Exception):

@@ -30,7 +30,6 @@ import logging
 import operator
 import os
 import re
-import select
 import threading
 import time
 import weakref
@@ -41,11 +40,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import TupleRow, tuple_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from tock.errors import (
     ConfigurationError,
-    ConnectionLost,
     SchemaError,
     StoreError,
 )
@@ -76,6 +74,7 @@ from tock.store._rows import (
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
+from tock.store.postgres.connections import Sessions, reason
 from tock.store.postgres.copy import (
     COPY_SIGNATURE,
     COPY_TRAILER,
@@ -96,52 +95,11 @@ NOW = "coalesce(%(now)s::timestamptz, now())"
 MIGRATIONS = load_migrations("tock.store.postgres")
 LATEST = MIGRATIONS[-1][0]
 DEFAULT_SCHEMA = "tock"
-POOL_TIMEOUT = 30.0  # waiting for a pooled connection before StoreError
 COPY_MIN = 500  # from this many jobs, enqueue_many COPYs instead of passing arrays
 COPY_KEYLESS_MIN = 50  # the same for batches without unique keys (measured: 10 to 20 ties)
 COPY_CHUNK = 1000  # jobs per write of a COPY
-CONNECT_TIMEOUT = 5  # a new connection: fail fast, with the reason
 TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
-# Sessions of their own (LISTEN, liveness token): the server notices a vanished client
-# within about 30 s (not the system's default of two hours), and frees its token.
-KEEPALIVES = " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=4"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
-
-
-class _PoolLogFilter(logging.Filter):
-    """Keeps psycopg_pool's warnings about Tock's own pools out of the log: it writes one
-    per failed reconnection attempt and per discarded connection, while the store says
-    once that it lost the connection and once that it is back. Records about other
-    pools pass, and so do Tock's when the ``tock.store`` logger is at DEBUG."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pools: weakref.WeakSet[ConnectionPool[Any]] = weakref.WeakSet()
-        self.conns: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR or log.isEnabledFor(logging.DEBUG):
-            return True
-        names = {p.name for p in list(self.pools)}
-        if any(record.threadName and record.threadName.startswith(f"{n}-") for n in names):
-            return False  # the pool's own threads (reconnection attempts)
-        args = record.args if isinstance(record.args, tuple) else (record.args,)
-        for arg in args:
-            if isinstance(arg, str) and arg in names:
-                return False
-            if isinstance(arg, psycopg.Connection) and arg in self.conns:
-                return False
-        return True
-
-
-_POOL_LOG_FILTER = _PoolLogFilter()
-
-
-@functools.cache
-def _filter_pool_logs() -> None:
-    """Put the filter on psycopg_pool's logger, once, when this process opens its first
-    pool: importing Tock changes no logging of the process."""
-    logging.getLogger("psycopg.pool").addFilter(_POOL_LOG_FILTER)
 
 
 def quote_ident(name: str) -> str:
@@ -209,36 +167,6 @@ def _same(value: datetime | None) -> datetime | None:
     return value  # psycopg reads timestamptz as aware datetimes already
 
 
-def _ended_by_server(conn: psycopg.Connection[Any]) -> BaseException | None:
-    """Why an idle pooled connection is dead, or None if it is not known to be. Between
-    two statements the server sends nothing unless it ends the session (a FATAL error,
-    then end of file); so a readable socket is a suspicion, which an empty statement
-    (one round trip) settles: a notice or a parameter change is read and forgotten."""
-    if conn.closed:
-        return psycopg.OperationalError("the connection is closed")
-    fd = conn.pgconn.socket
-    if _POLL:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        spoke = bool(poller.poll(0))
-    else:  # Windows: no poll(), and select() takes any socket there
-        spoke = bool(select.select([fd], [], [], 0)[0])
-    if not spoke:
-        return None
-    try:
-        conn.execute("")
-    except psycopg.Error as exc:
-        return exc
-    return None
-
-
-_POLL = hasattr(select, "poll")
-
-
-def _reason(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 class PostgresStore(SQLStore):
     supports_listen_notify = True
     clock_step = 1e-6  # timestamptz: microseconds
@@ -249,33 +177,11 @@ class PostgresStore(SQLStore):
         conninfo_url, self.schema = parse_postgres_url(url)
         self.url = redact_url(url)
         self.Q = queries(self.schema)
-        # Sessions in UTC: timestamptz comes back as datetime(..., tzinfo=UTC), exactly
-        # as the SQLite store builds them.
-        try:
-            params = psycopg.conninfo.conninfo_to_dict(conninfo_url)
-        except psycopg.ProgrammingError as exc:
-            raise ConfigurationError(
-                f"invalid PostgreSQL URL {self.url!r}: {_reason(exc)}"
-            ) from None
-        options = str(params.get("options") or "")
-        params["options"] = (options + " -c TimeZone=UTC").strip()
-        name = str(params.setdefault("application_name", "tock"))
-        self._conninfo = psycopg.conninfo.make_conninfo("", **params)
-        # Named after the URL's application_name (default "tock"), so `pg_stat_activity`
-        # tells the LISTEN and liveness sessions apart, and an operator can find them all.
-        own = {"options": f"{params['options']}{KEEPALIVES}"}
-        self._listen_conninfo = psycopg.conninfo.make_conninfo(
-            self._conninfo, application_name=f"{name}-listen", **own
-        )
-        self._token_conninfo = psycopg.conninfo.make_conninfo(
-            self._conninfo, application_name=f"{name}-worker", **own
-        )
+        self._db = Sessions(conninfo_url, self.url)
         digest = hashlib.sha1(self.schema.encode()).hexdigest()[:16]
         self.channel = f"tock.{self.schema}" if len(self.schema) <= 50 else f"tock.{digest}"
         self._lock_prefix = f"tock:worker:{self.schema}:"
         self._pid = os.getpid()
-        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
-        self._pool_lock = threading.Lock()
         self._checked = False
         self._check_lock = threading.Lock()
         # Caller connections already checked (see _caller_connection), and the server's
@@ -287,15 +193,6 @@ class PostgresStore(SQLStore):
         # Worker id -> the session holding its token (None: lost, to be taken again).
         self._tokens: dict[str, psycopg.Connection[TupleRow] | None] = {}
         self._tokens_lock = threading.Lock()
-        # Connection loss, said once per outage for every connection of this store: a
-        # failure on a connection born before the outage was declared is part of it.
-        self._born: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._state_lock = threading.Lock()
-        self._offline = False
-        self._lost_at = float("-inf")  # monotonic time the latest outage was declared
-        self._back_at: float | None = None  # ... and the time it ended
         self._notifier = Notifier(self)
 
     def __repr__(self) -> str:
@@ -338,146 +235,34 @@ class PostgresStore(SQLStore):
 
     # -- connections -------------------------------------------------------------
 
-    def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
-        if os.getpid() != self._pid:
-            # docs/design.md: a connection is never carried across a fork (nor a pool's threads).
-            self._pid = os.getpid()
-            self._pool = None
-            self._tokens = {}
-            self._born = weakref.WeakKeyDictionary()
-            self._notifier = Notifier(self)
-        pool = self._pool
-        if pool is None:
-            with self._pool_lock:
-                pool = self._pool
-                if pool is None:
-                    _filter_pool_logs()
-                    pool = ConnectionPool(
-                        self._conninfo,
-                        min_size=1,
-                        max_size=10,
-                        kwargs={"autocommit": True},
-                        timeout=POOL_TIMEOUT,
-                        name="tock-pool",
-                        configure=self._configure,
-                        open=True,
-                    )
-                    _POOL_LOG_FILTER.pools.add(pool)
-                    self._pool = pool
-        return pool
+    @property
+    def _conninfo(self) -> str:
+        return self._db.conninfo
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        """A new pooled connection: its birth dates its failures (see ``_lost``)."""
-        self._born[conn] = time.monotonic()
-        _POOL_LOG_FILTER.conns.add(conn)
+    def _forked(self) -> None:
+        """docs/design.md: a connection is never carried across a fork; nor is a token."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._tokens = {}
+            self._notifier = Notifier(self)
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
+        self._forked()
+        return self._db.pool()
 
     @contextlib.contextmanager
     def _conn(self, *, check: bool = True) -> Iterator[psycopg.Connection[TupleRow]]:
         if check and not self._checked:
             self._check_schema()
-        try:
-            pool = self._get_pool()
-            conn = self._checkout(pool)
-            try:
-                with conn:
-                    try:
-                        yield conn
-                    except psycopg.OperationalError as exc:
-                        if not conn.broken:
-                            raise
-                        # Declared before the pool replaces it: the new one is born after.
-                        raise self._lost(self._born.get(conn, float("-inf")), exc) from None
-                    if self._offline:
-                        self._back(self._born.get(conn, float("-inf")))
-            finally:
-                pool.putconn(conn)
-        except PoolTimeout:
-            if self._offline:
-                raise ConnectionLost(f"lost the connection to {self.url}; reconnecting") from None
-            raise StoreError(f"cannot connect to {self.url}: {self._why_unreachable()}") from None
-
-    def _checkout(
-        self, pool: ConnectionPool[psycopg.Connection[TupleRow]]
-    ) -> psycopg.Connection[TupleRow]:
-        """A pooled connection whose session the server has not ended. The sessions of a
-        server that restarted, or whose backends were terminated, are dead in the pool:
-        one is replaced here, before any statement is sent on it, so the caller sees no
-        error (the outage is still logged, once). A session that ends while its
-        statement runs still raises ConnectionLost: whether that write happened is
-        unknown. Costs one poll of the socket (no round trip) unless the server spoke."""
-        for _ in range(pool.max_size + 1):
-            conn = pool.getconn()
-            exc = _ended_by_server(conn)
-            if exc is None:
-                return conn
-            self._lost(self._born.get(conn, float("-inf")), exc)
-            conn.close()
-            pool.putconn(conn)  # discarded; the pool opens a new one
-        return pool.getconn()  # the server keeps ending sessions: let the statement say
-
-    def _lost(self, born: float | None, exc: BaseException) -> ConnectionLost:
-        """Says once per outage, for every connection of this store, that the server is
-        gone; returns the error to raise. ``born``: when the failed connection was opened
-        (``None``: a new connection did not open). A connection older than the outage
-        declared last fails as part of it: the sessions of a server that restarts (or
-        whose backends are terminated) do not all fail at the same instant, and one that
-        answered a moment after the first failure may still fail next."""
-        reason = _reason(exc)
-        with self._state_lock:
-            new = not self._offline and (born is None or born >= self._lost_at)
-            if new:
-                self._offline = True
-                self._lost_at = time.monotonic()
-        if new:
-            log.warning(
-                "lost the connection to PostgreSQL at %s (%s); reconnecting", self.url, reason
-            )
-            pool = self._pool
-            if pool is not None and os.getpid() == self._pid:
-                # The other idle connections most likely went with it: replace them now,
-                # not one failed operation at a time.
-                with contextlib.suppress(Exception):
-                    pool.check()
-        return ConnectionLost(f"lost the connection to {self.url} ({reason}); reconnecting")
-
-    def _back(self, born: float) -> None:
-        """An operation worked again after ``_lost`` on a connection opened since (born
-        then): say so, once."""
-        with self._state_lock:
-            if not self._offline or born < self._lost_at:
-                return
-            self._offline = False
-            self._back_at = time.monotonic()
-        log.info("reconnected to PostgreSQL at %s", self.url)
+        self._forked()
+        with self._db.connection() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[psycopg.Connection[TupleRow]]:
         """One transaction on a pooled connection."""
         with self._conn() as conn, conn.transaction():
             yield conn
-
-    @contextlib.contextmanager
-    def _direct(self) -> Iterator[psycopg.Connection[TupleRow]]:
-        """A connection outside the pool, for one-off work (schema checks, migrations)."""
-        try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
-        with conn:
-            yield conn
-
-    def _listen_connect(self) -> psycopg.Connection[TupleRow]:
-        """A connection of its own for LISTEN (not the pool's), with keepalives."""
-        return psycopg.connect(
-            self._listen_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-        )
-
-    def _why_unreachable(self) -> str:
-        try:
-            psycopg.connect(self._conninfo, connect_timeout=CONNECT_TIMEOUT).close()
-        except psycopg.Error as exc:
-            return _reason(exc)
-        return f"no free connection in the pool after {POOL_TIMEOUT:g} s"
 
     def _caller_connection(self, connection: object) -> psycopg.Connection[Any]:
         """The caller's connection, checked once, at its first use (docs/design.md: caller
@@ -501,7 +286,7 @@ class PostgresStore(SQLStore):
         try:
             theirs = _one(connection.execute(self.Q["server_identity"]))
         except psycopg.Error as exc:
-            raise ConfigurationError(f"connection= cannot be used: {_reason(exc)}") from exc
+            raise ConfigurationError(f"connection= cannot be used: {reason(exc)}") from exc
         if theirs != self._identity(refresh=False) and theirs != self._identity(refresh=True):
             raise ConfigurationError(
                 f"connection= is open on database {theirs[0]!r} of another server or "
@@ -526,9 +311,7 @@ class PostgresStore(SQLStore):
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
-        pool, self._pool = self._pool, None
-        if pool is not None and os.getpid() == self._pid:
-            pool.close()
+        self._db.close()
 
     # -- schema ------------------------------------------------------------------
 
@@ -546,7 +329,7 @@ class PostgresStore(SQLStore):
             # The first use, on a connection of its own: an unreachable server is a
             # clear error at once (the pool would only retry and log), and the pool
             # opens once the schema is known to be there.
-            with self._direct() as conn:
+            with self._db.direct() as conn:
                 versions = self._versions(conn)
             if versions is None:
                 raise SchemaError(
@@ -557,7 +340,7 @@ class PostgresStore(SQLStore):
 
     def migrate(self) -> list[str]:
         schema = quote_ident(self.schema)
-        with self._direct() as conn, conn.transaction():
+        with self._db.direct() as conn, conn.transaction():
             # Two `tock migrate` at once: the second waits here, then finds all applied.
             conn.execute(self.Q["migration_lock"], {"lock": f"tock:migrate:{self.schema}"})
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -575,7 +358,7 @@ class PostgresStore(SQLStore):
         conn.execute(sql.replace("{schema}", quote_ident(self.schema)).encode())
 
     def _stored_versions(self) -> list[int] | None:
-        with self._direct() as conn:
+        with self._db.direct() as conn:
             return self._versions(conn)
 
     def db_now(self, *, now: datetime | None) -> datetime:
@@ -751,7 +534,7 @@ class PostgresStore(SQLStore):
         return ids
 
     def _notify(self, queues: list[str]) -> None:
-        if self._pool is None:
+        if not self._db.opened:
             return
         with self._conn(check=False) as conn:
             conn.execute(self.Q["job_notify"], {"channel": self.channel, "queues": queues})
@@ -977,13 +760,11 @@ class PostgresStore(SQLStore):
                 self._tokens[worker_id] = None  # still owed: the next call takes it
             born = time.monotonic()
             try:
-                conn = psycopg.connect(
-                    self._token_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                )
+                conn = self._db.token_connect(born)
             except psycopg.Error as exc:
                 if retake:
-                    raise self._lost(None, exc) from None
-                raise StoreError(f"cannot connect to {self.url}: {_reason(exc)}") from None
+                    raise self._db.lost(None, exc) from None
+                raise StoreError(f"cannot connect to {self.url}: {reason(exc)}") from None
             lock = {"lock": self._lock_prefix + worker_id}
             # Taken again: the lost session may hold it a moment after its error reached
             # us (the server ends it asynchronously), and a rescuer may be trying it.
@@ -995,11 +776,10 @@ class PostgresStore(SQLStore):
                     time.sleep(0.02)
             except psycopg.OperationalError as exc:
                 conn.close()
-                raise self._lost(born, exc) from None
+                raise self._db.lost(born, exc) from None
             if not taken:
                 conn.close()
                 raise StoreError(f"worker id {worker_id!r} is already held by a live process")
-            self._born[conn] = born
             self._tokens[worker_id] = conn
             return conn
 
@@ -1013,12 +793,12 @@ class PostgresStore(SQLStore):
             except psycopg.OperationalError as exc:
                 if not conn.broken:
                     raise
-                lost = self._lost(self._born.get(conn, float("-inf")), exc)
+                lost = self._db.lost(self._db.born(conn), exc)
                 if attempt == 2:
                     raise lost from None
                 continue
-            if self._offline:
-                self._back(self._born.get(conn, float("-inf")))
+            if self._db.offline:
+                self._db.back(self._db.born(conn))
             return n
         raise AssertionError("unreachable")
 
@@ -1072,8 +852,8 @@ class PostgresStore(SQLStore):
             "token_after_us": _us(token_after),
             "lock_prefix": self._lock_prefix,
         }
-        back = self._back_at
-        if self._offline or (back is not None and time.monotonic() - back < token_after):
+        back = self._db.back_at
+        if self._db.offline or (back is not None and time.monotonic() - back < token_after):
             # This process lost its connection lately, and so, likely, did every worker
             # (a server restart drops every session): a free token is no evidence until
             # they have had token_after to reconnect and take theirs again.
