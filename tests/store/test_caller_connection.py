@@ -27,7 +27,13 @@ def add(x: int, y: int) -> int:
 def connect(app: Tock, kind: str, *, autocommit: bool) -> Any:
     """A plain driver connection to the app's database."""
     if kind == "sqlite":
-        return sqlite3.connect(app.store.path, isolation_level=None if autocommit else "")  # type: ignore[attr-defined]
+        # The store's own busy timeout: SQLite's lock is not fair, and a connection with
+        # the default 5 s can starve behind another writer that never pauses.
+        return sqlite3.connect(
+            app.store.path,  # type: ignore[attr-defined]
+            isolation_level=None if autocommit else "",
+            timeout=60,
+        )
     import psycopg
 
     return psycopg.connect(app.store._conninfo, autocommit=autocommit)  # type: ignore[attr-defined]

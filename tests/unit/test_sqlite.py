@@ -513,6 +513,26 @@ def test_due_schedules_read_the_partial_index(make_app, db: Path) -> None:
     assert any("USING INDEX tock_schedules_due" in row[-1] for row in plan), plan
 
 
+def test_claims_read_no_backlog(make_app, db: Path) -> None:
+    """A claim reads the claim index in claim order, one queue at a time, and finds the
+    jobs of a claim across queues by primary key: no plan scans the jobs table or sorts
+    more than a batch (the window's sort is over the batch)."""
+    make_app(f"sqlite:///{db}").migrate()
+    values = {"queue": "q", "limit": 10, "free": 10, "now": 1, "worker_id": "w", "token": 1}
+
+    def plan(query: str) -> list[str]:
+        sql = "EXPLAIN QUERY PLAN " + sqlite_store.Q[query]
+        return [row[-1] for row in raw(db).execute(sql, {**values, "ids": "[1, 2]"})]
+
+    candidates = plan("job_claim_candidates")
+    assert candidates == ["SEARCH tock_jobs USING INDEX tock_jobs_claim (queue=?)"], candidates
+    one, several = plan("job_claim_batch"), plan("job_claim_batch_queues")
+    assert "SEARCH tock_jobs USING INDEX tock_jobs_claim (queue=?)" in one, one
+    assert "SEARCH tock_jobs USING INTEGER PRIMARY KEY (rowid=?)" in several, several
+    for line in one + several:
+        assert not line.startswith("SCAN tock_jobs"), (one, several)
+
+
 def test_connections_opened_after_close_are_closed_with_the_store(make_app, db: Path) -> None:
     # A store used again after close() (here a Job handle's app reads again) opens a
     # connection: it is closed when the store object goes, not left open for the garbage

@@ -251,7 +251,7 @@ class SQLStore(ABC):
         if len(queues) == 1:
             params["queue"] = queues[0]
         else:
-            params.update({f"queue_{i}": q for i, q in enumerate(queues)})
+            params["queues"] = list(queues)
         records = [self._record(r) for r in self._claim(params, queues, completed, started)]
         for r in records:
             r.attempts += 1  # the attempt each will run as, counted when it starts

@@ -1,17 +1,36 @@
 """Loads a dialect's ``queries.sql``: blocks that start with ``-- name: <query>``.
 
 Each store keeps its SQL in one file per dialect under the same query names
-(procrastinate's ``sql/__init__.py`` does the same); placeholders such as ``{now}``
-are filled in once, when the file loads.
+(procrastinate's ``sql/__init__.py`` does the same). Every text is complete when the file
+loads; the store never builds SQL at run time (docs/design.md: Stores). The file may say:
+
+- ``{placeholder}``: a value the store gives the loader once (a schema name, a column
+  list, the clock expression), filled in everywhere;
+- ``{query:other}``: the text of another query of the file (a list of CTEs shared by
+  several statements);
+- ``-- variants: a, b`` in a query's comments, and lines that end in ``-- if a`` or
+  ``-- if not a``: the query comes in every combination of its flags, each named
+  ``name+flag+…`` (flags in alphabetical order; see ``variant``), with the lines whose
+  condition holds. The query's own name is the variant without flags.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from importlib import resources
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_VARIANTS = re.compile(r"^\s*--\s*variants:\s*(.*?)\s*$")
+_CONDITION = re.compile(r"\s*--\s*if\s+(not\s+)?([a-z_][a-z0-9_]*)\s*$")
+_INCLUDE = re.compile(r"\{query:([a-z_][a-z0-9_]*)\}")
+_FLAG = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def variant(name: str, *flags: str) -> str:
+    """The key of a query's variant with these flags set (see the module)."""
+    return "+".join((name, *sorted(flags))) if flags else name
 
 
 def parse_queries(text: str, placeholders: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -22,9 +41,42 @@ def parse_queries(text: str, placeholders: Mapping[str, str] | None = None) -> d
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         if name in queries:
             raise ValueError(f"query {name!r} is defined twice")
-        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
-        queries[name] = "\n".join(lines).strip()
-    return queries
+        flags: list[str] = []
+        lines: list[tuple[str, bool, str | None]] = []  # (text, negated, flag)
+        for line in body.strip().splitlines():
+            if line.lstrip().startswith("--"):
+                declared = _VARIANTS.match(line)
+                if declared:
+                    flags = [f.strip() for f in declared[1].split(",")]
+                    if not all(_FLAG.match(f) for f in flags) or len(set(flags)) != len(flags):
+                        raise ValueError(f"query {name!r}: bad variants line {line.strip()!r}")
+                continue
+            condition = _CONDITION.search(line)
+            if condition is None:
+                lines.append((line, False, None))
+            else:
+                lines.append((line[: condition.start()], bool(condition[1]), condition[2]))
+        for flag in {f for _, _, f in lines if f is not None} - set(flags):
+            raise ValueError(f"query {name!r}: a line depends on {flag!r}, not in its variants")
+        for n in range(len(flags) + 1):
+            for chosen in itertools.combinations(sorted(flags), n):
+                kept = [t for t, negated, f in lines if f is None or ((f in chosen) != negated)]
+                queries[variant(name, *chosen)] = "\n".join(kept).strip()
+    return {name: _included(queries, name, ()) for name in queries}
+
+
+def _included(queries: Mapping[str, str], name: str, seen: tuple[str, ...]) -> str:
+    """``queries[name]`` with every ``{query:other}`` replaced by that query's text."""
+    if name in seen:
+        raise ValueError(f"query {name!r} includes itself: {' -> '.join((*seen, name))}")
+
+    def one(match: re.Match[str]) -> str:
+        other = match[1]
+        if other not in queries:
+            raise ValueError(f"query {name!r} includes {other!r}, which is not defined")
+        return _included(queries, other, (*seen, name))
+
+    return _INCLUDE.sub(one, queries[name])
 
 
 def load_queries(package: str, placeholders: Mapping[str, str] | None = None) -> dict[str, str]:

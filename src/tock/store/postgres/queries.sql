@@ -36,6 +36,13 @@ SELECT to_regclass(%(table)s);
 -- One statement for the whole batch: one array per column, inserted in array order (so
 -- the identity hands out increasing ids in input order). A unique key a live job holds
 -- inserts nothing: the store then reads that job's id (job_by_unique_key).
+-- Variants: "keyless" for a batch without unique keys, without the ON CONFLICT clause
+-- (it makes every row a speculative insertion, about an eighth of a bulk insert's time
+-- on the server); "hint" with the job_notify hint in the same statement, one round trip
+-- fewer: a materialized CTE joined to the inserted rows, evaluated once at most and not
+-- at all when no row was inserted.
+-- variants: hint, keyless
+WITH ins AS (                                                      -- if hint
 INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
                                 created_at, retries, retry_backoff, retry_on, timeout,
                                 at_most_once, max_rescues, unique_key)
@@ -52,11 +59,18 @@ SELECT u.task, u.queue, u.priority, 'pending', u.args, u.kwargs,
        AS u(task, queue, priority, args, kwargs, run_at, run_after_us, retries,
             retry_backoff, retry_on, timeout, at_most_once, max_rescues, unique_key, ord)
  ORDER BY u.ord
-ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-RETURNING id, unique_key;
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
+RETURNING id, unique_key
+), hint AS MATERIALIZED (                                          -- if hint
+    SELECT count(pg_notify(%(channel)s, q)) AS n                   -- if hint
+      FROM unnest(%(queues)s::text[]) AS q                         -- if hint
+)                                                                  -- if hint
+SELECT ins.id, ins.unique_key FROM ins, hint                       -- if hint
 
 -- name: job_insert_one
 -- job_insert_many for one job: plain parameters, quicker to send than one-element arrays.
+-- variants: hint, keyless
+WITH ins AS (                                                      -- if hint
 INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
                                 created_at, retries, retry_backoff, retry_on, timeout,
                                 at_most_once, max_rescues, unique_key)
@@ -67,8 +81,13 @@ VALUES (%(task)s::text, %(queue)s::text, %(priority)s::int, 'pending', %(args)s:
         %(retries)s::int, %(retry_backoff)s::float8, %(retry_on)s::text,
         %(timeout)s::float8, %(at_most_once)s::bool, %(max_rescues)s::int,
         %(unique_key)s::text)
-ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-RETURNING id, unique_key;
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
+RETURNING id, unique_key
+), hint AS MATERIALIZED (                                          -- if hint
+    SELECT count(pg_notify(%(channel)s, q)) AS n                   -- if hint
+      FROM unnest(%(queues)s::text[]) AS q                         -- if hint
+)                                                                  -- if hint
+SELECT ins.id, ins.unique_key FROM ins, hint                       -- if hint
 
 -- name: job_stage_create
 -- The staging table of big enqueues with unique keys: one per session, emptied at every
@@ -86,6 +105,7 @@ COPY pg_temp.tock_enqueue_args (run, args, kwargs) FROM STDIN;
 -- name: job_insert_staged
 -- job_insert_many for big batches: the staged arguments in COPY order, each with the
 -- options of its run (one array element per run).
+-- variants: keyless
 INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
                                 created_at, retries, retry_backoff, retry_on, timeout,
                                 at_most_once, max_rescues, unique_key)
@@ -103,7 +123,7 @@ SELECT r.task, r.queue, r.priority, 'pending', u.args, u.kwargs,
             timeout, at_most_once, max_rescues, unique_key, run)
     ON r.run = u.run
  ORDER BY u.ord
-ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
 RETURNING id, unique_key;
 
 -- name: job_stage_copy_one
@@ -112,6 +132,7 @@ COPY pg_temp.tock_enqueue_args (args, kwargs) FROM STDIN;
 -- name: job_insert_staged_one
 -- job_insert_staged for a batch of one run (the usual one: one task, one set of
 -- options): the options as plain parameters, no join.
+-- variants: keyless
 INSERT INTO {schema}.tock_jobs (task, queue, priority, status, args, kwargs, run_at,
                                 created_at, retries, retry_backoff, retry_on, timeout,
                                 at_most_once, max_rescues, unique_key)
@@ -122,7 +143,7 @@ SELECT %(task)s::text, %(queue)s::text, %(priority)s::int, 'pending', u.args, u.
        %(at_most_once)s::bool, %(max_rescues)s::int, %(unique_key)s::text
   FROM pg_temp.tock_enqueue_args AS u
  ORDER BY u.ord
-ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
 RETURNING id, unique_key;
 
 -- name: job_take_ids
@@ -171,7 +192,13 @@ LIMIT 1;
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
 -- A claimed job is not started: no started_at, no attempt counted, until the worker
 -- records its start (job_start) or its outcome.
-WITH locked AS (
+-- Variants: "finish" and "start" begin with the CTEs of job_finish and job_start: the
+-- worker's last batch recorded in the same statement.
+-- variants: finish, start
+WITH
+{query:job_finish},                                                -- if finish
+{query:job_start},                                                 -- if start
+locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {worker_alive}
      ORDER BY priority DESC, run_at, id
@@ -192,22 +219,34 @@ UPDATE {schema}.tock_jobs AS j
 RETURNING {jcols};
 
 -- name: job_claim_batch_queues
--- The same across several queues. {candidates} is one branch per queue (the query
--- job_claim_candidate with _N numbered), each an ordered scan of the claim index for at
--- most twice the batch; the planner merges them (Merge Append, no sort of a backlog).
--- PostgreSQL cannot merge scans that lock (FOR UPDATE hides their order), and locking in
--- every branch would lock up to %(limit)s rows per queue; so the candidates are read
--- without locks, then locked in claim order with SKIP LOCKED and the LIMIT inside the
--- CTE: at most %(limit)s rows are locked. Rows other claimers took meanwhile are skipped
--- or fail the re-checked WHERE; the slack of twice the batch keeps the batch full
--- under contention.
-WITH candidates AS (
-    SELECT id FROM ({candidates}) AS c
-     ORDER BY priority DESC, run_at, id
+-- The same across the queues of %(queues)s: for each queue, an ordered scan of the claim
+-- index for at most twice the batch (LATERAL, one index scan a queue); the first twice
+-- the batch of those together are the candidates (a sort of at most that many rows a
+-- queue, never of a backlog). PostgreSQL cannot lock in claim order across several
+-- scans, and locking in each would lock up to %(limit)s rows a queue; so the candidates
+-- are read without locks, then looked up by primary key (= ANY of an array: the planner
+-- cannot misjudge the set and scan the table) and locked in claim order with SKIP LOCKED
+-- and the LIMIT inside the CTE: at most %(limit)s rows are locked. Rows other claimers
+-- took meanwhile are skipped or fail the re-checked WHERE; the slack of twice the batch
+-- keeps the batch full under contention.
+-- Variants: "finish" and "start", as job_claim_batch's.
+-- variants: finish, start
+WITH
+{query:job_finish},                                                -- if finish
+{query:job_start},                                                 -- if start
+candidates AS (
+    SELECT c.id
+      FROM unnest(%(queues)s::text[]) AS q(name)
+     CROSS JOIN LATERAL (
+           SELECT id, priority, run_at FROM {schema}.tock_jobs
+            WHERE status = 'pending' AND queue = q.name AND run_at <= {now}
+            ORDER BY priority DESC, run_at, id
+            LIMIT 2 * %(limit)s) AS c
+     ORDER BY c.priority DESC, c.run_at, c.id
      LIMIT 2 * %(limit)s
 ), locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
-     WHERE id IN (SELECT id FROM candidates)
+     WHERE id = ANY (ARRAY(SELECT id FROM candidates))
        AND status = 'pending' AND run_at <= {now} AND {worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
@@ -226,12 +265,6 @@ UPDATE {schema}.tock_jobs AS j
                   WHERE at_most_once AND rank > %(free)s)
 RETURNING {jcols};
 
--- name: job_claim_candidate
-SELECT * FROM (SELECT id, priority, run_at FROM {schema}.tock_jobs
-                WHERE status = 'pending' AND queue = %(queue_N)s AND run_at <= {now}
-                ORDER BY priority DESC, run_at, id
-                LIMIT 2 * %(limit)s) AS q_N
-
 -- name: job_next_due
 SELECT min(run_at) FROM {schema}.tock_jobs
  WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
@@ -247,11 +280,12 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 -- read every running row of the table through tock_jobs_worker (a partial index on that
 -- status) once per batch: a token is held only while its job runs (every way back to
 -- pending clears it), so the token alone says the claim still holds.
--- These are only the first CTEs of a statement: the store ends it with a count of the
--- moved jobs, or with a claim's own CTEs and UPDATE, so that finishing a batch and
--- claiming the next is one statement (one round trip, one commit). The rows it deletes
--- are running, the rows a claim locks pending: the two parts never touch the same row.
-WITH b AS (
+-- These are only CTEs: job_finish_count ends them with a count of the moved jobs, and
+-- a claim's "finish" variant puts them before its own CTEs and UPDATE, so that finishing
+-- a batch and claiming the next is one statement (one round trip, one commit). The rows
+-- it deletes are running, the rows a claim locks pending: the two parts never touch the
+-- same row.
+b AS (
     SELECT * FROM json_to_recordset(%(finished)s::json)
                   AS b(id bigint, token bigint, status text, result json, error json,
                        ago_us bigint)
@@ -274,8 +308,8 @@ WITH b AS (
 -- name: job_start
 -- Record the starts of attempts still running at a batch (a JSON array of {id, token,
 -- ago_us}): once per claim (started_at IS NULL), so sent again it changes nothing. Only
--- CTEs: the store puts them before the statement of the batch (a claim, or a count), so
--- that they cost no round trip of their own. Their rows are running jobs that did not
+-- CTEs, before the statement of the batch (a claim's "start" variant, or
+-- job_start_count), so that they cost no round trip of their own. Their rows are running jobs that did not
 -- end in this batch: none is a row the other parts delete or lock. SKIP LOCKED: a start
 -- never waits. The job's outcome may be in another claimer lane's batch in flight (it
 -- ended meanwhile), and two such batches, each waiting for a row the other locked,
@@ -293,6 +327,16 @@ to_start AS (
      WHERE j.id = t.id
     RETURNING 1
 )
+
+-- name: job_finish_count
+-- job_finish on its own (a batch with retries or releases), and how many jobs it moved.
+WITH {query:job_finish}
+SELECT count(*) FROM finished;
+
+-- name: job_start_count
+-- job_start on its own, and how many starts it recorded.
+WITH {query:job_start}
+SELECT count(*) FROM started;
 
 -- name: job_retry_later
 -- Raised with attempts left: back to pending after its backoff, for the whole batch. A

@@ -73,7 +73,7 @@ from tock.store._rows import (
     last_status,
 )
 from tock.store._rows import us as _us
-from tock.store._sql import load_migrations, load_queries
+from tock.store._sql import load_migrations, load_queries, variant
 from tock.store.postgres.connections import Sessions, reason
 from tock.store.postgres.copy import (
     COPY_SIGNATURE,
@@ -443,6 +443,8 @@ class PostgresStore(SQLStore):
                 cur.execute(self.Q["job_notify"], {"channel": self.channel, "queues": notify})
             return ids, []
         inserted: list[tuple[int, str | None]]
+        # Without unique keys, the inserts' variant without ON CONFLICT (queries.sql).
+        keyless = () if any(j.unique_key is not None for j in jobs) else ("keyless",)
         if len(jobs) >= COPY_MIN:
             # Big batches with unique keys: COPY the arguments into a session temp table,
             # then one INSERT ... SELECT in COPY order that takes the options once per
@@ -451,11 +453,11 @@ class PostgresStore(SQLStore):
             cur.execute(self.Q["job_stage_create"])
             if len(runs) == 1:
                 # One run: its options are plain parameters, no run column to join on.
-                copy_query, insert = self.Q["job_stage_copy_one"], self.Q["job_insert_staged_one"]
+                copy_query, insert = self.Q["job_stage_copy_one"], "job_insert_staged_one"
                 text = "".join(f"{j.args}\t{j.kwargs}\n" for j in jobs)
                 params = dict(zip(STAGED, _row(jobs[0]), strict=True))
             else:
-                copy_query, insert = self.Q["job_stage_copy"], self.Q["job_insert_staged"]
+                copy_query, insert = self.Q["job_stage_copy"], "job_insert_staged"
                 text = "".join(
                     f"{n}\t{j.args}\t{j.kwargs}\n"
                     for n, run in enumerate(runs, start=1)
@@ -467,23 +469,24 @@ class PostgresStore(SQLStore):
             params["now"] = now
             with cur.copy(copy_query) as copy:
                 copy.write(copy_text(text))
-            cur.execute(_keyless(insert, jobs), params)
+            cur.execute(self.Q[variant(insert, *keyless)], params)
             inserted = cur.fetchall()
         else:
             if len(jobs) == 1:
                 params = dict(zip(STAGED, _row(jobs[0]), strict=True))
-                query = _keyless(self.Q["job_insert_one"], jobs)
+                insert = "job_insert_one"
             else:
                 # One array per column (lists: psycopg sends a tuple as a record).
                 columns = [list(c) for c in zip(*(_row(j) for j in jobs), strict=True)]
                 params = dict(zip(STAGED, columns, strict=True))
-                query = _keyless(self.Q["job_insert_many"], jobs)
+                insert = "job_insert_many"
             params["now"] = now
+            hint: tuple[str, ...] = ()
             if notify:  # the hint in the same statement: one round trip fewer
-                query = _with_hint(query)
+                hint = ("hint",)
                 params.update(channel=self.channel, queues=notify)
                 notify = []
-            cur.execute(query, params, binary=True)
+            cur.execute(self.Q[variant(insert, *hint, *keyless)], params, binary=True)
             inserted = cur.fetchall()
         got = {key for _, key in inserted if key is not None}
         missing = [j.unique_key for j in jobs if j.unique_key is not None]
@@ -636,26 +639,27 @@ class PostgresStore(SQLStore):
         completed: Sequence[Outcome],
         started: Sequence[Start],
     ) -> list[Any]:
-        if len(queues) == 1:
-            query = self.Q["job_claim_batch"]
-        else:
-            query = _claim_across(self.schema, len(queues))
         with self._conn() as conn:
             if all(o.kind in _FINISHING for o in completed):
                 # The usual turn: record the starts, finish the batch and claim the next
-                # in one statement.
+                # in one statement (the claim's variants with job_finish and job_start).
                 finish, starts = _finish_params(completed, started)
-                ctes = []
+                flags = []
                 if completed:
                     params.update(finish)
-                    ctes.append(self.Q["job_finish"])
+                    flags.append("finish")
                 if starts:
                     params.update(starts)
-                    ctes.append(self.Q["job_start"])
-                return conn.execute(_with(tuple(ctes), query), params).fetchall()
+                    flags.append("start")
+                return conn.execute(self._claim_query(queues, *flags), params).fetchall()
             with conn.transaction():
                 self._complete(conn, completed, params["now"], started)
-                return conn.execute(query, params).fetchall()
+                return conn.execute(self._claim_query(queues), params).fetchall()
+
+    def _claim_query(self, queues: Sequence[str], *flags: str) -> str:
+        if len(queues) == 1:
+            return self.Q[variant("job_claim_batch", *flags)]
+        return self.Q[variant("job_claim_batch_queues", *flags)]
 
     def _complete(
         self,
@@ -681,14 +685,10 @@ class PostgresStore(SQLStore):
         changed = 0
         finished, starts = _finish_params(finish, rest)
         if finish:
-            (moved,) = _one(
-                conn.execute(_with((self.Q["job_finish"],), FINISH_COUNT), {**finished, "now": now})
-            )
+            (moved,) = _one(conn.execute(self.Q["job_finish_count"], {**finished, "now": now}))
             changed += moved
         if starts:
-            (n,) = _one(
-                conn.execute(_with((self.Q["job_start"],), START_COUNT), {**starts, "now": now})
-            )
+            (n,) = _one(conn.execute(self.Q["job_start_count"], {**starts, "now": now}))
             changed += n
         if retry:
             changed += conn.execute(
@@ -940,36 +940,6 @@ def _finish_params(
     return {"finished": f"[{rows}]"}, {"started": f"[{starts}]"}
 
 
-@functools.lru_cache(maxsize=64)
-def _with(ctes: tuple[str, ...], rest: str) -> str:
-    """One statement: the CTEs of job_finish and job_start (the first begins with WITH,
-    the others do not), then ``rest``: a claim (its own CTEs joined to them) or a final
-    SELECT."""
-    if not ctes:
-        return rest
-    head = ctes[0] if ctes[0].startswith("WITH ") else f"WITH {ctes[0]}"
-    head = ",\n".join([head, *ctes[1:]])
-    if rest.startswith("WITH "):
-        return f"{head},\n{rest[len('WITH ') :]}"
-    return f"{head}\n{rest}"
-
-
-FINISH_COUNT = "SELECT count(*) FROM finished"
-START_COUNT = "SELECT count(*) FROM started"
-
-
-@functools.lru_cache(maxsize=64)
-def _claim_across(schema: str, n_queues: int) -> str:
-    q = queries(schema)
-    branches = " UNION ALL ".join(
-        q["job_claim_candidate"]
-        .replace("%(queue_N)s", f"%(queue_{i})s")
-        .replace("AS q_N", f"AS q_{i}")
-        for i in range(n_queues)
-    )
-    return q["job_claim_batch_queues"].replace("{candidates}", branches)
-
-
 # The columns of an enqueued job as the insert queries take them, in this order.
 STAGED = (
     "task",
@@ -1006,32 +976,6 @@ def _row(j: NewJob) -> tuple[object, ...]:
         j.max_rescues,
         j.unique_key,
     )
-
-
-ON_CONFLICT = "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING"
-
-
-@functools.lru_cache(maxsize=16)
-def _with_hint(insert: str) -> str:
-    """``insert`` (ending in ``RETURNING id, unique_key``) and the job_notify hint in one
-    statement, one round trip. The hint is a materialized CTE joined to the inserted rows:
-    evaluated once at most, and not needed when no row was inserted."""
-    return (
-        f"WITH ins AS ({insert.strip().rstrip(';')}),\n"
-        "hint AS MATERIALIZED (SELECT count(pg_notify(%(channel)s, q)) AS n"
-        " FROM unnest(%(queues)s::text[]) AS q)\n"
-        "SELECT ins.id, ins.unique_key FROM ins, hint"
-    )
-
-
-def _keyless(query: str, jobs: Sequence[NewJob]) -> str:
-    """The insert without its ON CONFLICT clause when no job has a unique key: the
-    clause makes every row a speculative insertion, about an eighth of a bulk insert's
-    time on the server."""
-    if any(j.unique_key is not None for j in jobs):
-        return query
-    assert ON_CONFLICT in query
-    return query.replace(ON_CONFLICT, "")
 
 
 _queue = operator.attrgetter("queue")

@@ -65,16 +65,24 @@ UPDATE tock_jobs
    AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
 
+-- name: job_claim_candidates
+-- The first :limit due jobs of one queue, in claim order (the claim index, no sort). A
+-- claim across several queues reads each queue's, under its write lock, and hands the
+-- first :limit of them all to job_claim_batch_queues.
+SELECT id, priority, run_at FROM tock_jobs
+ WHERE status = 'pending' AND queue = :queue AND run_at <= {now}
+ ORDER BY priority DESC, run_at, id
+ LIMIT :limit;
+
 -- name: job_claim_batch_queues
--- The same across several queues. {candidates} is one branch per queue (the query
--- job_claim_candidate with _N numbered), each reading the claim index for at most
--- :limit jobs, so a claim never sorts a whole backlog.
+-- job_claim_batch across several queues: the same rule, over the jobs of :ids (a JSON
+-- array: the first :limit due jobs of the queues together, from job_claim_candidates).
 WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
-      FROM ({candidates})
-     ORDER BY priority DESC, run_at, id
-     LIMIT :limit
+      FROM tock_jobs
+     WHERE id IN (SELECT value FROM json_each(:ids))
+       AND status = 'pending' AND run_at <= {now}
 )
 UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token, started_at = NULL
@@ -83,12 +91,6 @@ UPDATE tock_jobs
                               WHERE at_most_once AND rank > :free))
    AND EXISTS (SELECT 1 FROM tock_workers WHERE id = :worker_id)
 RETURNING {cols};
-
--- name: job_claim_candidate
-SELECT * FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
-                WHERE status = 'pending' AND queue = :queue_N AND run_at <= {now}
-                ORDER BY priority DESC, run_at, id
-                LIMIT :limit)
 
 -- name: job_any_due
 -- A cheap read before taking the write lock for a claim.

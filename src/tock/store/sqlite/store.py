@@ -566,11 +566,20 @@ class SQLiteStore(SQLStore):
             ).fetchone()
             if due is None:
                 return []
-        sql = Q["job_claim_batch"] if len(queues) == 1 else _claim_across(len(queues))
         with self._write() as conn:
             if completed or started:
                 self._complete(conn, completed, params["now"], started)
-            return conn.execute(sql, params).fetchall()
+            if len(queues) == 1:
+                return conn.execute(Q["job_claim_batch"], params).fetchall()
+            # Several queues: each queue's first jobs through the claim index, merged
+            # here, under the write lock (no round trips: the database is in-process).
+            limit, candidates = params["limit"], []
+            for queue in queues:
+                values = {"queue": queue, "limit": limit, "now": params["now"]}
+                candidates += conn.execute(Q["job_claim_candidates"], values).fetchall()
+            candidates.sort(key=lambda r: (-r[1], r[2], r[0]))
+            ids = json.dumps([r[0] for r in candidates[:limit]])
+            return conn.execute(Q["job_claim_batch_queues"], {**params, "ids": ids}).fetchall()
 
     def _complete(
         self,
@@ -874,14 +883,6 @@ class SQLiteStore(SQLStore):
         return len(rows)
 
     # -- fires ---------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=32)
-def _claim_across(n_queues: int) -> str:
-    branches = " UNION ALL ".join(
-        Q["job_claim_candidate"].replace(":queue_N", f":queue_{i}") for i in range(n_queues)
-    )
-    return Q["job_claim_batch_queues"].replace("{candidates}", branches)
 
 
 _TABLES = {LIVE_TABLE: "tock_jobs", FINISHED_TABLE: "tock_jobs_finished"}
