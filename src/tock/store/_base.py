@@ -46,7 +46,7 @@ from tock.store import (
     ScheduleRecord,
     WorkerRecord,
 )
-from tock.store._lists import MAX_ID, JobFilter, legacy_filter
+from tock.store._lists import MAX_ID, JobFilter, legacy_filter, merge_ids, params, parts
 from tock.store._rows import fire_record, job_record, schedule_record
 from tock.store._rows import us as _us
 
@@ -149,9 +149,8 @@ class SQLStore(ABC):
     ) -> list[JobId]: ...
 
     @abstractmethod
-    def job_page(
-        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
-    ) -> list[JobRecord]: ...
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """A connection whose reads all see one snapshot (the parts of a list)."""
 
     # -- rows to records -----------------------------------------------------------
 
@@ -225,6 +224,51 @@ class SQLStore(ABC):
         return self.job_page(
             legacy_filter(statuses, queue, task, worker_id, started), limit=limit, now=None
         )
+
+    def job_page(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
+    ) -> list[JobRecord]:
+        rows = self._list(f, (), before, limit, now)
+        rows.sort(key=lambda r: r[0], reverse=True)
+        return [self._record(r) for r in _distinct(rows, limit)]
+
+    def job_ids(
+        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
+    ) -> list[JobId]:
+        return merge_ids(([r[0] for r in self._list(f, ("ids",), before, limit, now)],), limit)
+
+    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
+        values = self._list_params(f, MAX_ID, 50, now)
+        with self._read() as conn:
+            return [
+                "\n".join(
+                    str(row[-1]) for row in conn.execute(self.Q[part.query("ids", "plan")], values)
+                )
+                for part in parts(f)
+            ]
+
+    def _list_params(
+        self, f: JobFilter, before: JobId, limit: int, now: datetime | None
+    ) -> dict[str, Any]:
+        return {**params(f), "before": before, "limit": limit, "now": self._time(now)}
+
+    def _list(
+        self,
+        f: JobFilter,
+        flags: tuple[str, ...],
+        before: JobId,
+        limit: int,
+        now: datetime | None,
+    ) -> list[Any]:
+        """The rows of each part of the list (docs/design.md: listing jobs), read in one
+        snapshot: a job that moves between the tables meanwhile is seen once at least."""
+        values = self._list_params(f, before, limit, now)
+        list_parts = parts(f)
+        rows: list[Any] = []
+        with self._snapshot() if len(list_parts) > 1 else self._read() as conn:
+            for part in list_parts:
+                rows.extend(conn.execute(self.Q[part.query(*flags)], values).fetchall())
+        return rows
 
     def job_claim_batch(
         self,
@@ -536,6 +580,19 @@ def _in_batches(step: Callable[[], int], batch_size: int) -> int:
         total += n
         if n < batch_size:
             return total
+
+
+def _distinct(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
+    """Rows sorted newest first, each id once (views overlap), at most ``limit``."""
+    seen: set[int] = set()
+    out: list[Sequence[Any]] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            out.append(row)
+            if len(out) == limit:
+                break
+    return out
 
 
 def _known(when: datetime | None) -> datetime:

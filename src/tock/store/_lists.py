@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from tock._validate import check_name
 from tock.errors import ConfigurationError, JobStateError
 from tock.jobs import FINISHED, LIVE, JobId, JobRecord, JobStatus
+from tock.store._sql import variant
 
 if TYPE_CHECKING:
     from tock.store import Store
@@ -37,12 +38,13 @@ __all__ = ["MAX_ID", "STATES", "VIEWS", "JobFilter", "Part", "merge_ids", "parts
 
 MAX_ID: JobId = 2**63 - 1  #: ids are 64-bit integers (docs/design.md: Jobs and tables)
 
-#: views of a state, as ``list_jobs(state=)`` takes them: (state, condition)
-VIEWS: Mapping[str, tuple[JobStatus, str]] = {
-    "scheduled": (JobStatus.PENDING, "run_at > {now}"),  #: pending, not due yet
-    "ready": (JobStatus.PENDING, "run_at <= {now}"),  #: pending and due
-    "claimed": (JobStatus.RUNNING, "started_at IS NULL"),  #: held, not started yet
-    "started": (JobStatus.RUNNING, "started_at IS NOT NULL"),  #: running, attempt begun
+#: views of a state, as ``list_jobs(state=)`` takes them, and the state each is of (the
+#: list queries' variant of the same name says what it selects)
+VIEWS: Mapping[str, JobStatus] = {
+    "scheduled": JobStatus.PENDING,  #: pending, not due yet
+    "ready": JobStatus.PENDING,  #: pending and due
+    "claimed": JobStatus.RUNNING,  #: held, not started yet
+    "started": JobStatus.RUNNING,  #: running, attempt begun
 }
 #: every name ``state=`` takes: the states, then the views
 STATES: tuple[str, ...] = (*(s.value for s in JobStatus), *VIEWS)
@@ -112,16 +114,19 @@ class JobFilter:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One query of a list: a table and the conditions ANDed on it. Conditions name
-    their values as format fields (``{queue}``, ``{now}``) that the store fills with its
-    own placeholders."""
+    """One query of a list: ``job_list_live`` or ``job_list_finished`` in the variant of
+    ``flags`` (each dialect's ``queries.sql`` says what each flag selects)."""
 
     table: str  #: LIVE_TABLE or FINISHED_TABLE
-    conditions: tuple[str, ...]
+    flags: tuple[str, ...]
+
+    def query(self, *more: str) -> str:
+        """The name of this part's query, with ``more`` flags ("ids", "plan")."""
+        return variant(f"job_list_{self.table}", *self.flags, *more)
 
 
 def _state_of(name: str) -> JobStatus:
-    return VIEWS[name][0] if name in VIEWS else JobStatus(name)
+    return VIEWS[name] if name in VIEWS else JobStatus(name)
 
 
 def _table(status: JobStatus) -> str:
@@ -130,37 +135,33 @@ def _table(status: JobStatus) -> str:
 
 def parts(f: JobFilter) -> list[Part]:
     """The queries a filter takes, each served in id order by an index (see above)."""
-    narrow: list[str] = []
-    if f.queue is not None:
-        narrow.append("queue = {queue}")
-    if f.task is not None:
-        narrow.append("task = {task}")
-    if f.worker_id is not None:
-        narrow.append("worker_id = {worker_id}")
+    narrow = [
+        flag
+        for flag, value in (("queue", f.queue), ("task", f.task), ("worker", f.worker_id))
+        if value is not None
+    ]
     base: list[Part] = []
     if f.states:
         for name in sorted(f.states):
             status = _state_of(name)
-            conditions = [f"status = '{status.value}'"]
-            if name in VIEWS:
-                conditions.append(VIEWS[name][1])
-            base.append(Part(_table(status), tuple(conditions)))
+            flags = [status.value, name] if name in VIEWS else [status.value]
+            base.append(Part(_table(status), tuple(flags)))
     else:
         base.append(Part(LIVE_TABLE, ()))
         if narrow:
             # The partial indexes on (queue, id) and (task, id) hold the jobs that did
             # not succeed; they are used when the query says so in these words.
-            base.append(Part(FINISHED_TABLE, ("status = 'succeeded'",)))
-            base.append(Part(FINISHED_TABLE, ("status <> 'succeeded'",)))
+            base.append(Part(FINISHED_TABLE, ("succeeded",)))
+            base.append(Part(FINISHED_TABLE, ("unsucceeded",)))
         else:
             base.append(Part(FINISHED_TABLE, ()))
     if f.search is None:
-        return [Part(p.table, (*p.conditions, *narrow)) for p in base]
+        return [Part(p.table, (*p.flags, *narrow)) for p in base]
     found: list[Part] = []
     for p in base:
         if f.search.isdigit() and int(f.search) <= MAX_ID:
-            found.append(Part(p.table, (*p.conditions, *narrow, "id = {search_id}")))
-        found.append(Part(p.table, (*p.conditions, *narrow, "unique_key = {search}")))
+            found.append(Part(p.table, (*p.flags, *narrow, "by_id")))
+        found.append(Part(p.table, (*p.flags, *narrow, "by_key")))
     return found
 
 

@@ -47,7 +47,7 @@ from tock.errors import (
     SchemaError,
     StoreError,
 )
-from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
+from tock.jobs import JobId, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
     RescueReport,
     ScheduleRecord,
@@ -55,15 +55,6 @@ from tock.store import (
     redact_url,
 )
 from tock.store._base import SQLStore, first_of_each_key, option_runs
-from tock.store._lists import (
-    FINISHED_TABLE,
-    LIVE_TABLE,
-    MAX_ID,
-    JobFilter,
-    Part,
-    params,
-    parts,
-)
 from tock.store._rows import (
     COLUMNS,
     FIRE_COLUMNS,
@@ -213,6 +204,13 @@ class PostgresStore(SQLStore):
 
     def _read(self) -> contextlib.AbstractContextManager[psycopg.Connection[TupleRow]]:
         return self._conn()
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A read-only transaction at REPEATABLE READ: one snapshot for all its reads."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute(self.Q["snapshot"])
+            yield conn
 
     def _write_one(self) -> contextlib.AbstractContextManager[psycopg.Connection[TupleRow]]:
         return self._conn()  # autocommit: one statement is its own transaction
@@ -542,56 +540,6 @@ class PostgresStore(SQLStore):
         with self._conn(check=False) as conn:
             conn.execute(self.Q["job_notify"], {"channel": self.channel, "queues": queues})
 
-    def job_page(
-        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
-    ) -> list[JobRecord]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                self._list_sql(parts(f), COLUMNS), self._list_params(f, before, limit, now)
-            ).fetchall()
-        return [self._record(r) for r in rows]
-
-    def job_ids(
-        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
-    ) -> list[JobId]:
-        with self._conn() as conn:
-            rows = conn.execute(
-                self._list_sql(parts(f), "id"), self._list_params(f, before, limit, now)
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
-        values = self._list_params(f, MAX_ID, 50, now)
-        plans = []
-        with self._conn() as conn:
-            for part in parts(f):
-                rows = conn.execute(
-                    ("EXPLAIN " + self._part_sql(part, "id")).encode(), values
-                ).fetchall()
-                plans.append("\n".join(r[0] for r in rows))
-        return plans
-
-    def _list_params(
-        self, f: JobFilter, before: JobId, limit: int, now: datetime | None
-    ) -> dict[str, Any]:
-        return {**params(f), "before": before, "limit": limit, "now": _now(now)}
-
-    def _part_sql(self, part: Part, columns: str) -> str:
-        """One part of a list (docs/design.md: listing jobs): constant text, values bound."""
-        table = f"{quote_ident(self.schema)}.{_TABLES[part.table]}"
-        conditions = " AND ".join(
-            (*(c.format(**_FIELDS) for c in part.conditions), "id < %(before)s")
-        )
-        return f"SELECT {columns} FROM {table} WHERE {conditions} ORDER BY id DESC LIMIT %(limit)s"
-
-    def _list_sql(self, list_parts: Sequence[Part], columns: str) -> bytes:
-        """The parts in one statement: each through its index, merged by id (a sort of at
-        most ``limit`` rows a part), each job once (views overlap)."""
-        union = " UNION ALL ".join(f"({self._part_sql(p, columns)})" for p in list_parts)
-        return (
-            f"SELECT DISTINCT ON (id) * FROM ({union}) AS j ORDER BY id DESC LIMIT %(limit)s"
-        ).encode()
-
     def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
         moved: list[tuple[JobId, str]] = []
         with self._write() as conn:
@@ -904,13 +852,6 @@ class PostgresStore(SQLStore):
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
-
-
-_TABLES = {LIVE_TABLE: "tock_jobs", FINISHED_TABLE: "tock_jobs_finished"}
-_FIELDS = {
-    "now": NOW,
-    **{name: f"%({name})s" for name in ("queue", "task", "worker_id", "search", "search_id")},
-}
 
 
 def _finish_params(

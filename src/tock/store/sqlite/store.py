@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import sqlite3
@@ -33,7 +32,7 @@ from tock.errors import (
     SchemaError,
     StoreError,
 )
-from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, OutcomeKind, Start
+from tock.jobs import JobId, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
     RescueReport,
     ScheduleRecord,
@@ -41,16 +40,6 @@ from tock.store import (
     redact_url,
 )
 from tock.store._base import SQLStore, first_of_each_key, option_runs
-from tock.store._lists import (
-    FINISHED_TABLE,
-    LIVE_TABLE,
-    MAX_ID,
-    JobFilter,
-    Part,
-    merge_ids,
-    params,
-    parts,
-)
 from tock.store._rows import (
     COLUMNS,
     FIRE_COLUMNS,
@@ -202,6 +191,16 @@ class SQLiteStore(SQLStore):
 
     def _read(self) -> contextlib.nullcontext[sqlite3.Connection]:
         return contextlib.nullcontext(self._conn())
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: in WAL mode its reads see one snapshot."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def _write_one(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         return self._write()  # BEGIN IMMEDIATE even for one statement: writers queue
@@ -489,41 +488,6 @@ class SQLiteStore(SQLStore):
             if ids[i] is None and key is not None:
                 ids[i] = ids[seen_keys[key]]
         return [i for i in ids if i is not None]
-
-    def job_page(
-        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int = 50, now: datetime | None
-    ) -> list[JobRecord]:
-        rows = self._list(f, COLUMNS, before, limit, now)
-        rows.sort(key=lambda r: r[0], reverse=True)
-        return [self._record(r) for r in _distinct(rows, limit)]
-
-    def job_ids(
-        self, f: JobFilter, *, before: JobId = MAX_ID, limit: int, now: datetime | None
-    ) -> list[JobId]:
-        return merge_ids(([r[0] for r in self._list(f, "id", before, limit, now)],), limit)
-
-    def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
-        conn = self._conn()
-        values = self._list_params(f, MAX_ID, 50, now)
-        return [
-            "\n".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, values))
-            for sql in (_part_sql(p, "id") for p in parts(f))
-        ]
-
-    def _list_params(
-        self, f: JobFilter, before: JobId, limit: int, now: datetime | None
-    ) -> dict[str, Any]:
-        return {**params(f), "before": before, "limit": limit, "now": to_us(now)}
-
-    def _list(
-        self, f: JobFilter, columns: str, before: JobId, limit: int, now: datetime | None
-    ) -> list[Sequence[Any]]:
-        conn = self._conn()
-        values = self._list_params(f, before, limit, now)
-        rows: list[Sequence[Any]] = []
-        for part in parts(f):
-            rows.extend(conn.execute(_part_sql(part, columns), values).fetchall())
-        return rows
 
     def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
         return self._move("job_retry_many", "job_delete_finished_many", ids, now)
@@ -883,36 +847,6 @@ class SQLiteStore(SQLStore):
         return len(rows)
 
     # -- fires ---------------------------------------------------------------------
-
-
-_TABLES = {LIVE_TABLE: "tock_jobs", FINISHED_TABLE: "tock_jobs_finished"}
-_FIELDS = {
-    "now": f"coalesce(:now, {_CLOCK})",
-    **{name: f":{name}" for name in ("queue", "task", "worker_id", "search", "search_id")},
-}
-
-
-@functools.lru_cache(maxsize=256)
-def _part_sql(part: Part, columns: str) -> str:
-    """One part of a list (docs/design.md: listing jobs): constant text, values bound."""
-    conditions = " AND ".join((*(c.format(**_FIELDS) for c in part.conditions), "id < :before"))
-    return (
-        f"SELECT {columns} FROM {_TABLES[part.table]} WHERE {conditions} "
-        "ORDER BY id DESC LIMIT :limit"
-    )
-
-
-def _distinct(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:
-    """Rows sorted newest first, each id once (views overlap), at most ``limit``."""
-    seen: set[int] = set()
-    out: list[Sequence[Any]] = []
-    for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
-            out.append(row)
-            if len(out) == limit:
-                break
-    return out
 
 
 def _autocommits(conn: sqlite3.Connection) -> bool:
