@@ -179,6 +179,12 @@ class SQLStore(ABC):
             f"({self.LATEST}): upgrade Tock"
         )
 
+    def _versions(self, conn: Any) -> list[int] | None:
+        """The versions the migrations table holds (None: no table yet)."""
+        if conn.execute(self.Q["migration_table"]).fetchone() is None:
+            return None
+        return [v for (v,) in conn.execute(self.Q["migration_versions"]).fetchall()]
+
     @abstractmethod
     def _stored_versions(self) -> list[int] | None:
         """The versions the schema's migrations table holds (None: no table)."""

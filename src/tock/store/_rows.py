@@ -99,17 +99,6 @@ SCHEDULE_COLUMNS = (
 )
 
 
-def last_status(live: str, finished: str) -> str:
-    """The status of a schedule row's last job, from either job table (named as the
-    dialect needs), or NULL once pruned: a scalar subquery per row, one index probe per
-    table. ``last_job_id`` is left unqualified: it resolves to the schedule row, whether
-    the query reads, updates or upserts it (the job tables have no such column)."""
-    return (
-        f"coalesce((SELECT j.status FROM {live} AS j WHERE j.id = last_job_id), "
-        f"(SELECT f.status FROM {finished} AS f WHERE f.id = last_job_id))"
-    )
-
-
 def schedule_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> ScheduleRecord:
     """A ScheduleRecord from a row of SCHEDULE_COLUMNS and the last job's status."""
     return ScheduleRecord(

@@ -94,9 +94,15 @@ class Queries(dict[str, str]):
         return "\n".join(line for line in text.splitlines() if line.strip())
 
 
-def parse_queries(text: str, placeholders: Mapping[str, str] | None = None) -> Queries:
+def fill(text: str, placeholders: Mapping[str, str] | None) -> str:
+    """``text`` with each ``{placeholder}`` replaced by its value (queries and migrations)."""
     for key, value in (placeholders or {}).items():
         text = text.replace("{" + key + "}", value)
+    return text
+
+
+def parse_queries(text: str, placeholders: Mapping[str, str] | None = None) -> Queries:
+    text = fill(text, placeholders)
     parts = _NAME.split(text)
     templates: dict[str, _Template] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

@@ -34,8 +34,14 @@ SELECT version FROM {schema}.tock_migrations ORDER BY version;
 SELECT current_database(), pg_postmaster_start_time();
 
 -- name: migration_table
--- NULL when the schema holds no Tock tables yet.
-SELECT to_regclass(%(table)s);
+-- A row when the schema holds Tock's migrations table.
+SELECT 1 WHERE to_regclass('{schema}.tock_migrations') IS NOT NULL;
+
+-- name: migration_setup
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.tock_migrations (
+    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL
+);
 
 -- name: job_insert_many
 -- One statement for the whole batch: one array per column, inserted in array order (so
@@ -186,6 +192,10 @@ UNION ALL
 SELECT {cols} FROM {schema}.tock_jobs_finished WHERE id = %(id)s
 LIMIT 1;
 
+-- name: worker_alive
+-- Part of a claim: the claiming worker's row exists, key-share-locked for the claim.
+EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHARE)
+
 -- name: job_claim_batch
 -- Lock the first %(limit)s due jobs in claim order, skipping rows other claimers hold;
 -- the LIMIT sits inside the CTE, next to FOR UPDATE, so the planner cannot lock more
@@ -193,7 +203,7 @@ LIMIT 1;
 -- at once (their rank), the rest may be prefetched; the claim stops before the first
 -- at-most-once job it cannot take, so that prefetching workers never starve it behind a
 -- stream of other jobs (docs/design.md: claim order). A worker whose row is gone (declared
--- dead, not yet registered again) claims nothing: {worker_alive} key-share-locks the
+-- dead, not yet registered again) claims nothing: worker_alive key-share-locks the
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
 -- A claimed job is not started: no started_at, no attempt counted, until the worker
 -- records its start (job_start) or its outcome.
@@ -205,7 +215,7 @@ WITH
 {query:job_start},                                                 -- if start
 locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
-     WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {worker_alive}
+     WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {query:worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -252,7 +262,7 @@ candidates AS (
 ), locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE id = ANY (ARRAY(SELECT id FROM candidates))
-       AND status = 'pending' AND run_at <= {now} AND {worker_alive}
+       AND status = 'pending' AND run_at <= {now} AND {query:worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -610,6 +620,14 @@ RETURNING id;
 
 -- name: worker_delete
 DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);
+
+-- name: schedule_last_status
+-- The status of a schedule row's last job, from either job table, or NULL once pruned:
+-- a scalar subquery per row, one index probe per table. last_job_id is unqualified: it
+-- resolves to the schedule row, whether the query reads, updates or upserts it (the job
+-- tables have no such column). Part of {scols}.
+coalesce((SELECT j.status FROM {schema}.tock_jobs AS j WHERE j.id = last_job_id),
+         (SELECT f.status FROM {schema}.tock_jobs_finished AS f WHERE f.id = last_job_id))
 
 -- name: schedule_upsert_many
 -- Insert or update by name, the whole batch as one JSON array of objects (names unique

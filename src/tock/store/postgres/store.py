@@ -61,10 +61,9 @@ from tock.store._rows import (
     SCHEDULE_COLUMNS,
     WORKER_DIED,
     last_of_each,
-    last_status,
 )
 from tock.store._rows import us as _us
-from tock.store._sql import load_migrations, load_queries, variant
+from tock.store._sql import fill, load_migrations, load_queries, variant
 from tock.store.postgres.connections import Sessions, reason
 from tock.store.postgres.copy import (
     COPY_SIGNATURE,
@@ -105,18 +104,9 @@ def queries(schema: str) -> dict[str, str]:
             "schema": quote_ident(schema),
             "now": NOW,
             "cols": COLUMNS,
-            "scols": (
-                f"{SCHEDULE_COLUMNS}, "
-                + last_status(
-                    f"{quote_ident(schema)}.tock_jobs", f"{quote_ident(schema)}.tock_jobs_finished"
-                )
-            ),
+            "scols": f"{SCHEDULE_COLUMNS}, {{query:schedule_last_status}}",
             "fcols": FIRE_COLUMNS,
             "jcols": J_COLUMNS,
-            "worker_alive": (
-                f"EXISTS (SELECT 1 FROM {quote_ident(schema)}.tock_workers "
-                "WHERE id = %(worker_id)s FOR KEY SHARE)"
-            ),
         },
     )
 
@@ -313,13 +303,6 @@ class PostgresStore(SQLStore):
 
     # -- schema ------------------------------------------------------------------
 
-    def _versions(self, conn: psycopg.Connection[Any]) -> list[int] | None:
-        table = f"{quote_ident(self.schema)}.tock_migrations"
-        (exists,) = _one(conn.execute(self.Q["migration_table"], {"table": table}))
-        if exists is None:
-            return None
-        return [v for (v,) in conn.execute(self.Q["migration_versions"])]
-
     def _check_schema(self) -> None:
         with self._check_lock:
             if self._checked:
@@ -337,23 +320,17 @@ class PostgresStore(SQLStore):
             self._checked = True
 
     def migrate(self) -> list[str]:
-        schema = quote_ident(self.schema)
         with self._db.direct() as conn, conn.transaction():
             # Two `tock migrate` at once: the second waits here, then finds all applied.
             conn.execute(self.Q["migration_lock"], {"lock": f"tock:migrate:{self.schema}"})
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {schema}.tock_migrations ("
-                "version integer PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL)"
-            )
+            conn.execute(self.Q["migration_setup"])
             done = {v for (v,) in conn.execute(self.Q["migration_versions"])}
             applied = self._apply_migrations(conn, done)
         self._checked = True
         return applied
 
     def _run_migration(self, conn: psycopg.Connection[Any], sql: str) -> None:
-        conn.execute(sql.replace("{schema}", quote_ident(self.schema)).encode())
+        conn.execute(fill(sql, {"schema": quote_ident(self.schema)}).encode())
 
     def _stored_versions(self) -> list[int] | None:
         with self._db.direct() as conn:

@@ -17,6 +17,38 @@ INSERT INTO tock_migrations (version, name, applied_at) VALUES (:version, :name,
 -- name: migration_versions
 SELECT version FROM tock_migrations ORDER BY version;
 
+-- name: migration_table
+-- A row when the database holds Tock's migrations table.
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tock_migrations';
+
+-- name: migration_setup
+CREATE TABLE IF NOT EXISTS tock_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
+);
+
+-- name: database_empty
+-- No row when the database holds no table at all (only then does it migrate itself).
+SELECT 1 FROM sqlite_master LIMIT 1;
+
+-- name: busy_timeout
+-- Each connection's settings (docs/design.md: SQLite): writers wait for the lock this
+-- long, every write is durable at commit, and the journal is the write-ahead log.
+PRAGMA busy_timeout = {busy_timeout_ms};
+
+-- name: synchronous_full
+PRAGMA synchronous = FULL;
+
+-- name: journal_wal
+PRAGMA journal_mode = WAL;
+
+-- name: data_version
+-- Changes whenever another connection commits: what an idle worker polls.
+PRAGMA data_version;
+
+-- name: database_list
+-- The file a connection is open on (a caller's connection must be on the store's).
+PRAGMA database_list;
+
 -- name: job_insert_many
 -- One statement for a run of jobs that share every option: :rows is a JSON array of
 -- [args, kwargs] pairs (JSON already checked at the edge), inserted in array order.
@@ -332,6 +364,14 @@ RETURNING id;
 
 -- name: worker_delete
 DELETE FROM tock_workers WHERE id = :worker_id;
+
+-- name: schedule_last_status
+-- The status of a schedule row's last job, from either job table, or NULL once pruned:
+-- a scalar subquery per row, one index probe per table. last_job_id is unqualified: it
+-- resolves to the schedule row, whether the query reads, updates or upserts it (the job
+-- tables have no such column). Part of {scols}.
+coalesce((SELECT j.status FROM tock_jobs AS j WHERE j.id = last_job_id),
+         (SELECT f.status FROM tock_jobs_finished AS f WHERE f.id = last_job_id))
 
 -- name: schedule_upsert_many
 -- Insert or update by name (executemany: one row per schedule, in one transaction). An

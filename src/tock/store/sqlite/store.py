@@ -46,26 +46,26 @@ from tock.store._rows import (
     SCHEDULE_COLUMNS,
     WORKER_DIED,
     last_of_each,
-    last_status,
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CLOCK = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+BUSY_TIMEOUT_MS = 60_000
 Q = load_queries(
     "tock.store.sqlite",
     {
         "now": f"coalesce(:now, {_CLOCK})",
         "clock": _CLOCK,
         "cols": COLUMNS,
-        "scols": f"{SCHEDULE_COLUMNS}, {last_status('tock_jobs', 'tock_jobs_finished')}",
+        "scols": f"{SCHEDULE_COLUMNS}, {{query:schedule_last_status}}",
+        "busy_timeout_ms": str(BUSY_TIMEOUT_MS),
         "fcols": FIRE_COLUMNS,
     },
 )
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
-BUSY_TIMEOUT_MS = 60_000
 WATCH_INTERVAL = 0.02  # docs/design.md: an idle worker polls PRAGMA data_version every ~20 ms
 
 
@@ -132,10 +132,10 @@ class _Watch:
     def _run(self) -> None:
         conn = self._store._connect()
         try:
-            last = conn.execute("PRAGMA data_version").fetchone()[0]
+            last = conn.execute(Q["data_version"]).fetchone()[0]
             while not self._stop.wait(WATCH_INTERVAL):
                 try:
-                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    version = conn.execute(Q["data_version"]).fetchone()[0]
                 except sqlite3.Error:
                     continue
                 if version != last:
@@ -262,11 +262,11 @@ class SQLiteStore(SQLStore):
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
         try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(Q["busy_timeout"])
             mode = _switch_to_wal(conn)
             if mode.lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (it says {mode!r})")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(Q["synchronous_full"])
         except BaseException as exc:
             conn.close()  # not left for the garbage collector (a ResourceWarning on 3.13)
             if isinstance(exc, sqlite3.DatabaseError):
@@ -341,7 +341,7 @@ class SQLiteStore(SQLStore):
                 f"not {type(connection).__name__}"
             )
         try:
-            row = connection.execute("PRAGMA database_list").fetchone()
+            row = connection.execute(Q["database_list"]).fetchone()
         except sqlite3.Error as exc:
             raise ConfigurationError(f"connection= cannot be used: {exc}") from exc
         if not row or not row[2] or Path(row[2]).resolve() != self.path.resolve():
@@ -357,21 +357,13 @@ class SQLiteStore(SQLStore):
 
     # -- schema ------------------------------------------------------------------
 
-    def _versions(self, conn: sqlite3.Connection) -> list[int] | None:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tock_migrations'"
-        ).fetchone()
-        if not exists:
-            return None
-        return [v for (v,) in conn.execute(Q["migration_versions"])]
-
     def _check_schema(self, conn: sqlite3.Connection, *, may_migrate: bool = True) -> None:
         with self._check_lock:
             if self._checked:
                 return
             versions = self._versions(conn)
             if versions is None:
-                empty = not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+                empty = not conn.execute(Q["database_empty"]).fetchone()
                 if not empty:
                     raise SchemaError(
                         f"{self.path} holds other tables but no Tock schema: run `tock migrate`"
@@ -390,10 +382,7 @@ class SQLiteStore(SQLStore):
     def _migrate(self, conn: sqlite3.Connection) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS tock_migrations ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
-            )
+            conn.execute(Q["migration_setup"])
             done = {v for (v,) in conn.execute(Q["migration_versions"])}
             applied = self._apply_migrations(conn, done)
         except BaseException:
@@ -863,12 +852,12 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
     file: SQLite then answers "database is locked" at once, without its busy handler."""
     for _ in range(BUSY_TIMEOUT_MS // 10):
         try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            return str(conn.execute(Q["journal_wal"]).fetchone()[0])
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise
             time.sleep(0.01)
-    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    return str(conn.execute(Q["journal_wal"]).fetchone()[0])
 
 
 def _statements(script: str) -> list[str]:
