@@ -115,7 +115,8 @@ def parse_queries(text: str, placeholders: Mapping[str, str] | None = None) -> Q
                 declared = _VARIANTS.match(line)
                 if declared:  # may take several lines: they add up
                     more = [f.strip() for f in declared[1].split(",")]
-                    if not all(_FLAG.match(f) for f in more) or set(more) & set(flags):
+                    clash = len(set(more)) != len(more) or set(more) & set(flags)
+                    if not all(_FLAG.match(f) for f in more) or clash:
                         raise ValueError(f"query {name!r}: bad variants line {line.strip()!r}")
                     flags += more
                 continue

@@ -295,7 +295,7 @@ SELECT min(run_at) FROM {schema}.tock_jobs
 -- read every running row of the table through tock_jobs_worker (a partial index on that
 -- status) once per batch: a token is held only while its job runs (every way back to
 -- pending clears it), so the token alone says the claim still holds.
--- These are only CTEs: job_finish_count ends them with a count of the moved jobs, and
+-- These are only CTEs: job_finish_many ends them with a count of the moved jobs, and
 -- a claim's "finish" variant puts them before its own CTEs and UPDATE, so that finishing
 -- a batch and claiming the next is one statement (one round trip, one commit). The rows
 -- it deletes are running, the rows a claim locks pending: the two parts never touch the
@@ -324,8 +324,9 @@ b AS (
 -- Record the starts of attempts still running at a batch (a JSON array of {id, token,
 -- ago_us}): once per claim (started_at IS NULL), so sent again it changes nothing. Only
 -- CTEs, before the statement of the batch (a claim's "start" variant, or
--- job_start_count), so that they cost no round trip of their own. Their rows are running jobs that did not
--- end in this batch: none is a row the other parts delete or lock. SKIP LOCKED: a start
+-- job_start_many), so that they cost no round trip of their own. Their rows are running
+-- jobs that did not end in this batch: none is a row the other parts delete or lock.
+-- SKIP LOCKED: a start
 -- never waits. The job's outcome may be in another claimer lane's batch in flight (it
 -- ended meanwhile), and two such batches, each waiting for a row the other locked,
 -- would deadlock; a start so skipped is recorded by that outcome.
@@ -343,12 +344,12 @@ to_start AS (
     RETURNING 1
 )
 
--- name: job_finish_count
+-- name: job_finish_many
 -- job_finish on its own (a batch with retries or releases), and how many jobs it moved.
 WITH {query:job_finish}
 SELECT count(*) FROM finished;
 
--- name: job_start_count
+-- name: job_start_many
 -- job_start on its own, and how many starts it recorded.
 WITH {query:job_start}
 SELECT count(*) FROM started;

@@ -610,10 +610,10 @@ class PostgresStore(SQLStore):
         changed = 0
         finished, starts = _finish_params(finish, rest)
         if finish:
-            (moved,) = _one(conn.execute(self.Q["job_finish_count"], {**finished, "now": now}))
+            (moved,) = _one(conn.execute(self.Q["job_finish_many"], {**finished, "now": now}))
             changed += moved
         if starts:
-            (n,) = _one(conn.execute(self.Q["job_start_count"], {**starts, "now": now}))
+            (n,) = _one(conn.execute(self.Q["job_start_many"], {**starts, "now": now}))
             changed += n
         if retry:
             changed += conn.execute(
