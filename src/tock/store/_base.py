@@ -44,10 +44,11 @@ from tock.store import (
     QueueStats,
     RescueReport,
     ScheduleRecord,
+    WorkerInfo,
     WorkerRecord,
 )
 from tock.store._lists import MAX_ID, JobFilter, legacy_filter, merge_ids, params, parts
-from tock.store._rows import fire_record, job_record, schedule_record
+from tock.store._rows import fire_record, job_record, last_of_each, schedule_record
 from tock.store._rows import us as _us
 
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
@@ -152,7 +153,42 @@ class SQLStore(ABC):
     def _snapshot(self) -> AbstractContextManager[Any]:
         """A connection whose reads all see one snapshot (the parts of a list)."""
 
-    # -- rows to records -----------------------------------------------------------
+    # -- records to parameters and rows to records -----------------------------------
+
+    def _worker_params(self, info: WorkerInfo, now: datetime | None) -> dict[str, Any]:
+        """What worker_register takes."""
+        return {
+            "id": info.id,
+            "hostname": info.hostname,
+            "pid": info.pid,
+            "queues": self._names(info.queues),
+            "concurrency": info.concurrency,
+            "now": self._time(now),
+        }
+
+    @staticmethod
+    def _schedule_rows(schedules: Sequence[ScheduleRecord]) -> list[dict[str, Any]]:
+        """What schedule_upsert_many takes: a row a name (the last one given), with
+        ``next_fire_at`` as given (each dialect sends times its own way)."""
+        return [
+            {
+                "name": s.name,
+                "task": s.task,
+                "trigger": s.trigger,
+                "args": s.args,
+                "kwargs": s.kwargs,
+                "queue": s.queue,
+                "priority": s.priority,
+                "misfire": s.misfire,
+                "grace": float(s.grace),
+                "overlap": bool(s.overlap),
+                "enabled": bool(s.enabled),
+                "paused": bool(s.paused),
+                "source": s.source,
+                "next_fire_at": s.next_fire_at,
+            }
+            for s in last_of_each(schedules)
+        ]
 
     def _record(self, row: Sequence[Any]) -> JobRecord:
         return job_record(row, self._read_time)

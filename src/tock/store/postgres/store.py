@@ -60,7 +60,6 @@ from tock.store._rows import (
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    last_of_each,
 )
 from tock.store._rows import us as _us
 from tock.store._sql import fill, load_migrations, load_queries, variant
@@ -737,18 +736,7 @@ class PostgresStore(SQLStore):
     def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None:
         if not self._checked:
             self._check_schema()
-        self._on_token(
-            info.id,
-            self.Q["worker_register"],
-            {
-                "id": info.id,
-                "hostname": info.hostname,
-                "pid": info.pid,
-                "queues": list(info.queues),
-                "concurrency": info.concurrency,
-                "now": _now(now),
-            },
-        )
+        self._on_token(info.id, self.Q["worker_register"], self._worker_params(info, now))
 
     def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
         params = {"id": worker_id, "now": _now(now)}
@@ -823,9 +811,13 @@ class PostgresStore(SQLStore):
     def _upsert(
         self, conn: psycopg.Connection[Any], schedules: Sequence[ScheduleRecord], now: Any
     ) -> int:
-        rows, n = _schedule_rows(schedules)
-        conn.execute(self.Q["schedule_upsert_many"], {"rows": rows, "now": now})
-        return n
+        rows = [
+            {**row, "next_fire_at": _iso(row["next_fire_at"])}
+            for row in self._schedule_rows(schedules)
+        ]
+        text = json.dumps(rows, allow_nan=False)
+        conn.execute(self.Q["schedule_upsert_many"], {"rows": text, "now": now})
+        return len(rows)
 
 
 _FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
@@ -903,30 +895,6 @@ _queue = operator.attrgetter("queue")
 def _iso(when: datetime | None) -> str | None:
     checked = _now(when)
     return None if checked is None else checked.isoformat()
-
-
-def _schedule_rows(schedules: Sequence[ScheduleRecord]) -> tuple[str, int]:
-    """schedule_upsert_many's JSON text (one name once), and how many rows it holds."""
-    rows = [
-        {
-            "name": s.name,
-            "task": s.task,
-            "trigger": s.trigger,
-            "args": s.args,
-            "kwargs": s.kwargs,
-            "queue": s.queue,
-            "priority": s.priority,
-            "misfire": s.misfire,
-            "grace": float(s.grace),
-            "overlap": bool(s.overlap),
-            "enabled": bool(s.enabled),
-            "paused": bool(s.paused),
-            "source": s.source,
-            "next_fire_at": _iso(s.next_fire_at),
-        }
-        for s in last_of_each(schedules)
-    ]
-    return json.dumps(rows, allow_nan=False), len(rows)
 
 
 def _one(cur: psycopg.Cursor[TupleRow]) -> TupleRow:

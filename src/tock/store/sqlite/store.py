@@ -45,7 +45,6 @@ from tock.store._rows import (
     FIRE_COLUMNS,
     SCHEDULE_COLUMNS,
     WORKER_DIED,
-    last_of_each,
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
@@ -676,17 +675,7 @@ class SQLiteStore(SQLStore):
             os.close(old)
         self._take_token(info.id)
         with self._write() as conn:
-            conn.execute(
-                Q["worker_register"],
-                {
-                    "id": info.id,
-                    "hostname": info.hostname,
-                    "pid": info.pid,
-                    "queues": json.dumps(list(info.queues)),
-                    "concurrency": info.concurrency,
-                    "now": to_us(now),
-                },
-            )
+            conn.execute(Q["worker_register"], self._worker_params(info, now))
 
     def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
         with self._write() as conn:
@@ -813,24 +802,8 @@ class SQLiteStore(SQLStore):
         self, conn: sqlite3.Connection, schedules: Sequence[ScheduleRecord], now_us: int
     ) -> int:
         rows = [
-            {
-                "name": s.name,
-                "task": s.task,
-                "trigger": s.trigger,
-                "args": s.args,
-                "kwargs": s.kwargs,
-                "queue": s.queue,
-                "priority": s.priority,
-                "misfire": s.misfire,
-                "grace": float(s.grace),
-                "overlap": int(s.overlap),
-                "enabled": int(s.enabled),
-                "paused": int(s.paused),
-                "source": s.source,
-                "next_fire_at": to_us(s.next_fire_at),
-                "now": now_us,
-            }
-            for s in last_of_each(schedules)
+            {**row, "next_fire_at": to_us(row["next_fire_at"]), "now": now_us}
+            for row in self._schedule_rows(schedules)
         ]
         conn.executemany(Q["schedule_upsert_many"], rows)
         return len(rows)
