@@ -5,20 +5,22 @@ same names in each ``queries.sql``, and a few primitives:
 
 - ``_read()`` and ``_write()``: a connection for reads, and one inside a write
   transaction; ``_write_one()``: a connection for one statement that writes (its own
-  transaction where the dialect commits each statement anyway);
+  transaction where the dialect commits each statement anyway); ``_snapshot()``: one
+  whose reads all see one snapshot;
 - ``_time(when)`` / ``_read_time(value)``: a time as a parameter, and back;
   ``_names(names)`` / ``_read_names(value)``: a list of names, the same way;
 - ``_stamp(conn, now)``: the time a write transaction stamps its rows with, as a
   parameter (SQLite reads its clock once for the transaction; PostgreSQL's ``now()`` is
   already the transaction's); ``_clock(conn, now)``: that time read as a value, and
   ``_after(at)``: the next instant the store can tell apart;
-- ``_bury(conn, worker_ids, now, report)``, ``_drop_token(worker_id)``,
-  ``_upsert(conn, schedules, now)``, ``_complete(conn, outcomes, now, started)`` and
-  ``_claim(...)``: the few steps whose SQL takes a different shape per dialect.
+- ``_stored_versions()`` and ``_run_migration(conn, sql)``: the schema's versions on the
+  dialect's connection for that, and one migration applied;
+- ``_bury``, ``_drop_token``, ``_upsert``, ``_complete``, ``_claim`` and
+  ``_prune_some``: the few steps whose SQL takes a different shape per dialect.
 
 Everything above those lives here: the fire and trigger loops, the migration loop and the
 schema verdict, pruning in batches, splitting a batch into runs of shared options, the
-claim's framing, and turning rows into records. What a dialect alone can do (COPY and
+claim's framing, job lists, and turning rows into records. What a dialect alone can do (COPY and
 LISTEN/NOTIFY, advisory locks; ``BEGIN IMMEDIATE``, ``PRAGMA data_version``, file locks)
 stays in its own package.
 """
@@ -34,7 +36,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from functools import partial
 from itertools import groupby
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from tock.errors import JobNotFound, ScheduleNotFound, SchemaError, StoreError
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
@@ -52,17 +54,6 @@ from tock.store._rows import fire_record, job_record, last_of_each, schedule_rec
 from tock.store._rows import us as _us
 
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
-
-
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    def execute(self, query: str, params: Mapping[str, Any] = ..., /) -> Cursor: ...
 
 
 class SQLStore(ABC):
