@@ -114,15 +114,16 @@ class JobFilter:
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One query of a list: ``job_list_live`` or ``job_list_finished`` in the variant of
-    ``flags`` (each dialect's ``queries.sql`` says what each flag selects)."""
+    """One query of a list: ``job_list`` in the variant of its table and ``flags`` (each
+    dialect's ``queries.sql`` says what each flag selects)."""
 
     table: str  #: LIVE_TABLE or FINISHED_TABLE
     flags: tuple[str, ...]
 
     def query(self, *more: str) -> str:
         """The name of this part's query, with ``more`` flags ("ids", "plan")."""
-        return variant(f"job_list_{self.table}", *self.flags, *more)
+        finished = ("finished",) if self.table == FINISHED_TABLE else ()
+        return variant("job_list", *finished, *self.flags, *more)
 
 
 def _state_of(name: str) -> JobStatus:

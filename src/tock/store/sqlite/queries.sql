@@ -182,20 +182,25 @@ UPDATE tock_jobs
    SET status = 'pending', worker_id = NULL, claim_token = NULL
  WHERE id = :id AND claim_token = :token AND status = 'running';
 
--- name: job_list_live
--- One part of a list of jobs (docs/design.md: listing jobs), on the live table: the
--- newest first below :before, in primary-key order with the filter tested on each row
--- (the live table holds only unfinished work); the running jobs of a worker come
--- through the partial index of running jobs. The variants are the filter: a state
--- (blocked, pending, running) and a view of it (scheduled, ready, claimed, started),
--- queue, task, worker, a search by id (by_id) or by unique key (by_key); "ids" reads the
--- ids alone, "plan" asks for the query's plan instead of its rows.
--- variants: blocked, pending, running, scheduled, ready, claimed, started
+-- name: job_list
+-- One part of a list of jobs (docs/design.md: listing jobs): the newest first below
+-- :before, on the live table or the "finished" one. The live table is read in
+-- primary-key order with the filter tested on each row (it holds only unfinished work);
+-- a worker's running jobs come through the partial index of running jobs. On the
+-- finished table each state comes through its index on (status, id), and a queue's or a
+-- task's jobs that did not succeed through the partial indexes on (queue, id) and
+-- (task, id), which the planner takes when the query says "unsucceeded" in their words.
+-- The variants are the filter: a state, a view of one (scheduled, ready, claimed,
+-- started), queue, task, worker, a search by id (by_id) or by unique key (by_key); "ids"
+-- reads the ids alone, "plan" asks for the query's plan instead of its rows.
+-- variants: finished, blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded
 -- variants: queue, task, worker, by_id, by_key, ids, plan
 EXPLAIN QUERY PLAN                   -- if plan
 SELECT {cols}                        -- if not ids
 SELECT id                            -- if ids
-  FROM tock_jobs
+  FROM tock_jobs                     -- if not finished
+  FROM tock_jobs_finished            -- if finished
  WHERE id < :before
    AND status = 'blocked'            -- if blocked
    AND status = 'pending'            -- if pending
@@ -204,39 +209,18 @@ SELECT id                            -- if ids
    AND run_at <= {now}               -- if ready
    AND started_at IS NULL            -- if claimed
    AND started_at IS NOT NULL        -- if started
-   {query:job_list_narrow}
- ORDER BY id DESC
- LIMIT :limit;
-
--- name: job_list_finished
--- job_list_live on the finished table, each state through its index on (status, id);
--- a queue's or a task's jobs that did not succeed (few, and the ones people look for)
--- through the partial indexes on (queue, id) and (task, id), which the planner takes
--- when the query says "unsucceeded" in their own words.
--- variants: succeeded, failed, lost, canceled, unsucceeded
--- variants: queue, task, worker, by_id, by_key, ids, plan
-EXPLAIN QUERY PLAN                   -- if plan
-SELECT {cols}                        -- if not ids
-SELECT id                            -- if ids
-  FROM tock_jobs_finished
- WHERE id < :before
    AND status = 'succeeded'          -- if succeeded
    AND status = 'failed'             -- if failed
    AND status = 'lost'               -- if lost
    AND status = 'canceled'           -- if canceled
    AND status <> 'succeeded'         -- if unsucceeded
-   {query:job_list_narrow}
- ORDER BY id DESC
- LIMIT :limit;
-
--- name: job_list_narrow
--- The conditions both tables' lists share, each with its flag (the lists' own).
--- variants: queue, task, worker, by_id, by_key
    AND queue = :queue                 -- if queue
    AND task = :task                   -- if task
    AND worker_id = :worker_id         -- if worker
    AND id = :search_id                -- if by_id
    AND unique_key = :search           -- if by_key
+ ORDER BY id DESC
+ LIMIT :limit;
 
 -- name: job_retry_many
 -- `tock jobs retry`, of each of :ids (a JSON array) that is failed, lost or canceled:
