@@ -72,11 +72,7 @@ SELECT u.task, u.queue, u.priority, 'pending', u.args, u.kwargs,
  ORDER BY u.ord
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
 RETURNING id, unique_key
-), hint AS MATERIALIZED (                                          -- if hint
-    SELECT count(pg_notify(%(channel)s, q)) AS n                   -- if hint
-      FROM unnest(%(queues)s::text[]) AS q                         -- if hint
-)                                                                  -- if hint
-SELECT ins.id, ins.unique_key FROM ins, hint                       -- if hint
+{query:job_insert_hint}
 
 -- name: job_insert_one
 -- job_insert_many for one job: plain parameters, quicker to send than one-element arrays.
@@ -94,6 +90,11 @@ VALUES (%(task)s::text, %(queue)s::text, %(priority)s::int, 'pending', %(args)s:
         %(unique_key)s::text)
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING   -- if not keyless
 RETURNING id, unique_key
+{query:job_insert_hint}
+
+-- name: job_insert_hint
+-- The end of an insert's "hint" variant: the wake-up hint in the same statement.
+-- variants: hint
 ), hint AS MATERIALIZED (                                          -- if hint
     SELECT count(pg_notify(%(channel)s, q)) AS n                   -- if hint
       FROM unnest(%(queues)s::text[]) AS q                         -- if hint
