@@ -61,6 +61,10 @@ class Queries(dict[str, str]):
         self._templates = dict(templates)
         super().__init__({name: self._text(t, frozenset()) for name, t in templates.items()})
 
+    def names(self) -> set[str]:
+        """The queries the file defines (the keys also hold the variants made so far)."""
+        return set(self._templates)
+
     def flags(self, name: str) -> tuple[str, ...]:
         """The variant flags query ``name`` declares (none: it has no variants)."""
         return self._templates[name].flags
