@@ -45,6 +45,7 @@ class Context:
     queue: str
     canceled: threading.Event = field(default_factory=threading.Event)  #: set at timeout/shutdown
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tock.task"))
+    worker_id: str | None = None  #: the worker running this attempt
 
 
 def qualified_name(cls: type) -> str:

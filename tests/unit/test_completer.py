@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tock.jobs import JobRecord, JobStatus, OutcomeKind, Start
+from tock.worker import completer
 from tock.worker.completer import (
     MAX_BACKOFF,
     START_AFTER,
@@ -189,7 +190,54 @@ def test_retry_false_and_type_name() -> None:
         running(retries=3), ValueError("t"), "", retry=False, type_name="tock.JobTimeout"
     )
     assert outcome.kind is OutcomeKind.FAILED
-    assert json.loads(outcome.error) == {"type": "tock.JobTimeout", "message": "t", "traceback": ""}
+    assert json.loads(outcome.error) == {
+        "type": "tock.JobTimeout",
+        "message": "t",
+        "traceback": "",
+        "worker": "w",
+        "attempt": 1,
+    }
+
+
+def test_an_error_keeps_the_errors_of_earlier_attempts() -> None:
+    job = running(retries=5, attempts=1)
+    first = json.loads(failed_with(job, raised(ValueError("one"))).error)
+    assert "earlier" not in first
+    job.error, job.attempts, job.worker_id = first, 2, "w2"
+    second = json.loads(failed_with(job, raised(KeyError("two"))).error)
+    job.error, job.attempts, job.worker_id = second, 3, "w3"
+    third = json.loads(failed_with(job, raised(OSError("three"))).error)
+    assert [e["type"] for e in [*third["earlier"], third]] == [
+        "builtins.ValueError",
+        "builtins.KeyError",
+        "builtins.OSError",
+    ]
+    assert [(e["worker"], e["attempt"]) for e in [*third["earlier"], third]] == [
+        ("w", 1),
+        ("w2", 2),
+        ("w3", 3),
+    ]
+    assert all("earlier" not in e for e in third["earlier"])
+
+
+def test_earlier_errors_are_capped() -> None:
+    job = running(retries=1000, attempts=1)
+    for attempt in range(1, completer.MAX_EARLIER_ERRORS + 5):
+        job.attempts = attempt
+        job.error = json.loads(failed_with(job, raised(ValueError(str(attempt)))).error)
+    assert job.error is not None
+    assert len(job.error["earlier"]) == completer.MAX_EARLIER_ERRORS
+    assert job.error["earlier"][-1]["message"] == str(attempt - 1)
+
+
+def test_a_delay_set_on_the_exception_wins_over_the_backoff() -> None:
+    exc = raised(ValueError("later"))
+    setattr(exc, completer.RETRY_DELAY_ATTR, 42.0)
+    outcome = failed_with(running(retries=1, retry_backoff=1.0), exc)
+    assert outcome.kind is OutcomeKind.RETRY and outcome.delay == 42.0
+    setattr(exc, completer.RETRY_DELAY_ATTR, float("nan"))  # not a delay: the backoff
+    outcome = failed_with(running(retries=1, retry_backoff=1.0), exc, rng=random.Random(1))
+    assert 0.75 <= outcome.delay <= 1.25
 
 
 def test_succeeded_encodes_the_result() -> None:

@@ -167,7 +167,11 @@ class Store(Protocol):
     clock_step: float  #: seconds: the finest difference two db_now() readings show
 
     # schema
-    def migrate(self) -> list[str]: ...
+    def migrate(self, *, connection: object | None = None, upto: int | None = None) -> list[str]:
+        """Create or upgrade the schema (to version ``upto``, else the newest); on the
+        caller's ``connection``, inside its transaction if one is open."""
+        ...
+
     def schema_version(self) -> tuple[int, int]:
         """(version in the database, newest this code knows)."""
         ...

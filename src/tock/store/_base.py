@@ -38,7 +38,13 @@ from functools import partial
 from itertools import groupby
 from typing import Any, ClassVar
 
-from tock.errors import JobNotFound, ScheduleNotFound, SchemaError, StoreError
+from tock.errors import (
+    ConfigurationError,
+    JobNotFound,
+    ScheduleNotFound,
+    SchemaError,
+    StoreError,
+)
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
     Fire,
@@ -219,14 +225,18 @@ class SQLStore(ABC):
     def schema_version(self) -> tuple[int, int]:
         return (max(self._stored_versions() or [0]), self.LATEST)
 
-    def _apply_migrations(self, conn: Any, done: set[int]) -> list[str]:
-        """Apply the migrations not in ``done``, in order, each recorded; inside the
-        dialect's migration transaction (and lock)."""
+    def _apply_migrations(self, conn: Any, done: set[int], upto: int | None = None) -> list[str]:
+        """Apply the migrations not in ``done`` (up to version ``upto``, if given), in
+        order, each recorded; inside the dialect's migration transaction (and lock)."""
         if done and max(done) > self.LATEST:
             raise self._newer(max(done))
+        if upto is not None and not 0 < upto <= self.LATEST:
+            raise ConfigurationError(
+                f"upto={upto!r}: this Tock knows schema versions 1 to {self.LATEST}"
+            )
         applied: list[str] = []
         for version, name, sql in self.MIGRATIONS:
-            if version in done:
+            if version in done or (upto is not None and version > upto):
                 continue
             self._run_migration(conn, sql)
             conn.execute(

@@ -18,6 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tock._validate import encode_result
 from tock.jobs import JobId, JobRecord, Outcome, OutcomeKind, Start
@@ -139,8 +140,30 @@ def format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def error_json(type_name: str, message: str, tb: str) -> str:
-    return json.dumps({"type": type_name, "message": message, "traceback": tb})
+#: earlier errors a job's error keeps (docs/design.md: the errors of earlier attempts)
+MAX_EARLIER_ERRORS = 50
+
+#: an attribute a task's own layer may set on the exception it lets through: the seconds
+#: before the retry, instead of the task's backoff (the Django tasks backend's callable)
+RETRY_DELAY_ATTR = "__tock_retry_delay__"
+
+
+def error_json(type_name: str, message: str, tb: str, job: JobRecord | None = None) -> str:
+    """The error of an attempt, as JSON. With the job: the worker and the attempt it
+    ended, and the errors of the job's earlier attempts (``earlier``, oldest first, the
+    last ``MAX_EARLIER_ERRORS``), so a job keeps one error per failed attempt."""
+    error: dict[str, Any] = {"type": type_name, "message": message, "traceback": tb}
+    if job is not None and job.worker_id is not None:
+        error["worker"] = job.worker_id
+        error["attempt"] = job.attempts
+        previous = job.error
+        if previous:
+            earlier = [
+                *previous.get("earlier", ()),
+                {k: v for k, v in previous.items() if k != "earlier"},
+            ]
+            error["earlier"] = earlier[-MAX_EARLIER_ERRORS:]
+    return json.dumps(error)
 
 
 def failed_with(
@@ -156,12 +179,15 @@ def failed_with(
     assert job.claim_token is not None
     if tb is None:
         tb = format_traceback(exc)
-    error = error_json(type_name or qualified_name(type(exc)), str(exc), tb)
+    error = error_json(type_name or qualified_name(type(exc)), str(exc), tb, job)
     names = job.retry_on
     retryable = retry and any(qualified_name(c) in names for c in type(exc).__mro__)
     errors = job.errors_so_far  # this attempt included
     if retryable and errors <= job.retries:
-        delay = backoff(job.retry_backoff, errors, rng or random.Random())
+        delay = getattr(exc, RETRY_DELAY_ATTR, None)
+        if not isinstance(delay, int | float) or not 0 <= delay < float("inf"):
+            delay = backoff(job.retry_backoff, errors, rng or random.Random())
+        delay = min(float(delay), MAX_BACKOFF)
         return Outcome(job.id, job.claim_token, OutcomeKind.RETRY, error=error, delay=delay)
     return Outcome(job.id, job.claim_token, OutcomeKind.FAILED, error=error)
 
@@ -170,7 +196,7 @@ def failed_plainly(job: JobRecord, type_name: str, message: str) -> Outcome:
     """A failure Tock itself decides (unknown task): never retried."""
     assert job.claim_token is not None
     return Outcome(
-        job.id, job.claim_token, OutcomeKind.FAILED, error=error_json(type_name, message, "")
+        job.id, job.claim_token, OutcomeKind.FAILED, error=error_json(type_name, message, "", job)
     )
 
 

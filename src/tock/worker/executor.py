@@ -253,7 +253,13 @@ class Executor:
     def _context(self, job: JobRecord, task: Task[Any, Any]) -> Context | None:
         if not task.options.takes_context:
             return None
-        return Context(job_id=job.id, attempt=job.attempts, task=job.task, queue=job.queue)
+        return Context(
+            job_id=job.id,
+            attempt=job.attempts,
+            task=job.task,
+            queue=job.queue,
+            worker_id=job.worker_id,
+        )
 
     def _run_sync(self, job: JobRecord, task: Task[Any, Any]) -> Outcome:
         ctx = self._context(job, task)

@@ -318,15 +318,25 @@ class PostgresStore(SQLStore):
             self._verify(versions)
             self._checked = True
 
-    def migrate(self) -> list[str]:
-        with self._db.direct() as conn, conn.transaction():
-            # Two `tock migrate` at once: the second waits here, then finds all applied.
-            conn.execute(self.Q["migration_lock"], {"lock": f"tock:migrate:{self.schema}"})
-            conn.execute(self.Q["migration_setup"])
-            done = {v for (v,) in conn.execute(self.Q["migration_versions"])}
-            applied = self._apply_migrations(conn, done)
-        self._checked = True
+    def migrate(self, *, connection: object | None = None, upto: int | None = None) -> list[str]:
+        if connection is None:
+            with self._db.direct() as conn, conn.transaction():
+                applied = self._migrate(conn, upto)
+        else:
+            # The caller's transaction (Django's migrations run in one) is joined through
+            # a savepoint: the schema commits or rolls back with the caller's work.
+            caller = self._caller_connection(connection)
+            with caller.transaction():
+                applied = self._migrate(caller, upto)
+        self._checked = upto is None or upto >= self.LATEST
         return applied
+
+    def _migrate(self, conn: psycopg.Connection[Any], upto: int | None) -> list[str]:
+        # Two `tock migrate` at once: the second waits here, then finds all applied.
+        conn.execute(self.Q["migration_lock"], {"lock": f"tock:migrate:{self.schema}"})
+        conn.execute(self.Q["migration_setup"])
+        done = {v for (v,) in conn.execute(self.Q["migration_versions"])}
+        return self._apply_migrations(conn, done, upto)
 
     def _run_migration(self, conn: psycopg.Connection[Any], sql: str) -> None:
         conn.execute(fill(sql, {"schema": quote_ident(self.schema)}).encode())
@@ -371,7 +381,9 @@ class PostgresStore(SQLStore):
                 and caller.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
                 else contextlib.nullcontext()
             )
-            with cm, caller.cursor(row_factory=tuple_row) as cur:
+            # A cursor of our own kind: the caller's connection may make client-side
+            # cursors (Django's default), which cannot take binary parameters.
+            with cm, psycopg.Cursor(caller, row_factory=tuple_row) as cur:
                 inserted, held = self._insert(cur, picked, when, notify)
         elif alone:
             with self._conn() as conn, conn.cursor() as cur:  # autocommit

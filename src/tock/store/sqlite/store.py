@@ -307,9 +307,18 @@ class SQLiteStore(SQLStore):
         connections): joined through a savepoint when one is open, else opened here and
         committed here in autocommit mode, or left open for the caller to commit."""
         if connection is None:
-            conn, ours = self._conn(create=True), True
+            conn = self._conn(create=True)
+            ours = True
         else:
             conn = self._caller_connection(connection)
+            ours = False
+        with self._joined(conn, ours=ours):
+            yield conn
+
+    @contextlib.contextmanager
+    def _joined(self, conn: sqlite3.Connection, *, ours: bool = False) -> Iterator[None]:
+        """A write transaction on ``conn``: ours, or the caller's joined."""
+        if not ours:
             ours = not conn.in_transaction and _autocommits(conn)
             if not ours and not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")  # the caller's to commit, as its own work
@@ -326,14 +335,16 @@ class SQLiteStore(SQLStore):
         )
         conn.execute(begin)
         try:
-            yield conn
+            yield
         except BaseException:
             for statement in undo:
                 conn.execute(statement)
             raise
         conn.execute(end)
 
-    def _caller_connection(self, connection: object) -> sqlite3.Connection:
+    def _caller_connection(
+        self, connection: object, *, check_schema: bool = True
+    ) -> sqlite3.Connection:
         if not isinstance(connection, sqlite3.Connection):
             raise ConfigurationError(
                 f"connection= must be a sqlite3.Connection for this store, "
@@ -350,7 +361,7 @@ class SQLiteStore(SQLStore):
             )
         # Checked on the caller's connection: migrating from another connection could
         # wait forever on the write lock the caller's transaction may hold.
-        if not self._checked:
+        if check_schema and not self._checked:
             self._check_schema(connection, may_migrate=False)
         return connection
 
@@ -378,12 +389,12 @@ class SQLiteStore(SQLStore):
                 self._verify(versions)
             self._checked = True
 
-    def _migrate(self, conn: sqlite3.Connection) -> list[str]:
+    def _migrate(self, conn: sqlite3.Connection, upto: int | None = None) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(Q["migration_setup"])
             done = {v for (v,) in conn.execute(Q["migration_versions"])}
-            applied = self._apply_migrations(conn, done)
+            applied = self._apply_migrations(conn, done, upto)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -394,9 +405,18 @@ class SQLiteStore(SQLStore):
         for statement in _statements(sql):
             conn.execute(statement)
 
-    def migrate(self) -> list[str]:
-        applied = self._migrate(self._conn(check=False, create=True))
-        self._checked = True
+    def migrate(self, *, connection: object | None = None, upto: int | None = None) -> list[str]:
+        if connection is None:
+            applied = self._migrate(self._conn(check=False, create=True), upto)
+        else:
+            # The caller's transaction (Django's migrations run in one): joined through
+            # a savepoint, so the schema commits or rolls back with the caller's work.
+            conn = self._caller_connection(connection, check_schema=False)
+            with self._joined(conn):
+                conn.execute(Q["migration_setup"])
+                done = {v for (v,) in conn.execute(Q["migration_versions"])}
+                applied = self._apply_migrations(conn, done, upto)
+        self._checked = upto is None or upto >= self.LATEST
         return applied
 
     def _stored_versions(self) -> list[int] | None:
