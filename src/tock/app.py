@@ -109,6 +109,12 @@ class Tock:
     def tasks(self) -> Mapping[str, Task[Any, Any]]:
         return dict(self._tasks)
 
+    def worker_tasks(self) -> dict[str, Task[Any, Any]]:
+        """The tasks a worker of this app runs, by name: :attr:`tasks`, which a
+        framework's app may wrap (Django's closes its database connections around each
+        job, as around a request)."""
+        return dict(self._tasks)
+
     @overload
     def task(self, fn: F, /) -> Task[Any, Any]: ...
     @overload

@@ -130,7 +130,7 @@ class Worker:
             on_add=lambda: None, monotonic=self.clock.monotonic
         )
         self.executor = Executor(
-            dict(app.tasks),
+            app.worker_tasks(),
             self.config.concurrency,
             self.completions,
             on_slot_free=self._wake_claimer,

@@ -326,7 +326,12 @@ class PostgresStore(SQLStore):
             # The caller's transaction (Django's migrations run in one) is joined through
             # a savepoint: the schema commits or rolls back with the caller's work.
             caller = self._caller_connection(connection)
-            with caller.transaction():
+            # Not in autocommit and idle: the caller's transaction begins with our first
+            # statement (psycopg's transaction() would begin and commit one of its own).
+            joined = caller.autocommit or (
+                caller.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+            )
+            with caller.transaction() if joined else contextlib.nullcontext():
                 applied = self._migrate(caller, upto)
         self._checked = upto is None or upto >= self.LATEST
         return applied

@@ -1,0 +1,1 @@
+"""Integrations with other frameworks: each one an extra (``tock[django]``)."""

@@ -1,0 +1,242 @@
+"""The project's Tock app, built from Django's settings (docs/django.md).
+
+``TOCK = {"DATABASE": "default", "SCHEMA": "tock"}`` (both optional) names the Django
+database alias Tock lives in. The app's store opens its own connections from that
+alias's settings (workers, the CLI); an enqueue joins the Django connection of that
+alias in the thread that makes it, so a job enqueued inside ``transaction.atomic()``
+exists if and only if the block commits (docs/design.md: caller connections).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+
+from tock.app import Tock
+from tock.errors import ConfigurationError
+from tock.jobs import Job, NewJob
+from tock.store import resolve_url
+from tock.tasks import Task
+
+__all__ = ["DjangoTock", "get_app", "store_url", "tock_settings"]
+
+#: the keys of ``settings.TOCK``
+SETTINGS = {"DATABASE", "SCHEMA"}
+
+#: libpq parameters a Django PostgreSQL alias's OPTIONS may hold that a worker's own
+#: connections need too (the rest of OPTIONS is Django's own: pool, isolation_level…)
+_LIBPQ_OPTIONS = (
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslpassword",
+    "sslcrl",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+    "service",
+    "passfile",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+)
+
+
+def tock_settings() -> dict[str, str]:
+    """``settings.TOCK`` checked, with its defaults filled in."""
+    given = getattr(settings, "TOCK", None) or {}
+    if not isinstance(given, Mapping):
+        raise ImproperlyConfigured(f"settings.TOCK must be a dict, not {type(given).__name__}")
+    unknown = set(given) - SETTINGS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"settings.TOCK has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"it takes {', '.join(sorted(SETTINGS))}"
+        )
+    alias = given.get("DATABASE", DEFAULT_DB_ALIAS)
+    schema = given.get("SCHEMA", "tock")
+    for key, value in (("DATABASE", alias), ("SCHEMA", schema)):
+        if not isinstance(value, str) or not value:
+            raise ImproperlyConfigured(f"settings.TOCK[{key!r}] must be a non-empty string")
+    if alias not in settings.DATABASES:
+        raise ImproperlyConfigured(
+            f"settings.TOCK['DATABASE'] is {alias!r}, which settings.DATABASES does not "
+            f"define (it has {', '.join(sorted(settings.DATABASES)) or 'none'})"
+        )
+    return {"DATABASE": alias, "SCHEMA": schema}
+
+
+def store_url(alias: str, schema: str = "tock") -> str:
+    """The Tock URL of a Django database alias: the same database, no second set of
+    credentials (SQLite and PostgreSQL)."""
+    db = connections[alias].settings_dict
+    engine = db.get("ENGINE", "")
+    vendor = connections[alias].vendor
+    if vendor == "sqlite":
+        name = str(db.get("NAME") or "")
+        if not name or name == ":memory:" or "mode=memory" in name:
+            raise ImproperlyConfigured(
+                f"database {alias!r} is an in-memory SQLite database; Tock's workers are "
+                "other processes, so it needs a file (set NAME to a path)"
+            )
+        if name.startswith("file:"):
+            raise ImproperlyConfigured(
+                f"database {alias!r}: Tock takes a plain file path as NAME, not a {name!r} URI"
+            )
+        return f"sqlite:///{Path(name).resolve()}"  # an absolute path: four slashes
+    if vendor == "postgresql":
+        auth = ""
+        if db.get("USER"):
+            auth = quote(str(db["USER"]), safe="")
+            if db.get("PASSWORD"):
+                auth += ":" + quote(str(db["PASSWORD"]), safe="")
+            auth += "@"
+        params: dict[str, str] = {}
+        host = str(db.get("HOST") or "")
+        if host.startswith("/"):  # a socket directory
+            params["host"], host = host, ""
+        netloc = auth + (f"[{host}]" if ":" in host else host)
+        if db.get("PORT"):
+            netloc += f":{db['PORT']}"
+        options = db.get("OPTIONS") or {}
+        params.update({k: str(options[k]) for k in _LIBPQ_OPTIONS if k in options})
+        params["schema"] = schema
+        dbname = quote(str(db.get("NAME") or ""), safe="")
+        return f"postgresql://{netloc}/{dbname}?{urlencode(params)}"
+    raise ImproperlyConfigured(
+        f"database {alias!r} uses {engine!r}; Tock works with SQLite and PostgreSQL "
+        "(django.db.backends.sqlite3, django.db.backends.postgresql)"
+    )
+
+
+def raw_connection(alias: str) -> Any:
+    """The DB-API connection under Django's connection of ``alias``, in this thread."""
+    wrapper = connections[alias]
+    wrapper.ensure_connection()
+    return wrapper.connection
+
+
+class DjangoTock(Tock):
+    """The Tock app of a Django project: its store is the database of one Django alias,
+    and an enqueue joins Django's connection (and transaction) of that alias."""
+
+    def __init__(self, alias: str | None = None, schema: str | None = None) -> None:
+        """``alias`` and ``schema`` default to ``settings.TOCK``'s."""
+        conf = tock_settings()
+        self.alias = alias or conf["DATABASE"]
+        self.schema = schema or conf["SCHEMA"]
+        super().__init__(store_url(self.alias, self.schema))
+        # Django tasks (the tasks framework's) by module path: (the Django task, the Tock
+        # task that runs it); see backend.py
+        self._django_tasks: dict[str, tuple[Any, Task[Any, Any]]] = {}
+
+    def reconfigure(self) -> None:
+        """Follow ``settings.TOCK`` and ``settings.DATABASES`` again (Django's
+        ``override_settings`` in a project's tests): the store opens anew on next use;
+        the tasks stay registered."""
+        conf = tock_settings()
+        with self._store_lock:
+            self.alias, self.schema = conf["DATABASE"], conf["SCHEMA"]
+            self.url = resolve_url(store_url(self.alias, self.schema))
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __repr__(self) -> str:
+        return f"<DjangoTock database={self.alias!r}>"
+
+    def insert_jobs(self, jobs: Sequence[NewJob], *, connection: object | None = None) -> list[Job]:
+        """As :meth:`Tock.insert_jobs`; without ``connection``, on Django's connection of
+        this alias in this thread: inside ``atomic()`` the jobs commit or roll back with
+        the block, outside one they commit at once. A Django connection
+        (``django.db.connections[alias]``) may be given too."""
+        if connection is None:
+            connection = raw_connection(self.alias)
+        elif hasattr(connection, "ensure_connection") and hasattr(connection, "settings_dict"):
+            wrapper: Any = connection  # Django's connection: the DB-API one under it
+            wrapper.ensure_connection()
+            connection = wrapper.connection
+        return super().insert_jobs(jobs, connection=connection)
+
+    def worker_tasks(self) -> dict[str, Task[Any, Any]]:
+        """The tasks, each job run between two ``close_old_connections()``, as Django
+        runs a request: connections past ``CONN_MAX_AGE``, or broken, are closed before
+        and after it (a worker may run for weeks; the database may restart)."""
+        from tock.contrib.django.backend import register_known
+
+        register_known(self)
+        tasks = super().worker_tasks()
+        return {
+            # a Django task's runner has the request cycle already (backend.py)
+            name: task if name in self._django_tasks else _with_request_cycle(task)
+            for name, task in tasks.items()
+        }
+
+    def _schedule_task(self, task: object) -> Task[Any, Any]:
+        """A Django task (the tasks framework's) is scheduled as the Tock task that runs
+        it: ``app.schedule("nightly", task=send_digest, cron="0 2 * * *")``."""
+        if not isinstance(task, Task) and hasattr(task, "module_path"):
+            from tock.contrib.django.backend import TockBackend
+
+            backend = task.get_backend()  # type: ignore[attr-defined]
+            if not isinstance(backend, TockBackend):
+                raise ConfigurationError(
+                    f"task {task.module_path!r} uses the tasks backend "
+                    f"{type(backend).__name__}, not TockBackend: Tock cannot run it"
+                )
+            return backend._register(task)
+        return super()._schedule_task(task)
+
+
+def _with_request_cycle(task: Task[Any, Any]) -> Task[Any, Any]:
+    if task.is_async:
+        # An async task reaches the ORM through sync_to_async, in threads of asgiref's
+        # own; nothing is held by the thread running the coroutine.
+        return task
+    fn = task.fn
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return Task(task.app, run, task.name, task.options)
+
+
+_app: DjangoTock | None = None
+_app_lock = threading.Lock()
+
+
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    """``override_settings(TOCK=…)`` in a project's tests: the app follows."""
+    if setting in ("TOCK", "DATABASES") and _app is not None:
+        _app.reconfigure()
+
+
+setting_changed.connect(_settings_changed)
+
+
+def get_app() -> DjangoTock:
+    """The project's Tock app (``from tock.contrib.django import app``), made once from
+    ``settings.TOCK``."""
+    global _app
+    if _app is None:
+        with _app_lock:
+            if _app is None:
+                _app = DjangoTock()
+    return _app

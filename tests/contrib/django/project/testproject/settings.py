@@ -1,0 +1,54 @@
+"""Settings of the Django project the tests run (tests/contrib/django), from the
+environment: TOCK_TEST_SQLITE (the SQLite file), TOCK_TEST_PG (a PostgreSQL URL: adds
+the alias "pg", in the schema TOCK_TEST_SCHEMA), TOCK_TEST_ALIAS (Tock's alias)."""
+
+import os
+from urllib.parse import urlsplit
+
+SECRET_KEY = "tock-tests"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "shop.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = ["django.contrib.contenttypes", "tock.contrib.django", "shop"]
+try:
+    import django.tasks  # noqa: F401  (Django 6.0+)
+except ImportError:
+    INSTALLED_APPS.insert(0, "django_tasks")  # the backport (Django 5.2)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("TOCK_TEST_SQLITE", "db.sqlite3"),
+        # A write transaction takes SQLite's lock at BEGIN, and waits for a busy one
+        # (docs/django.md: SQLite).
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+    }
+}
+if os.environ.get("TOCK_TEST_PG"):
+    pg = urlsplit(os.environ["TOCK_TEST_PG"])
+    DATABASES["pg"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": pg.path.lstrip("/"),
+        "USER": pg.username or "",
+        "PASSWORD": pg.password or "",
+        "HOST": pg.hostname or "",
+        "PORT": str(pg.port or ""),
+        # Django's own tables in the test's schema too (Tock never relies on it).
+        "OPTIONS": {"options": f"-c search_path={os.environ['TOCK_TEST_SCHEMA']}"},
+    }
+
+TOCK = {
+    "DATABASE": os.environ.get("TOCK_TEST_ALIAS", "default"),
+    "SCHEMA": os.environ.get("TOCK_TEST_SCHEMA", "tock"),
+}
+TASKS = {
+    "default": {
+        "BACKEND": "tock.contrib.django.TockBackend",
+        "QUEUES": ["default", "emails"],
+        "OPTIONS": {"max_attempts": 1, "backoff": 0.01},
+    }
+}
