@@ -71,6 +71,12 @@ def test_schema_is_taken_out_of_the_url() -> None:
         parse_postgres_url("postgresql://h/db?schema=a;drop")
 
 
+def test_a_space_in_a_parameter_stays_a_space_for_libpq() -> None:
+    # libpq decodes percent escapes only: a "+" would reach the server as a "+".
+    url, _ = parse_postgres_url("postgresql://h/db?options=-c%20work_mem%3D8MB&schema=s")
+    assert url == "postgresql://h/db?options=-c%20work_mem%3D8MB"
+
+
 def test_password_never_in_a_connection_error(clock: FakeClock) -> None:
     app = Tock("postgresql://u:secret@127.0.0.1:1/db?schema=x", clock=clock)
     assert "secret" not in repr(app)

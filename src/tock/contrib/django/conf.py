@@ -24,7 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 from tock.app import Tock
 from tock.errors import ConfigurationError
 from tock.jobs import Job, NewJob
-from tock.store import resolve_url
+from tock.store import Store, resolve_url
 from tock.tasks import Task
 
 __all__ = ["DjangoTock", "get_app", "store_url", "tock_settings"]
@@ -114,7 +114,7 @@ def store_url(alias: str, schema: str = "tock") -> str:
         params.update({k: str(options[k]) for k in _LIBPQ_OPTIONS if k in options})
         params["schema"] = schema
         dbname = quote(str(db.get("NAME") or ""), safe="")
-        return f"postgresql://{netloc}/{dbname}?{urlencode(params)}"
+        return f"postgresql://{netloc}/{dbname}?{urlencode(params, quote_via=quote)}"
     raise ImproperlyConfigured(
         f"database {alias!r} uses {engine!r}; Tock works with SQLite and PostgreSQL "
         "(django.db.backends.sqlite3, django.db.backends.postgresql)"
@@ -135,24 +135,48 @@ class DjangoTock(Tock):
     def __init__(self, alias: str | None = None, schema: str | None = None) -> None:
         """``alias`` and ``schema`` default to ``settings.TOCK``'s."""
         conf = tock_settings()
-        self.alias = alias or conf["DATABASE"]
-        self.schema = schema or conf["SCHEMA"]
-        super().__init__(store_url(self.alias, self.schema))
+        self._alias = alias or conf["DATABASE"]
+        self._schema = schema or conf["SCHEMA"]
+        super().__init__(store_url(self._alias, self._schema))
         # Django tasks (the tasks framework's) by module path: (the Django task, the Tock
         # task that runs it); see backend.py
         self._django_tasks: dict[str, tuple[Any, Task[Any, Any]]] = {}
+        self._stale = False
 
     def reconfigure(self) -> None:
-        """Follow ``settings.TOCK`` and ``settings.DATABASES`` again (Django's
-        ``override_settings`` in a project's tests): the store opens anew on next use;
-        the tasks stay registered."""
+        """Follow ``settings.TOCK`` and ``settings.DATABASES`` again, at the next use
+        (Django's ``override_settings`` in a project's tests): the store opens anew; the
+        tasks stay registered."""
+        self._stale = True
+
+    def _follow_settings(self) -> None:
+        if not self._stale:
+            return
         conf = tock_settings()
+        url = resolve_url(store_url(conf["DATABASE"], conf["SCHEMA"]))
         with self._store_lock:
-            self.alias, self.schema = conf["DATABASE"], conf["SCHEMA"]
-            self.url = resolve_url(store_url(self.alias, self.schema))
+            self._alias, self._schema, self.url = conf["DATABASE"], conf["SCHEMA"], url
             store, self._store = self._store, None
+            self._stale = False
         if store is not None:
             store.close()
+
+    @property
+    def alias(self) -> str:
+        """The Django database alias Tock's tables live in."""
+        self._follow_settings()
+        return self._alias
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of Tock's tables (unused on SQLite)."""
+        self._follow_settings()
+        return self._schema
+
+    @property
+    def store(self) -> Store:
+        self._follow_settings()
+        return super().store
 
     def __repr__(self) -> str:
         return f"<DjangoTock database={self.alias!r}>"
@@ -162,6 +186,7 @@ class DjangoTock(Tock):
         this alias in this thread: inside ``atomic()`` the jobs commit or roll back with
         the block, outside one they commit at once. A Django connection
         (``django.db.connections[alias]``) may be given too."""
+        self._follow_settings()
         if connection is None:
             connection = raw_connection(self.alias)
         elif hasattr(connection, "ensure_connection") and hasattr(connection, "settings_dict"):

@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import TupleRow, tuple_row
@@ -133,7 +133,8 @@ def parse_postgres_url(url: str) -> tuple[str, str]:
             f"{redact_url(url)!r}: schema {schema!r} is not a valid name "
             "(letters, digits, _ and $, starting with a letter or _, at most 63)"
         )
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    # %20, not +, for a space: libpq decodes percent escapes only (options=-c%20…).
+    rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)
     return urlunsplit(parts._replace(query=rest)), schema
 
 

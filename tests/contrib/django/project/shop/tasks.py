@@ -47,6 +47,11 @@ def always_fails() -> None:
     raise KeyError("never")
 
 
+@task(max_attempts=2, backoff=lambda exc, result: 3600.0 if result.attempts == 1 else 1.0)
+def retry_in_an_hour() -> None:
+    raise KeyError("later")
+
+
 @task(max_attempts=2)
 def die_once(marker: str) -> str:
     """Kills its own worker (SIGKILL) the first time, as a crash would; then succeeds."""

@@ -40,6 +40,11 @@ if os.environ.get("TOCK_TEST_PG"):
         # Django's own tables in the test's schema too (Tock never relies on it).
         "OPTIONS": {"options": f"-c search_path={os.environ['TOCK_TEST_SCHEMA']}"},
     }
+    # The same database through server-side binding cursors (Django's other mode).
+    DATABASES["pg_binding"] = {
+        **DATABASES["pg"],
+        "OPTIONS": {**DATABASES["pg"]["OPTIONS"], "server_side_binding": True},
+    }
 
 TOCK = {
     "DATABASE": os.environ.get("TOCK_TEST_ALIAS", "default"),

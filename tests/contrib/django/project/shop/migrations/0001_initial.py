@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies: list[tuple[str, str]] = []
+    dependencies: list[tuple[str, str]] = []  # noqa: RUF012
     operations = [  # noqa: RUF012
         migrations.CreateModel(
             name="Order",
