@@ -57,3 +57,14 @@ TASKS = {
         "OPTIONS": {"max_attempts": 1, "backoff": 0.01},
     }
 }
+
+# The project's own models live where Tock does, for the tests that run it on "pg".
+DATABASE_ROUTERS = ["testproject.settings.SameAsTock"]
+
+
+class SameAsTock:
+    def db_for_read(self, model: object, **hints: object) -> str:
+        return TOCK["DATABASE"]
+
+    def db_for_write(self, model: object, **hints: object) -> str:
+        return TOCK["DATABASE"]
