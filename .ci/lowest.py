@@ -1,7 +1,8 @@
 """Print pip constraints that pin every dependency pyproject.toml declares to its lowest
-version: ``name==X`` for each ``name>=X`` of ``dependencies`` and of the ``postgres`` and
-``test`` extras (extras dropped: pip refuses them in constraints). A requirement without
-a ``>=`` lower bound is an error: CI could not install its lowest version.
+version: ``name==X`` for each ``name>=X`` of ``dependencies`` and of the ``postgres``,
+``django`` and ``test`` extras (extras dropped: pip refuses them in constraints; an
+environment marker is kept). A requirement without a ``>=`` lower bound is an error: CI
+could not install its lowest version.
 
     python3 .ci/lowest.py > lowest.txt && pip install -c lowest.txt -e '.[postgres,test]'
 """
@@ -14,25 +15,31 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
-REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*>=\s*([^\s,;]+)\s*")
+REQUIREMENT = re.compile(
+    r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*>=\s*([^\s,;]+)\s*(?:;\s*(.+?))?\s*"
+)
 
 
 def lowest(requirements: list[str]) -> dict[str, str]:
+    """Each name's pin: ``X``, or ``X; marker``."""
     pins: dict[str, str] = {}
     for requirement in requirements:
         match = REQUIREMENT.fullmatch(requirement)
         if match is None:
             raise SystemExit(f"{PYPROJECT}: {requirement!r} is not 'name>=X' (one lower bound)")
         name = re.sub(r"[-_.]+", "-", match[1]).lower()
-        if pins.setdefault(name, match[3]) != match[3]:
-            raise SystemExit(f"{PYPROJECT}: {name} has two lower bounds: {pins[name]}, {match[3]}")
+        pin = match[3] + (f"; {match[4]}" if match[4] else "")
+        if pins.setdefault(name, pin) != pin:
+            raise SystemExit(f"{PYPROJECT}: {name} has two lower bounds: {pins[name]}, {pin}")
     return pins
 
 
 def main() -> None:
     project = tomllib.loads(PYPROJECT.read_text())["project"]
     extras = project["optional-dependencies"]
-    pins = lowest([*project["dependencies"], *extras["postgres"], *extras["test"]])
+    pins = lowest(
+        [*project["dependencies"], *extras["postgres"], *extras["django"], *extras["test"]]
+    )
     sys.stdout.write("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
 
 

@@ -140,6 +140,20 @@ def test_a_callable_backoff_decides_the_delay(db: str) -> None:
     app.cancel_job(job.id)
 
 
+def test_django_s_own_task_decorator_takes_tocks_options(db: str) -> None:
+    from shop.tasks import native_options
+    from tock.contrib.django import TockTask
+
+    if native_options is None:
+        pytest.skip("this Django's @task passes no options to the backend (6.0)")
+    assert isinstance(native_options, TockTask) and native_options.max_attempts == 2
+    result = native_options.enqueue()
+    run_worker()
+    result.refresh()
+    assert result.status == "FAILED" and result.attempts == 2
+    assert [e.exception_class_path for e in result.errors] == ["builtins.OSError"] * 2
+
+
 def test_a_deferred_task_waits(db: str) -> None:
     from django.utils import timezone
     from shop.tasks import add

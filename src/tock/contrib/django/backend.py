@@ -37,7 +37,6 @@ try:  # Django 6.0 and later
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import (
         DEFAULT_TASK_BACKEND_ALIAS,
-        DEFAULT_TASK_PRIORITY,
         DEFAULT_TASK_QUEUE_NAME,
         Task,
         TaskContext,
@@ -52,7 +51,6 @@ except ImportError:  # the django-tasks backport (Django 5.2)
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import (
         DEFAULT_TASK_BACKEND_ALIAS,
-        DEFAULT_TASK_PRIORITY,
         DEFAULT_TASK_QUEUE_NAME,
         Task,
         TaskContext,
@@ -100,7 +98,7 @@ class TockTask(Task):  # type: ignore[misc]
 def task(
     function: Callable[..., Any] | None = None,
     *,
-    priority: int = DEFAULT_TASK_PRIORITY,
+    priority: int = 0,  # the framework's default
     queue_name: str = DEFAULT_TASK_QUEUE_NAME,
     backend: str = DEFAULT_TASK_BACKEND_ALIAS,
     takes_context: bool = False,

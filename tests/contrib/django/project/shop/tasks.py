@@ -68,6 +68,17 @@ def greet(name: str) -> str:
     return f"hello {name}"
 
 
+try:
+    # Django 6.1 (and the backport) hand extra options of its own @task to the
+    # backend's task class: Tock's options work there too.
+    @django_task(max_attempts=2, backoff=0.01)
+    def native_options() -> None:
+        raise OSError("again")
+
+except TypeError:  # Django 6.0's @task takes none
+    native_options = None
+
+
 @django_task()
 async def aping(x: int) -> int:
     return x * 2
