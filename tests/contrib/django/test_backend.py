@@ -142,6 +142,7 @@ def test_a_callable_backoff_decides_the_delay(db: str) -> None:
 
 def test_django_s_own_task_decorator_takes_tocks_options(db: str) -> None:
     from shop.tasks import native_options
+
     from tock.contrib.django import TockTask
 
     if native_options is None:
