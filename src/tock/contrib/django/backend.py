@@ -122,6 +122,7 @@ def task(
             queue_name=queue_name,
             backend=backend,
             takes_context=takes_context,
+            run_after=None,  # a field without a default on Django 6.0
             max_attempts=max_attempts,
             backoff=backoff,
             timeout=timeout,
