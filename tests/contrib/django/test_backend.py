@@ -320,3 +320,42 @@ def test_backend_options_are_checked() -> None:
         TockBackend("x", {"OPTIONS": {"unique_key": "k"}})
     with pytest.raises(ImproperlyConfigured, match="QUEUES"):
         TockBackend("x", {"QUEUES": ["no spaces"]})
+
+
+def test_a_lost_job_reads_as_failed_saying_so() -> None:
+    from django.utils import timezone
+    from shop.tasks import add
+
+    from tock.contrib.django.backend import UNKNOWN_WORKER, task_result
+    from tock.jobs import JobRecord, JobStatus
+
+    now = timezone.now()
+    record = JobRecord(
+        id=9, task="shop.tasks.add", status=JobStatus.LOST, queue="default", priority=0,
+        args=[1, 2], kwargs={}, run_at=now, created_at=now, attempts=1, rescues=0,
+        at_most_once=True, finished_at=now, worker_id="w-dead",
+        error={"type": "tock.WorkerDied", "message": "worker w-dead died", "traceback": ""},
+    )  # fmt: skip
+    result = task_result(add, record, "default")
+    assert result.status == "FAILED" and result.finished_at == now
+    assert [e.exception_class_path for e in result.errors] == [
+        "tock.WorkerDied",
+        "tock.errors.JobLost",
+    ]
+    assert "worker w-dead died" in result.errors[0].traceback
+    assert "at-most-once" in result.errors[1].traceback
+    assert result.worker_ids == [UNKNOWN_WORKER]
+
+
+def test_tocks_options_reach_the_tock_task(db: str) -> None:
+    from tock.contrib.django import app, task
+
+    def options_probe() -> None: ...
+
+    options_probe.__module__ = __name__  # a module-level function for the framework
+    options_probe.__qualname__ = "options_probe"
+    globals()["options_probe"] = options_probe
+    made = task(max_attempts=4, backoff=3, timeout=7, at_most_once=True)(options_probe)
+    registered = app.tasks[made.module_path].options
+    assert registered.retries == 3 and registered.retry_backoff == 3.0
+    assert registered.timeout == 7.0 and registered.at_most_once

@@ -1,0 +1,61 @@
+"""The project's app: what a worker runs, and the CLI from Django (docs/django.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .test_backend import run_worker
+
+pytestmark = pytest.mark.usefixtures("django_project")
+
+
+def test_the_app_is_one_object_on_the_settings_alias() -> None:
+    from tock.contrib.django import DjangoTock, app
+    from tock.contrib.django.conf import get_app
+
+    assert isinstance(app, DjangoTock) and app is get_app()
+    assert app.alias == "default"
+    assert "shop.tasks.process_order" in app.tasks  # discovered from shop/tasks.py
+    assert "shop.tasks.add" in app.tasks  # a Django task, by its module path
+
+
+def test_a_job_of_a_name_no_module_registers_never_runs(db: str) -> None:
+    """A worker runs registered tasks only, never a path read from a row."""
+    from tock.contrib.django import app
+    from tock.jobs import NewJob
+
+    (job,) = app.insert_jobs([NewJob(task="os.system", args='["true"]', kwargs="{}")])
+    run_worker()
+    record = job.refresh().record
+    assert record.status == "failed"
+    assert record.error is not None and record.error["type"] == "tock.UnknownTask"
+
+
+def test_sync_jobs_run_between_close_old_connections() -> None:
+    from django.db import connections
+
+    from tock.contrib.django import app
+
+    tasks = app.worker_tasks()
+    plain = tasks["shop.tasks.process_order"]
+    assert plain.fn is not app.tasks["shop.tasks.process_order"].fn
+    assert plain.fn.__wrapped__ is app.tasks["shop.tasks.process_order"].fn
+    # A Django task's runner has the cycle already: not wrapped twice.
+    assert tasks["shop.tasks.add"] is app.tasks["shop.tasks.add"]
+    # CONN_MAX_AGE = 0: the connection a job used is closed when it ends, as after a
+    # request (a worker never keeps one past its age, nor a broken one).
+    connection = connections["default"]
+    connection.ensure_connection()
+    assert connection.connection is not None
+    plain.fn(0)
+    assert connection.connection is None
+
+
+def test_manage_py_tock_from_call_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from django.core.management import call_command
+
+    call_command("tock", "status", "--json")
+    status = json.loads(capsys.readouterr().out)
+    assert status["schema"]["version"] == status["schema"]["latest"]
