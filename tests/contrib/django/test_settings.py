@@ -99,3 +99,18 @@ def test_the_sqlite_url_is_absolute() -> None:
     url = store_url("default")
     assert url.startswith("sqlite:////")
     assert url.endswith(str(connections["default"].settings_dict["NAME"]))
+
+
+def test_a_check_warns_of_sqlite_s_deferred_transactions() -> None:
+    from django.db import connections
+
+    from tock.contrib.django.checks import sqlite_transactions
+
+    assert sqlite_transactions() == []  # the test project sets IMMEDIATE
+    options = connections["default"].settings_dict["OPTIONS"]
+    saved = options.pop("transaction_mode")
+    try:
+        (warning,) = sqlite_transactions()
+    finally:
+        options["transaction_mode"] = saved
+    assert warning.id == "tock.W001" and "IMMEDIATE" in warning.msg

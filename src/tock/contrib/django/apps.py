@@ -13,9 +13,13 @@ class TockConfig(AppConfig):  # type: ignore[misc]
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
+        from tock.contrib.django.checks import sqlite_transactions
         from tock.contrib.django.conf import tock_settings
 
         tock_settings()  # a wrong TOCK setting is an error at start-up, naming the key
+        checks.register(sqlite_transactions)
         # Each installed app's tasks.py registers its tasks (docs/design.md: workers run
         # only tasks found in installed apps' task modules, never a path read from the
         # database).
