@@ -273,3 +273,57 @@ def test_a_failed_batch_leaves_nothing_in_the_callers_transaction(
     finally:
         conn.close()
     assert app.store.job_list() == []
+
+
+# -- the schema through a caller's connection (Django's migrations) ---------------------
+
+
+@pytest.fixture
+def fresh_app(store_kind: str, tmp_path: Any, request: pytest.FixtureRequest) -> Iterator[Tock]:
+    """An app on a store nobody has migrated."""
+    from conftest import _drop_pg_schema
+
+    where = tmp_path / "fresh"
+    where.mkdir()
+    tock = Tock(store_url(store_kind, where))
+    yield tock
+    tock.close()
+    if store_kind == "postgres":
+        _drop_pg_schema(request.getfixturevalue("pg_admin"), where)
+
+
+def test_migrate_up_to_a_version(fresh_app: Tock) -> None:
+    store = fresh_app.store
+    latest: int = store.LATEST  # type: ignore[attr-defined]
+    for bad in (0, latest + 1):
+        with pytest.raises(ConfigurationError, match="upto"):
+            store.migrate(upto=bad)
+    assert store.migrate(upto=1) == ["0001_initial"]
+    assert store.schema_version() == (1, latest)
+    assert store.migrate(upto=1) == []
+    assert len(store.migrate()) == latest - 1
+    assert store.schema_version() == (latest, latest)
+
+
+def test_migrate_through_a_caller_transaction_rolls_back_with_it(
+    fresh_app: Tock, store_kind: str
+) -> None:
+    store = fresh_app.store
+    latest: int = store.LATEST  # type: ignore[attr-defined]
+    conn = connect(fresh_app, store_kind, autocommit=True)
+    try:
+        begin(conn)
+        assert len(store.migrate(connection=conn)) == latest
+        conn.execute("ROLLBACK")
+        assert store.schema_version() == (0, latest)
+        begin(conn)
+        store.migrate(connection=conn, upto=2)
+        conn.execute("COMMIT")
+        assert store.schema_version() == (2, latest)
+        store.migrate(connection=conn)  # autocommit: a transaction of its own, committed
+        assert not in_transaction(conn)
+    finally:
+        conn.close()
+    assert store.schema_version() == (latest, latest)
+    task = fresh_app.task(name="tests.add")(add)
+    assert fresh_app.get_job(task.enqueue(1, 2).id).record.args == [1, 2]

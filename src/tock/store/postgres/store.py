@@ -334,7 +334,8 @@ class PostgresStore(SQLStore):
             )
             with caller.transaction() if joined else contextlib.nullcontext():
                 applied = self._migrate(caller, upto)
-        self._checked = upto is None or upto >= self.LATEST
+        if connection is None:  # the caller's transaction may yet roll back
+            self._checked = upto is None or upto >= self.LATEST
         return applied
 
     def _migrate(self, conn: psycopg.Connection[Any], upto: int | None) -> list[str]:

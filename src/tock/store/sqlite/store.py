@@ -416,7 +416,8 @@ class SQLiteStore(SQLStore):
                 conn.execute(Q["migration_setup"])
                 done = {v for (v,) in conn.execute(Q["migration_versions"])}
                 applied = self._apply_migrations(conn, done, upto)
-        self._checked = upto is None or upto >= self.LATEST
+        if connection is None:  # the caller's transaction may yet roll back
+            self._checked = upto is None or upto >= self.LATEST
         return applied
 
     def _stored_versions(self) -> list[int] | None:
