@@ -1,0 +1,7 @@
+from django.urls import path
+from orders import views
+
+urlpatterns = [
+    path("orders/<str:item>", views.place_order),
+    path("orders/<str:item>/refused", views.refuse_order),
+]
