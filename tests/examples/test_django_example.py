@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,8 +29,9 @@ def test_the_readme_shows_the_two_commands_this_test_runs() -> None:
 
 
 def run(args: list[str], cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "TOCK_URL")}
     proc = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=180
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout

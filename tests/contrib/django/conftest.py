@@ -67,10 +67,14 @@ def django_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         admin.execute(f"CREATE SCHEMA {SESSION_SCHEMA}")
         os.environ["TOCK_TEST_PG"] = PG_URL
         os.environ["TOCK_TEST_SCHEMA"] = SESSION_SCHEMA
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
+    saved["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "testproject.settings"
     sys.path.insert(0, str(PROJECT))
     try:
         django.setup()
+        # Read once: the settings are loaded. Processes the suite starts later (other
+        # Django projects) must not inherit them.
+        os.environ.pop("DJANGO_SETTINGS_MODULE")
         call_command("migrate", database="default", verbosity=0)
         if PG_URL is not None:
             from django.test import override_settings
