@@ -138,6 +138,34 @@ def test_tock_migrations_are_not_reversible(project: dict[str, str]) -> None:
     assert "irreversible" in (proc.stdout + proc.stderr).lower()
 
 
+# -- manage.py test -------------------------------------------------------------------
+
+
+def test_manage_py_test_runs_the_project_s_tests_on_its_test_database(
+    project: dict[str, str], tmp_path: Path
+) -> None:
+    """Django's test runner points the alias at a test database without a signal: the
+    app follows it (the store reopens there), and lets PostgreSQL drop it at the end."""
+    env = {
+        **project,
+        "TOCK_TEST_SQLITE_TEST": str(tmp_path / "test_db.sqlite3"),
+        "TOCK_TEST_PG_TEST": f"test_{project.get('TOCK_TEST_SCHEMA', 'none')}",
+    }
+    out = manage("test", "shop", "--noinput", "-v", "2", env=env)
+    assert "Ran 4 tests" in out.stderr and "OK" in out.stderr
+    assert "Applying tock.0001_initial... OK" in out.stderr + out.stdout
+    assert "Destroying test database" in out.stderr
+    if "TOCK_TEST_PG" in project:
+        import psycopg
+
+        with psycopg.connect(project["TOCK_TEST_PG"]) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM pg_database WHERE datname = %s",
+                (env["TOCK_TEST_PG_TEST"],),
+            ).fetchone()
+        assert left == (0,)
+
+
 # -- manage.py tock -------------------------------------------------------------------
 
 

@@ -58,6 +58,14 @@ def other_database(database: dict[str, object]) -> Iterator[None]:
     [
         ({"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}, "in-memory"),
         ({"ENGINE": "django.db.backends.sqlite3", "NAME": "file:x?mode=memory"}, "in-memory"),
+        # what Django's test runner makes of a SQLite alias without TEST NAME
+        (
+            {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": "file:memorydb_other?mode=memory&cache=shared",
+            },
+            r"for tests DATABASES\['other'\]\['TEST'\] = \{'NAME': <a file path>\}",
+        ),
         ({"ENGINE": "django.db.backends.sqlite3", "NAME": "file:x.db"}, "plain file path"),
         ({"ENGINE": "django.db.backends.dummy", "NAME": "x"}, "SQLite and PostgreSQL"),
     ],

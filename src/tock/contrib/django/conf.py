@@ -20,6 +20,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
+from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.signals import connection_created
 
 from tock.app import Tock
 from tock.errors import ConfigurationError
@@ -87,9 +89,13 @@ def store_url(alias: str, schema: str = "tock") -> str:
     if vendor == "sqlite":
         name = str(db.get("NAME") or "")
         if not name or name == ":memory:" or "mode=memory" in name:
+            # Django's test runner gives SQLite an in-memory test database unless
+            # TEST NAME says otherwise.
             raise ImproperlyConfigured(
-                f"database {alias!r} is an in-memory SQLite database; Tock's workers are "
-                "other processes, so it needs a file (set NAME to a path)"
+                f"database {alias!r} is an in-memory SQLite database ({name or 'no NAME'}); "
+                "Tock's workers are other processes, so it needs a file: set NAME to a "
+                f"path, and for tests DATABASES[{alias!r}]['TEST'] = "
+                "{'NAME': <a file path>} (docs/django.md: Testing)"
             )
         if name.startswith("file:"):
             raise ImproperlyConfigured(
@@ -121,6 +127,16 @@ def store_url(alias: str, schema: str = "tock") -> str:
     )
 
 
+def _database_key(alias: str) -> tuple[object, ...]:
+    """What :func:`store_url` builds the URL of ``alias`` from, as it is now."""
+    db = connections[alias].settings_dict
+    options = db.get("OPTIONS") or {}
+    return (
+        *(db.get(key) for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT")),
+        *(options.get(key) for key in _LIBPQ_OPTIONS),
+    )
+
+
 def raw_connection(alias: str) -> Any:
     """The DB-API connection under Django's connection of ``alias``, in this thread."""
     wrapper = connections[alias]
@@ -142,6 +158,7 @@ class DjangoTock(Tock):
         # task that runs it); see backend.py
         self._django_tasks: dict[str, tuple[Any, Task[Any, Any]]] = {}
         self._stale = False
+        self._database = _database_key(self._alias)
 
     def reconfigure(self) -> None:
         """Follow ``settings.TOCK`` and ``settings.DATABASES`` again, at the next use
@@ -150,12 +167,16 @@ class DjangoTock(Tock):
         self._stale = True
 
     def _follow_settings(self) -> None:
-        if not self._stale:
+        # Django's test runner points the alias at its test database by changing the
+        # connection's settings_dict, which sends no signal: compare what the URL is made
+        # of at each use (a few dict reads), and reopen the store when it changed.
+        if not self._stale and _database_key(self._alias) == self._database:
             return
-        conf = tock_settings()
+        conf = tock_settings() if self._stale else {"DATABASE": self._alias, "SCHEMA": self._schema}
         url = resolve_url(store_url(conf["DATABASE"], conf["SCHEMA"]))
         with self._store_lock:
             self._alias, self._schema, self.url = conf["DATABASE"], conf["SCHEMA"], url
+            self._database = _database_key(self._alias)
             store, self._store = self._store, None
             self._stale = False
         if store is not None:
@@ -254,6 +275,18 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_settings_changed)
+
+
+def _connected(*, connection: Any, **kwargs: Any) -> None:
+    """Django connects to no database in particular to create or drop one (its test
+    runner: PostgreSQL's ``DROP DATABASE`` fails while any session is on it). Tock's own
+    connections go first; the store opens again at its next use, on whatever database
+    the alias names then."""
+    if connection.alias == NO_DB_ALIAS and _app is not None:
+        _app.close()
+
+
+connection_created.connect(_connected)
 
 
 def get_app() -> DjangoTock:

@@ -1,6 +1,8 @@
 """Settings of the Django project the tests run (tests/contrib/django), from the
 environment: TOCK_TEST_SQLITE (the SQLite file), TOCK_TEST_PG (a PostgreSQL URL: adds
-the alias "pg", in the schema TOCK_TEST_SCHEMA), TOCK_TEST_ALIAS (Tock's alias)."""
+the alias "pg", in the schema TOCK_TEST_SCHEMA), TOCK_TEST_ALIAS (Tock's alias), and for
+``manage.py test`` the test databases' names: TOCK_TEST_SQLITE_TEST (a file),
+TOCK_TEST_PG_TEST (a database the runner creates and drops)."""
 
 import os
 from urllib.parse import urlsplit
@@ -26,6 +28,9 @@ DATABASES = {
         # A write transaction takes SQLite's lock at BEGIN, and waits for a busy one
         # (docs/django.md: SQLite).
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
+        # Django's test runner would use an in-memory database, which Tock's workers
+        # (other connections) cannot reach (docs/django.md: Testing).
+        "TEST": {"NAME": os.environ.get("TOCK_TEST_SQLITE_TEST")},
     }
 }
 if os.environ.get("TOCK_TEST_PG"):
@@ -40,10 +45,15 @@ if os.environ.get("TOCK_TEST_PG"):
         # Django's own tables in the test's schema too (Tock never relies on it).
         "OPTIONS": {"options": f"-c search_path={os.environ['TOCK_TEST_SCHEMA']}"},
     }
+    if os.environ.get("TOCK_TEST_PG_TEST"):
+        # A database of its own, where the schema is public until Tock makes its own.
+        DATABASES["pg"]["TEST"] = {"NAME": os.environ["TOCK_TEST_PG_TEST"], "DEPENDENCIES": []}
+        DATABASES["pg"]["OPTIONS"] = {"options": "-c search_path=public"}
     # The same database through server-side binding cursors (Django's other mode).
     DATABASES["pg_binding"] = {
         **DATABASES["pg"],
         "OPTIONS": {**DATABASES["pg"]["OPTIONS"], "server_side_binding": True},
+        "TEST": {"MIRROR": "pg"},
     }
 
 TOCK = {
