@@ -44,6 +44,11 @@ class Context:
     task: str
     queue: str
     canceled: threading.Event = field(default_factory=threading.Event)  #: set at timeout/shutdown
+    #: set (before ``canceled``) when the attempt ran past its timeout: the worker
+    #: records it as ``tock.JobTimeout`` whatever the task returns then
+    timed_out: bool = False
+    #: when the attempt's timeout passes, on ``time.monotonic()``'s clock (None: no timeout)
+    deadline: float | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tock.task"))
     worker_id: str | None = None  #: the worker running this attempt
 

@@ -167,6 +167,8 @@ def test_async_timeout(real_app: Tock) -> None:
             await asyncio.sleep(WAIT)
         except asyncio.CancelledError:
             seen["cancelled"] = True
+            # the event loop's clock is the deadline's
+            seen["past_deadline"] = asyncio.get_running_loop().time() >= ctx.deadline
             raise
 
     t = real_app.task(name="w.async_slow", takes_context=True, timeout=0.1)(slow)
@@ -175,14 +177,16 @@ def test_async_timeout(real_app: Tock) -> None:
         with pytest.raises(JobFailed) as info:
             job.result(timeout=WAIT)
     assert info.value.type == "tock.JobTimeout"
-    assert seen == {"cancelled": True}
+    assert seen == {"cancelled": True, "past_deadline": True}
 
 
 def test_sync_timeout_sets_canceled(real_app: Tock) -> None:
     seen: dict[str, bool] = {}
 
     def slow(ctx: Context) -> str:
+        seen["deadline"] = ctx.deadline is not None and not ctx.timed_out
         seen["canceled"] = ctx.canceled.wait(WAIT)
+        seen["timed_out"] = ctx.timed_out  # set with canceled, so not a shutdown
         return "returned anyway"
 
     t = real_app.task(name="w.sync_slow", takes_context=True, timeout=0.1)(slow)
@@ -191,7 +195,7 @@ def test_sync_timeout_sets_canceled(real_app: Tock) -> None:
         with pytest.raises(JobFailed) as info:
             job.result(timeout=WAIT)
     assert info.value.type == "tock.JobTimeout"
-    assert seen == {"canceled": True}
+    assert seen == {"deadline": True, "canceled": True, "timed_out": True}
 
 
 def test_sync_timeout_without_context(real_app: Tock) -> None:

@@ -73,6 +73,7 @@ class _Watchdog:
                 heapq.heappop(self._heap)
                 running.timed_out = True
                 if running.ctx is not None:
+                    running.ctx.timed_out = True
                     running.ctx.canceled.set()
 
     def stop(self) -> None:
@@ -259,6 +260,7 @@ class Executor:
             task=job.task,
             queue=job.queue,
             worker_id=job.worker_id,
+            deadline=None if job.timeout is None else time.monotonic() + job.timeout,
         )
 
     def _run_sync(self, job: JobRecord, task: Task[Any, Any]) -> Outcome:
@@ -269,7 +271,8 @@ class Executor:
             with self._cond:
                 self._running[job.id] = running
             if job.timeout is not None:
-                self._watchdog.watch(time.monotonic() + job.timeout, running)
+                deadline = ctx.deadline if ctx is not None else None
+                self._watchdog.watch(deadline or time.monotonic() + job.timeout, running)
         try:
             if ctx is not None:
                 value = task.fn(ctx, *job.args, **job.kwargs)
@@ -310,7 +313,12 @@ class Executor:
                 else task.fn(*job.args, **job.kwargs)
             )
             if job.timeout is not None:
-                scope = asyncio.timeout(job.timeout)
+                # the event loop's clock is time.monotonic(): the context's deadline
+                scope = (
+                    asyncio.timeout_at(ctx.deadline)
+                    if ctx is not None and ctx.deadline is not None
+                    else asyncio.timeout(job.timeout)
+                )
                 try:
                     async with scope:
                         value = await coro
@@ -318,6 +326,7 @@ class Executor:
                     if not scope.expired():
                         raise
                     if ctx is not None:
+                        ctx.timed_out = True
                         ctx.canceled.set()
                     outcome = self._timed_out(job)
                     return

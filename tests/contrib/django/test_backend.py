@@ -205,6 +205,24 @@ def test_an_async_task_runs(db: str) -> None:
     assert result.status == "SUCCESSFUL" and result.return_value == 42
 
 
+@pytest.mark.parametrize("name", ["overstay", "aoverstay"])
+def test_a_task_past_its_timeout_fails_and_its_signal_says_so(
+    db: str, name: str, signals: list[tuple[str, str, str]]
+) -> None:
+    """A sync task that returns after its deadline, an async one cancelled at it: the
+    job is a timeout (retried once), and task_finished says so, not SUCCESSFUL."""
+    import shop.tasks
+
+    overstaying = getattr(shop.tasks, name)
+    result = overstaying.enqueue()
+    run_worker()
+    result.refresh()
+    assert result.status == "FAILED" and result.attempts == 2
+    assert [e.exception_class_path for e in result.errors] == ["tock.JobTimeout"] * 2
+    finished = [status for signal, _, status in signals if signal == "task_finished"]
+    assert finished == ["READY", "FAILED"]  # retried once, then failed for good
+
+
 def test_a_unique_key_from_the_arguments(db: str) -> None:
     from shop.tasks import greet
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 from tock import _validate as v
 from tock.contrib.django.conf import DjangoTock, get_app
-from tock.errors import ConfigurationError, JobNotFound
+from tock.errors import ConfigurationError, JobNotFound, JobTimeout
 from tock.jobs import JobRecord, JobStatus
 from tock.tasks import Context, TaskOptions
 from tock.tasks import Task as TockTaskHandle
@@ -334,7 +335,7 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
     )
     sender = type(task.get_backend())
 
-    def begin(ctx: Context) -> Any:
+    def begin(ctx: Context) -> tuple[Any, float | None]:
         record = get_app().job_record(ctx.job_id)
         # This attempt's start may not be recorded yet (a worker records starts in
         # batches): the context says which attempt it is, and whose.
@@ -342,7 +343,7 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
         record.worker_id = ctx.worker_id
         result = task_result(task, record, task.backend)
         task_started.send(sender, task_result=result)
-        return result
+        return result, record.timeout
 
     def failed(ctx: Context, result: Any, exc: BaseException) -> None:
         retried = isinstance(exc, Exception) and ctx.attempt < max_attempts
@@ -359,7 +360,10 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
             setattr(exc, RETRY_DELAY_ATTR, delay)
         task_finished.send(sender, task_result=result)
 
-    def succeeded(result: Any, value: Any) -> None:
+    def succeeded(ctx: Context, result: Any, value: Any, timeout: float | None) -> None:
+        if ctx.timed_out:  # returned after its deadline: the worker records a timeout
+            failed(ctx, result, _timeout(timeout))
+            return
         object.__setattr__(result, "status", TaskResultStatus.SUCCESSFUL)
         object.__setattr__(result, "finished_at", timezone.now())
         object.__setattr__(result, "_return_value", value)
@@ -368,14 +372,20 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(task.func):
 
         async def run_async(ctx: Context, *args: Any, **kwargs: Any) -> Any:
-            result = await asyncio.to_thread(begin, ctx)
+            result, timeout = await asyncio.to_thread(begin, ctx)
             call = (TaskContext(task_result=result), *args) if task.takes_context else args
             try:
                 value = await task.func(*call, **kwargs)
+            except asyncio.CancelledError as exc:
+                # Cancelled at the deadline (the worker records tock.JobTimeout), or by
+                # a hard stop, whose attempt the store settles: no signal then.
+                if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+                    failed(ctx, result, _timeout(timeout))
+                raise exc
             except BaseException as exc:
                 failed(ctx, result, exc)
                 raise
-            succeeded(result, value)
+            succeeded(ctx, result, value, timeout)
             return value
 
         run_async.__signature__ = signature  # type: ignore[attr-defined]
@@ -385,14 +395,14 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
     def run(ctx: Context, *args: Any, **kwargs: Any) -> Any:
         close_old_connections()
         try:
-            result = begin(ctx)
+            result, timeout = begin(ctx)
             call = (TaskContext(task_result=result), *args) if task.takes_context else args
             try:
                 value = task.func(*call, **kwargs)
             except BaseException as exc:
-                failed(ctx, result, exc)
+                failed(ctx, result, _timeout(timeout) if ctx.timed_out else exc)
                 raise
-            succeeded(result, value)
+            succeeded(ctx, result, value, timeout)
             return value
         finally:
             close_old_connections()
@@ -400,6 +410,11 @@ def _runner(task: Any, backoff: Any, max_attempts: int) -> Callable[..., Any]:
     run.__signature__ = signature  # type: ignore[attr-defined]
     run.__name__ = task.func.__name__
     return run
+
+
+def _timeout(seconds: float | None) -> JobTimeout:
+    """The error the worker records for an attempt past its timeout, as signals show it."""
+    return JobTimeout(f"the attempt ran past its timeout of {seconds or 0:g} s")
 
 
 def _error_of(exc: BaseException) -> Any:

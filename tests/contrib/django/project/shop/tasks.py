@@ -1,5 +1,6 @@
 """The test project's tasks: Tock's own (@app.task) and Django's tasks framework's."""
 
+import asyncio
 import os
 import signal
 import time
@@ -82,3 +83,17 @@ except TypeError:  # Django 6.0's @task takes none
 @django_task()
 async def aping(x: int) -> int:
     return x * 2
+
+
+@task(timeout=0.1, max_attempts=2, backoff=0.01)
+def overstay() -> str:
+    """Returns, but after its timeout: the attempt is a timeout, not a success."""
+    time.sleep(0.5)
+    return "too late"
+
+
+@task(timeout=0.1, max_attempts=2, backoff=0.01)
+async def aoverstay() -> str:
+    """Cancelled at its timeout."""
+    await asyncio.sleep(30)
+    return "never"
