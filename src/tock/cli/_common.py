@@ -29,7 +29,25 @@ class CLIError(click.ClickException):
     """A one-line ``Error: ...`` and exit code 1, never a traceback."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
+        super().__init__(own_words(one_line(message)))
+
+
+#: ``ctx.meta`` key: how hints name this command line when it is not ``tock``
+PROG = "tock.prog"
+
+
+def prog() -> str:
+    """How this command line is called: ``tock``, or what a front end that runs its
+    commands set under ``PROG`` (``manage.py tock`` under Django)."""
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get(PROG, "tock")) if ctx is not None else "tock"
+
+
+def own_words(text: str) -> str:
+    """A hint written for ``tock`` (by the app, the store or a command) as this command
+    line is called: "run `tock migrate`" reads "run `manage.py tock migrate`" there."""
+    name = prog()
+    return text if name == "tock" else text.replace("`tock ", f"`{name} ")
 
 
 def fail(message: str) -> NoReturn:

@@ -18,7 +18,15 @@ from rich.table import Table
 from rich.text import Text
 
 from tock.app import Tock
-from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
+from tock.cli._common import (
+    STATUS_STYLES,
+    TABLE_STYLE,
+    console,
+    fail,
+    fmt_time,
+    get_app,
+    own_words,
+)
 from tock.schedules import Schedule, trigger_to_json
 from tock.store import FireRecord
 
@@ -127,7 +135,8 @@ def pause(name: str) -> None:
     Fires that come due meanwhile make no job; resume records them as one "paused" drop.
     """
     s = get_app().pause_schedule(name)
-    click.echo(f"Schedule {s.name!r} is {state_of(s)}: `tock schedules resume {s.name}` undoes it.")
+    undo = own_words(f"`tock schedules resume {s.name}`")
+    click.echo(f"Schedule {s.name!r} is {state_of(s)}: {undo} undoes it.")
 
 
 @schedules.command()
@@ -164,7 +173,7 @@ def prune(dry_run: bool) -> None:
 
     Only tock worker start-up writes code schedules, and it disables none: one that
     was renamed or deleted in the code stays until pruned. Dynamic schedules are left
-    alone. Run it with the same --app as your workers.
+    alone. Run it with the same app as your workers.
     """
     app = get_app()
     if dry_run:

@@ -10,7 +10,15 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fmt_age, fmt_time, get_app
+from tock.cli._common import (
+    STATUS_STYLES,
+    TABLE_STYLE,
+    console,
+    fmt_age,
+    fmt_time,
+    get_app,
+    own_words,
+)
 from tock.jobs import JobStatus
 
 CLAIMED = "claimed"
@@ -48,7 +56,7 @@ def status(as_json: bool, check: bool) -> None:
         if health["ok"]:
             click.echo("ok")
         for problem in health["problems"]:
-            click.echo(f"unhealthy: {problem}", err=True)
+            click.echo(f"unhealthy: {own_words(problem)}", err=True)
     else:
         render(health)
     if check and not health["ok"]:
@@ -62,7 +70,7 @@ def render(health: dict[str, Any]) -> None:
     if version == latest:
         schema = f"version {version} (up to date)"
     elif version < latest:
-        schema = f"version {version}, this Tock needs {latest}: run `tock migrate`"
+        schema = own_words(f"version {version}, this Tock needs {latest}: run `tock migrate`")
     else:
         schema = f"version {version}, newer than this Tock knows ({latest}): upgrade Tock"
     facts = Table.grid(padding=(0, 2))
@@ -79,14 +87,14 @@ def render(health: dict[str, Any]) -> None:
     if health["problems"]:
         out.print(Text("Problems:", style="bold red"))
         for problem in health["problems"]:
-            out.print(Text(f"  {problem}", style="red"))
+            out.print(Text(f"  {own_words(problem)}", style="red"))
     else:
         out.print(Text("No problems found.", style="green"))
 
 
 def _workers(workers: list[dict[str, Any]]) -> Table | Text:
     if not workers:
-        return Text("No live workers: start one with `tock worker`.")
+        return Text(own_words("No live workers: start one with `tock worker`."))
     table = Table(title=f"Workers ({len(workers)})", title_justify="left", **TABLE_STYLE)
     table.add_column("ID", no_wrap=True)
     table.add_column("Host")

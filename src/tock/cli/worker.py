@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from tock.cli._common import fail, get_app
+from tock.cli._common import fail, get_app, prog
 from tock.errors import ConfigurationError
 from tock.logs import JsonFormatter
 from tock.worker.worker import Worker, WorkerConfig
@@ -116,8 +116,10 @@ def worker(
         app = get_app()
         if not app.tasks:
             log.warning(
-                "the app has no tasks registered: does the --app module import the modules "
-                "that define them?"
+                "the app has no tasks registered: %s",
+                "does the --app module import the modules that define them?"
+                if prog() == "tock"
+                else "are they defined in the tasks.py of an installed app?",
             )
         else:
             log.info("tasks: %s", ", ".join(sorted(app.tasks)))

@@ -59,3 +59,35 @@ def test_manage_py_tock_from_call_command(capsys: pytest.CaptureFixture[str]) ->
     call_command("tock", "status", "--json")
     status = json.loads(capsys.readouterr().out)
     assert status["schema"]["version"] == status["schema"]["latest"]
+
+
+def test_call_command_writes_to_the_streams_given_and_fails_as_django_commands_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out, err = io.StringIO(), io.StringIO()
+    call_command("tock", "jobs", "list", "--json", stdout=out, stderr=err)
+    assert isinstance(json.loads(out.getvalue()), list)
+    # A command's own exit status (no worker runs here) is a CommandError, not SystemExit;
+    # its hints name the command as it was called.
+    with pytest.raises(CommandError, match="exited with status 1") as failed:
+        call_command("tock", "status", "--check", stdout=out, stderr=err)
+    assert failed.value.returncode == 1
+    assert "start one with `manage.py tock worker`" in err.getvalue()
+    # Tock's one-line errors and click's usage errors too.
+    with pytest.raises(CommandError, match="job 999999 not found"):
+        call_command("tock", "jobs", "show", "999999", stdout=out, stderr=err)
+    with pytest.raises(CommandError, match="No such command 'nope'") as usage:
+        call_command("tock", "nope", stdout=out, stderr=err)
+    assert usage.value.returncode == 2
+    assert capsys.readouterr() == ("", "")  # nothing went to the process's own streams
+
+
+def test_django_s_own_options_are_taken_out_of_tocks() -> None:
+    from tock.contrib.django.management.commands.tock import without_django_options
+
+    args = ["--settings", "a.b", "status", "--pythonpath=/x", "--json", "--", "--settings"]
+    assert without_django_options(args) == ["status", "--json", "--", "--settings"]

@@ -199,7 +199,11 @@ def test_manage_py_tock_is_tocks_cli_with_the_project(project: dict[str, str]) -
     schedules = manage("tock", "schedules", "list", env=project).stdout
     assert "shop.tasks.hourly" in schedules  # synced by the worker at start-up
     help_text = manage("tock", "--help", env=project).stdout
-    assert "worker" in help_text and "manage.py tock" in help_text
+    assert "manage.py tock worker" in help_text and "--app" not in help_text
+    # Django's own options, anywhere, as with every other manage.py command.
+    no_module = {k: v for k, v in project.items() if k != "DJANGO_SETTINGS_MODULE"}
+    out = manage("tock", "--settings=testproject.settings", "jobs", "list", env=no_module)
+    assert "shop.tasks" in out.stdout
 
 
 def test_a_crashed_worker_s_django_task_is_rescued(project: dict[str, str], tmp_path: Path) -> None:
