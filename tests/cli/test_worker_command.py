@@ -191,3 +191,39 @@ def test_worker_on_a_foreign_database_says_run_migrate(project: Project) -> None
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1
     assert "run `tock migrate`" in errors[0]
+
+
+def test_worker_logs_show_a_record_once_at_the_level_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A project's logger with a console handler of its own (Django's "django" with
+    DEBUG on) is not echoed a second time, and its records below --log-level are not
+    shown by the worker's handler even when that logger's own level lets them through."""
+    import logging
+    import sys
+
+    from tock.cli.worker import setup_logging
+
+    project_logger = logging.getLogger("project_with_console")
+    own = logging.StreamHandler(sys.stderr)
+    own.setFormatter(logging.Formatter("own: %(message)s"))
+    project_logger.addHandler(own)
+    project_logger.setLevel(logging.INFO)
+    quiet = logging.getLogger("project_without_console")
+    quiet.setLevel(logging.INFO)
+    root = logging.getLogger()
+    level = root.level
+    handler = setup_logging("warning")
+    try:
+        project_logger.warning("printed by its own handler")
+        quiet.info("below the level asked")
+        quiet.warning("printed by the worker's")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        project_logger.removeHandler(own)
+    err = capsys.readouterr().err
+    assert err.count("printed by its own handler") == 1
+    assert "own: printed by its own handler" in err
+    assert "below the level asked" not in err
+    assert err.count("printed by the worker's") == 1

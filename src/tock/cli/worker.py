@@ -157,7 +157,28 @@ def setup_logging(level: str, log_format: str = "text") -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     json_lines = log_format.lower() == "json"
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(LOG_FORMAT))
+    # The handler's own level too: a logger the project set lower (Django sets "django"
+    # to INFO) still propagates its records here.
+    handler.setLevel(level.upper())
+    handler.addFilter(_not_on_the_console_yet)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
+
+
+def _not_on_the_console_yet(record: logging.LogRecord) -> bool:
+    """False for a record a handler of its own logger's chain already writes to the
+    console (Django's "console" handler with DEBUG on): shown once, not twice."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger is not logging.root:
+        for other in logger.handlers:
+            if (
+                isinstance(other, logging.StreamHandler)
+                and other.stream in (sys.stderr, sys.stdout)
+                and record.levelno >= other.level
+                and other.filter(record)
+            ):
+                return False
+        logger = logger.parent if logger.propagate else None
+    return True

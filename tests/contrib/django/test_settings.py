@@ -119,6 +119,10 @@ def test_a_check_warns_of_sqlite_s_deferred_transactions() -> None:
     saved = options.pop("transaction_mode")
     try:
         (warning,) = sqlite_transactions()
+        options["transaction_mode"] = "DEFERRED"
+        (deferred,) = sqlite_transactions()
+        options["transaction_mode"] = "exclusive"  # takes the lock at BEGIN too
+        assert sqlite_transactions() == []
     finally:
         options["transaction_mode"] = saved
-    assert warning.id == "tock.W001" and "IMMEDIATE" in warning.msg
+    assert warning.id == deferred.id == "tock.W001" and "IMMEDIATE" in warning.msg

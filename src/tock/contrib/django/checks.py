@@ -14,15 +14,16 @@ def sqlite_transactions(**kwargs: Any) -> list[Any]:
     """On SQLite, a Django transaction that reads before it writes (the usual order in a
     view) and then enqueues must take the write lock while a worker may hold it: with
     Django's default deferred BEGIN, SQLite refuses at once ("database is locked")
-    instead of waiting. ``transaction_mode: IMMEDIATE`` takes the lock at BEGIN, where
-    the busy timeout applies (docs/django.md: SQLite)."""
+    instead of waiting. ``transaction_mode: IMMEDIATE`` (or ``EXCLUSIVE``, which in WAL
+    mode is the same) takes the lock at BEGIN, where the busy timeout applies
+    (docs/django.md: SQLite)."""
     alias = tock_settings()["DATABASE"]
     db = connections[alias]
     if db.vendor != "sqlite":
         return []
     options = db.settings_dict.get("OPTIONS") or {}
     messages = []
-    if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+    if str(options.get("transaction_mode", "")).upper() not in ("IMMEDIATE", "EXCLUSIVE"):
         messages.append(
             checks.Warning(
                 f"DATABASES[{alias!r}] is SQLite without OPTIONS['transaction_mode'] = 'IMMEDIATE'",
