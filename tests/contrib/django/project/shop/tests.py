@@ -3,12 +3,12 @@ them on Django's test databases, and Tock follows (tests/contrib/django/test_com
 runs this module)."""
 
 from django.conf import settings
+from django.core.management import call_command
 from django.test import TestCase, TransactionTestCase
 
 from shop.models import Order
 from shop.tasks import greet, process_order
 from tock.contrib.django import app
-from tock.worker.worker import Worker, WorkerConfig
 
 TOCK_DATABASE = settings.TOCK["DATABASE"]
 
@@ -40,7 +40,8 @@ class RunAWorker(TransactionTestCase):
     databases = frozenset({TOCK_DATABASE})
 
     def run_worker(self) -> None:
-        Worker(app, WorkerConfig(queues=("default", "emails"), burst=True, duties=False)).run()
+        """A worker in this process until nothing is due (docs/django.md: Testing)."""
+        call_command("tock", "worker", "--burst", "--queues", "default,emails")
 
     def test_a_tock_task_and_a_django_task_run(self) -> None:
         order = Order.objects.create(item="lamp")
