@@ -21,7 +21,6 @@ POSTGRES = postgres_store.queries("tock")
 DIALECT_ONLY: dict[str, set[str]] = {
     # SQLite's connection settings and its change counter, polled by idle workers.
     "sqlite: connection": {
-        "busy_timeout",
         "synchronous_full",
         "journal_wal",
         "data_version",

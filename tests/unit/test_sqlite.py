@@ -550,3 +550,13 @@ def test_connections_opened_after_close_are_closed_with_the_store(make_app, db: 
     gc.collect()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         conn.execute("SELECT 1")
+
+
+def test_each_connection_waits_for_the_write_lock_and_commits_durably(make_app, db: Path) -> None:
+    """docs/design.md: SQLite: a busy timeout (sqlite3.connect's timeout sets it) and
+    synchronous=FULL on every connection the store opens."""
+    app = make_app(f"sqlite:///{db}")
+    app.migrate()
+    conn = app.store._conn()
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == sqlite_store.BUSY_TIMEOUT_MS
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL

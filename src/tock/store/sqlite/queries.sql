@@ -30,12 +30,10 @@ CREATE TABLE IF NOT EXISTS tock_migrations (
 -- No row when the database holds no table at all (only then does it migrate itself).
 SELECT 1 FROM sqlite_master LIMIT 1;
 
--- name: busy_timeout
--- Each connection's settings (docs/design.md: SQLite): writers wait for the lock this
--- long, every write is durable at commit, and the journal is the write-ahead log.
-PRAGMA busy_timeout = {busy_timeout_ms};
-
 -- name: synchronous_full
+-- Each connection's settings (docs/design.md: SQLite): every write is durable at commit,
+-- and the journal is the write-ahead log. (Writers wait for the lock as long as
+-- sqlite3.connect's timeout says: it sets SQLite's busy timeout.)
 PRAGMA synchronous = FULL;
 
 -- name: journal_wal

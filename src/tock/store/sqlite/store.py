@@ -59,7 +59,6 @@ Q = load_queries(
         "clock": _CLOCK,
         "cols": COLUMNS,
         "scols": f"{SCHEDULE_COLUMNS}, {{query:schedule_last_status}}",
-        "busy_timeout_ms": str(BUSY_TIMEOUT_MS),
         "fcols": FIRE_COLUMNS,
     },
 )
@@ -256,12 +255,13 @@ class SQLiteStore(SQLStore):
                 self.path,
                 isolation_level=None,
                 check_same_thread=False,
+                # SQLite's busy timeout: a writer waits this long for the lock. Read
+                # here, at each connection, so a test may shorten it.
                 timeout=BUSY_TIMEOUT_MS / 1000,
             )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the SQLite database {self.path}: {exc}") from exc
         try:
-            conn.execute(Q["busy_timeout"])
             mode = _switch_to_wal(conn)
             if mode.lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (it says {mode!r})")
