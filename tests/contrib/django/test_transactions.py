@@ -109,9 +109,15 @@ def test_a_django_connection_given_explicitly_is_unwrapped(db: str) -> None:
     assert not exists(job.id)
 
 
-def test_server_side_binding_cursors_work_too(django_project: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("alias", "option"), [("pg_binding", "server_side_binding"), ("pg_pool", "pool")]
+)
+def test_other_postgresql_connection_modes_work_too(
+    django_project: dict[str, object], alias: str, option: str
+) -> None:
     """Django's PostgreSQL backend makes client-side cursors unless
-    ``server_side_binding`` is set: both kinds of connection take Tock's enqueue."""
+    ``server_side_binding`` is set, and takes its connections from a pool with ``pool``:
+    each kind of connection takes Tock's enqueue in its transaction."""
     from conftest import require_postgres
     from django.db import connections, transaction
     from django.test import override_settings
@@ -119,11 +125,18 @@ def test_server_side_binding_cursors_work_too(django_project: dict[str, object])
 
     require_postgres()
     schema = django_project["schema"]
-    with override_settings(TOCK={"DATABASE": "pg_binding", "SCHEMA": schema}):
-        with transaction.atomic(using="pg_binding"):
-            job = process_order.enqueue(7)
-        with pytest.raises(Rollback), transaction.atomic(using="pg_binding"):
-            gone = process_order.enqueue(8)
-            raise Rollback
-        assert exists(job.id, [7]) and not exists(gone.id, [8])
-        assert connections["pg_binding"].settings_dict["OPTIONS"]["server_side_binding"]
+    try:
+        with override_settings(TOCK={"DATABASE": alias, "SCHEMA": schema}):
+            with transaction.atomic(using=alias):
+                job = process_order.enqueue(7)
+            with pytest.raises(Rollback), transaction.atomic(using=alias):
+                gone = process_order.enqueue(8)
+                raise Rollback
+            job_outside = process_order.enqueue(9)  # autocommit: back to the pool
+            assert exists(job.id, [7]) and not exists(gone.id, [8])
+            assert exists(job_outside.id, [9])
+            assert connections[alias].settings_dict["OPTIONS"][option]
+    finally:
+        connections[alias].close()
+        if option == "pool":
+            connections[alias].close_pool()

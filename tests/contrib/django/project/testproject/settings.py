@@ -55,6 +55,12 @@ if os.environ.get("TOCK_TEST_PG"):
         "OPTIONS": {**DATABASES["pg"]["OPTIONS"], "server_side_binding": True},
         "TEST": {"MIRROR": "pg"},
     }
+    # And through Django's own connection pool (psycopg_pool, Django 5.1+).
+    DATABASES["pg_pool"] = {
+        **DATABASES["pg"],
+        "OPTIONS": {**DATABASES["pg"]["OPTIONS"], "pool": {"min_size": 1, "max_size": 2}},
+        "TEST": {"MIRROR": "pg"},
+    }
 
 TOCK = {
     "DATABASE": os.environ.get("TOCK_TEST_ALIAS", "default"),
