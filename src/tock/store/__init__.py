@@ -27,6 +27,7 @@ __all__ = [
     "FIRE_OUTCOMES",
     "Fire",
     "FireRecord",
+    "Lease",
     "QueueStats",
     "RescueReport",
     "ScheduleRecord",
@@ -60,6 +61,23 @@ class WorkerRecord:
     heartbeat_at: datetime
     running: int  #: jobs it holds whose attempt has started
     claimed: int = 0  #: jobs it holds (its prefetch) whose attempt has not started
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The leader's lease as stored (docs/design.md: Leader). ``worker_id`` None: nobody
+    leads (never elected, or resigned); ``term`` only grows."""
+
+    worker_id: str | None
+    term: int
+    elected_at: datetime | None
+    expires_at: datetime | None
+    expired: bool  #: by the database's clock when it was read: no one holds it now
+
+    @property
+    def held(self) -> bool:
+        """A leader holds it: named, and not expired when read."""
+        return self.worker_id is not None and not self.expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +337,29 @@ class Store(Protocol):
         and the heartbeat of ``exclude`` (the calling worker, never buried by its own
         rescuer) is fresh. Released liveness tokens always count.
         """
+        ...
+
+    # the leader (docs/design.md: Leader)
+    def leader_get(self, *, now: datetime | None) -> Lease:
+        """The lease as it stands (``expired`` by the database's clock)."""
+        ...
+
+    def leader_elect(
+        self, *, worker_id: str, term: int, ttl: float, now: datetime | None, takeover: bool = False
+    ) -> Lease | None:
+        """Term ``term + 1`` for ``worker_id``, its lease ``ttl`` seconds long, when the
+        stored term is still ``term`` and nobody holds it (never elected, resigned,
+        expired), or with ``takeover`` whatever its expiry (the candidate saw the leader
+        of ``term`` die). None: another candidate was first, or the lease is held."""
+        ...
+
+    def leader_renew(self, lease: Lease, *, ttl: float, now: datetime | None) -> Lease | None:
+        """The lease ``ttl`` seconds longer, from now; None when it is no longer this
+        holder's (another term, or expired)."""
+        ...
+
+    def leader_resign(self, lease: Lease, *, now: datetime | None) -> bool:
+        """Give the lease up at once (the term stays); False when it was not held."""
         ...
 
     # schedules (docs/design.md: "Schedules")

@@ -49,6 +49,7 @@ from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
     Fire,
     FireRecord,
+    Lease,
     QueueStats,
     RescueReport,
     ScheduleRecord,
@@ -404,6 +405,55 @@ class SQLStore(ABC):
             )
             for q in sorted(counts)
         ]
+
+    # -- the leader (docs/design.md: Leader) ---------------------------------------
+
+    def _lease(self, row: Sequence[Any]) -> Lease:
+        worker_id, term, elected_at, expires_at, expired = row
+        return Lease(
+            worker_id=worker_id,
+            term=int(term),
+            elected_at=self._read_time(elected_at),
+            expires_at=self._read_time(expires_at),
+            expired=bool(expired),
+        )
+
+    def leader_get(self, *, now: datetime | None) -> Lease:
+        with self._read() as conn:
+            row = conn.execute(self.Q["leader_get"], {"now": self._time(now)}).fetchone()
+        if row is None:  # the migration inserts the one row; nobody deletes it
+            raise StoreError("the leader's lease row is missing: run `tock migrate`")
+        return self._lease(row)
+
+    def leader_elect(
+        self, *, worker_id: str, term: int, ttl: float, now: datetime | None, takeover: bool = False
+    ) -> Lease | None:
+        params = {
+            "worker_id": worker_id,
+            "term": term,
+            "ttl_us": _us(ttl),
+            "takeover": takeover,
+            "now": self._time(now),
+        }
+        with self._write_one() as conn:
+            row = conn.execute(self.Q["leader_elect"], params).fetchone()
+        return None if row is None else self._lease(row)
+
+    def leader_renew(self, lease: Lease, *, ttl: float, now: datetime | None) -> Lease | None:
+        params = {
+            "worker_id": lease.worker_id,
+            "term": lease.term,
+            "ttl_us": _us(ttl),
+            "now": self._time(now),
+        }
+        with self._write_one() as conn:
+            row = conn.execute(self.Q["leader_renew"], params).fetchone()
+        return None if row is None else self._lease(row)
+
+    def leader_resign(self, lease: Lease, *, now: datetime | None) -> bool:
+        params = {"worker_id": lease.worker_id, "term": lease.term, "now": self._time(now)}
+        with self._write_one() as conn:
+            return bool(conn.execute(self.Q["leader_resign"], params).rowcount)
 
     # -- workers -------------------------------------------------------------------
 

@@ -91,3 +91,24 @@ def test_django_s_own_options_are_taken_out_of_tocks() -> None:
 
     args = ["--settings", "a.b", "status", "--pythonpath=/x", "--json", "--", "--settings"]
     assert without_django_options(args) == ["status", "--json", "--", "--settings"]
+
+
+def test_the_django_migrations_apply_every_tock_migration() -> None:
+    """A new Tock schema version needs a Django migration TockSQL(upto=N) (docs/design.md:
+    Django): the last one reaches the newest version of both stores."""
+    from django.db.migrations.loader import MigrationLoader
+
+    import tock.store.postgres.store as postgres_store
+    import tock.store.sqlite.store as sqlite_store
+    from tock.contrib.django.migrate import TockSQL
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    ours = sorted(key for key in loader.disk_migrations if key[0] == "tock")
+    uptos = [
+        op.upto
+        for key in ours
+        for op in loader.disk_migrations[key].operations
+        if isinstance(op, TockSQL)
+    ]
+    assert uptos == sorted(uptos) and len(uptos) == len(ours)
+    assert uptos[-1] == sqlite_store.LATEST == postgres_store.LATEST

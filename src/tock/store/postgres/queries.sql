@@ -762,3 +762,31 @@ DELETE FROM {schema}.tock_fires
            AND last_at < {now} - %(age_us)s * interval '1 microsecond'
          LIMIT %(batch_size)s
            FOR UPDATE SKIP LOCKED);
+
+-- name: leader_get
+-- The lease (docs/design.md: Leader), and whether it has expired by the database's clock.
+SELECT worker_id, term, elected_at, expires_at, coalesce(expires_at <= {now}, true)
+  FROM {schema}.tock_leader WHERE name = 'leader';
+
+-- name: leader_elect
+-- A new term for worker_id, from the term the candidate read: when nobody leads, the
+-- lease expired, or (takeover) the leader of that term was seen dead or resigned. Two
+-- candidates from one term: the first wins, the second matches no row.
+UPDATE {schema}.tock_leader
+   SET worker_id = %(worker_id)s, term = term + 1, elected_at = {now},
+       expires_at = {now} + %(ttl_us)s * interval '1 microsecond'
+ WHERE name = 'leader' AND term = %(term)s
+   AND (%(takeover)s OR worker_id IS NULL OR expires_at <= {now})
+RETURNING worker_id, term, elected_at, expires_at, false;
+
+-- name: leader_renew
+-- Only the holder renews, in its own term, before the lease expires.
+UPDATE {schema}.tock_leader SET expires_at = {now} + %(ttl_us)s * interval '1 microsecond'
+ WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s
+   AND expires_at > {now}
+RETURNING worker_id, term, elected_at, expires_at, false;
+
+-- name: leader_resign
+-- The term stays: the next election takes the one after it.
+UPDATE {schema}.tock_leader SET worker_id = NULL, expires_at = {now}
+ WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s;

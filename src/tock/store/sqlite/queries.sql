@@ -484,3 +484,29 @@ DELETE FROM tock_fires
  WHERE rowid IN (SELECT rowid FROM tock_fires
                   WHERE job_id IS NULL AND last_at < {now} - :age_us AND manual = 0
                   LIMIT :batch_size);
+
+-- name: leader_get
+-- The lease (docs/design.md: Leader), and whether it has expired by the database's clock.
+SELECT worker_id, term, elected_at, expires_at, coalesce(expires_at <= {now}, 1)
+  FROM tock_leader WHERE name = 'leader';
+
+-- name: leader_elect
+-- A new term for :worker_id, from the term the candidate read: when nobody leads, the
+-- lease expired, or (:takeover) the leader of that term was seen dead or resigned. Two
+-- candidates from one term: the first wins, the second matches no row.
+UPDATE tock_leader
+   SET worker_id = :worker_id, term = term + 1, elected_at = {now}, expires_at = {now} + :ttl_us
+ WHERE name = 'leader' AND term = :term
+   AND (:takeover OR worker_id IS NULL OR expires_at <= {now})
+RETURNING worker_id, term, elected_at, expires_at, 0;
+
+-- name: leader_renew
+-- Only the holder renews, in its own term, before the lease expires.
+UPDATE tock_leader SET expires_at = {now} + :ttl_us
+ WHERE name = 'leader' AND worker_id = :worker_id AND term = :term AND expires_at > {now}
+RETURNING worker_id, term, elected_at, expires_at, 0;
+
+-- name: leader_resign
+-- The term stays: the next election takes the one after it.
+UPDATE tock_leader SET worker_id = NULL, expires_at = {now}
+ WHERE name = 'leader' AND worker_id = :worker_id AND term = :term;
