@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,3 +267,21 @@ def read_only(path: Path) -> Iterator[None]:
         if immutable:
             subprocess.run(["chattr", "-i", str(path)], check=True)
         path.chmod(mode)
+
+
+def wait_token_freed(store: Store, worker_id: str) -> None:
+    """Wait until a closed app's liveness token of ``worker_id`` is free. SQLite's flock
+    goes with the file's close; PostgreSQL frees a session's locks when its server
+    process has ended, a moment after the client closed the connection."""
+    from tock.store.postgres.store import PostgresStore
+
+    if not isinstance(store, PostgresStore):
+        return
+    key = {"lock": store._lock_prefix + worker_id}
+    deadline = time.monotonic() + 30
+    with store._conn() as conn:
+        while not conn.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%(lock)s, 0))", key
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, f"the token of {worker_id} was never freed"
+            time.sleep(0.005)
