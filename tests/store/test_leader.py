@@ -3,6 +3,7 @@ renew, lose, expire, resign, take over, and a term that only grows."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -141,3 +142,40 @@ def test_the_database_clock_decides_expiry(real_app: Tock) -> None:
         assert time.monotonic() < deadline, "the lease never expired"
         time.sleep(0.001)
     assert store.leader_renew(renewed, ttl=30, now=None) is None
+
+
+# -- the leader's lock: what the operating system or the server releases at a death ----
+
+
+def test_one_holder_of_a_term_s_lock(store: Store) -> None:
+    assert store.leader_lock_take(1)
+    assert store.leader_lock_held(1)
+    assert not store.leader_lock_take(1)  # another candidate, even in this process
+    assert store.leader_lock_take(2)  # another term's lock is another lock
+    store.leader_lock_release(1)
+    assert not store.leader_lock_held(1)
+    assert store.leader_lock_take(1)
+    store.leader_lock_release(1)
+    store.leader_lock_release(2)
+
+
+def test_a_follower_s_wait_ends_when_the_lock_is_free(store: Store) -> None:
+    assert store.leader_lock_wait(7, timeout=5)  # nobody holds it: at once
+    assert store.leader_lock_take(7)
+    assert not store.leader_lock_wait(7, timeout=0.05)  # held: the wait times out
+    freed: list[bool] = []
+    waiting = threading.Thread(target=lambda: freed.append(store.leader_lock_wait(7, 30)))
+    waiting.start()
+    store.leader_lock_release(7)
+    waiting.join(timeout=60)
+    assert freed == [True]
+
+
+def test_the_lock_of_a_closed_store_is_free(store: Store, other_app: Tock) -> None:
+    """A closed store stands for a process that died: its lock goes with it."""
+    assert other_app.store.leader_lock_take(3)
+    assert not store.leader_lock_take(3)
+    other_app.close()
+    assert store.leader_lock_wait(3, timeout=30)
+    assert store.leader_lock_take(3)
+    store.leader_lock_release(3)

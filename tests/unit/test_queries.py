@@ -56,10 +56,15 @@ DIALECT_ONLY: dict[str, set[str]] = {
     "postgres: fragments": {"job_finish", "job_start", "job_insert_hint", "worker_alive"},
     # A unique violation aborts the statement: keyed jobs are retried one by one.
     "postgres: keyed retries": {"job_keyed", "job_retry_keyed"},
-    # Advisory locks (migrations, liveness tokens); the rescuer decides in SQL.
+    # Advisory locks (migrations, liveness tokens, the leader's lock; SQLite's are file
+    # locks); the rescuer decides in SQL.
     "postgres: locks and rescue": {
         "migration_lock",
         "worker_token_take",
+        "leader_lock_take",
+        "leader_lock_wait_timeout",
+        "leader_lock_wait",
+        "leader_lock_unwait",
         "worker_rescue_check",
         "worker_dead",
     },

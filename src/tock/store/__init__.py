@@ -362,6 +362,25 @@ class Store(Protocol):
         """Give the lease up at once (the term stays); False when it was not held."""
         ...
 
+    def leader_lock_take(self, term: int) -> bool:
+        """Hold the leader's lock of ``term``, one the operating system or the server
+        releases when this process dies; False when another holds it. A candidate takes
+        the lock of the term it runs for before its election."""
+        ...
+
+    def leader_lock_release(self, term: int) -> None:
+        """Release the lock of ``term`` (a leader stepping down, a candidate that lost)."""
+        ...
+
+    def leader_lock_held(self, term: int) -> bool:
+        """Whether this process still holds the lock of ``term``."""
+        ...
+
+    def leader_lock_wait(self, term: int, timeout: float) -> bool:
+        """True as soon as nobody holds the lock of ``term`` (its leader died or stepped
+        down); False once ``timeout`` seconds have passed."""
+        ...
+
     # schedules (docs/design.md: "Schedules")
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
         """Insert or update by name; returns the stored row. An update never changes

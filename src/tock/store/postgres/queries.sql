@@ -790,3 +790,21 @@ RETURNING worker_id, term, elected_at, expires_at, false;
 -- The term stays: the next election takes the one after it.
 UPDATE {schema}.tock_leader SET worker_id = NULL, expires_at = {now}
  WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s;
+
+-- name: leader_lock_take
+-- The leader's lock of a term: a session advisory lock on a 64-bit hash of the schema and
+-- the term, held by a connection kept while leading; the server releases it when the
+-- session ends, however the process dies.
+SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0));
+
+-- name: leader_lock_wait_timeout
+-- How long a follower's wait for the leader's lock may last (then LockNotAvailable).
+SELECT set_config('lock_timeout', %(timeout)s, false);
+
+-- name: leader_lock_wait
+-- Granted the moment the leader's session ends or unlocks; shared, so every follower
+-- learns at once.
+SELECT pg_advisory_lock_shared(hashtextextended(%(lock)s, 0));
+
+-- name: leader_lock_unwait
+SELECT pg_advisory_unlock_shared(hashtextextended(%(lock)s, 0));

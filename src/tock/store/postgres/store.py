@@ -174,6 +174,9 @@ class PostgresStore(SQLStore):
         # Worker id -> the session holding its token (None: lost, to be taken again).
         self._tokens: dict[str, psycopg.Connection[TupleRow] | None] = {}
         self._tokens_lock = threading.Lock()
+        # term -> sessions holding the leader's lock; a session for a follower's waits
+        self._leader_locks: dict[int, list[psycopg.Connection[TupleRow]]] = {}
+        self._leader_waiter: psycopg.Connection[TupleRow] | None = None
         self._notifier = Notifier(self)
 
     def __repr__(self) -> str:
@@ -232,6 +235,8 @@ class PostgresStore(SQLStore):
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._tokens = {}
+            self._leader_locks = {}
+            self._leader_waiter = None
             self._notifier = Notifier(self)
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
@@ -295,7 +300,10 @@ class PostgresStore(SQLStore):
     def close(self) -> None:
         with self._tokens_lock:
             tokens, self._tokens = self._tokens, {}
-        for conn in tokens.values():
+            leader_locks, self._leader_locks = self._leader_locks, {}
+            waiter, self._leader_waiter = self._leader_waiter, None
+        sessions = [*tokens.values(), waiter, *(c for cs in leader_locks.values() for c in cs)]
+        for conn in sessions:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -686,6 +694,81 @@ class PostgresStore(SQLStore):
 
     def job_watch(self, callback: Callable[[], None]) -> Watch:
         return Watch(self, callback)
+
+    # -- the leader's lock (docs/design.md: Leader) ------------------------------
+
+    def _leader_key(self, term: int) -> dict[str, str]:
+        return {"lock": f"tock:leader:{self.schema}:{term}"}
+
+    def leader_lock_take(self, term: int) -> bool:
+        """Hold the lock of ``term``: a session advisory lock on a connection of its own,
+        which the server releases when the session ends, however this process dies.
+        False when another session holds it."""
+        self._forked()
+        born = time.monotonic()
+        try:
+            conn = self._db.token_connect(born)
+        except psycopg.Error as exc:
+            raise self._db.lost(None, exc) from None
+        try:
+            taken = _one(conn.execute(self.Q["leader_lock_take"], self._leader_key(term)))[0]
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._db.lost(born, exc) from None
+        if not taken:
+            conn.close()
+            return False
+        with self._tokens_lock:
+            self._leader_locks.setdefault(term, []).append(conn)
+        return True
+
+    def leader_lock_release(self, term: int) -> None:
+        """Release the lock of ``term`` (its session ends)."""
+        with self._tokens_lock:
+            conns = self._leader_locks.get(term) or []
+            conn = conns.pop() if conns else None
+            if not conns:
+                self._leader_locks.pop(term, None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def leader_lock_held(self, term: int) -> bool:
+        """Whether the session holding the lock of ``term`` is still there: one round
+        trip on it. A session the server ended (a restart) has lost the lock."""
+        conns = self._leader_locks.get(term)
+        if not conns:
+            return False
+        conn = conns[-1]
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return not conn.broken
+
+    def leader_lock_wait(self, term: int, timeout: float) -> bool:
+        """True as soon as nobody holds the lock of ``term`` (its leader's session ended,
+        or it stepped down); False once ``timeout`` seconds have passed. A shared lock
+        request that the server grants the moment the holder's session ends, bounded by
+        ``lock_timeout``, on a session kept for these waits."""
+        self._forked()
+        conn = self._leader_waiter
+        if conn is None or conn.closed or conn.broken:
+            born = time.monotonic()
+            try:
+                conn = self._leader_waiter = self._db.token_connect(born)
+            except psycopg.Error as exc:
+                raise self._db.lost(None, exc) from None
+        params = {**self._leader_key(term), "timeout": f"{max(1, round(timeout * 1000))}ms"}
+        try:
+            conn.execute(self.Q["leader_lock_wait_timeout"], params)
+            conn.execute(self.Q["leader_lock_wait"], params)
+        except psycopg.errors.LockNotAvailable:
+            return False
+        except psycopg.Error as exc:
+            raise self._db.lost(self._db.born(conn), exc) from None
+        conn.execute(self.Q["leader_lock_unwait"], params)
+        return True
 
     # -- workers, liveness and rescue -------------------------------------------
 

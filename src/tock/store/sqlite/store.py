@@ -65,6 +65,7 @@ Q = load_queries(
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
 WATCH_INTERVAL = 0.02  # docs/design.md: an idle worker polls PRAGMA data_version every ~20 ms
+LEADER_LOCK_POLL = 0.005  # a follower tries the leader's lock this often (a system call)
 
 
 def to_us(when: datetime | None) -> int | None:
@@ -168,6 +169,9 @@ class SQLiteStore(SQLStore):
         # collector (a ResourceWarning on Python 3.13).
         weakref.finalize(self, _close_all, self._all_conns, self._pid)
         self._tokens: dict[str, int] = {}  # worker id -> fd of its held liveness lock
+        # term -> fds of the leader's lock this process holds (docs/design.md: Leader)
+        self._leader_locks: dict[int, list[int]] = {}
+        self._leader_locks_lock = threading.Lock()
         self._check_path()
 
     def __repr__(self) -> str:
@@ -285,6 +289,7 @@ class SQLiteStore(SQLStore):
             self._pid = os.getpid()
             self._all_conns.clear()  # the same list: the finalizer closes what comes next
             self._tokens = {}
+            self._leader_locks = {}  # the parent's: the child holds none of them
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect(create=create)
@@ -300,6 +305,11 @@ class SQLiteStore(SQLStore):
         for fd in self._tokens.values():
             os.close(fd)
         self._tokens = {}
+        with self._leader_locks_lock:
+            held, self._leader_locks = self._leader_locks, {}
+        for fds in held.values():
+            for fd in fds:
+                os.close(fd)
 
     @contextlib.contextmanager
     def _write(self, connection: object | None = None) -> Iterator[sqlite3.Connection]:
@@ -634,6 +644,84 @@ class SQLiteStore(SQLStore):
 
     def job_watch(self, callback: Callable[[], None]) -> _Watch:
         return _Watch(self, callback)
+
+    # -- the leader's lock (docs/design.md: Leader) ------------------------------
+
+    def _leader_lock_path(self, term: int) -> Path:
+        return Path(f"{self.path}-workers") / f"leader-{term}.lock"
+
+    def leader_lock_take(self, term: int) -> bool:
+        """Hold the lock of ``term``: an ``flock`` on ``<database>-workers/leader-<term>
+        .lock``, which the operating system releases when this process dies. A new
+        descriptor each time, so that two candidates in one process exclude each other
+        too. False when another holds it."""
+        path = self._leader_lock_path(term)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        with self._leader_locks_lock:
+            self._leader_locks.setdefault(term, []).append(fd)
+        self._prune_leader_locks(below=term)
+        return True
+
+    def leader_lock_release(self, term: int) -> None:
+        """Release the lock of ``term`` this process holds (one of them, if two
+        candidates of this process took it in turn)."""
+        with self._leader_locks_lock:
+            fds = self._leader_locks.get(term) or []
+            fd = fds.pop() if fds else None
+            if not fds:
+                self._leader_locks.pop(term, None)
+        if fd is not None:
+            os.close(fd)
+
+    def leader_lock_held(self, term: int) -> bool:
+        """Whether this process still holds the lock of ``term`` (a file lock is never
+        lost while the process lives)."""
+        return bool(self._leader_locks.get(term))
+
+    def leader_lock_wait(self, term: int, timeout: float) -> bool:
+        """True as soon as nobody holds the lock of ``term`` (its leader died or stepped
+        down); False once ``timeout`` seconds have passed. Polls a shared ``flock`` every
+        few milliseconds: a system call, no database round trip."""
+        path = self._leader_lock_path(term)
+        path.parent.mkdir(exist_ok=True)
+        deadline = time.monotonic() + timeout
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(LEADER_LOCK_POLL)
+        finally:
+            os.close(fd)
+
+    def _prune_leader_locks(self, *, below: int) -> None:
+        """Remove the lock files of terms before ``below`` that nobody holds (one file a
+        term would pile up otherwise); a held one stays."""
+        for path in Path(f"{self.path}-workers").glob("leader-*.lock"):
+            try:
+                if int(path.stem.removeprefix("leader-")) >= below:
+                    continue
+                fd = os.open(path, os.O_RDWR)
+            except (ValueError, OSError):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    path.unlink()
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     # -- workers, liveness and rescue -------------------------------------------
 
