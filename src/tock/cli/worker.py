@@ -62,6 +62,12 @@ log = logging.getLogger("tock.worker")
     help="Exit once no job is held and nothing (a job, a retry, a fire) is due within 0.5 s.",
 )
 @click.option(
+    "--no-leader",
+    is_flag=True,
+    help="Never run for leader: this worker runs jobs only, never the schedules, rescues "
+    "and pruning the leader runs.",
+)
+@click.option(
     "--shutdown-grace",
     type=float,
     default=30.0,
@@ -89,15 +95,19 @@ def worker(
     prefetch: int,
     claimers: int,
     burst: bool,
+    no_leader: bool,
     shutdown_grace: float,
     log_level: str,
     log_format: str,
 ) -> None:
     """Run jobs until stopped.
 
-    The first SIGTERM or SIGINT (Ctrl-C) stops claiming, hands back jobs that never
-    started and lets running ones finish within --shutdown-grace; a second one stops
-    at once.
+    Every worker is a candidate for leader (unless --no-leader); the one elected fires
+    schedules, rescues the jobs of dead workers and prunes old jobs.
+
+    The first SIGTERM or SIGINT (Ctrl-C) resigns the leadership, stops claiming, hands
+    back jobs that never started and lets running ones finish within --shutdown-grace;
+    a second one stops at once.
     """
     # Checked before the app is imported: a typo in a queue name fails fast.
     try:
@@ -108,6 +118,7 @@ def worker(
             claimers=claimers,
             shutdown_grace=shutdown_grace,
             burst=burst,
+            duties=not no_leader,
         )
     except ConfigurationError as exc:
         fail(option_words(str(exc)))

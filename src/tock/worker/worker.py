@@ -2,12 +2,14 @@
 
 Threads: the claimer (claim + complete, one transaction a turn; with ``claimers`` > 1,
 that many turns in flight at once), the executor's ``concurrency`` threads and its event
-loop, the heartbeat, and the duties (scheduler, rescuer, pruner, vacuumer) that every
-worker runs until leader election lands. At start-up
+loop, the heartbeat, the elector (every worker is a candidate for leader unless
+``duties`` is off), and the duties (scheduler, rescuer, pruner, vacuumer), which run in
+the leader only: started when it is elected, stopped when it stops leading. At start-up
 the worker writes the app's code schedules (``@app.periodic``) to the store.
 
-Shutdown (SIGTERM or SIGINT): stop claiming, hand back claimed jobs that never started
-(no attempt used), let running jobs finish within ``shutdown_grace``; a second signal,
+Shutdown (SIGTERM or SIGINT): a leader resigns first (another worker leads at once),
+then the worker stops claiming, hands back claimed jobs that never started
+(no attempt used), lets running jobs finish within ``shutdown_grace``; a second signal,
 or the end of the grace period, stops at once: running jobs are then settled by the
 store as a dead worker's would be (rescued, or ``lost`` for at-most-once tasks).
 """
@@ -40,7 +42,8 @@ from tock.duties import (
 )
 from tock.duties.rescuer import log_rescue
 from tock.errors import ConfigurationError, TockError
-from tock.store import RescueReport, WorkerInfo
+from tock.leader import Elector, ElectorConfig
+from tock.store import Lease, RescueReport, WorkerInfo
 from tock.worker import completer
 from tock.worker.claimer import Claimer
 from tock.worker.executor import Executor
@@ -76,7 +79,10 @@ class WorkerConfig:
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     vacuumer: VacuumerConfig = field(default_factory=VacuumerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    duties: bool = True  #: run the scheduler, rescuer, pruner and vacuumer in this worker
+    #: a candidate for leader, running the scheduler, rescuer, pruner and vacuumer while
+    #: it leads (``tock worker --no-leader``: never)
+    duties: bool = True
+    elector: ElectorConfig = field(default_factory=ElectorConfig)
     sync_schedules: bool = True  #: write the app's code schedules to the store at start-up
     burst: bool = False  #: exit once none is held and none is due within BURST_HORIZON
 
@@ -174,6 +180,22 @@ class Worker:
         self.vacuumer = Vacuumer(self.store, self.clock, self.config.vacuumer)
         #: the cluster duties, in the order they start and stop: the scheduler first
         self.duties: list[Duty] = [self.scheduler, self.rescuer, self.pruner, self.vacuumer]
+        self.elector = Elector(
+            self.store,
+            self.clock,
+            self.id,
+            self.config.elector,
+            on_elected=self._elected,
+            on_lost=self._not_leading,
+        )
+
+    def _elected(self, lease: Lease) -> None:
+        self.start_duties()
+
+    def _not_leading(self) -> None:
+        # Without waiting for a pass under way: fencing refuses its writes (a newer
+        # term), and the elector must not stall behind a long pass.
+        self.stop_duties(wait=False)
 
     def _fired(self, queues: set[str]) -> None:
         """This worker's scheduler created jobs: claim them now if they are ours."""
@@ -259,10 +281,14 @@ class Worker:
         self.claimer.start()
         self.heartbeat.start()
         if self.config.duties:
-            self.start_duties()
+            self.elector.start()  # a first turn at once: a lone worker leads from here
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader
 
     def start_duties(self) -> None:
-        """Start every duty that is not running (a leader calls this when it wins)."""
+        """Start every duty that is not running (when this worker is elected)."""
         for duty in self.duties:
             duty.start()
 
@@ -297,6 +323,8 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
+        # Resign first: another worker leads at once, not after the shutdown grace.
+        self.elector.stop(resign=True)
         self.claimer.stop_claiming()
         self.scheduler.stop()  # a stopping worker creates no more jobs
         for job in self.executor.take_unstarted():

@@ -2,7 +2,8 @@
 
 One ``Sessions`` per store: a ``psycopg_pool.ConnectionPool`` for its statements (in
 autocommit; a write of several statements opens a transaction of its own), and sessions
-of their own, outside the pool, for LISTEN and for workers' liveness tokens (TCP
+of their own, outside the pool, for LISTEN, for workers' liveness tokens and for the
+leader's lock (TCP
 keepalives, so the server notices a vanished client within about 30 s and frees its
 token), and for one-off work (schema checks, migrations).
 
@@ -138,6 +139,9 @@ class Sessions:
         self._token_conninfo = psycopg.conninfo.make_conninfo(
             self.conninfo, application_name=f"{name}-worker", **own
         )
+        self._leader_conninfo = psycopg.conninfo.make_conninfo(
+            self.conninfo, application_name=f"{name}-leader", **own
+        )
         self._pid = os.getpid()
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] | None = None
         self._pool_lock = threading.Lock()
@@ -260,6 +264,15 @@ class Sessions:
         ``born``: when the caller started opening it (its failures date from then)."""
         conn = psycopg.connect(
             self._token_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+        )
+        self._born[conn] = born
+        return conn
+
+    def leader_connect(self, born: float) -> psycopg.Connection[TupleRow]:
+        """A connection of its own for the leader's lock (held, or waited for by a
+        follower), with keepalives: named ``<application_name>-leader``."""
+        conn = psycopg.connect(
+            self._leader_conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT
         )
         self._born[conn] = born
         return conn

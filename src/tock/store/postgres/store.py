@@ -707,7 +707,7 @@ class PostgresStore(SQLStore):
         self._forked()
         born = time.monotonic()
         try:
-            conn = self._db.token_connect(born)
+            conn = self._db.leader_connect(born)
         except psycopg.Error as exc:
             raise self._db.lost(None, exc) from None
         try:
@@ -756,7 +756,7 @@ class PostgresStore(SQLStore):
         if conn is None or conn.closed or conn.broken:
             born = time.monotonic()
             try:
-                conn = self._leader_waiter = self._db.token_connect(born)
+                conn = self._leader_waiter = self._db.leader_connect(born)
             except psycopg.Error as exc:
                 raise self._db.lost(None, exc) from None
         params = {**self._leader_key(term), "timeout": f"{max(1, round(timeout * 1000))}ms"}
