@@ -522,9 +522,14 @@ class Tock:
             done += len(apply(ids, now=self.clock.db_now()))
             before = min(ids)
 
-    def health(self) -> dict[str, Any]:
-        """The facts ``tock status`` shows: store, schema, workers, queues, and the
-        problems found (``ok`` is true when there are none).
+    def health(self, *, max_lag: float | None = None) -> dict[str, Any]:
+        """The facts ``tock status`` shows: store, schema, the leader, workers, queues,
+        and the problems found (``ok`` is true when there are none).
+
+        ``leader`` is ``{"worker", "term", "since"}`` while a lease is held, else None;
+        each worker says whether it is the leader. With live workers and no leader,
+        schedules do not fire: a problem. ``max_lag`` (seconds): a queue whose oldest
+        ready job waits longer is a problem too.
 
         Every queue that holds jobs has every state's count (zero included), ``claimed``
         (running, not started), ``ready``, ``oldest_ready_age`` and ``served``: whether a
@@ -534,6 +539,18 @@ class Tock:
         store = self.store
         now = store.db_now(now=self.clock.db_now())
         version, latest = store.schema_version()
+        if max_lag is not None:
+            max_lag = v.seconds("max_lag", max_lag, allow_zero=True)
+        lease = store.leader_get(now=self.clock.db_now())
+        leader = (
+            {
+                "worker": lease.worker_id,
+                "term": lease.term,
+                "since": lease.elected_at.isoformat() if lease.elected_at else None,
+            }
+            if lease.held
+            else None
+        )
         workers: list[dict[str, Any]] = []
         for w in store.worker_list():
             age = max(0.0, (now - w.heartbeat_at).total_seconds())
@@ -549,6 +566,7 @@ class Tock:
                     "started_at": w.started_at.isoformat(),
                     "heartbeat_age": age,
                     "live": age <= LIVE_HEARTBEAT,
+                    "leader": leader is not None and leader["worker"] == w.id,
                 }
             )
         served = {q for w in workers if w["live"] for q in w["queues"]}
@@ -573,11 +591,22 @@ class Tock:
         problems = []
         if not served:
             problems.append("no live worker: start one with `tock worker`")
+        elif leader is None:
+            problems.append(
+                "no leader: schedules do not fire and dead workers' jobs are not rescued "
+                "(every live worker runs with --no-leader, or an election is under way)"
+            )
         for name, q in queues.items():
             if q["ready"] and not q["served"]:
                 problems.append(
                     f"queue {name!r} has {q['ready']} ready job(s) that no live worker serves"
                     f" (start one with `tock worker --queues {name}`)"
+                )
+            lag = q["oldest_ready_age"]
+            if max_lag is not None and lag is not None and lag > max_lag:
+                problems.append(
+                    f"queue {name!r}: its oldest ready job has waited {lag:.1f} s, more than "
+                    f"--max-lag {max_lag:g} s"
                 )
         return {
             "store": store.url,
@@ -585,6 +614,7 @@ class Tock:
             "now": now.isoformat(),
             "ok": not problems,
             "problems": problems,
+            "leader": leader,
             "workers": workers,
             "queues": queues,
         }

@@ -87,6 +87,14 @@ def _fill(project: Project) -> None:
         ),
         now=None,
     )  # fmt: skip
+    _lead(project, "w-status-1")
+
+
+def _lead(project: Project, worker_id: str) -> None:
+    """Make ``worker_id`` the leader, as its elector would."""
+    store = project.app.store
+    seen = store.leader_get(now=None)
+    assert store.leader_elect(worker_id=worker_id, term=seen.term, ttl=60, now=None)
 
 
 def test_status_shows_workers_and_queues(project: Project) -> None:
@@ -95,11 +103,13 @@ def test_status_shows_workers_and_queues(project: Project) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Workers (1)" in out
-    worker_row = next(line for line in out.splitlines() if "w-status-1" in line)
-    assert "box-7" in worker_row
+    worker_row = next(line for line in out.splitlines() if "box-7" in line)
+    assert "w-status-1" in worker_row
     assert str(os.getpid()) in worker_row
     assert "default,emails" in worker_row
     assert "ago" in worker_row
+    assert "leader" in worker_row.split()
+    assert "Leader  w-status-1, term 1, since" in out
     default = next(line for line in out.splitlines() if line.split()[:1] == ["default"])
     emails = next(line for line in out.splitlines() if line.split()[:1] == ["emails"])
     # Queue, Ready, Oldest ready (an age: two words), Pending, Claimed, Running,
@@ -130,7 +140,17 @@ def test_status_json_is_app_health(project: Project) -> None:
 def test_status_json_keys_are_stable(project: Project) -> None:
     project.mod.add.enqueue(1, 2)
     facts = json.loads(project.invoke("status", "--json").stdout)
-    assert set(facts) == {"store", "schema", "now", "ok", "problems", "workers", "queues"}
+    assert set(facts) == {
+        "store",
+        "schema",
+        "now",
+        "ok",
+        "problems",
+        "leader",
+        "workers",
+        "queues",
+    }
+    assert facts["leader"] is None
     assert facts["queues"]["default"] == {
         "blocked": 0,
         "pending": 1,
@@ -166,6 +186,7 @@ def test_check_names_a_queue_with_ready_jobs_nobody_serves(project: Project) -> 
     project.mod.add.using(queue="emails").enqueue(1, 2)
     project.mod.add.enqueue(1, 2)
     _register(project, "w-default", ("default",))
+    _lead(project, "w-default")
     result = project.invoke("status", "--check")
     assert result.exit_code == 1
     (line,) = result.stderr.strip().splitlines()
@@ -184,8 +205,52 @@ def test_check_names_a_queue_with_ready_jobs_nobody_serves(project: Project) -> 
 def test_check_passes_when_every_queue_with_ready_jobs_is_served(project: Project) -> None:
     project.mod.add.using(queue="emails").enqueue(1, 2)
     _register(project, "w-both", ("default", "emails"))
+    _lead(project, "w-both")
     result = project.invoke("status", "--check")
     assert (result.exit_code, result.stdout.strip()) == (0, "ok")
+
+
+def test_check_fails_without_a_leader(project: Project) -> None:
+    """Live workers, none of them leading (all --no-leader): schedules would not fire."""
+    _register(project, "w-follower", ("default",))
+    result = project.invoke("status", "--check")
+    assert result.exit_code == 1
+    assert "unhealthy: no leader: schedules do not fire" in result.stderr
+    facts = json.loads(project.invoke("status", "--json").stdout)
+    assert facts["leader"] is None and [w["leader"] for w in facts["workers"]] == [False]
+    assert "Leader  none" in project.invoke("status").stdout
+
+
+def test_json_names_the_leader_its_term_and_since_when(project: Project) -> None:
+    _register(project, "w-1", ("default",))
+    _register(project, "w-2", ("default",))
+    _lead(project, "w-2")
+    facts = json.loads(project.invoke("status", "--json").stdout)
+    lease = project.app.store.leader_get(now=None)
+    assert facts["leader"] == {
+        "worker": "w-2",
+        "term": 1,
+        "since": lease.elected_at.isoformat() if lease.elected_at else None,
+    }
+    assert {w["id"]: w["leader"] for w in facts["workers"]} == {"w-1": False, "w-2": True}
+
+
+def test_max_lag_makes_a_waiting_queue_a_problem(project: Project) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    project.mod.add.using(run_after=datetime.now(UTC) - timedelta(minutes=2)).enqueue(1, 2)
+    _register(project, "w-1", ("default",))
+    _lead(project, "w-1")
+    assert project.invoke("status", "--check").exit_code == 0  # served: no lag limit
+    assert project.invoke("status", "--check", "--max-lag", "300").exit_code == 0
+    late = project.invoke("status", "--check", "--max-lag", "60")
+    assert late.exit_code == 1
+    assert "queue 'default': its oldest ready job has waited" in late.stderr
+    assert "more than --max-lag 60 s" in late.stderr
+    bad = project.invoke("status", "--max-lag", "soon")
+    assert bad.exit_code == 2 and "soon" in bad.stderr
+    negative = project.invoke("status", "--max-lag", "-1")
+    assert negative.exit_code == 1 and "max_lag must be a positive duration" in negative.stderr
 
 
 def test_a_worker_with_an_old_heartbeat_serves_nothing(project: Project) -> None:
@@ -227,7 +292,11 @@ def test_status_shows_claimed_apart_from_running(project: Project) -> None:
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
         header = next(line for line in lines if "Concurrency" in line).split()
-        worker = next(line for line in lines if "cliapp" not in line and str(proc.pid) in line)
+        worker = next(
+            line
+            for line in lines
+            if "cliapp" not in line and str(proc.pid) in line and not line.startswith("Leader")
+        )
         cells = dict(zip(header[-4:-1], worker.split()[-6:-3], strict=True))
         assert cells == {"Concurrency": "1", "Running": "1", "Claimed": "3"}, result.stdout
         queue = next(line for line in lines if line.split()[:1] == ["default"]).split()

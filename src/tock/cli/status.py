@@ -38,18 +38,25 @@ ALWAYS_SHOWN = frozenset(
     is_flag=True,
     help="A probe for scripts: print ok and exit 0, or each problem and exit 1.",
 )
-def status(as_json: bool, check: bool) -> None:
+@click.option(
+    "--max-lag",
+    type=float,
+    metavar="SECONDS",
+    help="A queue whose oldest ready job has waited longer than this is a problem.",
+)
+def status(as_json: bool, check: bool, max_lag: float | None) -> None:
     """Workers and queues at a glance.
 
-    Shows the store, its schema version, the live workers and, per queue, the jobs in
-    each state, how many are ready, how long the oldest ready one has waited and whether
-    a live worker serves it. Problems are listed last: no live worker, or ready jobs in a
-    queue no live worker serves.
+    Shows the store, its schema version, the leader (worker, term, since when), the live
+    workers and, per queue, the jobs in each state, how many are ready, how long the
+    oldest ready one has waited and whether a live worker serves it. Problems are listed
+    last: no live worker, no leader, ready jobs in a queue no live worker serves, and
+    with --max-lag a queue whose oldest ready job has waited longer.
 
     With --check it prints only "ok" (exit 0) or the problems on stderr (exit 1); with
     --json too, the JSON and the same exit code.
     """
-    health = get_app().health()
+    health = get_app().health(max_lag=max_lag)
     if as_json:
         click.echo(json.dumps(health, indent=2, default=str))
     elif check:
@@ -78,6 +85,15 @@ def render(health: dict[str, Any]) -> None:
     facts.add_row("Schema", schema)
     now = datetime.fromisoformat(health["now"])
     facts.add_row("Time", f"{fmt_time(now)} UTC (the store's clock)")
+    leader = health.get("leader")
+    if leader:
+        since = datetime.fromisoformat(leader["since"]) if leader["since"] else None
+        facts.add_row(
+            "Leader",
+            Text(f"{leader['worker']}, term {leader['term']}, since {fmt_time(since)} UTC"),
+        )
+    else:
+        facts.add_row("Leader", Text("none", style="red" if health["workers"] else ""))
     out.print(facts)
     out.print()
     out.print(_workers(health["workers"]))
@@ -97,6 +113,7 @@ def _workers(workers: list[dict[str, Any]]) -> Table | Text:
         return Text(own_words("No live workers: start one with `tock worker`."))
     table = Table(title=f"Workers ({len(workers)})", title_justify="left", **TABLE_STYLE)
     table.add_column("ID", no_wrap=True)
+    table.add_column("Leader")
     table.add_column("Host")
     table.add_column("PID", justify="right")
     table.add_column("Queues")
@@ -111,6 +128,7 @@ def _workers(workers: list[dict[str, Any]]) -> Table | Text:
             heartbeat = Text(f"{fmt_age(age)} ago (late)", style="red")
         table.add_row(
             Text(str(w["id"])),
+            Text("leader", style="bold") if w.get("leader") else Text(""),
             Text(str(w["hostname"])),
             str(w["pid"]),
             Text(",".join(w["queues"])),
