@@ -9,9 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from tock.errors import ConnectionLost
+from tock.errors import ConnectionLost, StaleTerm
+from tock.store import Lease
 
 log = logging.getLogger("tock.worker")
+
+#: the lease of no term: a write carrying it is always refused
+NO_LEASE = Lease(worker_id=None, term=-1, elected_at=None, expires_at=None, expired=True)
 
 
 class Periodic:
@@ -85,6 +89,8 @@ class Periodic:
                     delay = retry
                 if isinstance(exc, ConnectionLost):
                     log.debug("%s pass failed: %s", self.name, exc)
+                elif isinstance(exc, StaleTerm):  # fencing did its job: nothing written
+                    log.warning("%s pass refused: %s", self.name, exc)
                 elif not self._failing:
                     log.warning("%s pass failed: %s (will keep trying)", self.name, exc)
                     self._failing = True
@@ -106,6 +112,17 @@ class Duty(abc.ABC):
     name: ClassVar[str]
     config: Any  #: a frozen dataclass with at least ``interval`` (seconds)
     _service: Periodic
+    #: the lease of the leader this duty runs in, read at each pass: its writes carry it
+    #: and the store refuses them once its term is over (fencing). None (tests, one-off
+    #: passes): the writes are not made as leader.
+    leader: Callable[[], Lease | None] | None = None
+
+    def pass_lease(self) -> Lease | None:
+        """The lease this pass's writes carry (see ``leader``). A leader's duty with no
+        lease to give writes under one that no term matches: refused, never unfenced."""
+        if self.leader is None:
+            return None
+        return self.leader() or NO_LEASE
 
     def _periodic(self, fn: Callable[[], object] | None = None, **options: Any) -> None:
         """Set up the passes: ``fn`` (default ``run_once``) every ``config.interval``;

@@ -14,6 +14,7 @@ __all__ = [
     "NoDatabase",
     "ScheduleNotFound",
     "SchemaError",
+    "StaleTerm",
     "StoreError",
     "TockError",
 ]
@@ -29,6 +30,19 @@ class ConfigurationError(TockError, ValueError):
 
 class StoreError(TockError):
     """The store cannot be opened or used (unreachable, read-only, ...)."""
+
+
+class StaleTerm(StoreError):
+    """A write made as leader was refused: the term it carried is no longer the leader's
+    (a newer term was elected, or this leader resigned). Nothing was changed
+    (docs/design.md: Leader, fencing)."""
+
+    def __init__(self, worker_id: str | None, term: int) -> None:
+        super().__init__(
+            f"refused a write of worker {worker_id} as leader of term {term}: that term is over"
+        )
+        self.worker_id = worker_id
+        self.term = term
 
 
 class ConnectionLost(StoreError):

@@ -44,10 +44,12 @@ class Pruner(Duty):
         self._periodic()
 
     def run_once(self) -> int:
+        lease = self.pass_lease()
         deleted = self.store.job_prune(
             retention=self.config.retention,
             batch_size=self.config.batch_size,
             now=self.clock.db_now(),
+            lease=lease,
         )
         if deleted:
             log.info("pruned %d finished jobs past their retention", deleted)
@@ -55,6 +57,7 @@ class Pruner(Duty):
             older_than=self.config.fire_retention,
             batch_size=self.config.batch_size,
             now=self.clock.db_now(),
+            lease=lease,
         )
         if drops:
             log.info("pruned %d rows of dropped schedule fires", drops)

@@ -61,6 +61,7 @@ class Rescuer(Duty):
             now=self.clock.db_now(),
             heartbeat_deaths=self._trusted,
             exclude=self.worker_id,
+            lease=self.pass_lease(),
         )
         self._trusted = report.kept_pace
         log_rescue(self.store, report, "rescued the jobs of dead worker(s) %s")

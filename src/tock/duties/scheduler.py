@@ -29,7 +29,7 @@ from tock.clock import Clock
 from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobStatus
 from tock.schedules import Trigger, plan_fires, trigger_from_json
-from tock.store import Fire, ScheduleRecord, Store
+from tock.store import Fire, Lease, ScheduleRecord, Store
 from tock.tasks import Task, job_for_fire
 
 log = logging.getLogger("tock.scheduler")
@@ -118,6 +118,7 @@ class Scheduler(Duty):
     def run_once(self) -> SchedulerReport:
         started = time.monotonic()
         report = SchedulerReport(slack=self._slack)
+        lease = self.pass_lease()
         tasks = self.tasks
         now = self.store.db_now(now=self.clock.db_now())
         report.now = now
@@ -126,7 +127,7 @@ class Scheduler(Duty):
             due = self.store.schedule_due(now=now, limit=self.config.batch_size, tasks=names)
             progressed = capped = False
             for record in due:
-                outcome = self._fire(record, tasks[record.task], now, report)
+                outcome = self._fire(record, tasks[record.task], now, report, lease)
                 progressed |= outcome is not None
                 capped |= bool(outcome)
             if (len(due) < self.config.batch_size and not capped) or not progressed:
@@ -138,7 +139,12 @@ class Scheduler(Duty):
         return report
 
     def _fire(
-        self, record: ScheduleRecord, task: Task[Any, Any], now: datetime, report: SchedulerReport
+        self,
+        record: ScheduleRecord,
+        task: Task[Any, Any],
+        now: datetime,
+        report: SchedulerReport,
+        lease: Lease | None,
     ) -> bool | None:
         """One schedule's due fires: True when fires are left for another round, None
         when the schedule cannot fire (its trigger is unreadable)."""
@@ -170,6 +176,7 @@ class Scheduler(Duty):
             new_next=plan.next_fire,
             fires=fires,
             now=self.clock.db_now(),
+            lease=lease,
         )
         if created is None:
             report.lost_races += 1

@@ -95,6 +95,7 @@ class Elector:
         self._on_elected = on_elected
         self._on_lost = on_lost
         self._lease: Lease | None = None
+        self._last_lease: Lease | None = None
         self._deadline = 0.0  # monotonic: act no longer than this without a renewal
         self._next_renew = 0.0
         self._lock = threading.RLock()  # one step at a time (the thread, stop(), tests)
@@ -108,6 +109,12 @@ class Elector:
     def lease(self) -> Lease | None:
         """The lease while this worker leads, else None."""
         return self._lease
+
+    @property
+    def last_lease(self) -> Lease | None:
+        """The lease of the last term this worker led, kept after it stops leading: the
+        writes of a duty still finishing carry it, and the store refuses them."""
+        return self._last_lease
 
     @property
     def term(self) -> int | None:
@@ -155,7 +162,7 @@ class Elector:
                         resign=True,
                     )
                     return 0.0
-                self._lease = renewed
+                self._lease = self._last_lease = renewed
                 self._deadline = sent + self.config.ttl * DEADLINE_SHARE
                 self._next_renew = sent + self.config.renew_interval
         if self._monotonic() >= self._deadline:
@@ -202,7 +209,7 @@ class Elector:
         if lease is None:
             self.store.leader_lock_release(term)
             return False
-        self._lease = lease
+        self._lease = self._last_lease = lease
         self._deadline = sent + self.config.ttl * DEADLINE_SHARE
         self._next_renew = sent + self.config.renew_interval
         how = (

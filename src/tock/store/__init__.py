@@ -293,7 +293,12 @@ class Store(Protocol):
 
     def job_next_due(self, *, queues: Sequence[str]) -> datetime | None: ...
     def job_prune(
-        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+        self,
+        *,
+        retention: Mapping[JobStatus, float],
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None = None,
     ) -> int:
         """Delete finished jobs past their status's retention (seconds), in batches, with
         their fire rows (docs/design.md: fire rows are pruned with their job's retention);
@@ -329,8 +334,11 @@ class Store(Protocol):
         now: datetime | None,
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
+        lease: Lease | None = None,
     ) -> RescueReport:
         """Bury dead workers: their jobs back to pending (lost, failed past max_rescues).
+        With ``lease``, a write made as leader: refused (``StaleTerm``) once its term is
+        over (docs/design.md: Leader, fencing); so are the prunes' and fires' below.
 
         An old heartbeat counts as a death only with ``heartbeat_deaths`` and when the
         store kept pace in this pass (``report.kept_pace``): the write lock came quickly
@@ -439,6 +447,7 @@ class Store(Protocol):
         new_next: datetime | None,
         fires: Sequence[Fire],
         now: datetime | None,
+        lease: Lease | None = None,
     ) -> list[JobId] | None:
         """Record one scheduler pass of a schedule, in one transaction.
 
@@ -470,7 +479,14 @@ class Store(Protocol):
         with ``before`` (a row's ``(at, manual)``), those after it in that order."""
         ...
 
-    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+    def fire_prune(
+        self,
+        *,
+        older_than: float,
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None = None,
+    ) -> int:
         """Delete the runs of drops whose last fire is older than ``older_than`` seconds,
         in batches; returns how many rows. (Fires with a job go with their job, in
         ``job_prune``.)"""

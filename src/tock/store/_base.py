@@ -43,6 +43,7 @@ from tock.errors import (
     JobNotFound,
     ScheduleNotFound,
     SchemaError,
+    StaleTerm,
     StoreError,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
@@ -363,20 +364,31 @@ class SQLStore(ABC):
         return self._read_time(value)
 
     def job_prune(
-        self, *, retention: Mapping[JobStatus, float], batch_size: int, now: datetime | None
+        self,
+        *,
+        retention: Mapping[JobStatus, float],
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None = None,
     ) -> int:
         deleted = 0
         for status, age in retention.items():
-            step = partial(self._prune_some, JobStatus(status), age, batch_size, now)
+            step = partial(self._prune_some, JobStatus(status), age, batch_size, now, lease)
             deleted += _in_batches(step, batch_size)
         return deleted
 
     @abstractmethod
     def _prune_some(
-        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
+        self,
+        status: JobStatus,
+        age: float,
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None,
     ) -> int:
         """Delete up to ``batch_size`` finished jobs of ``status`` older than ``age``
-        seconds, and their fire rows (docs/design.md: Schedules); how many went."""
+        seconds, and their fire rows (docs/design.md: Schedules), in a transaction
+        fenced by ``lease`` (``_fence``); how many went."""
 
     def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
         with self._read() as conn:
@@ -417,6 +429,15 @@ class SQLStore(ABC):
             expires_at=self._read_time(expires_at),
             expired=bool(expired),
         )
+
+    def _fence(self, conn: Any, lease: Lease | None) -> None:
+        """Fencing (docs/design.md: Leader): in a write transaction made as leader of
+        ``lease``, before anything else; raises StaleTerm when that term is over."""
+        if lease is None:
+            return
+        params = {"worker_id": lease.worker_id, "term": lease.term}
+        if conn.execute(self.Q["leader_fence"], params).fetchone() is None:
+            raise StaleTerm(lease.worker_id, lease.term)
 
     def leader_get(self, *, now: datetime | None) -> Lease:
         with self._read() as conn:
@@ -569,10 +590,12 @@ class SQLStore(ABC):
         new_next: datetime | None,
         fires: Sequence[Fire],
         now: datetime | None,
+        lease: Lease | None = None,
     ) -> list[JobId] | None:
         created: list[JobId] = []
         last: tuple[datetime, JobId] | None = None
         with self._write() as conn:
+            self._fence(conn, lease)
             stamp = self._stamp(conn, now)
             moved = conn.execute(
                 self.Q["schedule_advance"],
@@ -655,11 +678,19 @@ class SQLStore(ABC):
             ).fetchall()
         return [fire_record(r, self._read_time) for r in rows]
 
-    def fire_prune(self, *, older_than: float, batch_size: int, now: datetime | None) -> int:
+    def fire_prune(
+        self,
+        *,
+        older_than: float,
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None = None,
+    ) -> int:
         params = {"age_us": _us(older_than), "batch_size": batch_size, "now": self._time(now)}
 
         def some() -> int:
-            with self._write_one() as conn:
+            with self._write() if lease is not None else self._write_one() as conn:
+                self._fence(conn, lease)
                 return int(conn.execute(self.Q["fire_prune"], params).rowcount)
 
         return _in_batches(some, batch_size)

@@ -188,6 +188,8 @@ class Worker:
             on_elected=self._elected,
             on_lost=self._not_leading,
         )
+        for duty in self.duties:  # their writes carry the lease: fencing
+            duty.leader = lambda: self.elector.last_lease
 
     def _elected(self, lease: Lease) -> None:
         self.start_duties()

@@ -808,3 +808,11 @@ SELECT pg_advisory_lock_shared(hashtextextended(%(lock)s, 0));
 
 -- name: leader_lock_unwait
 SELECT pg_advisory_unlock_shared(hashtextextended(%(lock)s, 0));
+
+-- name: leader_fence
+-- Fencing: the first statement of a write made as leader, in its own transaction. FOR
+-- SHARE: an election (an UPDATE of this row) waits until that transaction ends, so no
+-- write of an old term commits after a new term was elected.
+SELECT 1 FROM {schema}.tock_leader
+ WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s
+   FOR SHARE;

@@ -49,6 +49,7 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
+    Lease,
     RescueReport,
     ScheduleRecord,
     WorkerInfo,
@@ -661,10 +662,17 @@ class PostgresStore(SQLStore):
         return changed
 
     def _prune_some(
-        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
+        self,
+        status: JobStatus,
+        age: float,
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None,
     ) -> int:
-        with self._conn() as conn:
-            # One statement: the jobs and their fire rows.
+        # One statement, the jobs and their fire rows: in a transaction of its own when
+        # fenced.
+        with self._write() if lease is not None else self._conn() as conn:
+            self._fence(conn, lease)
             (n,) = _one(
                 conn.execute(
                     self.Q["job_prune"],
@@ -858,6 +866,7 @@ class PostgresStore(SQLStore):
         now: datetime | None,
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
+        lease: Lease | None = None,
     ) -> RescueReport:
         report = RescueReport()
         params: dict[str, Any] = {
@@ -875,6 +884,7 @@ class PostgresStore(SQLStore):
             params["token_after_us"] = max(_us(rescue_after), _us(token_after))
         asked = time.monotonic()
         with self._write() as conn:
+            self._fence(conn, lease)
             when, own_age = _one(conn.execute(self.Q["worker_rescue_check"], params))
             waited = time.monotonic() - asked
             # An old heartbeat is evidence only while the store keeps pace (as on SQLite):

@@ -510,3 +510,8 @@ RETURNING worker_id, term, elected_at, expires_at, 0;
 -- The term stays: the next election takes the one after it.
 UPDATE tock_leader SET worker_id = NULL, expires_at = {now}
  WHERE name = 'leader' AND worker_id = :worker_id AND term = :term;
+
+-- name: leader_fence
+-- Fencing: the first statement of a write made as leader, in its own transaction (under
+-- the write lock, so no election can come between it and the commit).
+SELECT 1 FROM tock_leader WHERE name = 'leader' AND worker_id = :worker_id AND term = :term;

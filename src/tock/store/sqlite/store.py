@@ -34,6 +34,7 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobStatus, NewJob, Outcome, OutcomeKind, Start
 from tock.store import (
+    Lease,
     RescueReport,
     ScheduleRecord,
     WorkerInfo,
@@ -621,9 +622,15 @@ class SQLiteStore(SQLStore):
         return changed
 
     def _prune_some(
-        self, status: JobStatus, age: float, batch_size: int, now: datetime | None
+        self,
+        status: JobStatus,
+        age: float,
+        batch_size: int,
+        now: datetime | None,
+        lease: Lease | None,
     ) -> int:
         with self._write() as conn:
+            self._fence(conn, lease)
             ids = conn.execute(
                 Q["job_prune"],
                 {
@@ -799,6 +806,7 @@ class SQLiteStore(SQLStore):
         now: datetime | None,
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
+        lease: Lease | None = None,
     ) -> RescueReport:
         report = RescueReport()
         conn = self._conn()
@@ -813,6 +821,7 @@ class SQLiteStore(SQLStore):
             return report
         asked = time.monotonic()
         with self._write() as conn:
+            self._fence(conn, lease)
             # One `now` for the whole pass, read under the write lock.
             (now_us,) = conn.execute(Q["db_now"], {"now": to_us(now)}).fetchone()
             report.kept_pace = self._store_kept_pace(
