@@ -522,6 +522,16 @@ class Tock:
             done += len(apply(ids, now=self.clock.db_now()))
             before = min(ids)
 
+    def transfer_leadership(self) -> str | None:
+        """Make the leader step down so that another worker leads (``tock leader
+        resign``), from any process. The lease is cleared at once: a follower is elected
+        within its wait slice (0.5 s by default); the old leader finds out at its next
+        renewal (within 2 s by default), its writes refused meanwhile (fencing), and
+        stays out of the next election for a moment. Returns the worker that led, or
+        None when none did."""
+        lease = self.store.leader_depose(now=self.clock.db_now())
+        return None if lease is None else lease.worker_id
+
     def health(self, *, max_lag: float | None = None) -> dict[str, Any]:
         """The facts ``tock status`` shows: store, schema, the leader, workers, queues,
         and the problems found (``ok`` is true when there are none).

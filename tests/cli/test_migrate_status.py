@@ -313,3 +313,14 @@ def test_status_shows_claimed_apart_from_running(project: Project) -> None:
     finally:
         gate.touch()
     assert terminate(proc, project) == 0, project.log_text()
+
+
+def test_leader_resign_clears_the_lease(project: Project) -> None:
+    _register(project, "w-1", ("default",))
+    nobody = project.invoke("leader", "resign")
+    assert nobody.exit_code == 1 and "no worker leads: nothing to resign" in nobody.stderr
+    _lead(project, "w-1")
+    result = project.invoke("leader", "resign")
+    assert result.exit_code == 0, result.output
+    assert "Worker w-1 was asked to step down" in result.stdout
+    assert json.loads(project.invoke("status", "--json").stdout)["leader"] is None

@@ -172,3 +172,18 @@ def test_terms_grow_through_every_kind_of_change(store: Store, clock: FakeClock)
 def test_bad_elector_options_are_refused(options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         ElectorConfig(**options)  # type: ignore[arg-type]
+
+
+def test_a_deposed_leader_steps_down_and_lets_another_lead(
+    node: Recorder, store: Store, clock: FakeClock
+) -> None:
+    node.step()
+    follower = Recorder(store, clock, "b")
+    assert store.leader_depose(now=clock.db_now()) is not None  # tock leader resign
+    clock.advance(seconds=CONFIG.renew_interval)
+    node.step()  # its renewal is refused: it stops, and sits out the next election
+    assert node.events == [("elected", 1), ("lost",)]
+    node.step()
+    assert not node.elector.is_leader
+    follower.step()
+    assert follower.events == [("elected", 2)]

@@ -179,3 +179,15 @@ def test_the_lock_of_a_closed_store_is_free(store: Store, other_app: Tock) -> No
     assert store.leader_lock_wait(3, timeout=30)
     assert store.leader_lock_take(3)
     store.leader_lock_release(3)
+
+
+def test_depose_clears_the_lease_whoever_holds_it(store: Store, clock: FakeClock) -> None:
+    assert store.leader_depose(now=clock.db_now()) is None  # nobody leads
+    lease = elect(store, clock, "a")
+    assert lease is not None
+    deposed = store.leader_depose(now=clock.db_now())
+    assert deposed is not None and deposed.worker_id == "a" and deposed.term == 1
+    assert store.leader_depose(now=clock.db_now()) is None
+    assert store.leader_renew(lease, ttl=TTL, now=clock.db_now()) is None  # it finds out
+    nxt = elect(store, clock, "b")
+    assert nxt is not None and nxt.term == 2

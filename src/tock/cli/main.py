@@ -16,6 +16,7 @@ import click
 import tock
 from tock.cli._common import AppRef, CLIError
 from tock.cli.jobs import jobs
+from tock.cli.leader import leader
 from tock.cli.migrate import migrate
 from tock.cli.schedules import schedules
 from tock.cli.status import status
@@ -87,6 +88,7 @@ cli.add_command(worker)
 cli.add_command(status)
 cli.add_command(jobs)
 cli.add_command(schedules)
+cli.add_command(leader)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -98,6 +98,7 @@ class Elector:
         self._last_lease: Lease | None = None
         self._deadline = 0.0  # monotonic: act no longer than this without a renewal
         self._next_renew = 0.0
+        self._cooldown_until = 0.0  # monotonic: not a candidate before (after deposed)
         self._lock = threading.RLock()  # one step at a time (the thread, stop(), tests)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,6 +156,8 @@ class Elector:
                 self._failing = False
                 if renewed is None:
                     self._step_down(f"the lease of term {lease.term} is no longer ours")
+                    # Deposed (tock leader resign) or outlived: let another worker lead.
+                    self._cooldown_until = self._monotonic() + 2 * self.config.wait_slice
                     return 0.0
                 if not lock_held:
                     self._step_down(
@@ -173,6 +176,8 @@ class Elector:
         return max(0.0, min(self._next_renew, self._deadline) - self._monotonic())
 
     def _follow(self, block: float) -> float:
+        if self._monotonic() < self._cooldown_until:
+            return max(0.0, self._cooldown_until - self._monotonic())
         try:
             seen = self.store.leader_get(now=self.clock.db_now())
             if not seen.held:

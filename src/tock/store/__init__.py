@@ -370,6 +370,12 @@ class Store(Protocol):
         """Give the lease up at once (the term stays); False when it was not held."""
         ...
 
+    def leader_depose(self, *, now: datetime | None) -> Lease | None:
+        """Clear the lease whoever holds it (``tock leader resign``, from any process):
+        the holder stops at its next renewal, a follower is elected meanwhile. Returns
+        the lease as it was, or None when nobody led."""
+        ...
+
     def leader_lock_take(self, term: int) -> bool:
         """Hold the leader's lock of ``term``, one the operating system or the server
         releases when this process dies; False when another holds it. A candidate takes

@@ -476,6 +476,15 @@ class SQLStore(ABC):
         with self._write_one() as conn:
             return bool(conn.execute(self.Q["leader_resign"], params).rowcount)
 
+    def leader_depose(self, *, now: datetime | None) -> Lease | None:
+        lease = self.leader_get(now=now)
+        if not lease.held:
+            return None
+        params = {"worker_id": lease.worker_id, "term": lease.term, "now": self._time(now)}
+        with self._write_one() as conn:  # a compare-and-set on what was read
+            cleared = conn.execute(self.Q["leader_depose"], params).rowcount
+        return lease if cleared else None
+
     # -- workers -------------------------------------------------------------------
 
     def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:

@@ -816,3 +816,11 @@ SELECT pg_advisory_unlock_shared(hashtextextended(%(lock)s, 0));
 SELECT 1 FROM {schema}.tock_leader
  WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s
    FOR SHARE;
+
+-- name: leader_depose
+-- `tock leader resign` from any process: the lease read just before is cleared (the term
+-- stays); its holder finds out at its next renewal and stops, and a follower is elected
+-- meanwhile.
+UPDATE {schema}.tock_leader SET worker_id = NULL, expires_at = {now}
+ WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s
+   AND expires_at > {now};

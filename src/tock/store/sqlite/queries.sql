@@ -515,3 +515,10 @@ UPDATE tock_leader SET worker_id = NULL, expires_at = {now}
 -- Fencing: the first statement of a write made as leader, in its own transaction (under
 -- the write lock, so no election can come between it and the commit).
 SELECT 1 FROM tock_leader WHERE name = 'leader' AND worker_id = :worker_id AND term = :term;
+
+-- name: leader_depose
+-- `tock leader resign` from any process: the lease read just before is cleared (the term
+-- stays); its holder finds out at its next renewal and stops, and a follower is elected
+-- meanwhile.
+UPDATE tock_leader SET worker_id = NULL, expires_at = {now}
+ WHERE name = 'leader' AND worker_id = :worker_id AND term = :term AND expires_at > {now};
