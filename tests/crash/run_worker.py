@@ -2,7 +2,7 @@
 rescuer's timings as options so a test can shorten them).
 
     python run_worker.py [--concurrency 10] [--heartbeat 2] [--rescue-after 10]
-                         [--rescue-interval 2]
+                         [--rescue-interval 2] [--lease-ttl 10] [--renew-interval 2]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from crashapp import app
 
 from tock.duties import RescuerConfig
+from tock.leader import ElectorConfig
 from tock.worker.worker import Worker, WorkerConfig
 
 
@@ -22,6 +23,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--rescue-after", type=float, default=10.0)
     parser.add_argument("--rescue-interval", type=float, default=2.0)
+    parser.add_argument("--lease-ttl", type=float, default=10.0)
+    parser.add_argument("--renew-interval", type=float, default=2.0)
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO,
@@ -32,6 +35,7 @@ def main() -> None:
         concurrency=args.concurrency,
         heartbeat_interval=args.heartbeat,
         rescuer=RescuerConfig(interval=args.rescue_interval, rescue_after=args.rescue_after),
+        elector=ElectorConfig(ttl=args.lease_ttl, renew_interval=args.renew_interval),
     )
     Worker(app, config).run()
     app.close()
