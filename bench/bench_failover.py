@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,11 +80,11 @@ class Cluster:
         out.close()
         self.procs[proc.pid] = proc
 
-    def wait(self, what: str, predicate: object, timeout: float = 60) -> None:
+    def wait(self, what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while not predicate():  # type: ignore[operator]
+        while not predicate():
             if time.monotonic() > deadline:
-                raise SystemExit(f"gave up after {timeout} s waiting for {what} (logs: {self.logs})")
+                raise SystemExit(f"gave up after {timeout} s waiting for {what} ({self.logs})")
             time.sleep(POLL)
 
     def registered(self) -> int:
