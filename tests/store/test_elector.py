@@ -15,7 +15,7 @@ from tock.leader import Elector, ElectorConfig
 from tock.leader.elector import DEADLINE_SHARE
 from tock.store import Lease, Store
 
-CONFIG = ElectorConfig(ttl=10.0, renew_interval=2.0, wait_slice=0.5)
+CONFIG = ElectorConfig(ttl=10.0, renew_interval=2.0, wait_slice=0.5, watch_interval=0.05)
 
 
 class Recorder:
@@ -60,7 +60,8 @@ def test_a_second_candidate_follows(node: Recorder, store: Store, clock) -> None
 def test_the_leader_renews_when_due(node: Recorder, store: Store, clock: FakeClock) -> None:
     node.step()
     elected = store.leader_get(now=clock.db_now())
-    assert node.step() == pytest.approx(CONFIG.renew_interval)  # not yet due
+    node.step()  # a look at the lease, no renewal yet
+    assert store.leader_get(now=clock.db_now()) == elected
     clock.advance(seconds=CONFIG.renew_interval)
     node.step()
     renewed = store.leader_get(now=clock.db_now())
@@ -94,6 +95,27 @@ def test_a_paused_leader_loses_its_lease_at_expiry_and_finds_out(
     assert node.events == [("elected", 1), ("lost",)]
     assert not node.elector.is_leader
     assert store.leader_get(now=clock.db_now()).worker_id == "b"
+
+
+def test_a_failed_renewal_is_tried_again_soon_not_at_once(
+    node: Recorder, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node.step()
+    calls: list[float] = []
+
+    def unreachable(*args: object, **kwargs: object) -> Lease | None:
+        calls.append(clock.now().timestamp())
+        raise StoreError("the database does not answer")
+
+    monkeypatch.setattr(store, "leader_renew", unreachable)
+    clock.advance(seconds=CONFIG.renew_interval)
+    delay = node.step()
+    assert len(calls) == 1 and delay > 0  # not a busy loop against a database that is down
+    node.step()
+    assert len(calls) == 1
+    clock.advance(seconds=CONFIG.renew_interval / 4)
+    node.step()
+    assert len(calls) == 2 and node.elector.is_leader
 
 
 def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(
@@ -167,6 +189,7 @@ def test_terms_grow_through_every_kind_of_change(store: Store, clock: FakeClock)
         ({"renew_interval": "2"}, "renew_interval must be a timedelta or a number"),
         ({"ttl": 4.0, "renew_interval": 2.0}, "renew_interval .* must be under half"),
         ({"wait_slice": -1}, "wait_slice must be a positive duration"),
+        ({"watch_interval": 0}, "watch_interval must be a positive duration"),
     ],
 )
 def test_bad_elector_options_are_refused(options: dict[str, object], message: str) -> None:
@@ -174,14 +197,17 @@ def test_bad_elector_options_are_refused(options: dict[str, object], message: st
         ElectorConfig(**options)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("wait", ["watch", "renewal"])
 def test_a_deposed_leader_steps_down_and_lets_another_lead(
-    node: Recorder, store: Store, clock: FakeClock
+    node: Recorder, store: Store, clock: FakeClock, wait: str
 ) -> None:
     node.step()
     follower = Recorder(store, clock, "b")
     assert store.leader_depose(now=clock.db_now()) is not None  # tock leader resign
-    clock.advance(seconds=CONFIG.renew_interval)
-    node.step()  # its renewal is refused: it stops, and sits out the next election
+    # It finds out at its next look at the lease, or at the latest its next renewal,
+    # stops, and sits out the next election.
+    clock.advance(seconds=CONFIG.watch_interval if wait == "watch" else CONFIG.renew_interval)
+    node.step()
     assert node.events == [("elected", 1), ("lost",)]
     node.step()
     assert not node.elector.is_leader

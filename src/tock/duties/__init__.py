@@ -1,7 +1,7 @@
 """Cluster duties: firing schedules, rescuing the jobs of dead workers, pruning finished
 jobs, keeping the live table small.
 
-Until leader election lands every worker runs them; each pass is race-free in the store.
+The leader runs them (docs/design.md: Leader), and each pass is race-free in the store.
 Each is a ``Duty``: a config, ``run_once()``, and ``start()``/``stop()``, startable again.
 """
 

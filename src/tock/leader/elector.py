@@ -57,11 +57,15 @@ class ElectorConfig:
     #: a follower waits on the leader's lock this long before it looks at the lease again
     #: (expiry is the fallback for a leader alive but cut off)
     wait_slice: float = 0.5
+    #: the leader reads the lease this often between renewals: deposed from another
+    #: process (``tock leader resign``), it steps down, and frees its lock, within this
+    watch_interval: float = 0.05
 
     def __post_init__(self) -> None:
         v.seconds("ttl", self.ttl)
         v.seconds("renew_interval", self.renew_interval)
         v.seconds("wait_slice", self.wait_slice)
+        v.seconds("watch_interval", self.watch_interval)
         if self.renew_interval >= self.ttl * DEADLINE_SHARE / 2:
             raise ConfigurationError(
                 f"renew_interval ({self.renew_interval:g} s) must be under half of "
@@ -98,6 +102,7 @@ class Elector:
         self._last_lease: Lease | None = None
         self._deadline = 0.0  # monotonic: act no longer than this without a renewal
         self._next_renew = 0.0
+        self._next_watch = 0.0
         self._cooldown_until = 0.0  # monotonic: not a candidate before (after deposed)
         self._lock = threading.RLock()  # one step at a time (the thread, stop(), tests)
         self._stop = threading.Event()
@@ -145,6 +150,7 @@ class Elector:
         now = self._monotonic()
         if now >= self._next_renew:
             sent = now
+            self._next_watch = now + self.config.watch_interval
             try:
                 renewed = self.store.leader_renew(
                     lease, ttl=self.config.ttl, now=self.clock.db_now()
@@ -152,6 +158,8 @@ class Elector:
                 lock_held = renewed is not None and self.store.leader_lock_held(lease.term)
             except StoreError as exc:
                 self._say_failing(f"cannot renew the lease of term {lease.term}: {exc}")
+                # Again soon, not at once: the deadline below bounds how long it acts.
+                self._next_renew = now + self.config.renew_interval / 4
             else:
                 self._failing = False
                 if renewed is None:
@@ -168,12 +176,27 @@ class Elector:
                 self._lease = self._last_lease = renewed
                 self._deadline = sent + self.config.ttl * DEADLINE_SHARE
                 self._next_renew = sent + self.config.renew_interval
+        elif now >= self._next_watch:
+            self._next_watch = now + self.config.watch_interval
+            try:
+                seen = self.store.leader_get(now=self.clock.db_now())
+            except StoreError:
+                pass  # the renewal says what is wrong
+            else:
+                if seen.worker_id != self.worker_id or seen.term != lease.term:
+                    self._step_down(
+                        f"the lease of term {lease.term} was taken from it (now "
+                        f"{seen.worker_id or 'nobody'}, term {seen.term})"
+                    )
+                    self._cooldown_until = self._monotonic() + 2 * self.config.wait_slice
+                    return 0.0
         if self._monotonic() >= self._deadline:
             self._step_down(
                 f"no renewal of term {lease.term} for {self.config.ttl * DEADLINE_SHARE:g} s"
             )
             return 0.0
-        return max(0.0, min(self._next_renew, self._deadline) - self._monotonic())
+        due = min(self._next_renew, self._next_watch, self._deadline)
+        return max(0.0, due - self._monotonic())
 
     def _follow(self, block: float) -> float:
         if self._monotonic() < self._cooldown_until:
