@@ -524,11 +524,10 @@ class Tock:
 
     def transfer_leadership(self) -> str | None:
         """Make the leader step down so that another worker leads (``tock leader
-        resign``), from any process. The lease is cleared at once: a follower is elected
-        within its wait slice (0.5 s by default); the old leader finds out at its next
-        renewal (within 2 s by default), its writes refused meanwhile (fencing), and
-        stays out of the next election for a moment. Returns the worker that led, or
-        None when none did."""
+        resign``), from any process. The lease is cleared at once; the leader finds out
+        within 50 ms (it reads its lease that often), stops, frees its lock, and sits
+        out the election a follower then wins (its writes are refused meanwhile).
+        Returns the worker that led, or None when none did."""
         lease = self.store.leader_depose(now=self.clock.db_now())
         return None if lease is None else lease.worker_id
 

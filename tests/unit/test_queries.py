@@ -65,6 +65,7 @@ DIALECT_ONLY: dict[str, set[str]] = {
         "leader_lock_wait_timeout",
         "leader_lock_wait",
         "leader_lock_unwait",
+        "leader_lock_check",
         "worker_rescue_check",
         "worker_dead",
     },

@@ -17,9 +17,9 @@ def leader() -> None:
 def resign() -> None:
     """Make the leader step down so that another worker leads.
 
-    The lease is cleared at once and a follower is elected within about half a second;
-    the old leader stops at its next renewal (its writes are refused meanwhile). Exits 1
-    when no worker leads.
+    The lease is cleared at once; the leader finds out within 50 ms, stops, and a
+    follower is elected (the old leader's writes are refused meanwhile). Exits 1 when no
+    worker leads.
     """
     was = get_app().transfer_leadership()
     if was is None:

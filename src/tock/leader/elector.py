@@ -48,6 +48,9 @@ log = logging.getLogger("tock.leader")
 
 #: a leader acts for at most this share of its lease after a renewal was sent
 DEADLINE_SHARE = 0.9
+#: seconds a deposed leader sits out before it runs again: the followers already waiting
+#: on its lock (woken in milliseconds) elect one of them first
+HEAD_START = 0.1
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class Elector:
                 if renewed is None:
                     self._step_down(f"the lease of term {lease.term} is no longer ours")
                     # Deposed (tock leader resign) or outlived: let another worker lead.
-                    self._cooldown_until = self._monotonic() + 2 * self.config.wait_slice
+                    self._cooldown_until = self._monotonic() + HEAD_START
                     return 0.0
                 if not lock_held:
                     self._step_down(
@@ -188,7 +191,7 @@ class Elector:
                         f"the lease of term {lease.term} was taken from it (now "
                         f"{seen.worker_id or 'nobody'}, term {seen.term})"
                     )
-                    self._cooldown_until = self._monotonic() + 2 * self.config.wait_slice
+                    self._cooldown_until = self._monotonic() + HEAD_START
                     return 0.0
         if self._monotonic() >= self._deadline:
             self._step_down(

@@ -824,3 +824,8 @@ SELECT 1 FROM {schema}.tock_leader
 UPDATE {schema}.tock_leader SET worker_id = NULL, expires_at = {now}
  WHERE name = 'leader' AND worker_id = %(worker_id)s AND term = %(term)s
    AND expires_at > {now};
+
+-- name: leader_lock_check
+-- A round trip on the session holding the leader's lock: an error means the server ended
+-- it, and the lock with it.
+SELECT 1;

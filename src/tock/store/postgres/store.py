@@ -749,7 +749,7 @@ class PostgresStore(SQLStore):
             return False
         conn = conns[-1]
         try:
-            conn.execute("SELECT 1")
+            conn.execute(self.Q["leader_lock_check"])
         except psycopg.Error:
             return False
         return not conn.broken

@@ -655,10 +655,11 @@ class SQLiteStore(SQLStore):
     # -- the leader's lock (docs/design.md: Leader) ------------------------------
 
     def _leader_lock_path(self, term: int) -> Path:
-        return Path(f"{self.path}-workers") / f"leader-{term}.lock"
+        # '@' never appears in a worker's token file name (see _token_path): no clash
+        return Path(f"{self.path}-workers") / f"leader@{term}.lock"
 
     def leader_lock_take(self, term: int) -> bool:
-        """Hold the lock of ``term``: an ``flock`` on ``<database>-workers/leader-<term>
+        """Hold the lock of ``term``: an ``flock`` on ``<database>-workers/leader@<term>
         .lock``, which the operating system releases when this process dies. A new
         descriptor each time, so that two candidates in one process exclude each other
         too. False when another holds it."""
@@ -714,9 +715,9 @@ class SQLiteStore(SQLStore):
     def _prune_leader_locks(self, *, below: int) -> None:
         """Remove the lock files of terms before ``below`` that nobody holds (one file a
         term would pile up otherwise); a held one stays."""
-        for path in Path(f"{self.path}-workers").glob("leader-*.lock"):
+        for path in Path(f"{self.path}-workers").glob("leader@*.lock"):
             try:
-                if int(path.stem.removeprefix("leader-")) >= below:
+                if int(path.stem.removeprefix("leader@")) >= below:
                     continue
                 fd = os.open(path, os.O_RDWR)
             except (ValueError, OSError):
