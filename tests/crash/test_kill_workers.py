@@ -271,3 +271,55 @@ def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
     survivor_log = dict(cluster.logs())[f"survivor (pid {survivor.pid}) output"]
     assert f"rescued the jobs of dead worker(s) {row.id}: 20 back to pending" in survivor_log
     cluster.assert_clean_output()
+
+
+def test_a_worker_declared_dead_starts_none_of_the_jobs_it_held(cluster: Cluster) -> None:
+    """A worker paused past ``rescue_after`` while it runs one job and holds five more
+    unstarted (its prefetch): another worker rescues and runs them all. Resumed, the first
+    learns it was declared dead before it starts anything, and hands the five back
+    instead of starting them: no task body runs for a job another worker already ran."""
+    options = ("--concurrency", "1", "--heartbeat", "0.5", "--rescue-after", "3")
+    options += ("--rescue-interval", "0.5")
+    app = cluster.app
+    app.tasks["crash.sleepy"].using(priority=10).enqueue(4_000, "long")
+    held = [app.tasks["crash.sleepy"].enqueue(20, f"held{i}") for i in range(5)]
+    paused = cluster.start_worker("w0", runner_worker(*options))
+    cluster.wait_for("the long job to start", lambda: "long" in cluster.starts(), 60)
+    row = cluster.worker_row(paused)
+    assert row is not None
+
+    def all_claimed() -> bool:
+        records = [app.store.job_get(j.id) for j in held]
+        return all(r.worker_id == row.id and r.claimed for r in records)
+
+    cluster.wait_for("its prefetch to hold the five", all_claimed, 30)
+
+    def heartbeat_moved() -> bool:  # paused just after a beat: it holds no write lock
+        now = cluster.worker_row(paused)
+        return now is not None and now.heartbeat_at != row.heartbeat_at
+
+    cluster.wait_for("a heartbeat", heartbeat_moved, 30, poll=0.002)
+    cluster.kill(paused, signal.SIGSTOP)
+    cluster.wait_paused(paused)
+    other = cluster.start_worker("w1", runner_worker(*options))
+
+    def held_ran_elsewhere() -> bool:
+        starts = cluster.starts()
+        return all(starts.get(f"held{i}") == [other.pid] for i in range(5))
+
+    cluster.wait_for("the other worker to run the five", held_ran_elsewhere, 60)
+    cluster.kill(paused, signal.SIGCONT)  # its long job's sleep is over: it looks for work
+    cluster.wait_for("it to register again", lambda: registered(cluster, paused), 30)
+    cluster.wait_for("every job to finish", lambda: cluster.live_count() == 0, 60)
+    for w in (paused, other):
+        assert cluster.stop(w) == 0
+
+    starts = cluster.starts()
+    assert {f"held{i}": starts[f"held{i}"] for i in range(5)} == {
+        f"held{i}": [other.pid] for i in range(5)
+    }
+    assert paused.pid in starts["long"]  # the one it had started, before its pause
+    assert {app.store.job_get(j.id).status for j in held} == {JobStatus.SUCCEEDED}
+    log = paused.output_path.read_text(errors="replace")
+    assert "was declared dead by the rescuer" in log
+    cluster.assert_clean_output()

@@ -2,6 +2,8 @@
 (SQLite, PostgreSQL) while every-second schedules fire and jobs flow; the leader is
 killed, paused past its lease and resumed, and terminated, in turn, twice over.
 
+A SQLite leader is paused outside a write transaction (one paused inside holds the
+single write lock and stalls every writer until it resumes: SQLite's, documented).
 Afterwards: each schedule's fires cover every second of the window, each fire at most
 one job and each job one fire (a stale leader's write changed nothing: the workers log
 the writes their store refused), and no job was lost.
@@ -10,6 +12,8 @@ the writes their store refused), and no job was lost.
 from __future__ import annotations
 
 import signal
+import sqlite3
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -29,6 +33,33 @@ TIMINGS = (
     *("--rescue-interval", "0.5", "--lease-ttl", str(LEASE_TTL), "--renew-interval", "0.4"),
 )
 ACTIONS = ("kill", "pause", "terminate") * 2
+
+
+def write_locked(cluster: Cluster) -> bool:
+    """SQLite: whether a process holds the database's write lock now."""
+    path = cluster.url.removeprefix("sqlite:///")
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()  # rolls back
+    return False
+
+
+def pause(cluster: Cluster, worker: WorkerProcess) -> None:
+    """SIGSTOP, outside a write transaction on SQLite: a process paused inside one holds
+    the write lock, and every writer waits until it resumes (SQLite has one writer), an
+    election too. That is SQLite's, not a failover to measure."""
+    for _ in range(100):
+        worker.popen.send_signal(signal.SIGSTOP)
+        cluster.wait_paused(worker)
+        if cluster.kind != "sqlite" or not write_locked(cluster):
+            return
+        worker.popen.send_signal(signal.SIGCONT)
+        time.sleep(0.005)
+    pytest.fail(f"{worker.name} held the write lock at each of 100 pauses")
 
 
 def pid_of(worker_id: str) -> int:
@@ -65,8 +96,7 @@ def test_the_leader_killed_paused_and_terminated_in_turn(cluster: Cluster) -> No
         if action == "kill":
             cluster.kill(old)
         elif action == "pause":
-            old.popen.send_signal(signal.SIGSTOP)
-            cluster.wait_paused(old)
+            pause(cluster, old)
         else:
             cluster.expected_dead.add(old.pid)
             old.popen.send_signal(signal.SIGTERM)

@@ -132,3 +132,43 @@ def test_the_current_leader_s_writes_go_through(
     rescuer.leader = lambda: lease
     assert rescuer.run_once().dead_workers == ["dead"]
     assert store.job_get(job.id).status is JobStatus.PENDING
+
+
+def test_a_leader_stuck_inside_a_fenced_write_does_not_block_elections(
+    store: Store, clock: FakeClock, other_app: Tock, store_kind: str
+) -> None:
+    """PostgreSQL: the fence holds the lease row FOR SHARE until the write ends; a leader
+    paused inside it would block every election. The server ends its session after 2 s
+    idle in the transaction: the election goes through and the stuck write never
+    commits. (On SQLite a paused writer holds the one write lock: docs/leader.md.)"""
+    if store_kind != "postgres":
+        pytest.skip("SQLite's writers wait for the one write lock: no row lock to time out")
+    import contextlib
+    import threading
+
+    import psycopg
+
+    from tock.store.postgres.store import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    lease = lead(store, clock, "stuck")
+    conn = psycopg.connect(store._db.conninfo)  # a transaction, as _write() opens one
+    try:
+        store._fence(conn, lease)  # the fence taken; the leader pauses here
+        elected: list[Lease | None] = []
+        candidate = threading.Thread(
+            target=lambda: elected.append(
+                other_app.store.leader_elect(
+                    worker_id="next", term=lease.term, ttl=TTL, now=clock.db_now(), takeover=True
+                )
+            )
+        )
+        candidate.start()
+        candidate.join(timeout=60)
+        assert not candidate.is_alive() and elected and elected[0] is not None
+        assert elected[0].worker_id == "next" and elected[0].term == lease.term + 1
+        with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+            conn.execute("SELECT 1")  # its session was ended, its write never commits
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.close()

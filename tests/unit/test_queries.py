@@ -66,6 +66,7 @@ DIALECT_ONLY: dict[str, set[str]] = {
         "leader_lock_wait",
         "leader_lock_unwait",
         "leader_lock_check",
+        "leader_fence_idle",
         "worker_rescue_check",
         "worker_dead",
     },

@@ -89,12 +89,19 @@ class Executor:
         concurrency: int,
         completions: completer.Completions,
         on_slot_free: Callable[[], None],
+        before_start: Callable[[], None] | None = None,
     ) -> None:
+        """``before_start``: called before each job starts; the worker checks there that
+        it was not declared dead meanwhile (see ``void``)."""
         self.tasks = tasks
         self.concurrency = concurrency
         self.completions = completions
         self._on_slot_free = on_slot_free
+        self._before_start = before_start
         self._ready: deque[JobRecord] = deque()
+        #: bumped by ``void``: a job submitted in an earlier epoch does not start
+        self.epoch = 0
+        self._epochs: dict[int, int] = {}  # job id -> the epoch it was submitted in
         self._running: dict[int, _Running] = {}
         self._busy = 0  # slots held: sync and async together
         self._cond = threading.Condition(threading.Lock())
@@ -144,8 +151,40 @@ class Executor:
 
     def submit(self, jobs: list[JobRecord]) -> None:
         with self._cond:
+            epoch = self.epoch
+            for job in jobs:
+                self._epochs[job.id] = epoch
             self._ready.extend(jobs)
             self._cond.notify(len(jobs))
+
+    def void(self) -> list[JobRecord]:
+        """The worker was declared dead (paused past ``rescue_after``): no job it held
+        unstarted may start, since others may have run them. Returns those waiting for
+        a slot; one a thread took but has not started is handed back by that thread."""
+        with self._cond:
+            self.epoch += 1
+            jobs = []
+            while self._ready:  # one at a time: threads pop without the lock
+                try:
+                    jobs.append(self._ready.popleft())
+                except IndexError:
+                    break
+            for job in jobs:
+                self._epochs.pop(job.id, None)
+        return jobs
+
+    def _admit(self, job: JobRecord) -> bool:
+        """Whether ``job`` may start: not if it was submitted before the last ``void``
+        (then it is handed back: a no-op if another worker took it, its claim token
+        being stale)."""
+        epoch = self._epochs.pop(job.id, self.epoch)
+        if self._before_start is not None:
+            self._before_start()  # may void (a worker that finds it was declared dead)
+        if epoch == self.epoch:
+            return True
+        self.completions.add(completer.released(job))
+        log.info("job %d not started: this worker was declared dead since it claimed it", job.id)
+        return False
 
     def take_unstarted(self) -> list[JobRecord]:
         """Stop starting jobs; return the claimed ones that never started."""
@@ -157,6 +196,8 @@ class Executor:
                     jobs.append(self._ready.popleft())
                 except IndexError:
                     break
+            for job in jobs:
+                self._epochs.pop(job.id, None)
             self._cond.notify_all()
         return jobs
 
@@ -198,6 +239,9 @@ class Executor:
         monotonic = time.monotonic
         job = self._next()
         while job is not None:
+            if not self._admit(job):
+                job = self._give_up_slot_or_next()
+                continue
             note_start(job)
             job_started(job)
             task = self.tasks.get(job.task)
@@ -238,6 +282,20 @@ class Executor:
                     job = self._next()
                 else:
                     self._on_slot_free()  # the outcome waits to be written
+
+    def _give_up_slot_or_next(self) -> JobRecord | None:
+        """After a job that did not start: the next ready one in the same slot, or the
+        slot given up and the next job waited for."""
+        try:
+            job = None if self._stopping else self._ready.popleft()
+        except IndexError:
+            job = None
+        if job is not None:
+            return job
+        with self._cond:
+            self._busy -= 1
+        self._on_slot_free()
+        return self._next()
 
     def _next(self) -> JobRecord | None:
         """Wait for a ready job and a free slot; None once the executor stops."""

@@ -140,6 +140,7 @@ class Worker:
             self.config.concurrency,
             self.completions,
             on_slot_free=self._wake_claimer,
+            before_start=self._before_start,
         )
         self.claimer = Claimer(
             self.store,
@@ -161,7 +162,11 @@ class Worker:
             concurrency=self.config.concurrency,
         )
         self.heartbeat = Heartbeat(
-            self.store, self.clock, self.info, self.config.heartbeat_interval
+            self.store,
+            self.clock,
+            self.info,
+            self.config.heartbeat_interval,
+            on_declared_dead=self._declared_dead,
         )
         rescuer_config = RescuerConfig(
             interval=self.config.rescuer.interval,
@@ -198,6 +203,27 @@ class Worker:
         # Without waiting for a pass under way: fencing refuses its writes (a newer
         # term), and the elector must not stall behind a long pass.
         self.stop_duties(wait=False)
+
+    def _before_start(self) -> None:
+        """Before a job starts: after two heartbeat intervals without the store
+        confirming this worker (a pause), ask it first; declared dead meanwhile, the
+        worker hands back what it held unstarted (``_declared_dead``)."""
+        self.heartbeat.check(2 * self.config.heartbeat_interval)
+
+    def _declared_dead(self) -> None:
+        """Others rescued and may already have run the jobs this worker held: none of
+        those it had not started may start now. Each is handed back (a no-op where its
+        claim token is stale)."""
+        jobs = self.executor.void()
+        for job in jobs:
+            self.completions.add(completer.released(job))
+        if jobs:
+            log.warning(
+                "worker %s hands back %d job(s) it had claimed but not started",
+                self.id,
+                len(jobs),
+            )
+        self._wake_claimer()
 
     def _fired(self, queues: set[str]) -> None:
         """This worker's scheduler created jobs: claim them now if they are ours."""
@@ -272,6 +298,7 @@ class Worker:
             if synced:
                 log.info("code schedules written to the store: %s", ", ".join(synced))
         self.store.worker_register(self.info, now=self.clock.db_now())
+        self.heartbeat.registered()
         log.info(
             "worker %s started: queues %s, concurrency %d, store %s",
             self.id,

@@ -829,3 +829,10 @@ UPDATE {schema}.tock_leader SET worker_id = NULL, expires_at = {now}
 -- A round trip on the session holding the leader's lock: an error means the server ended
 -- it, and the lock with it.
 SELECT 1;
+
+-- name: leader_fence_idle
+-- In a write made as leader, before leader_fence: a leader paused (or cut off) inside the
+-- transaction would hold the lease row FOR SHARE, and so block every election, for as
+-- long as it is away. The server ends such a session after this long idle in the
+-- transaction: its write rolls back, and the election goes on.
+SET LOCAL idle_in_transaction_session_timeout = '2s';

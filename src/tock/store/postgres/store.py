@@ -705,6 +705,11 @@ class PostgresStore(SQLStore):
 
     # -- the leader's lock (docs/design.md: Leader) ------------------------------
 
+    def _fence(self, conn: Any, lease: Lease | None) -> None:
+        if lease is not None:
+            conn.execute(self.Q["leader_fence_idle"])
+        super()._fence(conn, lease)
+
     def _leader_key(self, term: int) -> dict[str, str]:
         return {"lock": f"tock:leader:{self.schema}:{term}"}
 
