@@ -31,11 +31,15 @@ pytestmark = pytest.mark.slow
         (["--claimers", "5"], ["--claimers", "from 1 to 4"]),
         (["--shutdown-grace", "-1"], ["--shutdown-grace"]),
         (["--shutdown-grace", "nan"], ["--shutdown-grace"]),
+        (["--lease-ttl", "0"], ["--lease-ttl must be a positive duration"]),
+        (["--lease-renew", "-1"], ["--lease-renew must be a positive duration"]),
+        (["--lease-ttl", "4", "--lease-renew", "2"], ["--lease-renew (2 s) must be under"]),
     ],
 )
 def test_bad_options(project: Project, args: list[str], fragments: list[str]) -> None:
     line = assert_error(project.invoke("worker", *args), *fragments)
     assert "shutdown_grace" not in line  # the option, not the Python parameter
+    assert "renew_interval" not in line
 
 
 def test_not_a_number_is_a_usage_error(project: Project) -> None:

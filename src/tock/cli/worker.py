@@ -15,6 +15,7 @@ import click
 
 from tock.cli._common import fail, get_app, prog
 from tock.errors import ConfigurationError
+from tock.leader import ElectorConfig
 from tock.logs import JsonFormatter
 from tock.worker.worker import Worker, WorkerConfig
 
@@ -68,6 +69,23 @@ log = logging.getLogger("tock.worker")
     "and pruning the leader runs.",
 )
 @click.option(
+    "--lease-ttl",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="As leader: how long its lease lasts after each renewal; a leader that is paused "
+    "or cut off is replaced after this long.",
+)
+@click.option(
+    "--lease-renew",
+    type=float,
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="As leader: how often it renews its lease (under 0.45 x --lease-ttl).",
+)
+@click.option(
     "--shutdown-grace",
     type=float,
     default=30.0,
@@ -96,6 +114,8 @@ def worker(
     claimers: int,
     burst: bool,
     no_leader: bool,
+    lease_ttl: float,
+    lease_renew: float,
     shutdown_grace: float,
     log_level: str,
     log_format: str,
@@ -111,6 +131,7 @@ def worker(
     """
     # Checked before the app is imported: a typo in a queue name fails fast.
     try:
+        elector = ElectorConfig(ttl=lease_ttl, renew_interval=lease_renew)
         config = WorkerConfig(
             queues=parse_queues(queue_options),
             concurrency=concurrency,
@@ -119,6 +140,7 @@ def worker(
             shutdown_grace=shutdown_grace,
             burst=burst,
             duties=not no_leader,
+            elector=elector,
         )
     except ConfigurationError as exc:
         fail(option_words(str(exc)))
@@ -141,6 +163,8 @@ def worker(
 
 # WorkerConfig names its fields; here the user typed options.
 _OPTIONS = {
+    "ttl": "--lease-ttl",
+    "renew_interval": "--lease-renew",
     "concurrency": "--concurrency",
     "prefetch": "--prefetch",
     "claimers": "--claimers",
