@@ -167,8 +167,15 @@ def test_a_leader_stuck_inside_a_fenced_write_does_not_block_elections(
         candidate.join(timeout=60)
         assert not candidate.is_alive() and elected and elected[0] is not None
         assert elected[0].worker_id == "next" and elected[0].term == lease.term + 1
+        # Its session was ended and its write never commits. Going on with the write (the
+        # scheduler enqueues a fire's job on it) raises what a lost session raises, not
+        # a complaint about the connection given.
+        from tock.jobs import NewJob
+
+        job = NewJob(task="tests.noop", args="[]", kwargs="{}")
         with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
-            conn.execute("SELECT 1")  # its session was ended, its write never commits
+            store.job_enqueue_many([job], now=clock.db_now(), connection=conn)
+        assert conn.broken
     finally:
         with contextlib.suppress(psycopg.Error):
             conn.close()

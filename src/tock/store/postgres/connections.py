@@ -205,7 +205,10 @@ class Sessions:
                 with conn:
                     try:
                         yield conn
-                    except psycopg.OperationalError as exc:
+                    except psycopg.Error as exc:
+                        # Any error that left the session broken (an OperationalError, or
+                        # the server ending a session idle in a transaction) is a lost
+                        # session.
                         if not conn.broken:
                             raise
                         # Declared before the pool replaces it: the new one is born after.

@@ -280,6 +280,11 @@ class PostgresStore(SQLStore):
         try:
             theirs = _one(connection.execute(self.Q["server_identity"]))
         except psycopg.Error as exc:
+            if connection.broken:
+                # The session is gone (a restart; the server ended it, as it ends a
+                # paused leader's fenced write): what any statement on it raises, for the
+                # store's own connection handling or the caller's.
+                raise
             raise ConfigurationError(f"connection= cannot be used: {reason(exc)}") from exc
         if theirs != self._identity(refresh=False) and theirs != self._identity(refresh=True):
             raise ConfigurationError(
