@@ -163,14 +163,18 @@ class Executor:
         a slot; one a thread took but has not started is handed back by that thread."""
         with self._cond:
             self.epoch += 1
-            jobs = []
-            while self._ready:  # one at a time: threads pop without the lock
-                try:
-                    jobs.append(self._ready.popleft())
-                except IndexError:
-                    break
-            for job in jobs:
-                self._epochs.pop(job.id, None)
+            return self._drain_ready()
+
+    def _drain_ready(self) -> list[JobRecord]:
+        """Every job waiting for a slot, taken out (the caller holds ``_cond``)."""
+        jobs = []
+        while self._ready:  # one at a time: threads pop without the lock
+            try:
+                jobs.append(self._ready.popleft())
+            except IndexError:
+                break
+        for job in jobs:
+            self._epochs.pop(job.id, None)
         return jobs
 
     def _admit(self, job: JobRecord) -> bool:
@@ -190,14 +194,7 @@ class Executor:
         """Stop starting jobs; return the claimed ones that never started."""
         with self._cond:
             self._stopping = True
-            jobs = []
-            while self._ready:  # one at a time: threads pop without the lock
-                try:
-                    jobs.append(self._ready.popleft())
-                except IndexError:
-                    break
-            for job in jobs:
-                self._epochs.pop(job.id, None)
+            jobs = self._drain_ready()
             self._cond.notify_all()
         return jobs
 

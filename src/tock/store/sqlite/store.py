@@ -717,19 +717,11 @@ class SQLiteStore(SQLStore):
         term would pile up otherwise); a held one stays."""
         for path in Path(f"{self.path}-workers").glob("leader@*.lock"):
             try:
-                if int(path.stem.removeprefix("leader@")) >= below:
-                    continue
-                fd = os.open(path, os.O_RDWR)
-            except (ValueError, OSError):
+                term = int(path.stem.removeprefix("leader@"))
+            except ValueError:
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                    path.unlink()
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            if term < below:
+                _unlink_unheld(path)
 
     # -- workers, liveness and rescue -------------------------------------------
 
@@ -885,19 +877,7 @@ class SQLiteStore(SQLStore):
     def _remove_token_file(self, worker_id: str) -> None:
         """Remove a buried worker's lock file, only while holding its lock: a worker
         that came back and registered again holds a fresh one, which must stay."""
-        path = self._token_path(worker_id)
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                path.unlink()
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        _unlink_unheld(self._token_path(worker_id))
 
     def _bury(
         self,
@@ -928,6 +908,24 @@ class SQLiteStore(SQLStore):
         return len(rows)
 
     # -- fires ---------------------------------------------------------------------
+
+
+def _unlink_unheld(path: Path) -> None:
+    """Remove a lock file, only while holding its lock: a process holding it (a worker
+    registered again, a leader) keeps it; the inode check skips a file made anew
+    between the open and the lock."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            path.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _autocommits(conn: sqlite3.Connection) -> bool:
