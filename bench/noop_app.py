@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from tock import Tock
+from tock import Context, Tock
 
 
 def make_app(url: str) -> Tock:
@@ -13,6 +14,16 @@ def make_app(url: str) -> Tock:
     @app.task(name="bench.noop")
     def noop(i: int) -> None:
         return None
+
+    @app.task(name="bench.hold", takes_context=True)
+    def hold(ctx: Context, seconds: float) -> float:
+        """Holds its worker for ``seconds`` in its first attempt (the rescue bench kills
+        the worker meanwhile); any later attempt returns at once. Returns the wall-clock
+        time its attempt started."""
+        started = time.time()
+        if ctx.attempt == 1:
+            time.sleep(seconds)
+        return started
 
     return app
 

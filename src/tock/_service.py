@@ -49,6 +49,7 @@ class Periodic:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopping: list[threading.Thread] = []  # stopped without waiting, maybe busy
         self._failing = False  # said that a pass failed
 
     @property
@@ -68,13 +69,21 @@ class Periodic:
             self._thread.start()
 
     def stop(self, *, wait: bool = True) -> None:
-        """Stop after the pass under way, if any (``wait``: until it is over); a no-op
-        when not running."""
+        """Stop after the pass under way, if any (``wait``: until it is over, and until
+        the passes of earlier stops without ``wait`` are over too: a worker that shuts
+        down after giving up its duties closes its store only then); a no-op when not
+        running."""
         with self._lock:
             thread, self._thread = self._thread, None
             self._stop.set()
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join()
+            if thread is not None:
+                self._stopping.append(thread)
+            stopping = [t for t in self._stopping if t.is_alive()]
+            self._stopping = [] if wait else stopping
+        if wait:
+            for old in stopping:
+                if old is not threading.current_thread():
+                    old.join()
 
     def _run(self, stop: threading.Event) -> None:
         delay = self._first_delay
@@ -124,12 +133,21 @@ class Duty(abc.ABC):
             return None
         return self.leader() or NO_LEASE
 
-    def _periodic(self, fn: Callable[[], object] | None = None, **options: Any) -> None:
-        """Set up the passes: ``fn`` (default ``run_once``) every ``config.interval``;
-        ``options`` as ``Periodic`` takes them."""
+    def _periodic(
+        self,
+        fn: Callable[[], object] | None = None,
+        *,
+        interval: float | None = None,
+        **options: Any,
+    ) -> None:
+        """Set up the passes: ``fn`` (default ``run_once``) every ``interval`` (default
+        ``config.interval``); ``options`` as ``Periodic`` takes them."""
         # ``run_once`` is looked up at each pass, not bound here (tests wrap it).
         self._service = Periodic(
-            self.name, self.config.interval, fn or (lambda: self.run_once()), **options
+            self.name,
+            self.config.interval if interval is None else interval,
+            fn or (lambda: self.run_once()),
+            **options,
         )
 
     @abc.abstractmethod

@@ -278,3 +278,56 @@ def test_a_short_server_outage_declares_no_live_worker_dead(
         assert "rescued" not in text and "declared dead" not in text, text[-5_000:]
         assert "psycopg" not in text, text[-5_000:]
     cluster.assert_clean_output()
+
+
+def test_a_worker_whose_token_session_alone_ends_is_not_declared_dead(
+    cluster: Cluster, pg_admin: psycopg.Connection
+) -> None:
+    """Three times, while three workers run jobs, the liveness-token sessions alone are
+    terminated (an administrator, a proxy that dropped them): the server stays up and
+    the leader's own connections are untouched, so its watch sees every token free. Each
+    worker hears its token session end and takes the token again at once, well within
+    the rescuer's grace: nobody is declared dead, no job is rescued, every job succeeds
+    once (docs/design.md: Death and rescue)."""
+    workers = [cluster.start_worker(f"w{i}", cli_worker("--concurrency", "10")) for i in range(3)]
+    cluster.wait_for(
+        "three workers", lambda: all(cluster.worker_row(w) is not None for w in workers), 60
+    )
+    cluster.wait_for("three tokens", lambda: tokens_held(pg_admin, cluster) == 3, 30)
+    ids = {row.id for w in workers if (row := cluster.worker_row(w)) is not None}
+    rng = random.Random(20301205)
+    items: list[tuple[int, str]] = []
+
+    def all_busy() -> bool:
+        rows = cluster.worker_rows()
+        return len(rows) == 3 and all(r.running > 0 for r in rows)
+
+    for cut in range(3):
+        more = [(rng.randint(10, 40), f"t{cut}-{i}") for i in range(1_500)]
+        cluster.app.tasks["crash.sleepy"].enqueue_many(more)
+        items += more
+        cluster.wait_for("every worker to run jobs", all_busy, 60)
+        ended = pg_admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
+            [f"{cluster.app_name}-worker"],
+        ).fetchone()
+        assert ended is not None and ended[0] == 3, ended
+        cluster.wait_for(
+            "every worker to take its token again", lambda: tokens_held(pg_admin, cluster) == 3, 30
+        )
+        time.sleep(1.0)  # several of the leader's looks at the tokens, past the grace
+    cluster.wait_for("every job to finish", lambda: cluster.live_count() == 0, 120)
+    assert {r.id for r in cluster.worker_rows()} == ids  # never declared dead
+    for w in workers:
+        assert cluster.stop(w) == 0
+    jobs = cluster.jobs()
+    assert Counter(j.status for j in jobs) == {JobStatus.SUCCEEDED: len(items)}
+    assert all(j.rescues == 0 for j in jobs), [j for j in jobs if j.rescues]
+    starts = cluster.starts()
+    for job in jobs:
+        assert starts[job.args[-1]] == [job.result[1]], (job, starts[job.args[-1]])
+    for w in workers:
+        text = output(w)
+        assert "rescued" not in text and "declared dead" not in text, text[-5_000:]
+    cluster.assert_clean_output()

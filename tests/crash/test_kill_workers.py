@@ -229,11 +229,12 @@ def test_sigstopped_worker_comes_back_without_harm(cluster: Cluster) -> None:
 
 
 def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
-    """The liveness token (docs/design.md: death and rescue): with ``rescue_after`` at 60 s a dead
-    worker's heartbeat counts for nothing for a minute, yet its jobs are rescued as soon
-    as the operating system released its token (a PostgreSQL session advisory lock; an
-    fcntl lock on SQLite) and its heartbeat is two intervals old."""
-    options = ("--rescue-after", "60")
+    """The liveness token (docs/design.md: Death and rescue): with heartbeats every 30 s
+    and ``rescue_after`` at 120 s, a dead worker's heartbeat counts for nothing for a
+    minute (two intervals, then the old rule of a free token with an old heartbeat),
+    yet its jobs are rescued as soon as the leader's watch saw its token (a PostgreSQL
+    session advisory lock; an fcntl lock on SQLite) free over the grace."""
+    options = ("--heartbeat", "30", "--rescue-after", "120")
     enqueue(cluster, "crash.fragile", [(20, f"k{i}") for i in range(20)])
     victim = cluster.start_worker("victim", runner_worker(*options))
 
@@ -264,7 +265,7 @@ def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
         pids = starts[tag_of(job)]
         assert pids in ([victim.pid, survivor.pid], [survivor.pid]), (job, pids)
         # Rescued (then finished) while the victim's last heartbeat was younger than
-        # rescue_after: the heartbeat cannot explain it, only the released token.
+        # two intervals: the heartbeat cannot explain it, only the released token.
         assert job.finished_at is not None
         assert (job.finished_at - row.heartbeat_at).total_seconds() < 60, (job, row)
     assert sum(starts[tag_of(j)][0] == victim.pid for j in jobs) == 10

@@ -47,8 +47,8 @@ class Passes:
         self._changed = threading.Condition()
         original = duty.run_once
 
-        def counted() -> Any:
-            result = original()
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
             with self._changed:
                 self.count += 1
                 self._changed.notify_all()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import ensure_worker, wait_token_freed
+import pytest
+from conftest import ensure_worker, store_url, wait_token_freed
 
 from tock import FakeClock, JobStatus, Tock
 from tock.duties import Rescuer, RescuerConfig
@@ -343,3 +344,130 @@ def test_worker_list_counts_running_jobs(
     assert store.worker_heartbeat("w1", now=clock.db_now()) is True
     (w,) = store.worker_list()
     assert w.heartbeat_at == clock.now()
+
+
+# -- the watch: a token seen free over the grace (docs/design.md: Death and rescue) ----
+
+
+class SteppedClock(FakeClock):
+    """A fake clock whose monotonic time moves only when told to, too."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock.now())
+        self.mono = 1000.0
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+def watcher(store: Store, clock: FakeClock, **config) -> tuple[Rescuer, SteppedClock]:
+    stepped = SteppedClock(clock)
+    return Rescuer(store, stepped, RescuerConfig(**config)), stepped
+
+
+def test_a_token_free_over_the_grace_is_a_death_whatever_the_heartbeat(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("gone", on=other_app.store)
+    job = make_job(status="running", worker="gone")
+    other_app.close()  # the process died: its heartbeat is still fresh
+    wait_token_freed(store, "gone")
+    rescuer, stepped = watcher(store, clock, token_grace=0.3)
+    assert rescuer.tick() is None  # seen free once: not yet
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+    stepped.mono += 0.2
+    assert rescuer.tick() is None
+    stepped.mono += 0.1
+    report = rescuer.tick()
+    assert report is not None and report.dead_workers == ["gone"]
+    assert report.rescued == [job.id]
+    assert store.job_get(job.id).status is JobStatus.PENDING
+    assert store.worker_list() == []
+    stepped.mono += 0.1
+    assert rescuer.tick() is None  # nothing left to see
+
+
+def test_a_token_taken_again_within_the_grace_keeps_its_worker(
+    store: Store,
+    clock: FakeClock,
+    make_worker,
+    make_job,
+    other_app: Tock,
+    store_kind: str,
+    tmp_path,
+) -> None:
+    make_worker("flaky", on=other_app.store)
+    job = make_job(status="running", worker="flaky")
+    other_app.close()  # its session ended (a proxy gone, a terminated backend) ...
+    wait_token_freed(store, "flaky")
+    rescuer, stepped = watcher(store, clock, token_grace=0.3)
+    assert rescuer.tick() is None
+    back = Tock(store_url(store_kind, tmp_path), clock=clock)
+    try:
+        make_worker("flaky", on=back.store)  # ... and it took its token again at once
+        stepped.mono += 0.5
+        assert rescuer.tick() is None
+        stepped.mono += 2.0  # the full pass: its token is held
+        report = rescuer.tick()
+        assert report is not None and not report
+        assert store.job_get(job.id).status is JobStatus.RUNNING
+    finally:
+        back.close()
+
+
+def test_the_watch_sees_only_free_tokens_of_others(
+    store: Store, clock: FakeClock, make_worker, other_app: Tock
+) -> None:
+    make_worker("mine")  # held by this store
+    make_worker("alive", on=other_app.store)
+    make_worker("gone")
+    store._drop_token("gone")  # type: ignore[attr-defined]  # as its process's death would
+    wait_token_freed(store, "gone")
+    assert store.worker_tokens_free(exclude=None, settle=4.0) == ["gone"]
+    assert store.worker_tokens_free(exclude="gone", settle=4.0) == []
+
+
+def test_released_names_the_workers_whose_free_token_alone_is_death(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("gone", on=other_app.store)
+    make_worker("alive")
+    job = make_job(status="running", worker="gone")
+    kept = make_job(status="running", worker="alive")
+    other_app.close()
+    wait_token_freed(store, "gone")
+    assert not rescue(store, clock)  # a fresh heartbeat: the full pass alone waits
+    report = Rescuer(store, clock).run_once(released=["gone", "alive"])
+    assert report.dead_workers == ["gone"]  # "alive" holds its token: named, not dead
+    assert store.job_get(job.id).status is JobStatus.PENDING
+    assert store.job_get(kept.id).status is JobStatus.RUNNING
+
+
+def test_rescuer_options_are_checked() -> None:
+    for bad in (
+        {"watch_interval": 0},
+        {"interval": -1},
+        {"rescue_after": 0},
+        {"token_grace": -0.1},
+        {"heartbeat_interval": float("nan")},
+    ):
+        with pytest.raises(ValueError, match="RescuerConfig"):
+            RescuerConfig(**bad)
+
+
+def test_a_pass_the_watch_starts_counts_no_heartbeat_age(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    make_worker("quiet", on=other_app.store)  # alive (its token held), heartbeat stalled
+    make_worker("gone")
+    quiet = make_job(status="running", worker="quiet")
+    store._drop_token("gone")  # type: ignore[attr-defined]  # as its process's death would
+    wait_token_freed(store, "gone")
+    clock.advance(seconds=11)
+    rescuer, stepped = watcher(store, clock, token_grace=0.0)
+    report = rescuer.tick()  # between full passes: the free token alone
+    assert report is not None and report.dead_workers == ["gone"]
+    assert store.job_get(quiet.id).status is JobStatus.RUNNING
+    stepped.mono += 2.0  # the full pass: an 11 s old heartbeat is a death
+    report = rescuer.tick()
+    assert report is not None and report.dead_workers == ["quiet"]

@@ -1,9 +1,16 @@
 """The rescuer: returns jobs of dead workers to pending (lost, for at-most-once tasks).
 
-A worker is dead when its heartbeat is older than ``rescue_after``, or when its liveness
-token (a lock the operating system releases when the process dies) is free and its
-heartbeat is older than two heartbeat intervals (docs/design.md: death and rescue). A rescue uses
-up no retry; past a job's ``max_rescues`` it ends ``failed`` ("worker died").
+A worker is dead when its liveness token (a lock the operating system or the database
+server releases when the process dies) stays free over ``token_grace``, or when its
+heartbeat is older than ``rescue_after`` (docs/design.md: Death and rescue). Between full
+passes (every ``interval``) the rescuer looks at every token each ``watch_interval``: a
+token seen free at two looks ``token_grace`` apart starts a pass at once, so a killed
+worker's jobs are back within about half a second. The grace lets a live worker whose
+session alone was ended (an administrator, a proxy) take its token again first; the store
+reports no free token for a while after a server restart or a lost connection of this
+process's own (``worker_tokens_free``). A free token with a heartbeat older than two
+heartbeat intervals also counts, in every full pass. A rescue uses up no retry; past a
+job's ``max_rescues`` it ends ``failed`` ("worker died").
 
 An old heartbeat is evidence only while the store keeps pace: a writer that holds the
 database's write lock for long (a paused process, a stuck disk) stalls every heartbeat
@@ -14,6 +21,7 @@ old, trusts only released tokens, and so does the pass after it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tock._service import Duty
@@ -26,9 +34,18 @@ log = logging.getLogger("tock.rescuer")
 
 @dataclass(frozen=True)
 class RescuerConfig:
-    interval: float = 2.0
+    interval: float = 2.0  #: a full pass
     rescue_after: float = 10.0  #: a heartbeat older than this = dead
     heartbeat_interval: float = 2.0  #: a released token + two missed heartbeats = dead
+    watch_interval: float = 0.1  #: a look at every liveness token
+    token_grace: float = 0.3  #: a token free this long = dead
+
+    def __post_init__(self) -> None:
+        for name in ("interval", "rescue_after", "heartbeat_interval", "watch_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RescuerConfig.{name} must be positive")
+        if not self.token_grace >= 0:
+            raise ValueError("RescuerConfig.token_grace must be zero or more")
 
 
 class Rescuer(Duty):
@@ -49,21 +66,56 @@ class Rescuer(Duty):
         self.config = config or RescuerConfig()
         self.worker_id = worker_id  #: the worker this rescuer runs in, if any
         self._trusted = True
-        self._periodic()
+        self._free_since: dict[str, float] = {}  #: worker -> when its token was seen free
+        #: monotonic time of the next full pass
+        self._next_pass = clock.monotonic() + self.config.interval
+        self._periodic(lambda: self.tick(), interval=self.config.watch_interval)
 
-    def run_once(self) -> RescueReport:
+    def start(self) -> None:
+        # The first full pass an interval after the start, as before the watch: a
+        # freshly elected leader's first look at heartbeats is not its first instant.
+        if not self.running:
+            self._next_pass = self.clock.monotonic() + self.config.interval
+        super().start()
+
+    def tick(self) -> RescueReport | None:
+        """One look at the tokens; a pass when one was free over the grace, or when the
+        full pass is due. None when nothing ran."""
+        now = self.clock.monotonic()
+        free = self.store.worker_tokens_free(
+            exclude=self.worker_id, settle=2 * self.config.heartbeat_interval
+        )
+        self._free_since = {w: self._free_since.get(w, now) for w in free}
+        grace = self.config.token_grace
+        ripe = [w for w, since in self._free_since.items() if now - since >= grace]
+        full = now >= self._next_pass
+        if not ripe and not full:
+            return None
+        report = self.run_once(released=ripe, heartbeats=full)
+        for worker_id in report.dead_workers:
+            self._free_since.pop(worker_id, None)
+        return report
+
+    def run_once(self, *, released: Sequence[str] = (), heartbeats: bool = True) -> RescueReport:
+        """One pass; ``released``: workers whose token was seen free over the grace.
+        Without ``heartbeats`` (a pass the watch started between full ones) no heartbeat's
+        age counts and the full passes' rhythm is kept."""
+        if heartbeats:
+            self._next_pass = self.clock.monotonic() + self.config.interval
         # After a pass in which heartbeats could not be trusted (the store stalled, or
-        # this process was paused), the next pass does not trust them either: by the one
-        # after, every live worker has had a full interval to write its heartbeat.
+        # this process was paused), the next full pass does not trust them either: by
+        # the one after, every live worker has had a full interval to write its heartbeat.
         report = self.store.worker_rescue(
             rescue_after=self.config.rescue_after,
             token_after=2 * self.config.heartbeat_interval,
             now=self.clock.db_now(),
-            heartbeat_deaths=self._trusted,
+            heartbeat_deaths=self._trusted and heartbeats,
             exclude=self.worker_id,
             lease=self.pass_lease(),
+            released=released,
         )
-        self._trusted = report.kept_pace
+        if heartbeats:
+            self._trusted = report.kept_pace
         log_rescue(self.store, report, "rescued the jobs of dead worker(s) %s")
         return report
 

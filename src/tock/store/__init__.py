@@ -326,6 +326,15 @@ class Store(Protocol):
         ...
 
     def worker_list(self) -> list[WorkerRecord]: ...
+    def worker_tokens_free(self, *, exclude: str | None, settle: float) -> list[str]:
+        """Registered workers (but ``exclude``) whose liveness token no process or
+        session holds at this instant: one cheap look, taken often by the leader's
+        rescuer (docs/design.md: Death and rescue). On a store whose tokens are sessions
+        that a server restart or this process's own lost connection frees, none is
+        reported until ``settle`` seconds after either: live workers take theirs again
+        meanwhile."""
+        ...
+
     def worker_rescue(
         self,
         *,
@@ -335,6 +344,7 @@ class Store(Protocol):
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
         lease: Lease | None = None,
+        released: Sequence[str] = (),
     ) -> RescueReport:
         """Bury dead workers: their jobs back to pending (lost, failed past max_rescues).
         With ``lease``, a write made as leader: refused (``StaleTerm``) once its term is
@@ -343,7 +353,11 @@ class Store(Protocol):
         An old heartbeat counts as a death only with ``heartbeat_deaths`` and when the
         store kept pace in this pass (``report.kept_pace``): the write lock came quickly
         and the heartbeat of ``exclude`` (the calling worker, never buried by its own
-        rescuer) is fresh. Released liveness tokens always count.
+        rescuer) is fresh. Released liveness tokens always count: a worker named in
+        ``released`` (seen with a free token over the rescuer's grace, see
+        ``worker_tokens_free``) is dead if its token is still free, whatever its
+        heartbeat's age; any other, when its heartbeat is also older than
+        ``token_after``.
         """
         ...
 

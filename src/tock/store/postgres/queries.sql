@@ -530,6 +530,10 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
 -- session ends, however the process dies.
 SELECT pg_try_advisory_lock(hashtextextended(%(lock)s, 0));
 
+-- name: token_check
+-- A round trip on a worker's token session: an error means the server ended it.
+SELECT 1;
+
 -- name: worker_heartbeat
 UPDATE {schema}.tock_workers SET heartbeat_at = {now} WHERE id = %(id)s;
 
@@ -557,16 +561,33 @@ SELECT {now}, {now} - (SELECT heartbeat_at FROM {schema}.tock_workers
 -- heartbeat past token_after. FOR UPDATE: a heartbeat landing meanwhile is seen (the row
 -- is checked again once locked), and claims of this worker wait for the burial;
 -- SKIP LOCKED: another rescuer, or a claim, is on it now (next pass).
+-- A worker in released (seen with a free token over the rescuer's grace) is dead if its
+-- token is still free, whatever its heartbeat's age, on a server up for settle at least
+-- (a restart frees every token: live workers take theirs again within that time).
 SELECT id FROM {schema}.tock_workers
  WHERE id IS DISTINCT FROM %(exclude)s
    AND CASE WHEN %(heartbeat_deaths)s
                  AND heartbeat_at < {now} - %(rescue_after_us)s * interval '1 microsecond'
             THEN true
             WHEN heartbeat_at < {now} - %(token_after_us)s * interval '1 microsecond'
+                 OR (id = ANY(%(released)s::text[])
+                     AND clock_timestamp() - pg_postmaster_start_time()
+                         >= %(settle_us)s * interval '1 microsecond')
             THEN pg_try_advisory_xact_lock(hashtextextended(%(lock_prefix)s || id, 0))
             ELSE false END
  ORDER BY id
    FOR UPDATE SKIP LOCKED;
+
+-- name: worker_tokens_free
+-- Workers whose liveness token no session holds at this instant, on a server up for
+-- settle at least (a restart frees every token for a moment). The shared try-lock is the
+-- statement's own and ends with it; it fails at once while the worker's session holds
+-- the token.
+SELECT id FROM {schema}.tock_workers
+ WHERE id IS DISTINCT FROM %(exclude)s
+   AND clock_timestamp() - pg_postmaster_start_time() >= %(settle_us)s * interval '1 microsecond'
+   AND pg_try_advisory_xact_lock_shared(hashtextextended(%(lock_prefix)s || id, 0))
+ ORDER BY id;
 
 -- name: worker_orphans
 -- Running jobs whose worker row is gone count as a dead worker's.

@@ -30,6 +30,7 @@ import logging
 import operator
 import os
 import re
+import selectors
 import threading
 import time
 import weakref
@@ -89,6 +90,7 @@ COPY_MIN = 500  # from this many jobs, enqueue_many COPYs instead of passing arr
 COPY_KEYLESS_MIN = 50  # the same for batches without unique keys (measured: 10 to 20 ties)
 COPY_CHUNK = 1000  # jobs per write of a COPY
 TOKEN_RETAKE = 1.0  # a lost session may hold its liveness token a moment after it failed
+TOKEN_WATCH = 0.25  # the token watch's longest wait: a new token joins it within this
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
@@ -175,6 +177,8 @@ class PostgresStore(SQLStore):
         # Worker id -> the session holding its token (None: lost, to be taken again).
         self._tokens: dict[str, psycopg.Connection[TupleRow] | None] = {}
         self._tokens_lock = threading.Lock()
+        self._token_watch: threading.Thread | None = None  # see _watch_tokens
+        self._closing = threading.Event()
         # term -> sessions holding the leader's lock; a session for a follower's waits
         self._leader_locks: dict[int, list[psycopg.Connection[TupleRow]]] = {}
         self._leader_waiter: psycopg.Connection[TupleRow] | None = None
@@ -236,6 +240,7 @@ class PostgresStore(SQLStore):
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._tokens = {}
+            self._token_watch = None
             self._leader_locks = {}
             self._leader_waiter = None
             self._notifier = Notifier(self)
@@ -304,6 +309,7 @@ class PostgresStore(SQLStore):
         return self._server
 
     def close(self) -> None:
+        self._closing.set()
         with self._tokens_lock:
             tokens, self._tokens = self._tokens, {}
             leader_locks, self._leader_locks = self._leader_locks, {}
@@ -790,14 +796,20 @@ class PostgresStore(SQLStore):
 
     # -- workers, liveness and rescue -------------------------------------------
 
-    def _take_token(self, worker_id: str) -> psycopg.Connection[TupleRow]:
+    def _take_token(
+        self, worker_id: str, *, held_only: bool = False
+    ) -> psycopg.Connection[TupleRow]:
         """The worker's liveness token on a connection of its own; taken again first
-        when that connection was lost (docs/design.md: a reconnecting worker takes its token)."""
+        when that connection was lost (docs/design.md: a reconnecting worker takes its token).
+        With ``held_only``, only a token this store still holds or owes is taken again
+        (``StoreError`` for one dropped meanwhile)."""
         with self._tokens_lock:
             conn = self._tokens.get(worker_id)
             if conn is not None and not conn.broken and not conn.closed:
                 return conn
             retake = worker_id in self._tokens  # it was ours: its session was lost
+            if held_only and not retake:
+                raise StoreError(f"worker {worker_id!r} no longer holds a token here")
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
@@ -825,13 +837,60 @@ class PostgresStore(SQLStore):
                 conn.close()
                 raise StoreError(f"worker id {worker_id!r} is already held by a live process")
             self._tokens[worker_id] = conn
+            if self._token_watch is None or not self._token_watch.is_alive():
+                self._closing.clear()  # a store used again after close()
+                self._token_watch = threading.Thread(
+                    target=self._watch_tokens, name="tock-token-watch", daemon=True
+                )
+                self._token_watch.start()
             return conn
 
-    def _on_token(self, worker_id: str, query: str, params: Mapping[str, Any]) -> int:
+    def _watch_tokens(self) -> None:
+        """While the store is open: wait for a token session's socket to turn readable
+        (an idle session hears from the server only when it ends it: a terminated
+        backend, a proxy gone) and take that token again at once, not at the next
+        heartbeat, well within the rescuer's grace (docs/design.md: Death and rescue)."""
+        pid = os.getpid()
+        while not self._closing.is_set() and os.getpid() == pid:
+            with self._tokens_lock:
+                held = {
+                    c.fileno(): (w, c)
+                    for w, c in self._tokens.items()
+                    if c is not None and not c.closed and not c.broken
+                }
+            if not held:
+                self._closing.wait(TOKEN_WATCH)
+                continue
+            with selectors.DefaultSelector() as selector:
+                for fd in held:
+                    selector.register(fd, selectors.EVENT_READ)
+                try:
+                    ready = selector.select(TOKEN_WATCH)
+                except (OSError, ValueError):  # a session closed meanwhile
+                    continue
+            for key, _ in ready:
+                worker_id, conn = held[key.fd]
+                with self._tokens_lock:
+                    if self._tokens.get(worker_id) is not conn or conn.closed:
+                        continue  # dropped or replaced meanwhile
+                try:
+                    self._on_token(worker_id, self.Q["token_check"], {}, held_only=True)
+                except Exception as exc:  # the heartbeat tries again, and says so
+                    log.debug("taking the token of worker %s again failed: %s", worker_id, exc)
+                    self._closing.wait(TOKEN_WATCH)
+
+    def _on_token(
+        self,
+        worker_id: str,
+        query: str,
+        params: Mapping[str, Any],
+        *,
+        held_only: bool = False,
+    ) -> int:
         """One statement on the worker's token session (its rowcount); a lost session
         takes the token again first, then runs the statement once more."""
         for attempt in (1, 2):
-            conn = self._take_token(worker_id)
+            conn = self._take_token(worker_id, held_only=held_only)
             try:
                 n = conn.execute(query, params).rowcount
             except psycopg.OperationalError as exc:
@@ -877,6 +936,7 @@ class PostgresStore(SQLStore):
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
         lease: Lease | None = None,
+        released: Sequence[str] = (),
     ) -> RescueReport:
         report = RescueReport()
         params: dict[str, Any] = {
@@ -885,13 +945,15 @@ class PostgresStore(SQLStore):
             "rescue_after_us": _us(rescue_after),
             "token_after_us": _us(token_after),
             "lock_prefix": self._lock_prefix,
+            "released": list(released),
+            "settle_us": _us(token_after),
         }
-        back = self._db.back_at
-        if self._db.offline or (back is not None and time.monotonic() - back < token_after):
+        if self._settling(token_after):
             # This process lost its connection lately, and so, likely, did every worker
             # (a server restart drops every session): a free token is no evidence until
             # they have had token_after to reconnect and take theirs again.
             params["token_after_us"] = max(_us(rescue_after), _us(token_after))
+            params["released"] = []
         asked = time.monotonic()
         with self._write() as conn:
             self._fence(conn, lease)
@@ -912,6 +974,20 @@ class PostgresStore(SQLStore):
                 report.dead_workers.extend(dead)
                 self._bury(conn, dead, when, report)
         return report
+
+    def _settling(self, settle: float) -> bool:
+        """Whether this process lost its connection to the server less than ``settle``
+        seconds ago (or has it lost now): then so, likely, did every worker, and a free
+        token is no evidence yet."""
+        back = self._db.back_at
+        return self._db.offline or (back is not None and time.monotonic() - back < settle)
+
+    def worker_tokens_free(self, *, exclude: str | None, settle: float) -> list[str]:
+        if self._settling(settle):
+            return []
+        params = {"exclude": exclude, "lock_prefix": self._lock_prefix, "settle_us": _us(settle)}
+        with self._conn() as conn:
+            return [w for (w,) in conn.execute(self.Q["worker_tokens_free"], params)]
 
     def _bury(
         self,

@@ -304,6 +304,15 @@ SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.heartbe
 -- Workers whose heartbeat is older than :age_us, with its age.
 SELECT id, {now} - heartbeat_at FROM tock_workers WHERE heartbeat_at < {now} - :age_us;
 
+-- name: token_check
+-- (PostgreSQL's token sessions; a file lock needs no check.)
+SELECT 1;
+
+-- name: worker_tokens_free
+-- The workers whose liveness token the rescuer's watch looks at (each lock file is tried
+-- in Python: a lock no process holds is a dead process's).
+SELECT id FROM tock_workers WHERE id IS NOT :exclude;
+
 -- name: worker_heartbeat_age
 SELECT {now} - heartbeat_at FROM tock_workers WHERE id = :id;
 

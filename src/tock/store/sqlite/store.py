@@ -776,6 +776,12 @@ class SQLiteStore(SQLStore):
             os.close(fd)
         return True
 
+    def worker_tokens_free(self, *, exclude: str | None, settle: float) -> list[str]:
+        # A lock on a local file: only the death of its process frees it (``settle``
+        # is for stores whose tokens a restart frees).
+        ids = [w for (w,) in self._conn().execute(Q["worker_tokens_free"], {"exclude": exclude})]
+        return [w for w in ids if self._token_released(w)]
+
     def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None:
         # Registering again (after being declared dead) takes a fresh token: the
         # rescuer removed the old lock file.
@@ -800,6 +806,7 @@ class SQLiteStore(SQLStore):
         heartbeat_deaths: bool = True,
         exclude: str | None = None,
         lease: Lease | None = None,
+        released: Sequence[str] = (),
     ) -> RescueReport:
         report = RescueReport()
         conn = self._conn()
@@ -809,7 +816,8 @@ class SQLiteStore(SQLStore):
         ).fetchall()
         orphans = [w for (w,) in conn.execute(Q["worker_orphans"]) if w is not None]
         candidates = [w for w, _ in stale if w != exclude]
-        candidates.extend(w for w in orphans if w not in candidates and w != exclude)
+        for more in (released, orphans):
+            candidates.extend(w for w in more if w not in candidates and w != exclude)
         if not candidates:
             return report
         asked = time.monotonic()
@@ -822,8 +830,11 @@ class SQLiteStore(SQLStore):
             )
             trust_heartbeats = heartbeat_deaths and report.kept_pace
             for worker_id in candidates:
+                # A worker seen released over the rescuer's grace: its free token
+                # alone is its death, whatever its heartbeat's age.
+                token_after_us = -1 if worker_id in released else _us(token_after)
                 if self._is_dead(
-                    conn, worker_id, now_us, rescue_after, token_after, trust_heartbeats
+                    conn, worker_id, now_us, _us(rescue_after), token_after_us, trust_heartbeats
                 ):
                     report.dead_workers.append(worker_id)
                     self._bury(conn, [worker_id], now_us, report)
@@ -857,22 +868,23 @@ class SQLiteStore(SQLStore):
         conn: sqlite3.Connection,
         worker_id: str,
         now_us: int | None,
-        rescue_after: float,
-        token_after: float,
+        rescue_after_us: int,
+        token_after_us: int,
         heartbeat_deaths: bool,
     ) -> bool:
-        """docs/design.md: dead = heartbeat older than rescue_after, or a released liveness token
-        with a heartbeat older than two intervals; running jobs whose worker row is gone
-        count as a dead worker's."""
+        """docs/design.md: dead = heartbeat older than rescue_after, or a released liveness
+        token with a heartbeat older than ``token_after_us`` (-1, any age, for a worker the
+        rescuer saw released over its grace); running jobs whose worker row is gone count as a
+        dead worker's."""
         row = conn.execute(Q["worker_heartbeat_age"], {"id": worker_id, "now": now_us}).fetchone()
         if row is None:
             return bool(
                 conn.execute(Q["worker_has_running_jobs"], {"worker_id": worker_id}).fetchone()
             )
         age = row[0]
-        if heartbeat_deaths and age > _us(rescue_after):
+        if heartbeat_deaths and age > rescue_after_us:
             return True
-        return age > _us(token_after) and self._token_released(worker_id)
+        return (token_after_us < 0 or age > token_after_us) and self._token_released(worker_id)
 
     def _remove_token_file(self, worker_id: str) -> None:
         """Remove a buried worker's lock file, only while holding its lock: a worker
