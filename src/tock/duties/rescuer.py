@@ -6,7 +6,8 @@ heartbeat is older than ``rescue_after`` (docs/design.md: Death and rescue). Bet
 passes (every ``interval``) the rescuer looks at every token each ``watch_interval``: a
 token seen free at two looks ``token_grace`` apart starts a pass at once, so a killed
 worker's jobs are back within about half a second. The grace lets a live worker whose
-session alone was ended (an administrator, a proxy) take its token again first; the store
+session alone was ended (an administrator, a proxy) take its token again first; a store
+whose tokens are not sessions (``token_sessions``: SQLite's file locks) needs none. The store
 reports no free token for a while after a server restart or a lost connection of this
 process's own (``worker_tokens_free``). A free token with a heartbeat older than two
 heartbeat intervals also counts, in every full pass. A rescue uses up no retry; past a
@@ -86,7 +87,7 @@ class Rescuer(Duty):
             exclude=self.worker_id, settle=2 * self.config.heartbeat_interval
         )
         self._free_since = {w: self._free_since.get(w, now) for w in free}
-        grace = self.config.token_grace
+        grace = self.config.token_grace if self.store.token_sessions else 0.0
         ripe = [w for w, since in self._free_since.items() if now - since >= grace]
         full = now >= self._next_pass
         if not ripe and not full:

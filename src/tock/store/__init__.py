@@ -182,6 +182,9 @@ class Watch(Protocol):
 class Store(Protocol):
     url: str  #: with any password removed
     supports_listen_notify: bool  #: a capability, not an isinstance() check
+    #: a liveness token is a database session, which can end while its process lives
+    #: (an administrator, a proxy): the rescuer gives a free token its grace
+    token_sessions: bool
     clock_step: float  #: seconds: the finest difference two db_now() readings show
 
     # schema

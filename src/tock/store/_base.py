@@ -120,7 +120,15 @@ class SQLStore(ABC):
     def _run_migration(self, conn: Any, sql: str) -> None: ...
 
     @abstractmethod
-    def _bury(self, conn: Any, worker_ids: list[str], now: Any, report: RescueReport) -> None: ...
+    def _bury(self, conn: Any, worker_ids: list[str], now: Any, report: RescueReport) -> list[str]:
+        """Settle dead workers' jobs and delete their rows (in the caller's
+        transaction); the queues that jobs went back to, for ``_wake``."""
+
+    def _wake(self, queues: list[str]) -> None:
+        """After a commit that made jobs of ``queues`` ready again (a rescue, a
+        hand-back): wake the workers where the store tells them (NOTIFY); a no-op where
+        they notice by themselves."""
+        return None
 
     @abstractmethod
     def _drop_token(self, worker_id: str) -> None: ...
@@ -490,8 +498,9 @@ class SQLStore(ABC):
     def worker_unregister(self, worker_id: str, *, now: datetime | None) -> RescueReport:
         report = RescueReport(dead_workers=[worker_id])
         with self._write() as conn:
-            self._bury(conn, [worker_id], self._time(now), report)
+            queues = self._bury(conn, [worker_id], self._time(now), report)
         self._drop_token(worker_id)
+        self._wake(queues)
         return report
 
     def worker_list(self) -> list[WorkerRecord]:

@@ -623,7 +623,7 @@ UPDATE {schema}.tock_jobs
    SET status = 'pending', rescues = rescues + 1,
        attempts = attempts + (started_at IS NULL)::int, worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
-RETURNING id;
+RETURNING id, queue;
 
 -- name: worker_delete
 DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);

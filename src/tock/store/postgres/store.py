@@ -153,6 +153,7 @@ def _same(value: datetime | None) -> datetime | None:
 
 class PostgresStore(SQLStore):
     supports_listen_notify = True
+    token_sessions = True
     clock_step = 1e-6  # timestamptz: microseconds
     MIGRATIONS = MIGRATIONS
     LATEST = LATEST
@@ -970,9 +971,12 @@ class PostgresStore(SQLStore):
             dead = [w for (w,) in conn.execute(self.Q["worker_dead"], params)]
             orphans = [w for (w,) in conn.execute(self.Q["worker_orphans"], params)]
             dead.extend(w for w in orphans if w not in dead)
+            queues = []
             if dead:
                 report.dead_workers.extend(dead)
-                self._bury(conn, dead, when, report)
+                queues = self._bury(conn, dead, when, report)
+        # The rescued jobs are ready: idle workers hear it now, not at their next poll.
+        self._wake(queues)
         return report
 
     def _settling(self, settle: float) -> bool:
@@ -995,14 +999,18 @@ class PostgresStore(SQLStore):
         worker_ids: list[str],
         now: datetime | None,
         report: RescueReport,
-    ) -> None:
+    ) -> list[str]:
         params = {"worker_ids": worker_ids, "now": now, "error": WORKER_DIED}
         for job_id, status in sorted(conn.execute(self.Q["worker_jobs_give_up"], params)):
             (report.lost if status == "lost" else report.failed).append(job_id)
-        report.rescued.extend(
-            sorted(j for (j,) in conn.execute(self.Q["worker_jobs_rescue"], params))
-        )
+        back = conn.execute(self.Q["worker_jobs_rescue"], params).fetchall()
+        report.rescued.extend(sorted(j for j, _ in back))
         conn.execute(self.Q["worker_delete"], params)
+        return sorted({q for _, q in back})
+
+    def _wake(self, queues: list[str]) -> None:
+        if queues:
+            self._notify(queues)
 
     # -- schedules -----------------------------------------------------------------
 

@@ -351,7 +351,7 @@ UPDATE tock_jobs
    SET status = 'pending', rescues = rescues + 1, attempts = attempts + (started_at IS NULL),
        worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = :worker_id
-RETURNING id;
+RETURNING id, queue;
 
 -- name: worker_delete
 DELETE FROM tock_workers WHERE id = :worker_id;

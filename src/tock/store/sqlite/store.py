@@ -152,6 +152,7 @@ class _Watch:
 
 class SQLiteStore(SQLStore):
     supports_listen_notify = False
+    token_sessions = False  # a lock on a local file: free only once its process is gone
     clock_step = 1e-3  # the database's clock reads to the millisecond
     Q = Q
     MIGRATIONS = MIGRATIONS
@@ -897,15 +898,18 @@ class SQLiteStore(SQLStore):
         worker_ids: list[str],
         now_us: int | None,
         report: RescueReport,
-    ) -> None:
+    ) -> list[str]:
+        queues: set[str] = set()
         for worker_id in worker_ids:
             params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
             for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
                 (report.lost if status == "lost" else report.failed).append(job_id)
             conn.execute(Q["worker_jobs_delete_given_up"], params)
-            rescued = conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id})
-            report.rescued.extend(j for (j,) in rescued.fetchall())
+            rescued = conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
+            report.rescued.extend(j for j, _ in rescued)
+            queues.update(q for _, q in rescued)
             conn.execute(Q["worker_delete"], {"worker_id": worker_id})
+        return sorted(queues)
 
     # -- schedules -----------------------------------------------------------------
 
