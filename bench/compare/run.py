@@ -389,12 +389,15 @@ BEHIND: dict[str, str] = {
         "measured from its own previous send plus a second, so its drift is not in it."
     ),
     "recovery": (
-        "the death rule (docs/design.md): a worker is dead once its liveness lock is free "
-        "*and* its heartbeat is two intervals (~4 s) old, so that a database restart, which drops "
-        "every session, does not bury live workers; RabbitMQ hands a dead consumer's "
-        "messages on the moment its connection drops. A shorter heartbeat interval would "
-        "shorten it in proportion; trusting the lock alone would need the store to tell a "
-        "dead process from a dropped session (a design decision)."
+        "the death rule (docs/design.md: Death and rescue): the leader looks at every "
+        "worker's liveness lock each 0.1 s and buries a worker whose lock is free (on "
+        "PostgreSQL, free for 0.3 s, so that a live worker whose session alone was ended "
+        "takes its lock again first), then its jobs are claimed (NOTIFY on PostgreSQL, "
+        "the 20 ms poll of `PRAGMA data_version` on SQLite); RabbitMQ hands a dead "
+        "consumer's messages on the moment its connection drops. Looking more often "
+        "would cost the leader a query (or a lock try per worker) each time; on "
+        "PostgreSQL the grace is the floor, since a session the server ends is not "
+        "always a dead process."
     ),
 }
 
