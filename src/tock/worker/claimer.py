@@ -38,7 +38,9 @@ log = logging.getLogger("tock.worker")
 
 IDLE_POLL = 1.0  # the longest sleep without a wake-up: a safety net, not the mechanism
 RETRY_MIN, RETRY_MAX = 0.05, 2.0  # the backoff of a claimer whose store does not answer
-TIMER_SLACK = 0.0002  # seconds past a due time a sleep ends: a timer may wake a bit early
+# Seconds past a due time an idle sleep ends: the timer never ends early by the monotonic
+# clock, the due time is the wall clock's.
+TIMER_SLACK = 0.00005
 
 
 class Claimer:
@@ -94,9 +96,10 @@ class Claimer:
     def expect(self, due: datetime) -> None:
         """A job of this worker's queues is due at ``due`` (this process's scheduler made
         it ahead of its time): the idle sleep ends then. Call ``wake.set()`` after."""
-        known = self._due
-        if known is None or due < known:
-            self._due = due
+        with self._lock:
+            known = self._due
+            if known is None or due < known:
+                self._due = due
 
     def _watched(self) -> None:
         """The store's watch: new work may have arrived."""
@@ -300,10 +303,11 @@ class Claimer:
             except Exception:
                 self._news = True
                 return IDLE_POLL
-            known = self._due  # the scheduler may have said one meanwhile
-            if known is None or (stored is not None and stored < known):
-                known = stored
-            due = self._due = known
+            with self._lock:
+                known = self._due  # the scheduler may have said one meanwhile
+                if known is None or (stored is not None and stored < known):
+                    known = stored
+                due = self._due = known
         if due is None:
             return IDLE_POLL
         left = (self._after_step(due) - now) / timedelta(seconds=1) + TIMER_SLACK
