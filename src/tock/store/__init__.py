@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,6 +105,9 @@ class RescueReport:
 
 #: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop
 FIRE_OUTCOMES = ("enqueued", "coalesced", "missed", "overlap", "paused", "triggered")
+#: the longest a scheduler makes a fire's job ahead of its time (``SchedulerConfig.lead``):
+#: an upsert compares the old values of the schedules whose next fire is within it
+MAX_LEAD = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
+    MAX_LEAD,
     Fire,
     FireRecord,
     Lease,
@@ -521,8 +522,7 @@ class SQLStore(ABC):
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
         with self._write() as conn:
             stamp = self._stamp(conn, now)
-            self._withdraw_changed(conn, [schedule], stamp)
-            self._upsert(conn, [schedule], stamp)
+            self._upsert_withdrawing(conn, [schedule], stamp)
             row = conn.execute(self.Q["schedule_get"], {"name": schedule.name}).fetchone()
         return self._schedule(row)
 
@@ -533,8 +533,7 @@ class SQLStore(ABC):
             return 0
         with self._write() as conn:
             stamp = self._stamp(conn, now)
-            self._withdraw_changed(conn, schedules, stamp)
-            return self._upsert(conn, schedules, stamp)
+            return self._upsert_withdrawing(conn, schedules, stamp)
 
     # Fires made ahead (docs/design.md: "Fires made ahead"). The scheduler makes a fire's
     # job before its time; a pause, a disable, a removal or a change of the schedule then
@@ -544,33 +543,55 @@ class SQLStore(ABC):
     #: what a fire's job is made of: a change in any of them withdraws the jobs made ahead
     _JOB_FIELDS = ("task", "trigger", "args", "kwargs", "queue", "priority", "overlap", "enabled")
 
-    def _withdraw_changed(self, conn: Any, schedules: Sequence[ScheduleRecord], stamp: Any) -> None:
-        """Before an upsert: withdraw the fires made ahead of each schedule whose job
-        the new values change (one read for the batch; sync's unchanged rows keep theirs)."""
+    def _upsert_withdrawing(
+        self, conn: Any, schedules: Sequence[ScheduleRecord], stamp: Any
+    ) -> int:
+        """The upsert, withdrawing the fires made ahead of each schedule whose job the new
+        values change; sync's unchanged rows keep theirs. The old values are read first,
+        of the schedules that have a fire made ahead or may get one meanwhile (next fire
+        within ``MAX_LEAD``; a fire changes none of the values compared), and the
+        withdrawal comes after the upsert, which on PostgreSQL waits for a fire under
+        way: a fire made ahead with the old values is always seen."""
         given = {s.name: s for s in schedules}
         rows = conn.execute(
-            self.Q["schedule_ahead"], {"names": self._names(list(given)), "now": stamp}
+            self.Q["schedule_ahead"],
+            {
+                "names": self._names(list(given)),
+                "now": stamp,
+                "lead": MAX_LEAD,
+                "lead_us": _us(MAX_LEAD.total_seconds()),
+            },
         ).fetchall()
+        changed = []
         for row in rows:
             old = self._schedule(row)
             new = given[old.name]
             if any(getattr(old, f) != getattr(new, f) for f in self._JOB_FIELDS):
-                self._withdraw(conn, old.name, stamp)
+                changed.append((old.name, old.trigger == new.trigger))
+        written = self._upsert(conn, schedules, stamp)
+        for name, same_trigger in changed:
+            # A new trigger has its own next fire (the upsert's): keep it.
+            self._withdraw(conn, name, stamp, rewind=same_trigger)
+        return written
 
-    def _withdraw(self, conn: Any, name: str, stamp: Any) -> int:
+    def _withdraw(self, conn: Any, name: str, stamp: Any, *, rewind: bool = True) -> int:
         """Delete the jobs of ``name``'s fires made ahead (fire time after now) that are
         still pending, with their fire rows, and move the next fire back to the first of
         them: as if they had never been made. A job a worker claimed already stays (it
         is due: its fire time came). Runs in the caller's transaction, after the
         schedule's row is locked (PostgreSQL: a fire under way commits first, and is then
-        seen). Returns how many jobs went."""
+        seen). ``rewind`` false keeps ``next_fire_at`` (a new trigger's). Returns how many
+        jobs went."""
         params = {"name": name, "now": stamp}
         gone = conn.execute(self.Q["fire_withdraw_jobs"], params).fetchall()
         if not gone:
             return 0
         times = [self._read_time(at) for (at,) in conn.execute(self.Q["fire_withdraw"], params)]
         first = min(t for t in times if t is not None)
-        conn.execute(self.Q["schedule_rewind"], {"name": name, "next_fire_at": self._time(first)})
+        conn.execute(
+            self.Q["schedule_rewind"],
+            {"name": name, "next_fire_at": self._time(first) if rewind else None},
+        )
         log.info("schedule %s: %d job(s) made ahead withdrawn", name, len(gone))
         return len(gone)
 

@@ -698,9 +698,11 @@ UPDATE {schema}.tock_schedules
 
 -- name: schedule_ahead
 -- Of %(names)s, the schedules with a fire made ahead (docs/design.md: "Fires made
--- ahead"): its latest job's fire time is still to come.
+-- ahead": its latest job's fire time is still to come) or whose next fire is near enough
+-- (%(lead)s, the longest lead) for a scheduler to make one meanwhile.
 SELECT {scols} FROM {schema}.tock_schedules
- WHERE name = ANY(%(names)s::text[]) AND last_fire_at > {now};
+ WHERE name = ANY(%(names)s::text[])
+   AND (last_fire_at > {now} OR next_fire_at <= {now} + %(lead)s::interval);
 
 -- name: fire_withdraw_jobs
 -- The jobs of a schedule's fires made ahead (fire time after now) that no worker took
@@ -722,10 +724,10 @@ DELETE FROM {schema}.tock_fires AS f
 RETURNING f.fire_at;
 
 -- name: schedule_rewind
--- After a withdrawal: the next fire is the first withdrawn one again, and the last fire
--- the latest one left with a job.
+-- After a withdrawal: the next fire is the first withdrawn one again (unless NULL: a new
+-- trigger's stays), and the last fire the latest one left with a job.
 UPDATE {schema}.tock_schedules AS s
-   SET next_fire_at = %(next_fire_at)s::timestamptz,
+   SET next_fire_at = coalesce(%(next_fire_at)s::timestamptz, s.next_fire_at),
        (last_fire_at, last_job_id) = (SELECT f.fire_at, f.job_id FROM {schema}.tock_fires AS f
                                        WHERE f.schedule = s.name AND f.job_id IS NOT NULL
                                        ORDER BY f.fire_at DESC, f.manual DESC LIMIT 1)

@@ -430,9 +430,11 @@ UPDATE tock_schedules SET next_fire_at = :new_next, updated_at = {now}
 
 -- name: schedule_ahead
 -- Of :names (a JSON array), the schedules with a fire made ahead (docs/design.md: "Fires
--- made ahead"): its latest job's fire time is still to come.
+-- made ahead": its latest job's fire time is still to come) or whose next fire is near
+-- enough (:lead_us, the longest lead) for a scheduler to make one meanwhile.
 SELECT {scols} FROM tock_schedules
- WHERE name IN (SELECT value FROM json_each(:names)) AND last_fire_at > {now};
+ WHERE name IN (SELECT value FROM json_each(:names))
+   AND (last_fire_at > {now} OR next_fire_at <= {now} + :lead_us);
 
 -- name: fire_withdraw_jobs
 -- The jobs of a schedule's fires made ahead (fire time after now) that no worker took
@@ -454,10 +456,10 @@ DELETE FROM tock_fires
 RETURNING fire_at;
 
 -- name: schedule_rewind
--- After a withdrawal: the next fire is the first withdrawn one again, and the last fire
--- the latest one left with a job.
+-- After a withdrawal: the next fire is the first withdrawn one again (unless NULL: a new
+-- trigger's stays), and the last fire the latest one left with a job.
 UPDATE tock_schedules
-   SET next_fire_at = :next_fire_at,
+   SET next_fire_at = coalesce(:next_fire_at, next_fire_at),
        (last_fire_at, last_job_id) = (SELECT f.fire_at, f.job_id FROM tock_fires AS f
                                        WHERE f.schedule = :name AND f.job_id IS NOT NULL
                                        ORDER BY f.fire_at DESC, f.manual DESC LIMIT 1)
