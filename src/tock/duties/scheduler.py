@@ -40,7 +40,7 @@ from tock.clock import Clock
 from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobStatus
 from tock.schedules import Trigger, plan_fires, trigger_from_json
-from tock.store import Fire, Lease, ScheduleRecord, Store
+from tock.store import MAX_LEAD, Fire, Lease, ScheduleRecord, Store
 from tock.tasks import Task, job_for_fire
 
 log = logging.getLogger("tock.scheduler")
@@ -75,8 +75,11 @@ class SchedulerConfig:
     lead: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0 <= self.lead < 60:
-            raise ConfigurationError(f"scheduler lead must be 0 to 60 seconds, not {self.lead}")
+        longest = MAX_LEAD.total_seconds()  # upserts look that far for fires made ahead
+        if not 0 <= self.lead <= longest:
+            raise ConfigurationError(
+                f"scheduler lead must be 0 to {longest:g} seconds, not {self.lead}"
+            )
 
 
 @dataclass
