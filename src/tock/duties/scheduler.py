@@ -91,7 +91,7 @@ class SchedulerReport:
     lost_races: int = 0  #: schedules another node advanced first
     dropped: int = 0  #: fires that became no job (misfire policy, no-overlap)
     deferred: int = 0  #: fires within the lead left for their time (no-overlap)
-    next_due: datetime | None = None  #: the earliest next fire after the pass
+    next_due: datetime | None = None  #: the earliest next fire past the pass's lead
     now: datetime | None = None  #: the time the pass planned for
     lead: float = 0.0  #: seconds ahead of a fire that its job is made
     #: the earliest fire left for its time (no-overlap, the previous job still live):
