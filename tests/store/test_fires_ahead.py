@@ -5,6 +5,7 @@ misfire policy keep their meaning; an idle claimer sleeps until the job is due."
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from tock.worker.executor import Executor
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)  # the clock fixture's start
 LEAD = SchedulerConfig().lead
+WAIT = 10.0  # seconds a thread of a test may take, at most
 
 
 def noop() -> None:
@@ -359,6 +361,77 @@ def test_an_update_withdraws_and_remakes_the_job_with_the_new_values(
         app.store.job_get(again)
     assert app.get_schedule("hi").next_fire_at == at(20)
     assert [r.at for r in fires(app, "hi")] == [at(0)]
+
+
+@pytest.mark.parametrize("change", ["update", "pause", "unschedule"])
+def test_a_change_racing_a_fire_made_ahead_withdraws_it(
+    app: Tock,
+    store_kind: str,
+    clock: FakeClock,
+    request: pytest.FixtureRequest,
+    change: str,
+) -> None:
+    """A scheduler pass holds the schedule's row (its fire made ahead with the old
+    arguments, not committed yet) while a change runs: the change waits for it and then
+    withdraws that fire. On PostgreSQL the change's wait is on the row lock."""
+    register(app)
+    app.schedule("hi", task="tests.greet", every=10, args=["ada"])
+    s = scheduler(app)
+    s.run_once()  # 00:00:00
+    clock.set(at(10) - timedelta(seconds=LEAD / 2))
+    store: Any = app.store
+    inside, release = threading.Event(), threading.Event()
+    enqueue = store.job_enqueue_many
+
+    def held_enqueue(*args: Any, **kwargs: Any) -> Any:
+        ids = enqueue(*args, **kwargs)
+        inside.set()
+        assert release.wait(WAIT)
+        return ids
+
+    store.job_enqueue_many = held_enqueue
+    made: list[Any] = []
+    firing = threading.Thread(target=lambda: made.extend(s.run_once().jobs))
+    firing.start()
+    assert inside.wait(WAIT)
+    del store.job_enqueue_many
+    actions = {
+        "update": lambda: app.schedule("hi", task="tests.greet", every=10, args=["bob"]),
+        "pause": lambda: app.pause_schedule("hi"),
+        "unschedule": lambda: app.unschedule("hi"),
+    }
+    updating = threading.Thread(target=actions[change])
+    updating.start()
+    if store_kind == "postgres":
+        wait_for_lock_waiter(request.getfixturevalue("pg_admin"))
+    release.set()
+    firing.join(WAIT)
+    updating.join(WAIT)
+    assert not firing.is_alive() and not updating.is_alive()
+    (job,) = made  # the fire made ahead with the old arguments committed first …
+    with pytest.raises(JobNotFound):
+        app.store.job_get(job)  # … and the change withdrew it
+    if change == "unschedule":
+        assert [j.run_at for j in live_jobs(app, "tests.greet")] == [at(0)]
+        return
+    assert app.get_schedule("hi").next_fire_at == at(10)
+    remade = s.run_once().jobs
+    if change == "pause":
+        assert remade == []
+    else:
+        assert [app.store.job_get(i).args for i in remade] == [["bob"]]
+
+
+def wait_for_lock_waiter(admin: Any) -> None:
+    """Until a session waits on a lock (the update, on the fire's row lock)."""
+    for _ in range(int(WAIT / 0.01)):
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()
+        if row and row[0]:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the update never waited on the fire's row lock")
 
 
 # -- misfire keeps its meaning -----------------------------------------------------------------
