@@ -307,7 +307,7 @@ def test_a_pause_leaves_a_job_whose_fire_came_due(
     assert app.get_schedule("tick").next_fire_at == at(20)
 
 
-def test_disable_and_prune_withdraw_the_job_made_ahead(app: Tock, clock: FakeClock) -> None:
+def test_a_disable_withdraws_the_job_made_ahead(app: Tock, clock: FakeClock) -> None:
     register(app)
     app.schedule("tick", task="tests.noop", every=10)
     s = scheduler(app)
