@@ -240,7 +240,8 @@ class Result:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     max_ms: float = 0.0
-    created_ms: tuple[float, float] = (0.0, 0.0)  # fire -> job row: p50, p99
+    # fire -> job row: p50, p99; negative when the job is made ahead of its fire (the lead)
+    created_ms: tuple[float, float] = (0.0, 0.0)
     claimed_ms: tuple[float, float] = (0.0, 0.0)  # job row -> started: p50, p99
     notes: list[str] = field(default_factory=list)
 

@@ -255,9 +255,11 @@ class Tock:
         return self.store.schedule_upsert_many(records, now=self.clock.db_now())
 
     def unschedule(self, name: str) -> bool:
-        """Delete a schedule; True if it existed. Jobs it created are left alone. A code
-        schedule comes back when a worker that declares it starts."""
-        return self.store.schedule_delete(v.check_name("schedule", name))
+        """Delete a schedule; True if it existed. Jobs of fires that came due are left
+        alone; a job made ahead for a fire still to come, that no worker took yet, is
+        withdrawn with it. A code schedule comes back when a worker that declares it
+        starts."""
+        return self.store.schedule_delete(v.check_name("schedule", name), now=self.clock.db_now())
 
     def get_schedule(self, name: str) -> sch.Schedule:
         """The schedule as stored (``ScheduleNotFound`` if there is none)."""

@@ -51,6 +51,13 @@ it stops there and returns the first fire it did not handle as the next fire tim
 due: ``FirePlan.capped`` is true), so a schedule stopped for a year is caught up by a series
 of bounded passes, never by one that runs forever. ``Every`` skips or coalesces any number
 of missed fires by arithmetic, at no cost.
+
+Ahead (docs/design.md: "Fires made ahead")
+==========================================
+``ahead`` adds the fires of the next moments, after ``now`` and up to ``now + ahead``, to
+those that run: the scheduler makes their jobs before their time (due at the fire time), so
+a worker starts them at it. They are on time by definition: the misfire policy and
+``grace`` look at ``now`` alone, and a future fire never stands for missed ones.
 """
 
 from __future__ import annotations
@@ -724,10 +731,15 @@ def plan_fires(
     misfire: Misfire = DEFAULT_MISFIRE,
     grace: timedelta = DEFAULT_GRACE,
     max_fires: int = MAX_FIRES_PER_PASS,
+    ahead: timedelta = timedelta(0),
 ) -> FirePlan:
     """One scheduler pass: which due fires (``next_fire_at`` and later ones up to ``now``)
-    run, which are dropped and why, and the new next fire time. See the module doc."""
+    run, which are dropped and why, and the new next fire time; with ``ahead``, the fires
+    after ``now`` and up to ``now + ahead`` run too, after the due ones. See the module
+    doc."""
     misfire = check_misfire(misfire)
+    if ahead < timedelta(0):
+        raise ValueError(f"ahead must be zero or more, not {ahead}")
     grace = check_grace(grace)
     if max_fires < 1:
         raise ValueError(f"max_fires must be at least 1, not {max_fires}")
@@ -735,7 +747,7 @@ def plan_fires(
     if next_fire_at is None:
         return FirePlan((), (), None)
     cursor: datetime | None = _aware_utc("the next fire time", next_fire_at)
-    if cursor is None or cursor > now:
+    if cursor is None or cursor > now + ahead:
         return FirePlan((), (), cursor)
     cutoff = now - grace  # a fire at or before the cutoff is missed
     run: list[datetime] = []
@@ -769,6 +781,10 @@ def plan_fires(
         else:
             dropped.append(Drop(missed.first, missed.last, missed.count, reason))
     run.extend(on_time)
+    budget -= len(on_time)
+    if ahead and not capped and cursor is not None and budget > 0:
+        upcoming, cursor = _scan(trigger, cursor, now + ahead, budget)
+        run.extend(upcoming)
     return FirePlan(tuple(run), tuple(dropped), cursor, capped)
 
 

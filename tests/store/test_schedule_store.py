@@ -66,8 +66,8 @@ def test_upsert_get_list_delete(store: Store, clock: FakeClock) -> None:
     store.schedule_upsert(record("a", trigger=CRON), now=now)
     assert [s.name for s in store.schedule_list()] == ["a", "b"]
     assert store.schedule_get("a").queue is None and store.schedule_get("a").priority is None
-    assert store.schedule_delete("a") is True
-    assert store.schedule_delete("a") is False
+    assert store.schedule_delete("a", now=clock.db_now()) is True
+    assert store.schedule_delete("a", now=clock.db_now()) is False
     assert [s.name for s in store.schedule_list()] == ["b"]
     with pytest.raises(ScheduleNotFound, match="'a'"):
         store.schedule_get("a")
@@ -208,7 +208,7 @@ def test_fire_keys_outlive_a_deleted_schedule(store: Store, clock: FakeClock) ->
     assert store.schedule_fire(
         "s1", expected_next=t1, new_next=t2, fires=[Fire(t1, "enqueued", job=job())], now=now
     )
-    store.schedule_delete("s1")
+    store.schedule_delete("s1", now=now)
     store.schedule_upsert(record(next_fire_at=t1), now=now)
     assert (
         store.schedule_fire(
@@ -693,7 +693,8 @@ def test_due_and_next_due_read_the_partial_index(store: Store, clock: FakeClock)
     )
     for name, params in (
         ("schedule_due", {"now": now, "limit": 10, "tasks": None}),
-        ("schedule_next_due", {"tasks": None}),
+        ("schedule_next_due", {"tasks": None, "after": None}),
+        ("schedule_next_due", {"tasks": None, "after": now}),
     ):
         plan = _plan(store, name, params)
         assert "tock_schedules_due" in plan, plan

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -459,10 +460,12 @@ def test_a_fire_of_this_workers_scheduler_wakes_its_claimer_for_its_queues(app: 
     # The store's watch would notice the job too, but SQLite's only every ~20 ms.
     worker = Worker(app, WorkerConfig(queues=("default", "mail")))
     wake = worker.claimer.wake
-    worker._fired({"reports"})
-    assert not wake.is_set()
-    worker._fired({"reports", "mail"})
+    due = app.clock.now() + timedelta(seconds=0.3)
+    worker._fired({"reports"}, due)
+    assert not wake.is_set() and worker.claimer._due is None
+    worker._fired({"reports", "mail"}, due)
     assert wake.is_set()
+    assert worker.claimer._due == due  # the claimer then sleeps until the job is due
 
 
 def test_prefetched_jobs_are_claimed_until_they_start(real_app: Tock) -> None:

@@ -5,14 +5,25 @@ time: the cost grows with the due fires, not with the number of schedules), asks
 :func:`tock.schedules.plan_fires` what the misfire policy makes of them, and writes the
 answer with :meth:`Store.schedule_fire`: a compare-and-set on the next fire time in the
 transaction that inserts the jobs and the fire rows, whose key (schedule, fire time) makes
-each fire one job at most, ever. Every worker runs a scheduler until leader election
-lands; two of them reading the same due schedule is harmless: one compare-and-set wins,
-the other writes nothing.
+each fire one job at most, ever. The leader runs the scheduler; two of them reading the
+same due schedule (two leaders for a moment) is harmless: one compare-and-set wins, the
+other writes nothing.
 
-Between passes the scheduler sleeps until the earliest next fire, at most ``interval``
-(a schedule created or changed elsewhere is seen within that). After each fire that
-created jobs it calls ``on_enqueued`` with their queues: a worker wakes its own claimer
-at once instead of waiting for the store's watch (SQLite polls every ~20 ms).
+Fires are made ahead (docs/design.md: "Fires made ahead"): a pass reads the schedules
+whose next fire comes within ``lead`` seconds and makes the jobs of those fires at once,
+due at their fire time, so that a worker starts each one at its time instead of after a
+pass, a commit and a claim. The misfire policy looks at the real time only. A fire of a
+schedule with ``overlap=False`` whose previous job is still pending or running is not
+made ahead: it is left for a pass at its fire time, which decides then, as without a
+lead. A pause, a removal or a change of the schedule withdraws the jobs made ahead that
+no worker took yet (the store does it in the same transaction).
+
+Between passes the scheduler sleeps until ``lead`` before the earliest next fire (or
+until the fire time of a fire it left for its time), at most ``interval`` (a schedule
+created or changed elsewhere is seen within that). After each fire that created jobs it
+calls ``on_enqueued`` with their queues and the earliest fire time among them: a worker
+wakes its own claimer at once, which then sleeps until that time, instead of waiting
+for the store's watch (SQLite polls every ~20 ms).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from tock.clock import Clock
 from tock.errors import ConfigurationError
 from tock.jobs import JobId, JobStatus
 from tock.schedules import Trigger, plan_fires, trigger_from_json
-from tock.store import Fire, Lease, ScheduleRecord, Store
+from tock.store import MAX_LEAD, Fire, Lease, ScheduleRecord, Store
 from tock.tasks import Task, job_for_fire
 
 log = logging.getLogger("tock.scheduler")
@@ -58,6 +69,17 @@ class SchedulerConfig:
     interval: float = 1.0  #: the longest sleep between passes
     batch_size: int = 100  #: due schedules read at a time
     max_rounds: int = 100  #: batches one pass handles before it lets the thread breathe
+    #: seconds ahead of its time that a fire's job is made (0: at the fire time). Half the
+    #: interval: ample for a pass, its commit and every worker's wake-up (SQLite's watch
+    #: polls every ~20 ms), short enough that jobs seldom wait as "scheduled".
+    lead: float = 0.5
+
+    def __post_init__(self) -> None:
+        longest = MAX_LEAD.total_seconds()  # upserts look that far for fires made ahead
+        if not 0 <= self.lead <= longest:
+            raise ConfigurationError(
+                f"scheduler lead must be 0 to {longest:g} seconds, not {self.lead}"
+            )
 
 
 @dataclass
@@ -68,8 +90,13 @@ class SchedulerReport:
     fired: int = 0  #: schedules this pass advanced
     lost_races: int = 0  #: schedules another node advanced first
     dropped: int = 0  #: fires that became no job (misfire policy, no-overlap)
-    next_due: datetime | None = None  #: the earliest next fire after the pass
+    deferred: int = 0  #: fires within the lead left for their time (no-overlap)
+    next_due: datetime | None = None  #: the earliest next fire past the pass's lead
     now: datetime | None = None  #: the time the pass planned for
+    lead: float = 0.0  #: seconds ahead of a fire that its job is made
+    #: the earliest fire left for its time (no-overlap, the previous job still live):
+    #: the next pass runs then, not ``lead`` before it
+    held_until: datetime | None = None
     more: bool = False  #: due fires were left for the next pass (it starts at once)
     elapsed: float = 0.0  #: seconds the pass took (the sleep after it starts at its end)
     slack: float = WAKE_SLACK  #: seconds to sleep past the next fire (see ``wake_slack``)
@@ -79,14 +106,22 @@ class SchedulerReport:
         """Seconds until the next pass should run."""
         if self.more:
             return 0.0
-        if self.next_due is None or self.now is None:
+        if self.now is None:
             return float("inf")
-        # Due already when the pass began, yet not fired: a schedule that cannot fire.
-        # Waiting the whole interval then beats spinning on it.
-        if self.next_due <= self.now:
+        wakes: list[float] = []
+        # Within the lead when the pass began, yet not made: a schedule that cannot fire
+        # (or one left for its time, below). Waiting the whole interval then beats
+        # spinning on it.
+        if self.next_due is not None:
+            ahead = (self.next_due - self.now).total_seconds() - self.lead
+            if ahead > 0:
+                wakes.append(ahead)
+        if self.held_until is not None:
+            wakes.append(max(0.0, (self.held_until - self.now).total_seconds()))
+        if not wakes:
             return float("inf")
         # ``now`` is the pass's start: the sleep begins only once the pass is over.
-        return max(0.0, (self.next_due - self.now).total_seconds() - self.elapsed) + self.slack
+        return max(0.0, min(wakes) - self.elapsed) + self.slack
 
 
 class Scheduler(Duty):
@@ -100,7 +135,7 @@ class Scheduler(Duty):
         clock: Clock,
         tasks: Mapping[str, Task[Any, Any]] | Callable[[], Mapping[str, Task[Any, Any]]],
         config: SchedulerConfig | None = None,
-        on_enqueued: Callable[[set[str]], None] | None = None,
+        on_enqueued: Callable[[set[str], datetime], None] | None = None,
     ) -> None:
         self.store = store
         self._on_enqueued = on_enqueued
@@ -117,14 +152,17 @@ class Scheduler(Duty):
 
     def run_once(self) -> SchedulerReport:
         started = time.monotonic()
-        report = SchedulerReport(slack=self._slack)
+        lead = timedelta(seconds=self.config.lead)
+        report = SchedulerReport(slack=self._slack, lead=self.config.lead)
         lease = self.pass_lease()
         tasks = self.tasks
         now = self.store.db_now(now=self.clock.db_now())
         report.now = now
+        horizon = now + lead
         names = sorted(tasks)
         for _ in range(self.config.max_rounds):
-            due = self.store.schedule_due(now=now, limit=self.config.batch_size, tasks=names)
+            # Due by the horizon: the fires of the next ``lead`` seconds are made now.
+            due = self.store.schedule_due(now=horizon, limit=self.config.batch_size, tasks=names)
             progressed = capped = False
             for record in due:
                 outcome = self._fire(record, tasks[record.task], now, report, lease)
@@ -134,7 +172,9 @@ class Scheduler(Duty):
                 break
         else:
             report.more = True
-        report.next_due = self.store.schedule_next_due(tasks=names)
+        # Past the horizon: what is left within it was made, cannot fire, or waits for
+        # its time (``held_until``).
+        report.next_due = self.store.schedule_next_due(tasks=names, after=horizon)
         report.elapsed = time.monotonic() - started
         return report
 
@@ -147,7 +187,8 @@ class Scheduler(Duty):
         lease: Lease | None,
     ) -> bool | None:
         """One schedule's due fires: True when fires are left for another round, None
-        when the schedule cannot fire (its trigger is unreadable)."""
+        when the schedule cannot fire (its trigger is unreadable) or its fire waits for
+        its time (no-overlap)."""
         trigger = self._trigger(record)
         if trigger is None:
             return None
@@ -157,11 +198,22 @@ class Scheduler(Duty):
             now,
             misfire=record.misfire,  # type: ignore[arg-type]  # checked by the store's CHECK
             grace=timedelta(seconds=record.grace),
+            ahead=timedelta(seconds=self.config.lead),
         )
         fires = [Fire(d.first, d.reason, last=d.last, count=d.count) for d in plan.dropped]
         busy = not record.overlap and record.last_status in _BUSY
         skipped: list[datetime] = []  # consecutive fires dropped for overlap: one row
+        new_next = plan.next_fire
         for at in plan.run:
+            if busy and at > now:
+                # No-overlap is decided at the fire time: a fire to come is not dropped
+                # for a job that may end before it. It stays the next fire, and a pass at
+                # its time decides (docs/design.md: "Fires made ahead").
+                new_next = at
+                report.deferred += 1
+                if report.held_until is None or at < report.held_until:
+                    report.held_until = at
+                break
             if busy:
                 skipped.append(at)
                 continue
@@ -169,22 +221,30 @@ class Scheduler(Duty):
             busy = not record.overlap
         if skipped:
             fires.append(Fire(skipped[0], OVERLAP, last=skipped[-1], count=len(skipped)))
+        if not fires and new_next == record.next_fire_at:
+            return None  # nothing to write: the fire waits for its time
         fires.sort(key=lambda f: f.at)
         created = self.store.schedule_fire(
             record.name,
             expected_next=record.next_fire_at,
-            new_next=plan.next_fire,
+            new_next=new_next,
             fires=fires,
             now=self.clock.db_now(),
             lease=lease,
+            expected_updated=record.updated_at,
         )
         if created is None:
+            # Another node fired it, or the row changed since it was read (an update,
+            # a pause): read it again at once, not after the interval, or a fire within
+            # the lead could be made late.
             report.lost_races += 1
+            report.more = True
             return False
         report.fired += 1
         report.jobs.extend(created)
         if created and self._on_enqueued is not None:
-            self._on_enqueued({f.job.queue for f in fires if f.job is not None})
+            made = [f for f in fires if f.job is not None]
+            self._on_enqueued({f.job.queue for f in made if f.job}, min(f.at for f in made))
         dropped = sum(f.count for f in fires if f.job is None)
         report.dropped += dropped
         if dropped:

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,6 +105,9 @@ class RescueReport:
 
 #: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop
 FIRE_OUTCOMES = ("enqueued", "coalesced", "missed", "overlap", "paused", "triggered")
+#: the longest a scheduler makes a fire's job ahead of its time (``SchedulerConfig.lead``):
+#: an upsert compares the old values of the schedules whose next fire is within it
+MAX_LEAD = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +426,9 @@ class Store(Protocol):
         self, schedules: Sequence[ScheduleRecord], *, now: datetime | None
     ) -> int:
         """``schedule_upsert`` for each, in one transaction; a name given twice: the last
-        one wins. Returns the number of schedules written (distinct names)."""
+        one wins. Returns the number of schedules written (distinct names). A schedule
+        whose task, trigger, arguments, queue, priority, overlap or enabled changes has its
+        fires made ahead withdrawn first, as a pause does; an unchanged one keeps them."""
         ...
 
     def schedule_get(self, name: str) -> ScheduleRecord:
@@ -434,20 +439,31 @@ class Store(Protocol):
         """Every schedule (the first ``limit``), ordered by name."""
         ...
 
-    def schedule_delete(self, name: str) -> bool:
+    def schedule_delete(self, name: str, *, now: datetime | None) -> bool:
         """True if it existed. Its fire rows stay: a schedule created again under the
-        same name still never fires twice at a recorded time."""
+        same name still never fires twice at a recorded time. The fires made ahead
+        (fire time after ``now``) whose job no worker took yet are withdrawn first: job
+        and fire row deleted (docs/design.md: "Fires made ahead")."""
         ...
 
     def schedule_set_paused(
         self, name: str, paused: bool, *, now: datetime | None
-    ) -> ScheduleRecord: ...
+    ) -> ScheduleRecord:
+        """Set ``paused``; a pause withdraws the fires made ahead in the same
+        transaction (their pending jobs and fire rows deleted, ``next_fire_at`` moved
+        back to the first of them)."""
+        ...
+
     def schedule_set_enabled(
         self, name: str, enabled: bool, *, now: datetime | None
-    ) -> ScheduleRecord: ...
+    ) -> ScheduleRecord:
+        """Set ``enabled``; a disable withdraws the fires made ahead, as a pause does."""
+        ...
+
     def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
         """Disable every enabled code schedule whose name is not in ``keep`` (`tock
-        schedules prune`); returns their names, sorted."""
+        schedules prune`), withdrawing their fires made ahead; returns their names,
+        sorted."""
         ...
 
     def schedule_due(
@@ -457,9 +473,12 @@ class Store(Protocol):
         only those of ``tasks`` when given (the tasks the calling process knows)."""
         ...
 
-    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+    def schedule_next_due(
+        self, *, tasks: Sequence[str] | None = None, after: datetime | None = None
+    ) -> datetime | None:
         """The earliest ``next_fire_at`` of the enabled, not paused schedules (of
-        ``tasks`` when given); None when none fires again. The scheduler sleeps until it."""
+        ``tasks`` when given; later than ``after`` when given); None when none fires
+        again. The scheduler sleeps until its lead before it."""
         ...
 
     def schedule_fire(
@@ -471,12 +490,16 @@ class Store(Protocol):
         fires: Sequence[Fire],
         now: datetime | None,
         lease: Lease | None = None,
+        expected_updated: datetime | None = None,
     ) -> list[JobId] | None:
         """Record one scheduler pass of a schedule, in one transaction.
 
         Compare-and-set: moves ``next_fire_at`` from ``expected_next`` (NULL-safe) to
         ``new_next``; if the schedule is not at ``expected_next`` (another node fired
-        it, or it is gone) writes nothing and returns None. Otherwise records each fire
+        it, or it is gone) writes nothing and returns None. With ``expected_updated``
+        (the ``updated_at`` the scheduler read), also nothing unless the row is
+        unchanged since and active (enabled, not paused): a fire made ahead never
+        follows a pause or an update it did not see. Otherwise records each fire
         in ``tock_fires``: a fire whose time is already recorded (a row's key, or inside
         a recorded run of drops) creates nothing; a drop extends the schedule's latest
         scheduled row when that row is a run of drops with the same outcome that ends

@@ -27,6 +27,7 @@ stays in its own package.
 
 from __future__ import annotations
 
+import logging
 import operator
 import secrets
 import threading
@@ -48,6 +49,7 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
+    MAX_LEAD,
     Fire,
     FireRecord,
     Lease,
@@ -62,6 +64,9 @@ from tock.store._rows import fire_record, job_record, last_of_each, schedule_rec
 from tock.store._rows import us as _us
 
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
+
+
+log = logging.getLogger("tock.scheduler")
 
 
 class SQLStore(ABC):
@@ -525,7 +530,8 @@ class SQLStore(ABC):
 
     def schedule_upsert(self, schedule: ScheduleRecord, *, now: datetime | None) -> ScheduleRecord:
         with self._write() as conn:
-            self._upsert(conn, [schedule], self._stamp(conn, now))
+            stamp = self._stamp(conn, now)
+            self._upsert_withdrawing(conn, [schedule], stamp)
             row = conn.execute(self.Q["schedule_get"], {"name": schedule.name}).fetchone()
         return self._schedule(row)
 
@@ -534,8 +540,69 @@ class SQLStore(ABC):
     ) -> int:
         if not schedules:
             return 0
-        with self._write_one() as conn:
-            return self._upsert(conn, schedules, self._stamp(conn, now))
+        with self._write() as conn:
+            stamp = self._stamp(conn, now)
+            return self._upsert_withdrawing(conn, schedules, stamp)
+
+    # Fires made ahead (docs/design.md: "Fires made ahead"). The scheduler makes a fire's
+    # job before its time; a pause, a disable, a removal or a change of the schedule then
+    # withdraws the jobs of its fires still to come that no worker took yet, in the same
+    # transaction, so none runs as if nothing had happened.
+
+    #: what a fire's job is made of: a change in any of them withdraws the jobs made ahead
+    _JOB_FIELDS = ("task", "trigger", "args", "kwargs", "queue", "priority", "overlap", "enabled")
+
+    def _upsert_withdrawing(
+        self, conn: Any, schedules: Sequence[ScheduleRecord], stamp: Any
+    ) -> int:
+        """The upsert, withdrawing the fires made ahead of each schedule whose job the new
+        values change; sync's unchanged rows keep theirs. The old values are read first,
+        of the schedules that have a fire made ahead or may get one meanwhile (next fire
+        within ``MAX_LEAD``; a fire changes none of the values compared), and the
+        withdrawal comes after the upsert, which on PostgreSQL waits for a fire under
+        way: a fire made ahead with the old values is always seen."""
+        given = {s.name: s for s in schedules}
+        rows = conn.execute(
+            self.Q["schedule_ahead"],
+            {
+                "names": self._names(list(given)),
+                "now": stamp,
+                "lead": MAX_LEAD,
+                "lead_us": _us(MAX_LEAD.total_seconds()),
+            },
+        ).fetchall()
+        changed = []
+        for row in rows:
+            old = self._schedule(row)
+            new = given[old.name]
+            if any(getattr(old, f) != getattr(new, f) for f in self._JOB_FIELDS):
+                changed.append((old.name, old.trigger == new.trigger))
+        written = self._upsert(conn, schedules, stamp)
+        for name, same_trigger in changed:
+            # A new trigger has its own next fire (the upsert's): keep it.
+            self._withdraw(conn, name, stamp, rewind=same_trigger)
+        return written
+
+    def _withdraw(self, conn: Any, name: str, stamp: Any, *, rewind: bool = True) -> int:
+        """Delete the jobs of ``name``'s fires made ahead (fire time after now) that are
+        still pending, with their fire rows, and move the next fire back to the first of
+        them: as if they had never been made. A job a worker claimed already stays (it
+        is due: its fire time came). Runs in the caller's transaction, after the
+        schedule's row is locked (PostgreSQL: a fire under way commits first, and is then
+        seen). ``rewind`` false keeps ``next_fire_at`` (a new trigger's). Returns how many
+        jobs went."""
+        params = {"name": name, "now": stamp}
+        gone = conn.execute(self.Q["fire_withdraw_jobs"], params).fetchall()
+        if not gone:
+            return 0
+        times = [self._read_time(at) for (at,) in conn.execute(self.Q["fire_withdraw"], params)]
+        first = min(t for t in times if t is not None)
+        conn.execute(
+            self.Q["schedule_rewind"],
+            {"name": name, "next_fire_at": self._time(first) if rewind else None},
+        )
+        log.info("schedule %s: %d job(s) made ahead withdrawn", name, len(gone))
+        return len(gone)
 
     def schedule_get(self, name: str) -> ScheduleRecord:
         with self._read() as conn:
@@ -550,8 +617,11 @@ class SQLStore(ABC):
             rows = conn.execute(self.Q["schedule_list"], params).fetchall()
         return [self._schedule(r) for r in rows]
 
-    def schedule_delete(self, name: str) -> bool:
-        with self._write_one() as conn:
+    def schedule_delete(self, name: str, *, now: datetime | None) -> bool:
+        with self._write() as conn:
+            if conn.execute(self.Q["schedule_lock"], {"name": name}).fetchone() is None:
+                return False
+            self._withdraw(conn, name, self._stamp(conn, now))
             return bool(conn.execute(self.Q["schedule_delete"], {"name": name}).rowcount > 0)
 
     def schedule_set_paused(
@@ -567,22 +637,31 @@ class SQLStore(ABC):
     def _schedule_flag(
         self, flag: str, name: str, value: bool, now: datetime | None
     ) -> ScheduleRecord:
-        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back."""
-        with self._write_one() as conn:
+        """``schedule_set_paused`` / ``schedule_set_enabled``: one flag, the row back. A
+        pause or a disable withdraws the fires made ahead, in the same transaction (the
+        flag first: it locks the row)."""
+        stopping = value if flag == "paused" else not value
+        with self._write() as conn:
+            stamp = self._stamp(conn, now)
             rows = conn.execute(
                 self.Q[f"schedule_set_{flag}"],
-                {"name": name, flag: bool(value), "now": self._time(now)},
+                {"name": name, flag: bool(value), "now": stamp},
             ).fetchall()
+            if rows and stopping and self._withdraw(conn, name, stamp):
+                rows = conn.execute(self.Q["schedule_get"], {"name": name}).fetchall()
         if not rows:
             raise ScheduleNotFound(name)
         return self._schedule(rows[0])
 
     def schedule_disable_code(self, keep: Sequence[str], *, now: datetime | None) -> list[str]:
-        with self._write_one() as conn:
+        with self._write() as conn:
+            stamp = self._stamp(conn, now)
             rows = conn.execute(
                 self.Q["schedule_disable_code"],
-                {"keep": self._names(keep), "now": self._time(now)},
+                {"keep": self._names(keep), "now": stamp},
             ).fetchall()
+            for (name,) in rows:
+                self._withdraw(conn, name, stamp)
         return sorted(name for (name,) in rows)
 
     def schedule_due(
@@ -593,10 +672,13 @@ class SQLStore(ABC):
             rows = conn.execute(self.Q["schedule_due"], params).fetchall()
         return [self._schedule(r) for r in rows]
 
-    def schedule_next_due(self, *, tasks: Sequence[str] | None = None) -> datetime | None:
+    def schedule_next_due(
+        self, *, tasks: Sequence[str] | None = None, after: datetime | None = None
+    ) -> datetime | None:
         with self._read() as conn:
             row = conn.execute(
-                self.Q["schedule_next_due"], {"tasks": self._names(tasks)}
+                self.Q["schedule_next_due"],
+                {"tasks": self._names(tasks), "after": self._time(after)},
             ).fetchone()
         return None if row is None else self._read_time(row[0])
 
@@ -609,6 +691,7 @@ class SQLStore(ABC):
         fires: Sequence[Fire],
         now: datetime | None,
         lease: Lease | None = None,
+        expected_updated: datetime | None = None,
     ) -> list[JobId] | None:
         created: list[JobId] = []
         last: tuple[datetime, JobId] | None = None
@@ -621,6 +704,7 @@ class SQLStore(ABC):
                     "name": name,
                     "expected_next": self._time(expected_next),
                     "new_next": self._time(new_next),
+                    "expected_updated": self._time(expected_updated),
                     "now": stamp,
                 },
             ).rowcount
@@ -665,6 +749,12 @@ class SQLStore(ABC):
                 raise ScheduleNotFound(name)
             # The transaction's time, also the fire's unless a trigger took it already.
             stamp = at = self._clock(conn, now)
+            # No-overlap is decided at the fire time: a fire made ahead is withdrawn, and
+            # its pass then sees this job (docs/design.md: "Fires made ahead").
+            if not self._schedule(
+                conn.execute(self.Q["schedule_get"], {"name": name}).fetchone()
+            ).overlap:
+                self._withdraw(conn, name, stamp)
             for _ in range(MANUAL_TRIES):
                 params = {"schedule": name, "fire_at": at, "now": stamp}
                 if conn.execute(self.Q["fire_insert_manual"], params).fetchall():

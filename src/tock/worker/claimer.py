@@ -6,6 +6,13 @@ database once per batch). When there is nothing to do it sleeps until woken: by 
 freeing, by the store's watch (SQLite: ``PRAGMA data_version`` every ~20 ms), or by the
 next delayed job coming due.
 
+The next due job is known without a read on the hot path (docs/design.md: "Fires made
+ahead"): this process's scheduler says when the jobs it made ahead are due
+(:meth:`Claimer.expect`), and the store's ``job_next_due`` is read only when the claimer
+goes idle after the watch saw new work (or a retry was written, or nothing is held), not
+after every turn. The sleep ends at that time, rounded up to the database clock's step
+(plus a timer's margin), so the claim that follows finds the job due.
+
 With ``lanes`` > 1 that many threads take turns at once, each on a connection of its
 own: while one turn waits for the database, another's jobs are decoded and handed to
 the executor. Each lane claims at most its share of the free room, reserved before its
@@ -18,11 +25,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from tock.clock import Clock
 from tock.errors import ConnectionLost
-from tock.jobs import JobStatus
+from tock.jobs import JobStatus, OutcomeKind
 from tock.store import Store, is_outage
 from tock.worker import completer
 from tock.worker.executor import Executor
@@ -31,6 +38,9 @@ log = logging.getLogger("tock.worker")
 
 IDLE_POLL = 1.0  # the longest sleep without a wake-up: a safety net, not the mechanism
 RETRY_MIN, RETRY_MAX = 0.05, 2.0  # the backoff of a claimer whose store does not answer
+# Seconds past a due time an idle sleep ends: the timer never ends early by the monotonic
+# clock, the due time is the wall clock's.
+TIMER_SLACK = 0.00005
 
 
 class Claimer:
@@ -75,6 +85,26 @@ class Claimer:
         self._unsure = False  # a claim failed: it may have committed all the same
         self._warned = False  # said that the store does not answer
         self.error: BaseException | None = None
+        # The earliest run_at known to come (a fire made ahead by this process's
+        # scheduler, or the store's next due job), and whether the store may know an
+        # earlier one than we do (the watch saw a change, or a retry was written).
+        self._due: datetime | None = None
+        self._news = True
+        step = getattr(store, "clock_step", 1e-6)
+        self._step = timedelta(seconds=step) if step > 0 else None
+
+    def expect(self, due: datetime) -> None:
+        """A job of this worker's queues is due at ``due`` (this process's scheduler made
+        it ahead of its time): the idle sleep ends then. Call ``wake.set()`` after."""
+        with self._lock:
+            known = self._due
+            if known is None or due < known:
+                self._due = due
+
+    def _watched(self) -> None:
+        """The store's watch: new work may have arrived."""
+        self._news = True
+        self.wake.set()
 
     def start(self) -> None:
         for i in range(self.lanes):
@@ -108,7 +138,7 @@ class Claimer:
 
     def _run(self, watching: bool) -> None:
         # One watch wakes every lane: they wait on the same event.
-        watch = self.store.job_watch(self.wake.set) if watching else None
+        watch = self.store.job_watch(self._watched) if watching else None
         retry = 0.0  # this lane's backoff; 0: its last turn worked
         try:
             while True:
@@ -193,6 +223,8 @@ class Claimer:
                 )
             elif outcomes or started:
                 self.store.job_complete_batch(outcomes, now=self.clock.db_now(), started=started)
+            if any(o.kind is OutcomeKind.RETRY for o in outcomes):
+                self._news = True  # a retry is due later: the next idle sleep asks when
         except BaseException:
             # Nothing was written, as far as we know: keep the outcomes and starts for
             # the next turn (their tokens still decide whether they apply). A claim whose
@@ -252,15 +284,41 @@ class Claimer:
         self._unsure = False
 
     def _idle_timeout(self) -> float:
+        """How long an idle claimer sleeps: until the earliest job known to come is due,
+        at most ``IDLE_POLL``; with no room to claim into, until a slot frees."""
         if not self._claiming:
             return 0.05
-        if self.executor.held:
-            return IDLE_POLL
-        try:
-            due = self.store.job_next_due(queues=self.queues)
-        except Exception:
-            return IDLE_POLL
+        executor = self.executor
+        if executor.held >= executor.concurrency + self.prefetch:
+            return IDLE_POLL  # full: a slot freeing wakes the claimer
+        now = self.clock.now()
+        due = self._due
+        if due is not None and due <= now:
+            due = self._due = None  # its time came and a turn ran since: ask again
+            self._news = True
+        if self._news or not executor.held:
+            self._news = False
+            try:
+                stored = self.store.job_next_due(queues=self.queues)
+            except Exception:
+                self._news = True
+                return IDLE_POLL
+            with self._lock:
+                known = self._due  # the scheduler may have said one meanwhile
+                if known is None or (stored is not None and stored < known):
+                    known = stored
+                due = self._due = known
         if due is None:
             return IDLE_POLL
-        left = (due - self.clock.now()) / timedelta(seconds=1)
+        left = (self._after_step(due) - now) / timedelta(seconds=1) + TIMER_SLACK
         return min(IDLE_POLL, max(0.001, left))
+
+    def _after_step(self, due: datetime) -> datetime:
+        """``due`` rounded up to the database clock's step: the first reading at which a
+        claim finds the job due (SQLite reads whole milliseconds)."""
+        step = self._step
+        if step is None:
+            return due
+        epoch = datetime(1970, 1, 1, tzinfo=due.tzinfo)
+        over = (due - epoch) % step
+        return due if not over else due + (step - over)

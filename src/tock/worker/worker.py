@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -225,9 +225,11 @@ class Worker:
             )
         self._wake_claimer()
 
-    def _fired(self, queues: set[str]) -> None:
-        """This worker's scheduler created jobs: claim them now if they are ours."""
+    def _fired(self, queues: set[str], due: datetime) -> None:
+        """This worker's scheduler created jobs, the first due at ``due`` (made ahead of
+        its fire): if they are ours, the claimer sleeps until then."""
         if not queues.isdisjoint(self.config.queues):
+            self.claimer.expect(due)
             self._wake_claimer()
 
     def _wake_claimer(self) -> None:

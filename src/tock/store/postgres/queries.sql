@@ -696,20 +696,63 @@ SELECT {scols} FROM {schema}.tock_schedules
  LIMIT %(limit)s;
 
 -- name: schedule_next_due
--- The first entry of the partial index tock_schedules_due (of %(tasks)s, as above): an
--- ordered scan that stops at the first match, where min() may read them all.
+-- The first entry of the partial index tock_schedules_due (of %(tasks)s, as above), after
+-- %(after)s when given: an ordered scan that stops at the first match, where min() may
+-- read them all.
 SELECT next_fire_at FROM {schema}.tock_schedules
  WHERE enabled AND NOT paused AND next_fire_at IS NOT NULL
+   AND (%(after)s::timestamptz IS NULL OR next_fire_at > %(after)s::timestamptz)
    AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[]))
  ORDER BY next_fire_at
  LIMIT 1;
 
 -- name: schedule_advance
 -- The compare-and-set of a fire: NULL-safe. A concurrent fire waits on the row lock,
--- then (READ COMMITTED re-checks the row) finds it moved and changes nothing.
+-- then (READ COMMITTED re-checks the row) finds it moved and changes nothing. With
+-- expected_updated (a scheduler's pass), also nothing when the row changed since it was
+-- read (paused, disabled, updated) or is not active.
 UPDATE {schema}.tock_schedules
    SET next_fire_at = %(new_next)s::timestamptz, updated_at = {now}
- WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected_next)s::timestamptz;
+ WHERE name = %(name)s AND next_fire_at IS NOT DISTINCT FROM %(expected_next)s::timestamptz
+   AND (%(expected_updated)s::timestamptz IS NULL
+        OR (updated_at = %(expected_updated)s::timestamptz AND enabled AND NOT paused));
+
+-- name: schedule_ahead
+-- Of %(names)s, the schedules with a fire made ahead (docs/design.md: "Fires made
+-- ahead": its latest job's fire time is still to come) or whose next fire is near enough
+-- (%(lead)s, the longest lead) for a scheduler to make one meanwhile.
+SELECT {scols} FROM {schema}.tock_schedules
+ WHERE name = ANY(%(names)s::text[])
+   AND (last_fire_at > {now} OR next_fire_at <= {now} + %(lead)s::interval);
+
+-- name: fire_withdraw_jobs
+-- The jobs of a schedule's fires made ahead (fire time after now) that no worker took
+-- yet: deleted, as if never made. A job a claim holds locked is waited for, then found
+-- running, and stays.
+DELETE FROM {schema}.tock_jobs AS j
+ USING {schema}.tock_fires AS f
+ WHERE f.schedule = %(name)s AND NOT f.manual AND f.fire_at > {now}
+   AND f.job_id = j.id AND j.status = 'pending'
+RETURNING j.id;
+
+-- name: fire_withdraw
+-- Then the fire rows of the fires made ahead whose job is gone (withdrawn): their times
+-- are free again.
+DELETE FROM {schema}.tock_fires AS f
+ WHERE f.schedule = %(name)s AND NOT f.manual AND f.fire_at > {now} AND f.job_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM {schema}.tock_jobs AS j WHERE j.id = f.job_id)
+   AND NOT EXISTS (SELECT 1 FROM {schema}.tock_jobs_finished AS d WHERE d.id = f.job_id)
+RETURNING f.fire_at;
+
+-- name: schedule_rewind
+-- After a withdrawal: the next fire is the first withdrawn one again (unless NULL: a new
+-- trigger's stays), and the last fire the latest one left with a job.
+UPDATE {schema}.tock_schedules AS s
+   SET next_fire_at = coalesce(%(next_fire_at)s::timestamptz, s.next_fire_at),
+       (last_fire_at, last_job_id) = (SELECT f.fire_at, f.job_id FROM {schema}.tock_fires AS f
+                                       WHERE f.schedule = s.name AND f.job_id IS NOT NULL
+                                       ORDER BY f.fire_at DESC, f.manual DESC LIMIT 1)
+ WHERE s.name = %(name)s;
 
 -- name: schedule_lock
 -- A manual trigger locks its schedule first, as a fire does (schedule_advance): the two

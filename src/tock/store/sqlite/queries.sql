@@ -418,19 +418,61 @@ SELECT {scols} FROM tock_schedules
  LIMIT :limit;
 
 -- name: schedule_next_due
--- The first entry of the partial index tock_schedules_due (of :tasks, as above): an
--- ordered scan that stops at the first match, where min() may read them all.
+-- The first entry of the partial index tock_schedules_due (of :tasks, as above), after
+-- :after when given: an ordered scan that stops at the first match, where min() may
+-- read them all.
 SELECT next_fire_at FROM tock_schedules
  WHERE enabled AND NOT paused AND next_fire_at IS NOT NULL
+   AND (:after IS NULL OR next_fire_at > :after)
    AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks)))
  ORDER BY next_fire_at
  LIMIT 1;
 
 -- name: schedule_advance
 -- The compare-and-set of a fire: NULL-safe (IS), so a schedule that another node fired
--- meanwhile changes nothing.
+-- meanwhile changes nothing. With :expected_updated (a scheduler's pass), also nothing
+-- when the row changed since it was read (paused, disabled, updated) or is not active.
 UPDATE tock_schedules SET next_fire_at = :new_next, updated_at = {now}
- WHERE name = :name AND next_fire_at IS :expected_next;
+ WHERE name = :name AND next_fire_at IS :expected_next
+   AND (:expected_updated IS NULL
+        OR (updated_at = :expected_updated AND enabled AND NOT paused));
+
+-- name: schedule_ahead
+-- Of :names (a JSON array), the schedules with a fire made ahead (docs/design.md: "Fires
+-- made ahead": its latest job's fire time is still to come) or whose next fire is near
+-- enough (:lead_us, the longest lead) for a scheduler to make one meanwhile.
+SELECT {scols} FROM tock_schedules
+ WHERE name IN (SELECT value FROM json_each(:names))
+   AND (last_fire_at > {now} OR next_fire_at <= {now} + :lead_us);
+
+-- name: fire_withdraw_jobs
+-- The jobs of a schedule's fires made ahead (fire time after now) that no worker took
+-- yet: deleted, as if never made.
+DELETE FROM tock_jobs
+ WHERE status = 'pending'
+   AND id IN (SELECT job_id FROM tock_fires
+               WHERE schedule = :name AND manual = 0 AND fire_at > {now}
+                 AND job_id IS NOT NULL)
+RETURNING id;
+
+-- name: fire_withdraw
+-- Then the fire rows of the fires made ahead whose job is gone (withdrawn): their times
+-- are free again.
+DELETE FROM tock_fires
+ WHERE schedule = :name AND manual = 0 AND fire_at > {now} AND job_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM tock_jobs AS j WHERE j.id = tock_fires.job_id)
+   AND NOT EXISTS (SELECT 1 FROM tock_jobs_finished AS d WHERE d.id = tock_fires.job_id)
+RETURNING fire_at;
+
+-- name: schedule_rewind
+-- After a withdrawal: the next fire is the first withdrawn one again (unless NULL: a new
+-- trigger's stays), and the last fire the latest one left with a job.
+UPDATE tock_schedules
+   SET next_fire_at = coalesce(:next_fire_at, next_fire_at),
+       (last_fire_at, last_job_id) = (SELECT f.fire_at, f.job_id FROM tock_fires AS f
+                                       WHERE f.schedule = :name AND f.job_id IS NOT NULL
+                                       ORDER BY f.fire_at DESC, f.manual DESC LIMIT 1)
+ WHERE name = :name;
 
 -- name: schedule_lock
 -- Whether the schedule exists (the write lock is already ours).

@@ -51,7 +51,11 @@ from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CLOCK = "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)"
+# SQLite's clock reads whole milliseconds; julianday() holds them in a double, whose error
+# (tens of microseconds at today's dates) truncation would turn into a reading just short
+# of the millisecond: rounded to it, a job due at a whole millisecond is due at once when
+# the clock reads it (docs/design.md: "Fires made ahead").
+_CLOCK = "(CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)"
 BUSY_TIMEOUT_MS = 60_000
 Q = load_queries(
     "tock.store.sqlite",
