@@ -480,6 +480,7 @@ def test_claim_reads_the_claim_index_and_locks_only_the_batch(
     conn.execute(sql.SQL("ANALYZE {}.tock_jobs").format(sql.Identifier(store.schema)))
     query = store.Q["job_claim_batch" if len(queues) == 1 else "job_claim_batch_queues"]
     params = {"worker_id": "w", "token": 1, "limit": 10, "free": 10, "now": clock.db_now()}
+    params["ahead_us"] = 5000
     params.update(queue=queues[0], queues=queues)
     with conn.transaction(force_rollback=True):
         plan = "\n".join(

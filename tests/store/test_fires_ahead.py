@@ -16,7 +16,7 @@ from tock.duties.scheduler import Scheduler, SchedulerConfig
 from tock.errors import ConfigurationError, JobNotFound
 from tock.store import FireRecord
 from tock.store._lists import cancel_one
-from tock.worker.claimer import IDLE_POLL, TIMER_SLACK, Claimer
+from tock.worker.claimer import CLAIM_AHEAD, IDLE_POLL, TIMER_SLACK, WAKE_AHEAD, Claimer
 from tock.worker.completer import Completions
 from tock.worker.executor import Executor
 
@@ -513,7 +513,8 @@ def test_an_idle_claimer_sleeps_until_the_next_job_is_due(
     clock.set(at(10) - timedelta(seconds=0.3))
     s.run_once()  # 00:00:10 made ahead
     claimer._watched()  # the store's watch saw the insert
-    assert claimer._idle_timeout() == pytest.approx(0.3 + TIMER_SLACK, abs=1e-6)
+    # It wakes just before, so that its claim is over by the job's time.
+    assert claimer._idle_timeout() == pytest.approx(0.3 - WAKE_AHEAD + TIMER_SLACK, abs=1e-6)
 
 
 def test_a_claimer_holding_jobs_learns_of_a_fire_made_ahead_from_its_scheduler(
@@ -526,7 +527,7 @@ def test_a_claimer_holding_jobs_learns_of_a_fire_made_ahead_from_its_scheduler(
     assert claimer._idle_timeout() == IDLE_POLL  # read once: nothing due later
     assert claimer._idle_timeout() == IDLE_POLL  # and not read again without news
     claimer.expect(clock.now() + timedelta(seconds=0.25))
-    assert claimer._idle_timeout() == pytest.approx(0.25 + TIMER_SLACK, abs=1e-6)
+    assert claimer._idle_timeout() == pytest.approx(0.25 - WAKE_AHEAD + TIMER_SLACK, abs=1e-6)
     # Its time came (the turn at it claimed the job): the claimer asks the store again.
     clock.advance(timedelta(seconds=0.25))
     assert claimer._idle_timeout() == IDLE_POLL
@@ -541,5 +542,53 @@ def test_the_claimers_sleep_ends_at_a_reading_of_the_database_clock_that_finds_i
     due = at(0.5) + timedelta(microseconds=1)
     claimer.expect(due)
     first_due_reading = at(0.501) if app.store.clock_step == 1e-3 else due
-    expected = (first_due_reading - T0).total_seconds() + TIMER_SLACK
+    expected = (first_due_reading - T0).total_seconds() - WAKE_AHEAD + TIMER_SLACK
     assert claimer._idle_timeout() == pytest.approx(expected, abs=1e-6)
+
+
+# -- claimed early, started at its time (docs/design.md: "Claimed early") -------------------
+
+
+def test_a_claim_ahead_takes_the_jobs_due_within_it_and_no_later(
+    app: Tock, clock: FakeClock, make_worker: Any, make_job: Any
+) -> None:
+    worker = make_worker("w0")
+    soon = make_job(run_at=clock.now() + timedelta(milliseconds=4))
+    later = make_job(run_at=clock.now() + timedelta(milliseconds=40))
+    args = dict(worker_id=worker, queues=["default"], limit=10, free=10, now=clock.db_now())
+    assert app.store.job_claim_batch(**args) == []  # nothing due now
+    assert [j.id for j in app.store.job_claim_batch(**args, ahead=0.005)] == [soon.id]
+    assert app.store.job_get(later.id).status is JobStatus.PENDING
+    # Several queues take the same path through the other statement.
+    more = dict(args, queues=["default", "other"])
+    assert [j.id for j in app.store.job_claim_batch(**more, ahead=0.05)] == [later.id]
+
+
+@pytest.mark.parametrize("ahead", [-0.001, 0.051, float("nan")])
+def test_a_claim_ahead_is_bounded(app: Tock, clock: FakeClock, ahead: float) -> None:
+    with pytest.raises(ValueError, match="ahead"):
+        app.store.job_claim_batch(
+            worker_id="w", queues=["default"], limit=1, free=1, now=clock.db_now(), ahead=ahead
+        )
+
+
+def test_a_job_claimed_early_is_handed_to_the_executor_at_its_time(
+    app: Tock, clock: FakeClock, make_worker: Any, make_job: Any
+) -> None:
+    register(app)
+    claimer = idle_claimer(app, clock)
+    make_worker("w1")
+    now_job = make_job(task="tests.noop")
+    early = make_job(task="tests.noop", run_at=clock.now() + timedelta(seconds=CLAIM_AHEAD))
+    handed: list[list[int]] = []
+
+    def submit(jobs: list[Any]) -> None:
+        handed.append([j.id for j in jobs])
+
+    claimer.executor.submit = submit  # type: ignore[method-assign]
+    slept: list[float] = []
+    clock.sleep = slept.append  # type: ignore[method-assign]
+    claimer._turn()
+    # The due job at once, then the early one after a sleep until its run_at.
+    assert handed == [[now_job.id], [early.id]]
+    assert slept == [pytest.approx(CLAIM_AHEAD)]

@@ -519,6 +519,7 @@ def test_claims_read_no_backlog(make_app, db: Path) -> None:
     more than a batch (the window's sort is over the batch)."""
     make_app(f"sqlite:///{db}").migrate()
     values = {"queue": "q", "limit": 10, "free": 10, "now": 1, "worker_id": "w", "token": 1}
+    values["ahead_us"] = 5000
 
     def plan(query: str) -> list[str]:
         sql = "EXPLAIN QUERY PLAN " + sqlite_store.Q[query]

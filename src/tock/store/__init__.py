@@ -108,6 +108,9 @@ FIRE_OUTCOMES = ("enqueued", "coalesced", "missed", "overlap", "paused", "trigge
 #: the longest a scheduler makes a fire's job ahead of its time (``SchedulerConfig.lead``):
 #: an upsert compares the old values of the schedules whose next fire is within it
 MAX_LEAD = timedelta(seconds=60)
+#: the most a claim may look ahead of now (``job_claim_batch(ahead=)``): a worker that
+#: woke just before a job's time claims it early and starts it at its time
+MAX_CLAIM_AHEAD = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +273,12 @@ class Store(Protocol):
         now: datetime | None,
         completed: Sequence[Outcome] = (),
         started: Sequence[Start] = (),
+        ahead: float = 0.0,
     ) -> list[JobRecord]:
         """Record ``started``, apply ``completed``, then claim up to ``limit`` due jobs,
-        in one transaction (see ``job_complete_batch``).
+        in one transaction (see ``job_complete_batch``). With ``ahead`` (seconds, at most
+        ``MAX_CLAIM_AHEAD``), jobs due within that time count as due: the caller starts
+        each at its ``run_at`` (docs/design.md: "Claimed early").
 
         Jobs come in claim order (priority, then run_at, then id); at-most-once jobs are
         claimed only among the first ``free`` (they must start at once), and the claim

@@ -49,6 +49,7 @@ from tock.errors import (
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
+    MAX_CLAIM_AHEAD,
     MAX_LEAD,
     Fire,
     FireRecord,
@@ -338,7 +339,10 @@ class SQLStore(ABC):
         now: datetime | None,
         completed: Sequence[Outcome] = (),
         started: Sequence[Start] = (),
+        ahead: float = 0.0,
     ) -> list[JobRecord]:
+        if not 0 <= ahead <= MAX_CLAIM_AHEAD:
+            raise ValueError(f"ahead must be 0 to {MAX_CLAIM_AHEAD} seconds, not {ahead!r}")
         if limit <= 0 or not queues:
             if completed or started:
                 self.job_complete_batch(completed, now=now, started=started)
@@ -349,6 +353,7 @@ class SQLStore(ABC):
             "limit": limit,
             "free": free,
             "now": self._time(now),
+            "ahead_us": round(ahead * 1_000_000),
         }
         if len(queues) == 1:
             params["queue"] = queues[0]

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 from tock.clock import Clock
 from tock.errors import ConnectionLost
-from tock.jobs import JobStatus, OutcomeKind
-from tock.store import Store, is_outage
+from tock.jobs import JobRecord, JobStatus, OutcomeKind
+from tock.store import MAX_CLAIM_AHEAD, Store, is_outage
 from tock.worker import completer
 from tock.worker.executor import Executor
 
@@ -41,6 +41,12 @@ RETRY_MIN, RETRY_MAX = 0.05, 2.0  # the backoff of a claimer whose store does no
 # Seconds past a due time an idle sleep ends: the timer never ends early by the monotonic
 # clock, the due time is the wall clock's.
 TIMER_SLACK = 0.00005
+# A claim counts jobs due within this as due, and an idle sleep ends this much before the
+# next job's time less a millisecond (a clock read to the millisecond may be that much
+# short): the claim's round trip is over by the job's time, and the job is started at its
+# run_at (docs/design.md: "Claimed early").
+CLAIM_AHEAD = 0.005
+WAKE_AHEAD = CLAIM_AHEAD - 0.001
 
 
 class Claimer:
@@ -220,6 +226,7 @@ class Claimer:
                     now=self.clock.db_now(),
                     completed=outcomes,
                     started=started,
+                    ahead=CLAIM_AHEAD,
                 )
             elif outcomes or started:
                 self.store.job_complete_batch(outcomes, now=self.clock.db_now(), started=started)
@@ -249,7 +256,16 @@ class Claimer:
                 if job.claim_token is not None:
                     claims[job.claim_token] += 1
         if claimed:
-            executor.submit(claimed)  # before the reservation goes: held covers them
+            # Before the reservation goes: held covers them. Jobs claimed early start at
+            # their time, after the others.
+            now = self.clock.now()
+            due = [j for j in claimed if j.run_at <= now]
+            early = [j for j in claimed if j.run_at > now]
+            if due:
+                executor.submit(due)
+            if early:
+                self._wait_due(early, now)
+                executor.submit(early)
             self._drained.clear()
         if want > 0:
             with self._lock:
@@ -259,6 +275,13 @@ class Claimer:
         if self.burst and executor.held == 0 and not len(self.completions) and not self._reserved:
             self._drained.set()
         return False
+
+    def _wait_due(self, early: list[JobRecord], now: datetime) -> None:
+        """Wait until the last of the jobs claimed before their time is due, at most
+        ``MAX_CLAIM_AHEAD`` (a wall clock that disagrees with the database's cannot hold
+        a job longer than that)."""
+        wait = (max(j.run_at for j in early) - now).total_seconds()
+        self.clock.sleep(min(wait, MAX_CLAIM_AHEAD))
 
     def _release(self, want: int, free: int) -> None:
         """A claim is answered (or failed): its reserved room goes (hold ``_lock``)."""
@@ -310,7 +333,7 @@ class Claimer:
                 due = self._due = known
         if due is None:
             return IDLE_POLL
-        left = (self._after_step(due) - now) / timedelta(seconds=1) + TIMER_SLACK
+        left = (self._after_step(due) - now) / timedelta(seconds=1) - WAKE_AHEAD + TIMER_SLACK
         return min(IDLE_POLL, max(0.001, left))
 
     def _after_step(self, due: datetime) -> datetime:

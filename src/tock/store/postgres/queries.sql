@@ -198,6 +198,8 @@ LIMIT 1;
 EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHARE)
 
 -- name: job_claim_batch
+-- Due: run_at now or within %(ahead_us)s (a worker that woke just before a job's time
+-- claims it early and starts it at its time: docs/design.md, "Claimed early").
 -- Lock the first %(limit)s due jobs in claim order, skipping rows other claimers hold;
 -- the LIMIT sits inside the CTE, next to FOR UPDATE, so the planner cannot lock more
 -- rows than asked. At-most-once jobs are taken only into the %(free)s slots that start
@@ -216,7 +218,8 @@ WITH
 {query:job_start},                                                 -- if start
 locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
-     WHERE status = 'pending' AND queue = %(queue)s AND run_at <= {now} AND {query:worker_alive}
+     WHERE status = 'pending' AND queue = %(queue)s
+       AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond' AND {query:worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -255,7 +258,8 @@ candidates AS (
       FROM unnest(%(queues)s::text[]) AS q(name)
      CROSS JOIN LATERAL (
            SELECT id, priority, run_at FROM {schema}.tock_jobs
-            WHERE status = 'pending' AND queue = q.name AND run_at <= {now}
+            WHERE status = 'pending' AND queue = q.name
+              AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
             ORDER BY priority DESC, run_at, id
             LIMIT 2 * %(limit)s) AS c
      ORDER BY c.priority DESC, c.run_at, c.id
@@ -263,7 +267,8 @@ candidates AS (
 ), locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE id = ANY (ARRAY(SELECT id FROM candidates))
-       AND status = 'pending' AND run_at <= {now} AND {query:worker_alive}
+       AND status = 'pending' AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
+       AND {query:worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED

@@ -83,7 +83,7 @@ WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
-             WHERE status = 'pending' AND queue = :queue AND run_at <= {now}
+             WHERE status = 'pending' AND queue = :queue AND run_at <= {now} + :ahead_us
              ORDER BY priority DESC, run_at, id
              LIMIT :limit)
 )
@@ -100,7 +100,7 @@ RETURNING {cols};
 -- claim across several queues reads each queue's, under its write lock, and hands the
 -- first :limit of them all to job_claim_batch_queues.
 SELECT id, priority, run_at FROM tock_jobs
- WHERE status = 'pending' AND queue = :queue AND run_at <= {now}
+ WHERE status = 'pending' AND queue = :queue AND run_at <= {now} + :ahead_us
  ORDER BY priority DESC, run_at, id
  LIMIT :limit;
 
@@ -112,7 +112,7 @@ WITH ranked AS (
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM tock_jobs
      WHERE id IN (SELECT value FROM json_each(:ids))
-       AND status = 'pending' AND run_at <= {now}
+       AND status = 'pending' AND run_at <= {now} + :ahead_us
 )
 UPDATE tock_jobs
    SET status = 'running', worker_id = :worker_id, claim_token = :token, started_at = NULL
@@ -123,10 +123,11 @@ UPDATE tock_jobs
 RETURNING {cols};
 
 -- name: job_any_due
--- A cheap read before taking the write lock for a claim.
+-- A cheap read before taking the write lock for a claim (due within :ahead_us, as the
+-- claim's: docs/design.md, "Claimed early").
 SELECT 1 FROM tock_jobs
  WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues))
-   AND run_at <= {now}
+   AND run_at <= {now} + :ahead_us
  LIMIT 1;
 
 -- name: job_next_due

@@ -551,7 +551,12 @@ class SQLiteStore(SQLStore):
         if not completed and not started:
             # A read first: idle workers do not queue on the write lock for nothing.
             due = conn.execute(
-                Q["job_any_due"], {"queues": json.dumps(list(queues)), "now": params["now"]}
+                Q["job_any_due"],
+                {
+                    "queues": json.dumps(list(queues)),
+                    "now": params["now"],
+                    "ahead_us": params["ahead_us"],
+                },
             ).fetchone()
             if due is None:
                 return []
@@ -564,7 +569,12 @@ class SQLiteStore(SQLStore):
             # here, under the write lock (no round trips: the database is in-process).
             limit, candidates = params["limit"], []
             for queue in queues:
-                values = {"queue": queue, "limit": limit, "now": params["now"]}
+                values = {
+                    "queue": queue,
+                    "limit": limit,
+                    "now": params["now"],
+                    "ahead_us": params["ahead_us"],
+                }
                 candidates += conn.execute(Q["job_claim_candidates"], values).fetchall()
             candidates.sort(key=lambda r: (-r[1], r[2], r[0]))
             ids = json.dumps([r[0] for r in candidates[:limit]])
