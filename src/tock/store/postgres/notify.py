@@ -71,9 +71,12 @@ class Watch:
     per outage for all of its connections.
     """
 
-    def __init__(self, store: PostgresStore, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, store: PostgresStore, callback: Callable[[], None], *, channel: str | None = None
+    ) -> None:
         self._store = store
         self._callback = callback
+        self._channel = store.channel if channel is None else channel
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tock-listen", daemon=True)
         self._thread.start()
@@ -82,7 +85,7 @@ class Watch:
         store = self._store
         backoff = 0.0
         first = True
-        listen = sql.SQL("LISTEN {}").format(sql.Identifier(store.channel))
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
         while not self._stop.is_set():
             if backoff and self._stop.wait(backoff):
                 return

@@ -162,6 +162,8 @@ class PostgresStore(SQLStore):
         self._db = Sessions(conninfo_url, self.url)
         digest = hashlib.sha1(self.schema.encode()).hexdigest()[:16]
         self.channel = f"tock.{self.schema}" if len(self.schema) <= 50 else f"tock.{digest}"
+        #: where commands are hinted (docs/design.md: Commands); at most 59 characters
+        self.command_channel = f"{self.channel}.cmd"
         self._lock_prefix = f"tock:worker:{self.schema}:"
         self._pid = os.getpid()
         self._checked = False
@@ -629,7 +631,7 @@ class PostgresStore(SQLStore):
         retry: list[Outcome] = []
         release: list[Outcome] = []
         for o in outcomes:
-            if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
+            if o.kind in _FINISHING:
                 finish.append(o)
             elif o.kind is OutcomeKind.RETRY:
                 retry.append(o)
@@ -664,6 +666,12 @@ class PostgresStore(SQLStore):
                 self.Q["job_release"],
                 {"ids": [o.job_id for o in release], "tokens": [o.token for o in release]},
             ).rowcount
+        if retry or release:
+            # A job whose stop was asked for is not run again (docs/design.md: Commands).
+            conn.execute(
+                self.Q["job_cancel_stopped"],
+                {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
+            )
         return changed
 
     def _prune_some(
@@ -707,6 +715,20 @@ class PostgresStore(SQLStore):
 
     def job_watch(self, callback: Callable[[], None]) -> Watch:
         return Watch(self, callback)
+
+    def worker_command_watch(self, callback: Callable[[], None]) -> Watch:
+        return Watch(self, callback, channel=self.command_channel)
+
+    def _hint(self, *, queues: Sequence[str] = (), commands: bool = False) -> None:
+        # A hint: if it cannot be sent, workers still poll.
+        with contextlib.suppress(Exception):
+            if queues:
+                self._notify(list(queues))
+            if commands and self._db.opened:
+                with self._conn(check=False) as conn:
+                    conn.execute(
+                        self.Q["job_notify"], {"channel": self.command_channel, "queues": [""]}
+                    )
 
     # -- the leader's lock (docs/design.md: Leader) ------------------------------
 
@@ -921,6 +943,10 @@ class PostgresStore(SQLStore):
         report: RescueReport,
     ) -> None:
         params = {"worker_ids": worker_ids, "now": now, "error": WORKER_DIED}
+        # Jobs whose stop was asked for end canceled (docs/design.md: Commands).
+        report.canceled.extend(
+            sorted(j for (j,) in conn.execute(self.Q["worker_jobs_cancel_stopped"], params))
+        )
         for job_id, status in sorted(conn.execute(self.Q["worker_jobs_give_up"], params)):
             (report.lost if status == "lost" else report.failed).append(job_id)
         report.rescued.extend(
@@ -942,7 +968,7 @@ class PostgresStore(SQLStore):
         return len(rows)
 
 
-_FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
+_FINISHING = frozenset({OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELED})
 
 
 def _finish_params(
