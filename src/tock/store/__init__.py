@@ -121,9 +121,7 @@ class RescueReport:
     kept_pace: bool = True
 
     def __bool__(self) -> bool:
-        return bool(
-            self.dead_workers or self.rescued or self.lost or self.failed or self.canceled
-        )
+        return bool(self.dead_workers or self.rescued or self.lost or self.failed or self.canceled)
 
 
 #: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop

@@ -156,12 +156,16 @@ class SQLStore(ABC):
     ) -> list[JobId]: ...
 
     @abstractmethod
+    def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]: ...
+
+    @abstractmethod
     def _snapshot(self) -> AbstractContextManager[Any]:
         """A connection whose reads all see one snapshot (the parts of a list)."""
 
     def _hint(self, *, queues: Sequence[str] = (), commands: bool = False) -> None:
         """A wake-up hint after a commit: idle workers of ``queues``, and workers
         watching for commands. A no-op where workers poll (SQLite)."""
+        return None
 
     def worker_command_watch(self, callback: Callable[[], None]) -> Watch | None:
         return None  # workers poll worker_commands
