@@ -231,3 +231,46 @@ def test_retry_of_a_stopped_job_runs_it_again(store: Store, clock: FakeClock, ma
     assert again.id == job.id
     # The old request does not follow it: no command for the new attempt.
     assert store.worker_commands("w1") == WorkerCommands()
+
+
+# -- the worker's look at its commands (tock.worker.commands) ------------------------
+
+
+def test_commands_poll_passes_each_command_on_once(
+    store: Store, clock: FakeClock, make_job
+) -> None:
+    from tock.worker.commands import Commands
+
+    stops: list[str] = []
+    job_stops: list[set[int]] = []
+    kept: list[set[int]] = []
+    commands = Commands(
+        store,
+        "w1",
+        on_stop=lambda: stops.append("stop"),
+        on_stop_jobs=lambda ids: job_stops.append(set(ids)),
+        on_forget=lambda keep: kept.append(set(keep)),
+    )
+    job = make_job(status="running")
+    commands.poll()
+    assert (stops, job_stops) == ([], [])
+    store.job_stop(job.id, now=clock.db_now())
+    commands.poll()
+    commands.poll()  # the same request again: not passed on twice
+    assert job_stops == [{job.id}] and kept[-1] == {job.id}
+    store.job_complete_batch([outcome(job, OutcomeKind.CANCELED)], now=clock.db_now())
+    commands.poll()
+    assert kept[-1] == set()  # its outcome is written: the executor may forget it
+    store.worker_stop_request("w1", now=clock.db_now())
+    commands.poll()
+    commands.poll()
+    assert stops == ["stop"]
+
+
+def test_a_stop_request_after_a_signal_stays_graceful(app) -> None:
+    from tock.worker.worker import Worker
+
+    worker = Worker(app)
+    worker.stop()  # SIGTERM
+    worker._asked_to_stop()  # then `tock workers stop`: not a second signal
+    assert worker._stop_requested.is_set() and not worker._hard_stop.is_set()

@@ -236,7 +236,10 @@ class Worker:
         self._wake_claimer()
 
     def _asked_to_stop(self) -> None:
-        """``tock workers stop``: the same graceful stop as SIGTERM."""
+        """``tock workers stop``: the same graceful stop as SIGTERM (never a second
+        signal's hard stop, though a signal came first)."""
+        if self._stop_requested.is_set():
+            return
         log.info("stopping: finishing running jobs (up to %g s)", self.config.shutdown_grace)
         self.stop()
 

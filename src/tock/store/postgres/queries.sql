@@ -594,7 +594,7 @@ SELECT DISTINCT worker_id FROM {schema}.tock_jobs AS j
 WITH gone AS (
     DELETE FROM {schema}.tock_jobs
      WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
-       AND (at_most_once OR rescues >= max_rescues)
+       AND (at_most_once OR rescues >= max_rescues) AND stop_requested_at IS NULL
     RETURNING *
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
@@ -608,10 +608,15 @@ RETURNING id, status;
 
 -- name: worker_jobs_rescue
 -- Back to pending; the attempt counts even when its start was not recorded (as above).
+-- Neither this nor worker_jobs_give_up takes a job whose stop was asked for: one asked
+-- for after worker_jobs_cancel_stopped (read committed: another transaction's commit
+-- shows between two statements) stays running with no worker row, and the next pass
+-- cancels it as an orphan's (docs/design.md: Commands).
 UPDATE {schema}.tock_jobs
    SET status = 'pending', rescues = rescues + 1,
        attempts = attempts + (started_at IS NULL)::int, worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
+   AND stop_requested_at IS NULL
 RETURNING id;
 
 -- name: worker_delete
