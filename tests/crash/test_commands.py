@@ -7,6 +7,7 @@ no test asserts a duration.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ import pytest
 from tock import JobStatus
 from tock.jobs import JobRecord
 
-from .cluster import HERE, Cluster, WorkerProcess, cli_worker
+from .cluster import HERE, Cluster, WorkerProcess, cli_worker, runner_worker
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +177,28 @@ def test_queues_pause_and_resume(cluster: Cluster) -> None:
     wait_status(cluster, held.id, JobStatus.SUCCEEDED)
     assert cluster.stop(worker) == 0
     cluster.assert_clean_output()
+
+
+def test_a_stopped_job_whose_worker_dies_ends_canceled(cluster: Cluster) -> None:
+    """The worker is paused (SIGSTOP) so it cannot act on the stop, then killed: the
+    rescuer of another worker cancels the job instead of rescuing it, and it never runs
+    again though it has retries left."""
+    fast = ("--heartbeat", "0.5", "--rescue-after", "5", "--rescue-interval", "0.5")
+    doomed_worker = cluster.start_worker("doomed", runner_worker(*fast))
+    worker_id(cluster, doomed_worker)
+    held = cluster.app.tasks["crash.hold"].enqueue("doomed")
+    wait_started(cluster, "doomed")
+    cluster.kill(doomed_worker, signal.SIGSTOP)
+    cluster.wait_paused(doomed_worker)
+    result = tock_cli(cluster, "jobs", "stop", str(held.id))
+    assert result.returncode == 0, result.stderr
+    assert "is asked to stop" in result.stdout
+    cluster.kill(doomed_worker)  # SIGKILL
+    assert doomed_worker.popen.wait(WAIT) == -signal.SIGKILL
+    rescuer = cluster.start_worker("rescuer", runner_worker(*fast))
+    record = wait_status(cluster, held.id, JobStatus.CANCELED)
+    assert record.retries == 3
+    assert cluster.starts()["doomed"] == [doomed_worker.pid]
+    assert "doomed:canceled" not in cluster.starts()  # it never learnt of the stop
+    assert cluster.stop(rescuer) == 0
+    assert cluster.starts()["doomed"] == [doomed_worker.pid]
