@@ -81,6 +81,15 @@ async def ahold(ctx: Context, tag: str) -> None:
         raise
 
 
+def gated(tag: str, gate: str) -> list[object]:
+    """Runs until the file ``gate`` exists (at most a minute)."""
+    log_start(tag)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [tag, os.getpid()]
+
+
 def build(url: str | None = None) -> Tock:
     """An app with the crash tasks; the test process builds its own on its store."""
     tock = Tock(url)
@@ -91,6 +100,7 @@ def build(url: str | None = None) -> Tock:
     tock.task(name="crash.tick", takes_context=True)(tick)
     tock.task(name="crash.hold", retries=3, takes_context=True)(hold)
     tock.task(name="crash.ahold", retries=3, takes_context=True)(ahold)
+    tock.task(name="crash.gated")(gated)
     return tock
 
 

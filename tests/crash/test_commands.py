@@ -61,13 +61,13 @@ def wait_started(cluster: Cluster, tag: str) -> None:
 
 
 def test_workers_stop_shuts_a_worker_down_as_sigterm_does(cluster: Cluster) -> None:
-    """The running job finishes, the claimed one is handed back unstarted (no attempt
-    used), the worker removes its row and exits 0."""
+    """The claimed job is handed back unstarted (no attempt used), the running one
+    finishes, the worker removes its row and exits 0."""
     worker = cluster.start_worker("w", cli_worker("--concurrency", "1", "--prefetch", "1"))
     wid = worker_id(cluster, worker)
-    sleepy = cluster.app.tasks["crash.sleepy"]
-    running = sleepy.enqueue(1_500, "running")
-    waiting = sleepy.enqueue(10, "waiting")
+    gate = cluster.dir / "gate"
+    running = cluster.app.tasks["crash.gated"].enqueue("running", str(gate))
+    waiting = cluster.app.tasks["crash.sleepy"].enqueue(10, "waiting")
     wait_started(cluster, "running")
     cluster.wait_for(
         "the second job to be claimed",
@@ -81,6 +81,13 @@ def test_workers_stop_shuts_a_worker_down_as_sigterm_does(cluster: Cluster) -> N
     assert result.returncode == 0, result.stderr
     assert f"Worker {wid} is asked to stop" in result.stdout
     cluster.expected_dead.add(worker.pid)
+    cluster.wait_for(
+        "the claimed job to be handed back",
+        lambda: job(cluster, waiting.id).status is JobStatus.PENDING,
+        WAIT,
+    )
+    assert worker.popen.poll() is None  # still waiting for its running job
+    gate.touch()
     assert worker.popen.wait(WAIT) == 0
     assert job(cluster, running.id).status is JobStatus.SUCCEEDED
     back = job(cluster, waiting.id)

@@ -76,7 +76,7 @@ from tock.store.postgres.copy import (
     pg_us,
     retry_on_text,
 )
-from tock.store.postgres.notify import Notifier, Watch
+from tock.store.postgres.notify import Listener, Notifier, Watch
 
 log = logging.getLogger("tock.store")
 
@@ -181,6 +181,7 @@ class PostgresStore(SQLStore):
         self._leader_locks: dict[int, list[psycopg.Connection[TupleRow]]] = {}
         self._leader_waiter: psycopg.Connection[TupleRow] | None = None
         self._notifier = Notifier(self)
+        self._listener = Listener(self)  # one LISTEN session for every watch
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -241,6 +242,7 @@ class PostgresStore(SQLStore):
             self._leader_locks = {}
             self._leader_waiter = None
             self._notifier = Notifier(self)
+            self._listener = Listener(self)
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
         self._forked()
@@ -714,10 +716,12 @@ class PostgresStore(SQLStore):
         return True
 
     def job_watch(self, callback: Callable[[], None]) -> Watch:
-        return Watch(self, callback)
+        self._forked()
+        return self._listener.watch(self.channel, callback)
 
     def worker_command_watch(self, callback: Callable[[], None]) -> Watch:
-        return Watch(self, callback, channel=self.command_channel)
+        self._forked()
+        return self._listener.watch(self.command_channel, callback)
 
     def _hint(self, *, queues: Sequence[str] = (), commands: bool = False) -> None:
         # A hint: if it cannot be sent, workers still poll.
