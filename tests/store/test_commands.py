@@ -274,3 +274,35 @@ def test_a_stop_request_after_a_signal_stays_graceful(app) -> None:
     worker.stop()  # SIGTERM
     worker._asked_to_stop()  # then `tock workers stop`: not a second signal
     assert worker._stop_requested.is_set() and not worker._hard_stop.is_set()
+
+
+def test_a_command_wakes_the_watch_where_the_store_has_hints(
+    store: Store, other_app, clock: FakeClock, make_worker
+) -> None:
+    """PostgreSQL: a NOTIFY on the commands channel, on the same LISTEN session as the
+    wake-ups; SQLite: no hint, workers poll."""
+    import threading
+
+    woke, work = threading.Event(), threading.Event()
+    watch = store.worker_command_watch(woke.set)
+    if not store.supports_listen_notify:
+        assert watch is None
+        return
+    assert watch is not None
+    jobs = store.job_watch(work.set)
+    try:
+        make_worker("w1")
+        # LISTEN starts with the watch's session: ask until a hint arrives (one sent
+        # before then is not delivered).
+        for _ in range(100):
+            other_app.store.worker_stop_request("w1", now=clock.db_now())
+            if woke.wait(0.1):
+                break
+        assert woke.is_set()
+        assert not work.is_set()  # a command wakes no claimer
+        woke.clear()
+        other_app.store.queue_resume("default", now=clock.db_now())
+        assert work.wait(30)  # a resume wakes idle workers of the queue
+    finally:
+        watch.close()
+        jobs.close()
