@@ -19,6 +19,8 @@ from tock.jobs import Job, JobId, JobPage, JobRecord, JobStatus, NewJob
 from tock.store import (
     Fire,
     FireRecord,
+    QueueRecord,
+    QueueStats,
     ScheduleRecord,
     Store,
     open_store,
@@ -524,6 +526,50 @@ class Tock:
             done += len(apply(ids, now=self.clock.db_now()))
             before = min(ids)
 
+    # -- commands (docs/design.md: Commands) ----------------------------------------
+
+    def stop_job(self, job_id: JobId) -> Job:
+        """Stop a job (``tock jobs stop``). A running job's worker stops it within a
+        short bound (``ctx.canceled`` set for a sync task, the coroutine cancelled for an
+        async one; a claimed job never starts) and the job ends ``canceled``, never
+        retried, even if the task then raises or its worker dies meanwhile. The handle
+        returned says ``running`` until then (``job.result()`` waits for the end). A
+        pending or blocked job is canceled at once, as by :meth:`cancel_job`. A finished
+        job raises ``JobStateError``."""
+        record = self.store.job_stop(_job_id(job_id), now=self.clock.db_now())
+        return Job(record.id, self, record)
+
+    def stop_worker(self, worker_id: str) -> None:
+        """Ask a worker to shut down gracefully (``tock workers stop``), from any
+        process: it stops claiming, hands back the jobs it has not started, lets running
+        ones finish within its shutdown grace and resigns leadership, as on SIGTERM.
+        ``WorkerNotFound`` when no registered worker has that id."""
+        if not isinstance(worker_id, str) or not worker_id.strip():
+            raise ConfigurationError(f"a worker id is a non-empty string, not {worker_id!r}")
+        self.store.worker_stop_request(worker_id, now=self.clock.db_now())
+
+    def list_workers(self) -> list[dict[str, Any]]:
+        """The registered workers, as ``health()["workers"]`` shows them (``tock workers
+        list``)."""
+        workers: list[dict[str, Any]] = self.health()["workers"]
+        return workers
+
+    def pause_queue(self, name: str) -> QueueRecord:
+        """No worker claims jobs of queue ``name`` until it is resumed (``tock queues
+        pause``); running jobs go on, and enqueueing into it still works. Takes effect
+        with the next claim of every worker."""
+        return self.store.queue_pause(v.check_name("queue", name), now=self.clock.db_now())
+
+    def resume_queue(self, name: str) -> QueueRecord:
+        """Workers claim the queue's jobs again (``tock queues resume``); idle ones are
+        woken at once."""
+        return self.store.queue_resume(v.check_name("queue", name), now=self.clock.db_now())
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        """Every queue that holds jobs or was ever paused, by name: ``health()``'s facts
+        of each (``paused``, ``paused_at``, counts per state, ``ready``, ``served``)."""
+        return [{"name": name, **q} for name, q in self.health()["queues"].items()]
+
     def transfer_leadership(self) -> str | None:
         """Make the leader step down so that another worker leads (``tock leader
         resign``), from any process. The lease is cleared at once; the leader finds out
@@ -544,9 +590,11 @@ class Tock:
 
         Every queue that holds jobs has every state's count (zero included), ``claimed``
         (running, not started), ``ready``, ``oldest_ready_age`` and ``served``: whether a
-        live worker (a heartbeat within ``LIVE_HEARTBEAT`` seconds) serves it. Problems:
-        no live worker, and ready jobs in a queue no live worker serves (the commonest
-        reason a job "never runs")."""
+        live worker (a heartbeat within ``LIVE_HEARTBEAT`` seconds) serves it, and
+        ``paused``/``paused_at`` (``pause_queue``; a paused queue is listed even with no
+        jobs). Problems: no live worker, and ready jobs in a queue no live worker serves
+        (the commonest reason a job "never runs"); a paused queue's waiting is no
+        problem."""
         store = self.store
         now = store.db_now(now=self.clock.db_now())
         version, latest = store.schema_version()
@@ -581,8 +629,12 @@ class Tock:
                 }
             )
         served = {q for w in workers if w["live"] for q in w["queues"]}
+        paused = {q.name: q for q in store.queue_list() if q.paused}
+        stats = {s.queue: s for s in store.job_stats(now=self.clock.db_now())}
+        for name in paused.keys() - stats.keys():  # a paused queue with no jobs
+            stats[name] = QueueStats(queue=name, counts={}, ready=0, oldest_ready_at=None)
         queues: dict[str, dict[str, Any]] = {}
-        for s in sorted(store.job_stats(now=self.clock.db_now()), key=lambda s: s.queue):
+        for s in sorted(stats.values(), key=lambda s: s.queue):
             counts = {status.value: 0 for status in JobStatus}
             counts.update({str(k): n for k, n in s.counts.items()})
             # Running jobs not started yet are "claimed" (a view of running), counted
@@ -598,6 +650,8 @@ class Tock:
                     else max(0.0, (now - s.oldest_ready_at) / timedelta(seconds=1))
                 ),
                 "served": s.queue in served,
+                "paused": s.queue in paused,
+                "paused_at": _iso(paused[s.queue].paused_at) if s.queue in paused else None,
             }
         problems = []
         if not served:
@@ -608,13 +662,13 @@ class Tock:
                 "(every live worker runs with --no-leader, or an election is under way)"
             )
         for name, q in queues.items():
-            if q["ready"] and not q["served"]:
+            if q["ready"] and not q["served"] and not q["paused"]:
                 problems.append(
                     f"queue {name!r} has {q['ready']} ready job(s) that no live worker serves"
                     f" (start one with `tock worker --queues {name}`)"
                 )
             lag = q["oldest_ready_age"]
-            if max_lag is not None and lag is not None and lag > max_lag:
+            if max_lag is not None and lag is not None and lag > max_lag and not q["paused"]:
                 problems.append(
                     f"queue {name!r}: its oldest ready job has waited {lag:.1f} s, more than "
                     f"--max-lag {max_lag:g} s"
@@ -652,6 +706,10 @@ class FirePage:
 
     def __len__(self) -> int:
         return len(self.fires)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 def _job_id(job_id: object) -> JobId:

@@ -17,6 +17,7 @@ __all__ = [
     "StaleTerm",
     "StoreError",
     "TockError",
+    "WorkerNotFound",
 ]
 
 
@@ -86,6 +87,17 @@ class ScheduleNotFound(TockError, LookupError):
         self.name = name
 
 
+class WorkerNotFound(TockError, LookupError):
+    """No registered worker with that id (it stopped, was declared dead, or never ran)."""
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(
+            f"worker {worker_id!r} not found: no registered worker has that id "
+            "(`tock workers list` shows them)"
+        )
+        self.worker_id = worker_id
+
+
 class JobFailed(TockError):
     """The job ended ``failed``: every attempt raised (or its worker died too often)."""
 
@@ -98,7 +110,7 @@ class JobFailed(TockError):
 
 
 class JobCanceled(TockError):
-    """The job was canceled before it ran."""
+    """The job was canceled: before it ran, or stopped while it ran (``tock jobs stop``)."""
 
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} was canceled")

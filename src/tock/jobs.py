@@ -115,6 +115,7 @@ class OutcomeKind(enum.StrEnum):
     RETRY = "retry"  #: raised, attempts left: back to pending after ``delay``
     FAILED = "failed"
     RELEASED = "released"  #: claimed but never started: handed back, no attempt used
+    CANCELED = "canceled"  #: stopped on request while it ran (docs/design.md: Commands)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,6 +163,8 @@ def test_status_json_keys_are_stable(project: Project) -> None:
         "ready": 1,
         "oldest_ready_age": facts["queues"]["default"]["oldest_ready_age"],
         "served": False,
+        "paused": False,
+        "paused_at": None,
     }
     assert facts["ok"] is False
 

@@ -9,6 +9,7 @@ interleave.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -60,6 +61,35 @@ def tick(ctx: Context, schedule: str) -> list[object]:
     return [schedule, os.getpid()]
 
 
+def hold(ctx: Context, tag: str) -> None:
+    """Runs until stopped (``ctx.canceled``, at most a minute), logs ``<tag>:canceled``,
+    then raises: a stopped job is not retried all the same."""
+    log_start(tag)
+    if ctx.canceled.wait(60):
+        log_start(f"{tag}:canceled")
+    raise RuntimeError(f"{tag} was stopped")
+
+
+async def ahold(ctx: Context, tag: str) -> None:
+    """The async ``hold``: sleeps until its coroutine is cancelled, logs
+    ``<tag>:cancelled``."""
+    log_start(tag)
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        log_start(f"{tag}:cancelled")
+        raise
+
+
+def gated(tag: str, gate: str) -> list[object]:
+    """Runs until the file ``gate`` exists (at most a minute)."""
+    log_start(tag)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return [tag, os.getpid()]
+
+
 def build(url: str | None = None) -> Tock:
     """An app with the crash tasks; the test process builds its own on its store."""
     tock = Tock(url)
@@ -68,6 +98,9 @@ def build(url: str | None = None) -> Tock:
     tock.task(name="crash.fragile", retries=0, takes_context=True)(fragile)
     tock.task(name="crash.steady", takes_context=True)(steady)
     tock.task(name="crash.tick", takes_context=True)(tick)
+    tock.task(name="crash.hold", retries=3, takes_context=True)(hold)
+    tock.task(name="crash.ahold", retries=3, takes_context=True)(ahold)
+    tock.task(name="crash.gated")(gated)
     return tock
 
 

@@ -243,3 +243,94 @@ def test_outcomes_drained_by_several_claimers_at_once_are_each_taken_once() -> N
     assert errors == []
     ids = Counter(o.job_id for batch in drained for o in batch)
     assert len(ids) == n and set(ids.values()) == {1}
+
+
+# -- stops (docs/design.md: Commands) ------------------------------------------------
+
+
+def test_stop_jobs_waiting_and_running(app: Tock, harness: Callable[[int], Harness]) -> None:
+    """Concurrency 2: a sync job with a context sees ctx.canceled, one without runs to its
+    end; both are recorded canceled though one raised. The job waiting for a slot is
+    taken out unstarted; the other waiting job still runs."""
+    from tock import Context
+
+    gate = threading.Event()
+    started: list[str] = []
+
+    @app.task(name="watches", takes_context=True)
+    def watches(ctx: Context) -> None:
+        started.append("watches")
+        assert ctx.canceled.wait(WAIT)
+        raise RuntimeError("stopped")
+
+    @app.task(name="blind")
+    def blind(tag: str) -> str:
+        started.append(tag)
+        gate.wait(WAIT)
+        return tag
+
+    h = harness(2)
+    h.executor.submit(
+        [
+            record(1, "watches"),
+            record(2, "blind", "b"),
+            record(3, "blind", "w"),
+            record(4, "blind", "x"),
+        ]
+    )
+    for _ in range(int(WAIT / 0.01)):
+        if len(started) == 2:
+            break
+        threading.Event().wait(0.01)
+    taken = h.executor.stop_jobs({1, 2, 3})
+    assert [j.id for j in taken] == [3]  # waiting: out, never started
+    gate.set()
+    outcomes = {o.job_id: o.kind for o in h.outcomes(3)}
+    assert outcomes == {1: OutcomeKind.CANCELED, 2: OutcomeKind.CANCELED, 4: OutcomeKind.SUCCEEDED}
+    assert sorted(started) == ["b", "watches", "x"]
+
+
+def test_stop_an_async_job_cancels_its_coroutine(
+    app: Tock, harness: Callable[[int], Harness]
+) -> None:
+    began = threading.Event()
+    cancelled = threading.Event()
+
+    @app.task(name="sleeper")
+    async def sleeper() -> None:
+        began.set()
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    h = harness(1)
+    h.executor.submit([record(1, "sleeper")])
+    assert began.wait(WAIT)
+    assert h.executor.stop_jobs({1}) == []
+    (outcome,) = h.outcomes(1)
+    assert outcome.kind is OutcomeKind.CANCELED and cancelled.is_set()
+
+
+def test_a_stop_learnt_before_the_claim_arrives(
+    app: Tock, harness: Callable[[int], Harness]
+) -> None:
+    """The worker's look at its commands may see a stop of a job its claimer has not
+    handed to the executor yet: that job never starts."""
+    ran: list[int] = []
+
+    @app.task(name="quick")
+    def quick(i: int) -> int:
+        ran.append(i)
+        return i
+
+    h = harness(1)
+    assert h.executor.stop_jobs({5}) == []
+    h.executor.submit([record(5, "quick", 5), record(6, "quick", 6)])
+    outcomes = {o.job_id: o.kind for o in h.outcomes(2)}
+    assert outcomes == {5: OutcomeKind.RELEASED, 6: OutcomeKind.SUCCEEDED}
+    assert ran == [6]
+    h.executor.forget_stops(keep=())
+    h.executor.submit([record(5, "quick", 5)])  # retried later: runs
+    assert [o.kind for o in h.outcomes(1)] == [OutcomeKind.SUCCEEDED]

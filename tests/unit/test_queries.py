@@ -34,6 +34,7 @@ DIALECT_ONLY: dict[str, set[str]] = {
         "job_delete_finished_many",
         "job_prune_fires",
         "worker_jobs_delete_given_up",
+        "worker_jobs_delete_stopped",
     },
     # A read before the write lock, and a claim across queues merged under that lock.
     "sqlite: claims": {"job_any_due", "job_claim_candidates"},

@@ -526,7 +526,13 @@ def test_claims_read_no_backlog(make_app, db: Path) -> None:
         return [row[-1] for row in raw(db).execute(sql, {**values, "ids": "[1, 2]"})]
 
     candidates = plan("job_claim_candidates")
-    assert candidates == ["SEARCH tock_jobs USING INDEX tock_jobs_claim (queue=?)"], candidates
+    # The paused-queue check (docs/design.md: Commands) is one probe of tock_queues'
+    # primary key, a subquery evaluated once a statement.
+    assert candidates == [
+        "SEARCH tock_jobs USING INDEX tock_jobs_claim (queue=?)",
+        "SCALAR SUBQUERY 1",
+        "SEARCH tock_queues USING INDEX sqlite_autoindex_tock_queues_1 (name=?)",
+    ], candidates
     one, several = plan("job_claim_batch"), plan("job_claim_batch_queues")
     assert "SEARCH tock_jobs USING INDEX tock_jobs_claim (queue=?)" in one, one
     assert "SEARCH tock_jobs USING INTEGER PRIMARY KEY (rowid=?)" in several, several

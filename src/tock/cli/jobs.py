@@ -1,7 +1,8 @@
-"""``tock jobs``: list, show, retry, cancel, delete and run jobs now, through the app.
+"""``tock jobs``: list, show, retry, cancel, stop, delete and run jobs now, through the app.
 
 Retry applies to failed, lost and canceled jobs (their attempts start again from zero);
-cancel to pending and blocked ones. The store refuses anything else with a message
+cancel to pending and blocked ones; stop to those and running ones (docs/design.md:
+Commands). The store refuses anything else with a message
 that says why, shown here as one line (docs/design.md: Job lifecycle).
 """
 
@@ -183,6 +184,25 @@ def cancel(job_id: int) -> None:
     """Cancel a pending or blocked job."""
     record = get_app().cancel_job(job_id).record
     click.echo(f"Job {record.id} ({record.task}) is {record.status}.")
+
+
+@jobs.command()
+@job_id_argument()
+def stop(job_id: int) -> None:
+    """Stop a job: a running one ends canceled, never retried.
+
+    Its worker learns of it within a fraction of a second: a sync task gets ctx.canceled
+    set, an async one is cancelled, a claimed job never starts. A pending or blocked job
+    is canceled at once, as by `tock jobs cancel`; a finished one is an error.
+    """
+    record = get_app().stop_job(job_id).record
+    if record.status is JobStatus.RUNNING:
+        click.echo(
+            f"Job {record.id} ({record.task}) is asked to stop; its worker {record.worker_id} "
+            "stops it and it ends canceled."
+        )
+    else:
+        click.echo(f"Job {record.id} ({record.task}) is {record.status}.")
 
 
 @jobs.command()

@@ -18,9 +18,11 @@ from tock.cli._common import AppRef, CLIError
 from tock.cli.jobs import jobs
 from tock.cli.leader import leader
 from tock.cli.migrate import migrate
+from tock.cli.queues import queues
 from tock.cli.schedules import schedules
 from tock.cli.status import status
 from tock.cli.worker import worker
+from tock.cli.workers import workers
 from tock.errors import TockError
 
 __all__ = ["cli", "main"]
@@ -89,6 +91,8 @@ cli.add_command(status)
 cli.add_command(jobs)
 cli.add_command(schedules)
 cli.add_command(leader)
+cli.add_command(workers)
+cli.add_command(queues)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

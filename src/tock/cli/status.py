@@ -96,7 +96,7 @@ def render(health: dict[str, Any]) -> None:
         facts.add_row("Leader", Text("none", style="red" if health["workers"] else ""))
     out.print(facts)
     out.print()
-    out.print(_workers(health["workers"]))
+    out.print(render_workers(health["workers"]))
     out.print()
     out.print(_queues(health["queues"]))
     out.print()
@@ -108,7 +108,7 @@ def render(health: dict[str, Any]) -> None:
         out.print(Text("No problems found.", style="green"))
 
 
-def _workers(workers: list[dict[str, Any]]) -> Table | Text:
+def render_workers(workers: list[dict[str, Any]]) -> Table | Text:
     if not workers:
         return Text(own_words("No live workers: start one with `tock worker`."))
     table = Table(title=f"Workers ({len(workers)})", title_justify="left", **TABLE_STYLE)
@@ -164,7 +164,7 @@ def _queues(queues: dict[str, dict[str, Any]]) -> Table | Text:
     for name, q in sorted(queues.items()):
         served = q.get("served", True)
         table.add_row(
-            Text(name),
+            Text(f"{name} (paused)", style="yellow") if q.get("paused") else Text(name),
             str(q.get("ready", 0)),
             fmt_age(q.get("oldest_ready_age")),
             *(str(q.get(c, 0)) for c in columns),

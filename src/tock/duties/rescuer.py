@@ -131,16 +131,18 @@ def log_rescue(store: Store, report: RescueReport, what: str, *, say_none: bool 
     lost or failed, see ``tock.logs``); with ``say_none``, INFO when the dead workers held
     none."""
     workers = ", ".join(report.dead_workers) or "?"
-    if not (report.rescued or report.lost or report.failed):
+    if not (report.rescued or report.lost or report.failed or report.canceled):
         if report.dead_workers and say_none:
             log.info(what + ": they held no jobs", workers)
         return
+    stopped = f", {len(report.canceled)} canceled (a stop was asked)" if report.canceled else ""
     log.warning(
-        what + ": %d back to pending, %d lost, %d failed",
+        what + ": %d back to pending, %d lost, %d failed%s",
         workers,
         len(report.rescued),
         len(report.lost),
         len(report.failed),
+        stopped,
     )
     ended = [*report.lost, *report.failed]
     records = []

@@ -28,11 +28,13 @@ __all__ = [
     "Fire",
     "FireRecord",
     "Lease",
+    "QueueRecord",
     "QueueStats",
     "RescueReport",
     "ScheduleRecord",
     "Store",
     "Watch",
+    "WorkerCommands",
     "WorkerInfo",
     "WorkerRecord",
     "is_outage",
@@ -89,18 +91,37 @@ class QueueStats:
     claimed: int = 0  #: running jobs whose attempt has not started (of counts[RUNNING])
 
 
+@dataclass(frozen=True, slots=True)
+class QueueRecord:
+    """A queue's row in ``tock_queues`` (docs/design.md: Commands): only queues someone
+    paused have one. ``paused_at``: since when, while paused."""
+
+    name: str
+    paused: bool
+    paused_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerCommands:
+    """What a worker is asked to do through the store (docs/design.md: Commands)."""
+
+    stop: bool = False  #: shut down gracefully, as on SIGTERM
+    stop_jobs: frozenset[JobId] = frozenset()  #: its running jobs to stop (end canceled)
+
+
 @dataclass(slots=True)
 class RescueReport:
     dead_workers: list[str] = field(default_factory=list)
     rescued: list[JobId] = field(default_factory=list)  #: back to pending
     lost: list[JobId] = field(default_factory=list)  #: at-most-once jobs
     failed: list[JobId] = field(default_factory=list)  #: past max_rescues
+    canceled: list[JobId] = field(default_factory=list)  #: their stop was asked for
     #: whether the store kept pace in this pass: the write lock came quickly and the
     #: rescuer's own heartbeat was fresh (see worker_rescue)
     kept_pace: bool = True
 
     def __bool__(self) -> bool:
-        return bool(self.dead_workers or self.rescued or self.lost or self.failed)
+        return bool(self.dead_workers or self.rescued or self.lost or self.failed or self.canceled)
 
 
 #: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop
@@ -327,7 +348,44 @@ class Store(Protocol):
         """Call ``callback`` (from another thread) when new work may have arrived."""
         ...
 
+    def job_stop(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        """Stop a job (docs/design.md: Commands). A running job gets its stop asked for:
+        its worker stops the attempt (``ctx.canceled`` for a sync task, the coroutine
+        cancelled for an async one; a claimed job never starts) and the job ends
+        canceled, never retried, also when its worker dies meanwhile. A pending or
+        blocked job is canceled at once, as by ``job_cancel_many``. Returns the job as it
+        is then. ``JobNotFound``; ``JobStateError`` for a finished job."""
+        ...
+
+    # queues (docs/design.md: Commands)
+    def queue_pause(self, name: str, *, now: datetime | None) -> QueueRecord:
+        """No claim takes jobs of ``name`` until it is resumed (running jobs go on;
+        enqueueing still works). Pausing a paused queue changes nothing."""
+        ...
+
+    def queue_resume(self, name: str, *, now: datetime | None) -> QueueRecord:
+        """Claims take the queue's jobs again (idle workers are woken)."""
+        ...
+
+    def queue_list(self) -> list[QueueRecord]:
+        """The queues ever paused (paused now or not), by name."""
+        ...
+
     # workers and rescue
+    def worker_stop_request(self, worker_id: str, *, now: datetime | None) -> None:
+        """Ask a worker to shut down gracefully, as on SIGTERM; it finds out at its next
+        look at its commands. ``WorkerNotFound`` when no such worker is registered."""
+        ...
+
+    def worker_commands(self, worker_id: str) -> WorkerCommands:
+        """What the worker is asked to do now: stop, and which running jobs to stop."""
+        ...
+
+    def worker_command_watch(self, callback: Callable[[], None]) -> Watch | None:
+        """Call ``callback`` (from another thread) when a command may have been given;
+        None where the store has no such hint (workers poll ``worker_commands``)."""
+        ...
+
     def worker_register(self, info: WorkerInfo, *, now: datetime | None) -> None: ...
     def worker_heartbeat(self, worker_id: str, *, now: datetime | None) -> bool:
         """False when the row is gone (this worker was declared dead)."""

@@ -39,13 +39,16 @@ from functools import partial
 from itertools import groupby
 from typing import Any, ClassVar
 
+from tock import _validate as v
 from tock.errors import (
     ConfigurationError,
     JobNotFound,
+    JobStateError,
     ScheduleNotFound,
     SchemaError,
     StaleTerm,
     StoreError,
+    WorkerNotFound,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
@@ -54,9 +57,12 @@ from tock.store import (
     Fire,
     FireRecord,
     Lease,
+    QueueRecord,
     QueueStats,
     RescueReport,
     ScheduleRecord,
+    Watch,
+    WorkerCommands,
     WorkerInfo,
     WorkerRecord,
 )
@@ -65,6 +71,7 @@ from tock.store._rows import fire_record, job_record, last_of_each, schedule_rec
 from tock.store._rows import us as _us
 
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
+STOP_TRIES = 10  # job_stop: a job changing state under the request, asked again so often
 
 
 log = logging.getLogger("tock.scheduler")
@@ -163,8 +170,19 @@ class SQLStore(ABC):
     ) -> list[JobId]: ...
 
     @abstractmethod
+    def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]: ...
+
+    @abstractmethod
     def _snapshot(self) -> AbstractContextManager[Any]:
         """A connection whose reads all see one snapshot (the parts of a list)."""
+
+    def _hint(self, *, queues: Sequence[str] = (), commands: bool = False) -> None:
+        """A wake-up hint after a commit: idle workers of ``queues``, and workers
+        watching for commands. A no-op where workers poll (SQLite)."""
+        return None
+
+    def worker_command_watch(self, callback: Callable[[], None]) -> Watch | None:
+        return None  # workers poll worker_commands
 
     # -- records to parameters and rows to records -----------------------------------
 
@@ -502,6 +520,71 @@ class SQLStore(ABC):
         with self._write_one() as conn:  # a compare-and-set on what was read
             cleared = conn.execute(self.Q["leader_depose"], params).rowcount
         return lease if cleared else None
+
+    # -- commands (docs/design.md: Commands) ----------------------------------------
+
+    def job_stop(self, job_id: JobId, *, now: datetime | None) -> JobRecord:
+        for _ in range(STOP_TRIES):
+            with self._write_one() as conn:
+                row = conn.execute(
+                    self.Q["job_stop_request"], {"id": job_id, "now": self._time(now)}
+                ).fetchone()
+            if row is not None:
+                self._hint(commands=True)
+                return self.job_get(job_id)
+            if self.job_cancel_many([job_id], now=now):  # pending or blocked: canceled
+                return self.job_get(job_id)
+            record = self.job_get(job_id)  # JobNotFound
+            if record.status.finished:
+                raise JobStateError(
+                    job_id,
+                    record.status.value,
+                    f"cannot stop job {job_id}: it is {record.status} already; only "
+                    "pending, blocked and running jobs can be stopped",
+                )
+            # Claimed or handed back between the two statements: ask again.
+        raise StoreError(f"job {job_id} kept changing state: could not stop it, try again")
+
+    def queue_pause(self, name: str, *, now: datetime | None) -> QueueRecord:
+        return self._queue_set(name, True, now)
+
+    def queue_resume(self, name: str, *, now: datetime | None) -> QueueRecord:
+        record = self._queue_set(name, False, now)
+        self._hint(queues=[name])  # idle workers of that queue claim at once
+        return record
+
+    def _queue_set(self, name: str, paused: bool, now: datetime | None) -> QueueRecord:
+        v.check_name("queue", name)
+        with self._write_one() as conn:
+            row = conn.execute(
+                self.Q["queue_set_paused"],
+                {"name": name, "paused": paused, "now": self._time(now)},
+            ).fetchone()
+        return self._queue(row)
+
+    def _queue(self, row: Sequence[Any]) -> QueueRecord:
+        return QueueRecord(name=row[0], paused=bool(row[1]), paused_at=self._read_time(row[2]))
+
+    def queue_list(self) -> list[QueueRecord]:
+        with self._read() as conn:
+            return [self._queue(r) for r in conn.execute(self.Q["queue_list"]).fetchall()]
+
+    def worker_stop_request(self, worker_id: str, *, now: datetime | None) -> None:
+        with self._write_one() as conn:
+            row = conn.execute(
+                self.Q["worker_stop_request"], {"worker_id": worker_id, "now": self._time(now)}
+            ).fetchone()
+        if row is None:
+            raise WorkerNotFound(worker_id)
+        self._hint(commands=True)
+
+    def worker_commands(self, worker_id: str) -> WorkerCommands:
+        with self._read() as conn:
+            rows = conn.execute(self.Q["worker_commands"], {"worker_id": worker_id}).fetchall()
+        return WorkerCommands(
+            stop=any(kind == 0 for kind, _ in rows),
+            stop_jobs=frozenset(int(j) for kind, j in rows if kind == 1),
+        )
 
     # -- workers -------------------------------------------------------------------
 

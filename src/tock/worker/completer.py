@@ -200,6 +200,13 @@ def failed_plainly(job: JobRecord, type_name: str, message: str) -> Outcome:
     )
 
 
+def canceled(job: JobRecord) -> Outcome:
+    """A started attempt stopped on request (``tock jobs stop``): the job ends canceled,
+    never retried, whatever the task did after (docs/design.md: Commands)."""
+    assert job.claim_token is not None
+    return Outcome(job.id, job.claim_token, OutcomeKind.CANCELED)
+
+
 def released(job: JobRecord) -> Outcome:
     assert job.claim_token is not None
     return Outcome(job.id, job.claim_token, OutcomeKind.RELEASED)

@@ -8,6 +8,11 @@ at shutdown they are handed back unstarted.
 Timeouts (docs/design.md: options): an async task is cancelled at its deadline; a sync task
 cannot be stopped from outside, so ``ctx.canceled`` is set and its attempt is recorded
 as ``tock.JobTimeout`` when its thread returns (the thread keeps its slot until then).
+
+Stops (``tock jobs stop``, docs/design.md: Commands): a stopped job waiting for a slot
+is handed back unstarted (the store ends it canceled); a running one gets
+``ctx.canceled`` (sync) or its coroutine cancelled (async), and its attempt is recorded
+as canceled however it ends.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from tock.errors import JobTimeout
-from tock.jobs import JobRecord, Outcome
+from tock.jobs import JobId, JobRecord, Outcome
 from tock.logs import job_finished, job_started
 from tock.tasks import Context, Task
 from tock.worker import completer
@@ -103,6 +108,8 @@ class Executor:
         self.epoch = 0
         self._epochs: dict[int, int] = {}  # job id -> the epoch it was submitted in
         self._running: dict[int, _Running] = {}
+        #: jobs asked to stop: not started, or their attempt recorded as canceled
+        self._stopped: set[JobId] = set()
         self._busy = 0  # slots held: sync and async together
         self._cond = threading.Condition(threading.Lock())
         self._stopping = False
@@ -184,6 +191,10 @@ class Executor:
         epoch = self._epochs.pop(job.id, self.epoch)
         if self._before_start is not None:
             self._before_start()  # may void (a worker that finds it was declared dead)
+        if self._stopped and job.id in self._stopped:
+            self.completions.add(completer.released(job))  # the store ends it canceled
+            log.info("job %d not started: its stop was asked for", job.id)
+            return False
         if epoch == self.epoch:
             return True
         self.completions.add(completer.released(job))
@@ -203,10 +214,51 @@ class Executor:
         with self._cond:
             running = list(self._running.values())
         for r in running:
-            if r.ctx is not None:
-                r.ctx.canceled.set()
-            if r.future is not None and self._loop is not None:
-                self._loop.call_soon_threadsafe(r.future.cancel)
+            self._cancel(r)
+
+    def stop_jobs(self, ids: Collection[JobId]) -> list[JobRecord]:
+        """Stop these jobs (docs/design.md: Commands): those waiting for a slot are taken
+        out and returned (the caller hands them back: they never start); running ones
+        get ``ctx.canceled`` set or their coroutine cancelled, and end canceled. Ids of
+        jobs this executor does not hold are remembered until ``forget_stops``."""
+        with self._cond:
+            self._stopped.update(ids)
+            waiting = []
+            while self._ready:  # one at a time: threads pop without the lock
+                try:
+                    waiting.append(self._ready.popleft())
+                except IndexError:
+                    break
+            taken = [j for j in waiting if j.id in self._stopped]
+            kept = [j for j in waiting if j.id not in self._stopped]
+            self._ready.extendleft(reversed(kept))
+            if kept:
+                self._cond.notify(len(kept))
+            for job in taken:
+                self._epochs.pop(job.id, None)
+                self._stopped.discard(job.id)
+            running = [r for i, r in self._running.items() if i in self._stopped]
+        for r in running:
+            self._cancel(r)
+        return taken
+
+    def forget_stops(self, keep: Collection[JobId]) -> None:
+        """Forget the stops of jobs not in ``keep`` (no longer running in this worker's
+        name: their outcome is written)."""
+        with self._cond:
+            self._stopped.intersection_update(keep)
+
+    def _cancel(self, r: _Running) -> None:
+        if r.ctx is not None:
+            r.ctx.canceled.set()
+        if r.future is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(r.future.cancel)
+
+    def _settle(self, job: JobRecord, outcome: Outcome) -> Outcome:
+        """A stopped job's attempt ends canceled, however the task ended."""
+        if self._stopped and job.id in self._stopped:
+            return completer.canceled(job)
+        return outcome
 
     def wait_idle(self, timeout: float | None, poll: float = 0.01) -> bool:
         """Wait until no job runs or waits; False if ``timeout`` passed first."""
@@ -325,6 +377,8 @@ class Executor:
             running = _Running(ctx)
             with self._cond:
                 self._running[job.id] = running
+                if job.id in self._stopped and ctx is not None:
+                    ctx.canceled.set()  # stopped between its admission and now
             if job.timeout is not None:
                 deadline = ctx.deadline if ctx is not None else None
                 self._watchdog.watch(deadline or time.monotonic() + job.timeout, running)
@@ -335,11 +389,11 @@ class Executor:
                 value = task.fn(*job.args, **job.kwargs)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt too: the worker survives
             if running is not None and running.timed_out:
-                return self._timed_out(job)
-            return completer.failed_with(job, exc, rng=self._rng)
+                return self._settle(job, self._timed_out(job))
+            return self._settle(job, completer.failed_with(job, exc, rng=self._rng))
         if running is not None and running.timed_out:
-            return self._timed_out(job)
-        return completer.succeeded(job, value)
+            return self._settle(job, self._timed_out(job))
+        return self._settle(job, completer.succeeded(job, value))
 
     def _timed_out(self, job: JobRecord) -> Outcome:
         exc = JobTimeout(f"the attempt ran past its timeout of {job.timeout:g} s")
@@ -354,8 +408,12 @@ class Executor:
         running = _Running(self._context(job, task))
         with self._cond:
             self._running[job.id] = running
-        future = asyncio.run_coroutine_threadsafe(self._run_async(job, task, running), self._loop)
-        running.future = future  # type: ignore[assignment]
+            future = asyncio.run_coroutine_threadsafe(
+                self._run_async(job, task, running), self._loop
+            )
+            running.future = future  # type: ignore[assignment]
+            if job.id in self._stopped:
+                self._cancel(running)  # stopped between its admission and now
 
     async def _run_async(self, job: JobRecord, task: Task[Any, Any], running: _Running) -> None:
         outcome: Outcome | None = None
@@ -390,11 +448,13 @@ class Executor:
             outcome = completer.succeeded(job, value)
         except asyncio.CancelledError:
             # Cancelled by a hard stop: the attempt is settled by the store (rescued or
-            # lost), not recorded as the task's own error.
+            # lost), not recorded as the task's own error; by a stop: canceled.
             outcome = None
         except BaseException as exc:
             outcome = completer.failed_with(job, exc, rng=self._rng)
         finally:
+            if self._stopped and job.id in self._stopped:
+                outcome = completer.canceled(job)
             self._finish(job, outcome)
             if outcome is not None:
                 job_finished(job, outcome, time.monotonic() - began)

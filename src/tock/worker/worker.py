@@ -2,14 +2,15 @@
 
 Threads: the claimer (claim + complete, one transaction a turn; with ``claimers`` > 1,
 that many turns in flight at once), the executor's ``concurrency`` threads and its event
-loop, the heartbeat, the elector (every worker is a candidate for leader unless
+loop, the heartbeat, the commands (``tock workers stop``, ``tock jobs stop``: read from
+the store, docs/design.md: Commands), the elector (every worker is a candidate for leader unless
 ``duties`` is off), and the duties (scheduler, rescuer, pruner, vacuumer), which run in
 the leader only: started when it is elected, stopped when it stops leading. At start-up
 the worker writes the app's code schedules (``@app.periodic``) to the store.
 
-Shutdown (SIGTERM or SIGINT): a leader resigns first (another worker leads at once),
-then the worker stops claiming, hands back claimed jobs that never started
-(no attempt used), lets running jobs finish within ``shutdown_grace``; a second signal,
+Shutdown (SIGTERM or SIGINT, or ``tock workers stop``): a leader resigns first (another
+worker leads at once), then the worker stops claiming, hands back claimed jobs that never
+started (no attempt used), lets running jobs finish within ``shutdown_grace``; a second signal,
 or the end of the grace period, stops at once: running jobs are then settled by the
 store as a dead worker's would be (rescued, or ``lost`` for at-most-once tasks).
 """
@@ -22,7 +23,7 @@ import secrets
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
@@ -42,10 +43,12 @@ from tock.duties import (
 )
 from tock.duties.rescuer import log_rescue
 from tock.errors import ConfigurationError, TockError
+from tock.jobs import JobId
 from tock.leader import Elector, ElectorConfig
 from tock.store import Lease, RescueReport, WorkerInfo
 from tock.worker import completer
 from tock.worker.claimer import Claimer
+from tock.worker.commands import Commands
 from tock.worker.executor import Executor
 from tock.worker.heartbeat import Heartbeat
 
@@ -168,6 +171,13 @@ class Worker:
             self.config.heartbeat_interval,
             on_declared_dead=self._declared_dead,
         )
+        self.commands = Commands(
+            self.store,
+            self.id,
+            on_stop=self._asked_to_stop,
+            on_stop_jobs=self._stop_jobs,
+            on_forget=self.executor.forget_stops,
+        )
         rescuer_config = RescuerConfig(
             interval=self.config.rescuer.interval,
             rescue_after=self.config.rescuer.rescue_after,
@@ -223,6 +233,21 @@ class Worker:
                 self.id,
                 len(jobs),
             )
+        self._wake_claimer()
+
+    def _asked_to_stop(self) -> None:
+        """``tock workers stop``: the same graceful stop as SIGTERM (never a second
+        signal's hard stop, though a signal came first)."""
+        if self._stop_requested.is_set():
+            return
+        log.info("stopping: finishing running jobs (up to %g s)", self.config.shutdown_grace)
+        self.stop()
+
+    def _stop_jobs(self, ids: Collection[JobId]) -> None:
+        """``tock jobs stop``: the jobs waiting for a slot are handed back unstarted (the
+        store ends them canceled); running ones are stopped by the executor."""
+        for job in self.executor.stop_jobs(ids):
+            self.completions.add(completer.released(job))
         self._wake_claimer()
 
     def _fired(self, queues: set[str], due: datetime) -> None:
@@ -311,6 +336,7 @@ class Worker:
         self.executor.start()
         self.claimer.start()
         self.heartbeat.start()
+        self.commands.start()
         if self.config.duties:
             self.elector.start()  # a first turn at once: a lone worker leads from here
 
@@ -370,6 +396,7 @@ class Worker:
                 len(self.completions),
             )
         self.heartbeat.stop()
+        self.commands.stop()
         self.stop_duties()  # whether started at start-up or since (a no-op if not)
         self.executor.stop()
         try:

@@ -8,7 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -16,7 +16,7 @@ from psycopg import sql
 if TYPE_CHECKING:
     from tock.store.postgres.store import PostgresStore
 
-__all__ = ["LISTEN_TIMEOUT", "NOTIFY_WINDOW", "RETRY_MAX", "Notifier", "Watch"]
+__all__ = ["LISTEN_TIMEOUT", "NOTIFY_WINDOW", "RETRY_MAX", "Listener", "Notifier", "Watch"]
 
 NOTIFY_WINDOW = 0.005  # the throttle of wake-up hints, per process and queue
 LISTEN_TIMEOUT = 0.1  # how often the LISTEN thread looks at its stop flag
@@ -63,28 +63,61 @@ class Notifier:
             self._store._notify([queue])
 
 
-class Watch:
-    """LISTENs on a connection of its own (not the pool's) and calls back on a hint.
+class Listener:
+    """One session of this store that LISTENs on every channel its watches want, and
+    calls each watch back on a hint of its channel: a worker's wake-ups and its commands
+    (docs/design.md: Commands) share it, one session per process rather than one per
+    channel. It runs while some watch is open.
 
-    When the connection drops it reconnects with backoff, then calls back once (one
-    poll): hints sent meanwhile were lost. The store logs the loss and the return, once
-    per outage for all of its connections.
+    When the connection drops it reconnects with backoff, then calls every watch back
+    once (one poll): hints sent meanwhile were lost. The store logs the loss and the
+    return, once per outage for all of its connections.
     """
 
-    def __init__(self, store: PostgresStore, callback: Callable[[], None]) -> None:
+    def __init__(self, store: PostgresStore) -> None:
         self._store = store
-        self._callback = callback
+        self._lock = threading.Lock()
+        self._watches: dict[str, list[Callable[[], None]]] = {}
+        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tock-listen", daemon=True)
-        self._thread.start()
 
-    def _run(self) -> None:
+    def watch(self, channel: str, callback: Callable[[], None]) -> Watch:
+        with self._lock:
+            self._watches.setdefault(channel, []).append(callback)
+            if self._thread is None:
+                self._stop = stop = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._run, args=(stop,), name="tock-listen", daemon=True
+                )
+                self._thread.start()
+        return Watch(self, channel, callback)
+
+    def _unwatch(self, channel: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            callbacks = self._watches.get(channel, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                self._watches.pop(channel, None)
+            if self._watches or self._thread is None:
+                return
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if threading.current_thread() is not thread:
+            thread.join()
+
+    def _callbacks(self, channel: str | None = None) -> list[Callable[[], None]]:
+        with self._lock:
+            if channel is not None:
+                return list(self._watches.get(channel, ()))
+            return [cb for callbacks in self._watches.values() for cb in callbacks]
+
+    def _run(self, stop: threading.Event) -> None:
         store = self._store
         backoff = 0.0
         first = True
-        listen = sql.SQL("LISTEN {}").format(sql.Identifier(store.channel))
-        while not self._stop.is_set():
-            if backoff and self._stop.wait(backoff):
+        while not stop.is_set():
+            if backoff and stop.wait(backoff):
                 return
             born = time.monotonic()
             try:
@@ -93,25 +126,47 @@ class Watch:
                 store._db.lost(None, exc)
                 backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
                 continue
+            listening: set[str] = set()
             try:
-                conn.execute(listen)
+                self._listen(conn, listening)
                 store._db.back(born)
                 backoff = 0.0
                 if not first:
-                    self._callback()  # one poll: hints sent while away are lost
+                    for callback in self._callbacks():
+                        callback()  # one poll: hints sent while away are lost
                 first = False
-                while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=LISTEN_TIMEOUT):
-                        self._callback()
+                while not stop.is_set():
+                    for notify in conn.notifies(timeout=LISTEN_TIMEOUT):
+                        for callback in self._callbacks(notify.channel):
+                            callback()
+                    self._listen(conn, listening)  # a watch opened meanwhile
             except psycopg.Error as exc:
-                if not self._stop.is_set():
+                if not stop.is_set():
                     store._db.lost(born, exc)
                 backoff = min(max(backoff * 2, 0.05), RETRY_MAX)
             finally:
                 with contextlib.suppress(Exception):
                     conn.close()
 
+    def _listen(self, conn: psycopg.Connection[Any], listening: set[str]) -> None:
+        """LISTEN on the channels watched now and not yet listened to."""
+        with self._lock:
+            wanted = set(self._watches) - listening
+        for channel in sorted(wanted):
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            listening.add(channel)
+
+
+class Watch:
+    """A callback on hints of one channel, through the store's ``Listener``."""
+
+    def __init__(self, listener: Listener, channel: str, callback: Callable[[], None]) -> None:
+        self._listener = listener
+        self._channel = channel
+        self._callback = callback
+        self._closed = False
+
     def close(self) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        if not self._closed:
+            self._closed = True
+            self._listener._unwatch(self._channel, self._callback)

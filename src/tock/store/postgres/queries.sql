@@ -209,7 +209,8 @@ EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHA
 -- dead, not yet registered again) claims nothing: worker_alive key-share-locks the
 -- row, so a rescuer burying this worker either waits for this claim or is waited for.
 -- A claimed job is not started: no started_at, no attempt counted, until the worker
--- records its start (job_start) or its outcome.
+-- records its start (job_start) or its outcome. A paused queue gives nothing
+-- ({query:queue_open}: one probe of tock_queues' primary key, docs/design.md: Commands).
 -- Variants: "finish" and "start" begin with the CTEs of job_finish and job_start: the
 -- worker's last batch recorded in the same statement.
 -- variants: finish, start
@@ -220,6 +221,7 @@ locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE status = 'pending' AND queue = %(queue)s
        AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond' AND {query:worker_alive}
+       AND {query:queue_open}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -247,7 +249,7 @@ RETURNING {jcols};
 -- cannot misjudge the set and scan the table) and locked in claim order with SKIP LOCKED
 -- and the LIMIT inside the CTE: at most %(limit)s rows are locked. Rows other claimers
 -- took meanwhile are skipped or fail the re-checked WHERE; the slack of twice the batch
--- keeps the batch full under contention.
+-- keeps the batch full under contention. Paused queues give no candidates.
 -- Variants: "finish" and "start", as job_claim_batch's.
 -- variants: finish, start
 WITH
@@ -262,6 +264,8 @@ candidates AS (
               AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
             ORDER BY priority DESC, run_at, id
             LIMIT 2 * %(limit)s) AS c
+     WHERE NOT EXISTS (SELECT 1 FROM {schema}.tock_queues AS p
+                        WHERE p.name = q.name AND p.paused)
      ORDER BY c.priority DESC, c.run_at, c.id
      LIMIT 2 * %(limit)s
 ), locked AS (
@@ -287,8 +291,14 @@ UPDATE {schema}.tock_jobs AS j
 RETURNING {jcols};
 
 -- name: job_next_due
-SELECT min(run_at) FROM {schema}.tock_jobs
- WHERE status = 'pending' AND queue = ANY(%(queues)s::text[]);
+-- Paused queues left out: an idle worker does not wake for jobs it may not claim.
+SELECT min(run_at) FROM {schema}.tock_jobs AS j
+ WHERE status = 'pending' AND queue = ANY(%(queues)s::text[])
+   AND NOT EXISTS (SELECT 1 FROM {schema}.tock_queues AS p WHERE p.name = j.queue AND p.paused);
+
+-- name: queue_open
+-- Part of a claim: the queue %(queue)s is not paused (docs/design.md: Commands).
+NOT EXISTS (SELECT 1 FROM {schema}.tock_queues WHERE name = %(queue)s AND paused)
 
 -- name: job_finish
 -- Move claimed jobs to the finished table where the claim token still holds, for the
@@ -610,7 +620,7 @@ SELECT DISTINCT worker_id FROM {schema}.tock_jobs AS j
 WITH gone AS (
     DELETE FROM {schema}.tock_jobs
      WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
-       AND (at_most_once OR rescues >= max_rescues)
+       AND (at_most_once OR rescues >= max_rescues) AND stop_requested_at IS NULL
     RETURNING *
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
@@ -624,14 +634,36 @@ RETURNING id, status;
 
 -- name: worker_jobs_rescue
 -- Back to pending; the attempt counts even when its start was not recorded (as above).
+-- Neither this nor worker_jobs_give_up takes a job whose stop was asked for: one asked
+-- for after worker_jobs_cancel_stopped (read committed: another transaction's commit
+-- shows between two statements) stays running with no worker row, and the next pass
+-- cancels it as an orphan's (docs/design.md: Commands).
 UPDATE {schema}.tock_jobs
    SET status = 'pending', rescues = rescues + 1,
        attempts = attempts + (started_at IS NULL)::int, worker_id = NULL, claim_token = NULL
  WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
+   AND stop_requested_at IS NULL
 RETURNING id, queue;
 
 -- name: worker_delete
 DELETE FROM {schema}.tock_workers WHERE id = ANY(%(worker_ids)s::text[]);
+
+-- name: worker_jobs_cancel_stopped
+-- Dead workers' jobs whose stop was asked for end canceled, not rescued (docs/design.md:
+-- Commands); the attempt counts as in worker_jobs_give_up.
+WITH gone AS (
+    DELETE FROM {schema}.tock_jobs
+     WHERE status = 'running' AND worker_id = ANY(%(worker_ids)s::text[])
+       AND stop_requested_at IS NOT NULL
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts + (started_at IS NULL)::int, rescues, retries, retry_backoff,
+       retry_on, timeout, at_most_once, max_rescues, unique_key, worker_id, claim_token,
+       NULL, error
+  FROM gone
+RETURNING id;
 
 -- name: schedule_last_status
 -- The status of a schedule row's last job, from either job table, or NULL once pruned:
@@ -905,3 +937,57 @@ SELECT 1;
 -- long as it is away. The server ends such a session after this long idle in the
 -- transaction: its write rolls back, and the election goes on.
 SET LOCAL idle_in_transaction_session_timeout = '2s';
+
+-- name: queue_set_paused
+-- `tock queues pause|resume` (docs/design.md: Commands): a row per queue ever paused.
+-- Pausing a paused queue keeps the time it was first paused.
+INSERT INTO {schema}.tock_queues AS t (name, paused, paused_at, updated_at)
+VALUES (%(name)s, %(paused)s, CASE WHEN %(paused)s THEN {now} END, {now})
+ON CONFLICT (name) DO UPDATE
+   SET paused = excluded.paused,
+       paused_at = CASE WHEN NOT excluded.paused THEN NULL
+                        WHEN t.paused THEN t.paused_at
+                        ELSE excluded.paused_at END,
+       updated_at = excluded.updated_at
+RETURNING name, paused, paused_at;
+
+-- name: queue_list
+SELECT name, paused, paused_at FROM {schema}.tock_queues ORDER BY name;
+
+-- name: worker_stop_request
+-- `tock workers stop`: the worker finds it at its next look (worker_commands), woken by
+-- a NOTIFY on the commands channel. Asking again keeps the first time.
+UPDATE {schema}.tock_workers SET stop_requested_at = coalesce(stop_requested_at, {now})
+ WHERE id = %(worker_id)s
+RETURNING id;
+
+-- name: worker_commands
+-- What a worker is asked to do: stop (kind 0), or stop one of its running jobs (kind 1,
+-- the job's id); its jobs come through the partial index of running jobs.
+SELECT 0, NULL::bigint FROM {schema}.tock_workers
+ WHERE id = %(worker_id)s AND stop_requested_at IS NOT NULL
+UNION ALL
+SELECT 1, id FROM {schema}.tock_jobs
+ WHERE status = 'running' AND worker_id = %(worker_id)s AND stop_requested_at IS NOT NULL;
+
+-- name: job_stop_request
+-- `tock jobs stop` of a running job: its worker stops the attempt and the job ends
+-- canceled (asking again keeps the first time).
+UPDATE {schema}.tock_jobs SET stop_requested_at = coalesce(stop_requested_at, {now})
+ WHERE id = %(id)s AND status = 'running'
+RETURNING worker_id;
+
+-- name: job_cancel_stopped
+-- Of %(ids)s (jobs just handed back or retried), those whose stop was asked for end
+-- canceled instead of waiting to run again (docs/design.md: Commands).
+WITH moved AS (
+    DELETE FROM {schema}.tock_jobs
+     WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending' AND stop_requested_at IS NOT NULL
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, error
+  FROM moved
+RETURNING id;

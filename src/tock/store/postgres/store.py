@@ -77,7 +77,7 @@ from tock.store.postgres.copy import (
     pg_us,
     retry_on_text,
 )
-from tock.store.postgres.notify import Notifier, Watch
+from tock.store.postgres.notify import Listener, Notifier, Watch
 
 log = logging.getLogger("tock.store")
 
@@ -165,6 +165,8 @@ class PostgresStore(SQLStore):
         self._db = Sessions(conninfo_url, self.url)
         digest = hashlib.sha1(self.schema.encode()).hexdigest()[:16]
         self.channel = f"tock.{self.schema}" if len(self.schema) <= 50 else f"tock.{digest}"
+        #: where commands are hinted (docs/design.md: Commands); at most 59 characters
+        self.command_channel = f"{self.channel}.cmd"
         self._lock_prefix = f"tock:worker:{self.schema}:"
         self._pid = os.getpid()
         self._checked = False
@@ -184,6 +186,7 @@ class PostgresStore(SQLStore):
         self._leader_locks: dict[int, list[psycopg.Connection[TupleRow]]] = {}
         self._leader_waiter: psycopg.Connection[TupleRow] | None = None
         self._notifier = Notifier(self)
+        self._listener = Listener(self)  # one LISTEN session for every watch
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -245,6 +248,7 @@ class PostgresStore(SQLStore):
             self._leader_locks = {}
             self._leader_waiter = None
             self._notifier = Notifier(self)
+            self._listener = Listener(self)
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[TupleRow]]:
         self._forked()
@@ -636,7 +640,7 @@ class PostgresStore(SQLStore):
         retry: list[Outcome] = []
         release: list[Outcome] = []
         for o in outcomes:
-            if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
+            if o.kind in _FINISHING:
                 finish.append(o)
             elif o.kind is OutcomeKind.RETRY:
                 retry.append(o)
@@ -671,6 +675,12 @@ class PostgresStore(SQLStore):
                 self.Q["job_release"],
                 {"ids": [o.job_id for o in release], "tokens": [o.token for o in release]},
             ).rowcount
+        if retry or release:
+            # A job whose stop was asked for is not run again (docs/design.md: Commands).
+            conn.execute(
+                self.Q["job_cancel_stopped"],
+                {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
+            )
         return changed
 
     def _prune_some(
@@ -713,7 +723,23 @@ class PostgresStore(SQLStore):
         return True
 
     def job_watch(self, callback: Callable[[], None]) -> Watch:
-        return Watch(self, callback)
+        self._forked()
+        return self._listener.watch(self.channel, callback)
+
+    def worker_command_watch(self, callback: Callable[[], None]) -> Watch:
+        self._forked()
+        return self._listener.watch(self.command_channel, callback)
+
+    def _hint(self, *, queues: Sequence[str] = (), commands: bool = False) -> None:
+        # A hint: if it cannot be sent, workers still poll.
+        with contextlib.suppress(Exception):
+            if queues:
+                self._notify(list(queues))
+            if commands and self._db.opened:
+                with self._conn(check=False) as conn:
+                    conn.execute(
+                        self.Q["job_notify"], {"channel": self.command_channel, "queues": [""]}
+                    )
 
     # -- the leader's lock (docs/design.md: Leader) ------------------------------
 
@@ -1001,6 +1027,10 @@ class PostgresStore(SQLStore):
         report: RescueReport,
     ) -> list[str]:
         params = {"worker_ids": worker_ids, "now": now, "error": WORKER_DIED}
+        # Jobs whose stop was asked for end canceled (docs/design.md: Commands).
+        report.canceled.extend(
+            sorted(j for (j,) in conn.execute(self.Q["worker_jobs_cancel_stopped"], params))
+        )
         for job_id, status in sorted(conn.execute(self.Q["worker_jobs_give_up"], params)):
             (report.lost if status == "lost" else report.failed).append(job_id)
         back = conn.execute(self.Q["worker_jobs_rescue"], params).fetchall()
@@ -1026,7 +1056,7 @@ class PostgresStore(SQLStore):
         return len(rows)
 
 
-_FINISHING = (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED)
+_FINISHING = frozenset({OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELED})
 
 
 def _finish_params(

@@ -78,12 +78,14 @@ SELECT {cols} FROM tock_jobs_finished WHERE id = :id;
 -- starve it on workers that always prefetch (docs/design.md: claim order). A worker whose row is
 -- gone (declared dead, not yet registered again) claims nothing. A claimed job is not
 -- started: no started_at, no attempt counted, until the worker records its start
--- (job_start_many) or its outcome.
+-- (job_start_many) or its outcome. A paused queue gives nothing ({query:queue_open}: one
+-- probe of tock_queues' primary key, docs/design.md: Commands).
 WITH ranked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM (SELECT id, at_most_once, priority, run_at FROM tock_jobs
              WHERE status = 'pending' AND queue = :queue AND run_at <= {now} + :ahead_us
+               AND {query:queue_open}
              ORDER BY priority DESC, run_at, id
              LIMIT :limit)
 )
@@ -98,9 +100,10 @@ RETURNING {cols};
 -- name: job_claim_candidates
 -- The first :limit due jobs of one queue, in claim order (the claim index, no sort). A
 -- claim across several queues reads each queue's, under its write lock, and hands the
--- first :limit of them all to job_claim_batch_queues.
+-- first :limit of them all to job_claim_batch_queues. None from a paused queue.
 SELECT id, priority, run_at FROM tock_jobs
  WHERE status = 'pending' AND queue = :queue AND run_at <= {now} + :ahead_us
+   AND {query:queue_open}
  ORDER BY priority DESC, run_at, id
  LIMIT :limit;
 
@@ -123,16 +126,23 @@ UPDATE tock_jobs
 RETURNING {cols};
 
 -- name: job_any_due
--- A cheap read before taking the write lock for a claim (due within :ahead_us, as the
--- claim's: docs/design.md, "Claimed early").
+-- A cheap read before taking the write lock for a claim (paused queues left out; due
+-- within :ahead_us, as the claim's: docs/design.md, "Claimed early").
 SELECT 1 FROM tock_jobs
- WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues))
+ WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues)
+                                         EXCEPT SELECT name FROM tock_queues WHERE paused)
    AND run_at <= {now} + :ahead_us
  LIMIT 1;
 
 -- name: job_next_due
+-- Paused queues left out: an idle worker does not wake for jobs it may not claim.
 SELECT min(run_at) FROM tock_jobs
- WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues));
+ WHERE status = 'pending' AND queue IN (SELECT value FROM json_each(:queues)
+                                         EXCEPT SELECT name FROM tock_queues WHERE paused);
+
+-- name: queue_open
+-- Part of a claim: the queue :queue is not paused (docs/design.md: Commands).
+NOT EXISTS (SELECT 1 FROM tock_queues WHERE name = :queue AND paused)
 
 -- name: job_finish_many
 -- Move claimed jobs to the finished table where the claim token still holds. :rows is a
@@ -357,6 +367,22 @@ RETURNING id, queue;
 -- name: worker_delete
 DELETE FROM tock_workers WHERE id = :worker_id;
 
+-- name: worker_jobs_cancel_stopped
+-- A dead worker's jobs whose stop was asked for end canceled, not rescued (docs/design.md:
+-- Commands); the attempt counts as in worker_jobs_give_up. The store then deletes them
+-- from the live table (worker_jobs_delete_stopped).
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts + (started_at IS NULL), rescues, retries, retry_backoff, retry_on,
+       timeout, at_most_once, max_rescues, unique_key, worker_id, claim_token, NULL, error
+  FROM tock_jobs
+ WHERE status = 'running' AND worker_id = :worker_id AND stop_requested_at IS NOT NULL
+RETURNING id;
+
+-- name: worker_jobs_delete_stopped
+DELETE FROM tock_jobs
+ WHERE status = 'running' AND worker_id = :worker_id AND stop_requested_at IS NOT NULL;
+
 -- name: schedule_last_status
 -- The status of a schedule row's last job, from either job table, or NULL once pruned:
 -- a scalar subquery per row, one index probe per table. last_job_id is unqualified: it
@@ -574,3 +600,54 @@ SELECT 1 FROM tock_leader WHERE name = 'leader' AND worker_id = :worker_id AND t
 -- meanwhile.
 UPDATE tock_leader SET worker_id = NULL, expires_at = {now}
  WHERE name = 'leader' AND worker_id = :worker_id AND term = :term AND expires_at > {now};
+
+-- name: queue_set_paused
+-- `tock queues pause|resume` (docs/design.md: Commands): a row per queue ever paused.
+-- Pausing a paused queue keeps the time it was first paused.
+INSERT INTO tock_queues (name, paused, paused_at, updated_at)
+VALUES (:name, :paused, CASE WHEN :paused THEN {now} END, {now})
+ON CONFLICT (name) DO UPDATE
+   SET paused = excluded.paused,
+       paused_at = CASE WHEN NOT excluded.paused THEN NULL
+                        WHEN tock_queues.paused THEN tock_queues.paused_at
+                        ELSE excluded.paused_at END,
+       updated_at = excluded.updated_at
+RETURNING name, paused, paused_at;
+
+-- name: queue_list
+SELECT name, paused, paused_at FROM tock_queues ORDER BY name;
+
+-- name: worker_stop_request
+-- `tock workers stop`: the worker finds it at its next look (worker_commands). Asking
+-- again keeps the first time.
+UPDATE tock_workers SET stop_requested_at = coalesce(stop_requested_at, {now})
+ WHERE id = :worker_id
+RETURNING id;
+
+-- name: worker_commands
+-- What a worker is asked to do: stop (kind 0), or stop one of its running jobs (kind 1,
+-- the job's id); its jobs come through the partial index of running jobs.
+SELECT 0, NULL FROM tock_workers WHERE id = :worker_id AND stop_requested_at IS NOT NULL
+UNION ALL
+SELECT 1, id FROM tock_jobs
+ WHERE status = 'running' AND worker_id = :worker_id AND stop_requested_at IS NOT NULL;
+
+-- name: job_stop_request
+-- `tock jobs stop` of a running job: its worker stops the attempt and the job ends
+-- canceled (asking again keeps the first time).
+UPDATE tock_jobs SET stop_requested_at = coalesce(stop_requested_at, {now})
+ WHERE id = :id AND status = 'running'
+RETURNING worker_id;
+
+-- name: job_cancel_stopped
+-- Of :ids (a JSON array: jobs just handed back or retried), those whose stop was asked
+-- for end canceled instead of waiting to run again (docs/design.md: Commands); the store
+-- then deletes them from the live table (job_delete_many).
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, error
+  FROM tock_jobs
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+   AND stop_requested_at IS NOT NULL
+RETURNING id;

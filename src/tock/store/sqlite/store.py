@@ -594,7 +594,7 @@ class SQLiteStore(SQLStore):
         # their own); the others are recorded by job_start_many.
         ago = {s.job_id: _us(s.ago) for s in started} if started else {}
         for o in outcomes:
-            if o.kind is OutcomeKind.SUCCEEDED or o.kind is OutcomeKind.FAILED:
+            if o.kind in _FINISHING:
                 # result and error are JSON texts built by the worker: embedded as they are.
                 result, error = o.result or "null", o.error or "null"
                 finish.append(
@@ -634,6 +634,13 @@ class SQLiteStore(SQLStore):
             changed += conn.executemany(Q["job_retry_later"], retry).rowcount
         if release:
             changed += conn.executemany(Q["job_release"], release).rowcount
+        if retry or release:
+            # A job whose stop was asked for is not run again (docs/design.md: Commands).
+            ids = json.dumps([r["id"] for r in retry] + [r["id"] for r in release])
+            canceled = conn.execute(Q["job_cancel_stopped"], {"ids": ids, "now": now_us})
+            moved = [i for (i,) in canceled.fetchall()]
+            if moved:
+                conn.execute(Q["job_delete_many"], {"ids": json.dumps(moved)})
         return changed
 
     def _prune_some(
@@ -916,6 +923,11 @@ class SQLiteStore(SQLStore):
         queues: set[str] = set()
         for worker_id in worker_ids:
             params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
+            # Jobs whose stop was asked for end canceled (docs/design.md: Commands).
+            canceled = conn.execute(Q["worker_jobs_cancel_stopped"], params).fetchall()
+            if canceled:
+                report.canceled.extend(j for (j,) in canceled)
+                conn.execute(Q["worker_jobs_delete_stopped"], params)
             for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
                 (report.lost if status == "lost" else report.failed).append(job_id)
             conn.execute(Q["worker_jobs_delete_given_up"], params)
@@ -938,6 +950,10 @@ class SQLiteStore(SQLStore):
         return len(rows)
 
     # -- fires ---------------------------------------------------------------------
+
+
+#: outcomes that move a job to the finished table
+_FINISHING = frozenset({OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELED})
 
 
 def _unlink_unheld(path: Path) -> None:
