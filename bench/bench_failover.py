@@ -153,6 +153,19 @@ def store_url(kind: str, pg_url: str, tmp: Path) -> Iterator[str]:
             admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+@contextlib.contextmanager
+def running_cluster(kind: str, pg_url: str) -> Iterator[Cluster]:
+    """``WORKERS`` worker processes on a fresh store of ``kind``, stopped afterwards."""
+    with tempfile.TemporaryDirectory() as tmp, store_url(kind, pg_url, Path(tmp)) as url:
+        cluster = Cluster(url, Path(tmp))
+        try:
+            for _ in range(WORKERS):
+                cluster.start()
+            yield cluster
+        finally:
+            cluster.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -174,25 +187,19 @@ def main() -> None:
     rows = []
     missed = []
     for kind in stores:
-        with tempfile.TemporaryDirectory() as tmp, store_url(kind, args.pg_url, Path(tmp)) as url:
-            cluster = Cluster(url, Path(tmp))
-            try:
-                for _ in range(WORKERS):
-                    cluster.start()
-                for how in KINDS:
-                    figures = [cluster.failover(how) for _ in range(count)]
-                    p50, p99 = statistics.median(figures), percentile(figures, 0.99)
-                    rows.append((kind, how, count, p50, p99, max(figures)))
-                    if p99 > TARGET_P99[how]:
-                        missed.append(f"{kind} {how}: p99 {p99 * 1000:.0f} ms")
-                    print(
-                        f"{kind:8} {how:9} n={count:<4} p50 {p50 * 1000:7.1f} ms   "
-                        f"p99 {p99 * 1000:7.1f} ms   max {max(figures) * 1000:7.1f} ms   "
-                        f"(target p99 < {TARGET_P99[how] * 1000:.0f} ms)",
-                        flush=True,
-                    )
-            finally:
-                cluster.close()
+        with running_cluster(kind, args.pg_url) as cluster:
+            for how in KINDS:
+                figures = [cluster.failover(how) for _ in range(count)]
+                p50, p99 = statistics.median(figures), percentile(figures, 0.99)
+                rows.append((kind, how, count, p50, p99, max(figures)))
+                if p99 > TARGET_P99[how]:
+                    missed.append(f"{kind} {how}: p99 {p99 * 1000:.0f} ms")
+                print(
+                    f"{kind:8} {how:9} n={count:<4} p50 {p50 * 1000:7.1f} ms   "
+                    f"p99 {p99 * 1000:7.1f} ms   max {max(figures) * 1000:7.1f} ms   "
+                    f"(target p99 < {TARGET_P99[how] * 1000:.0f} ms)",
+                    flush=True,
+                )
     print()
     print("store    what      failovers   p50 ms   p99 ms   max ms")
     for kind, how, n, p50, p99, top in rows:

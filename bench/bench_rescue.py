@@ -29,7 +29,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +42,7 @@ from bench_failover import (  # noqa: E402
     Cluster,
     percentile,
     pid_of,
-    store_url,
+    running_cluster,
 )
 
 from tock import JobStatus  # noqa: E402
@@ -99,20 +98,14 @@ def main() -> None:
     rows = []
     missed = []
     for kind in stores:
-        with tempfile.TemporaryDirectory() as tmp, store_url(kind, args.pg_url, Path(tmp)) as url:
-            cluster = Cluster(url, Path(tmp))
-            try:
-                for _ in range(WORKERS):
-                    cluster.start()
-                figures: list[float] = []
-                leaders = 0
-                for _ in range(count):
-                    seconds, led = kill_one(cluster)
-                    figures.append(seconds)
-                    leaders += led
-                    time.sleep(0.05)
-            finally:
-                cluster.close()
+        figures: list[float] = []
+        leaders = 0
+        with running_cluster(kind, args.pg_url) as cluster:
+            for _ in range(count):
+                seconds, led = kill_one(cluster)
+                figures.append(seconds)
+                leaders += led
+                time.sleep(0.05)
         p50, p99 = statistics.median(figures), percentile(figures, 0.99)
         rows.append((kind, count, leaders, p50, p99, min(figures), max(figures)))
         if p99 > TARGET_P99:

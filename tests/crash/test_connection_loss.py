@@ -65,6 +65,18 @@ def output(worker: WorkerProcess) -> str:
     return worker.output_path.read_text(errors="replace")
 
 
+def assert_each_ran_once(cluster: Cluster, total: int) -> None:
+    """Every job succeeded, none was rescued, and each started once: in the worker that
+    finished it (its result names that worker's pid)."""
+    jobs = cluster.jobs()
+    assert len(jobs) == total
+    assert Counter(j.status for j in jobs) == {JobStatus.SUCCEEDED: total}
+    assert all(j.rescues == 0 for j in jobs), [j for j in jobs if j.rescues]
+    starts = cluster.starts()
+    for job in jobs:
+        assert starts[job.args[-1]] == [job.result[1]], (job, starts[job.args[-1]])
+
+
 def test_workers_ride_out_the_loss_of_every_session(
     cluster: Cluster, pg_admin: psycopg.Connection
 ) -> None:
@@ -264,13 +276,7 @@ def test_a_short_server_outage_declares_no_live_worker_dead(
     for w in workers:
         assert cluster.stop(w) == 0
 
-    jobs = cluster.jobs()
-    assert len(jobs) == len(items)
-    assert Counter(j.status for j in jobs) == {JobStatus.SUCCEEDED: len(items)}
-    assert all(j.rescues == 0 for j in jobs), [j for j in jobs if j.rescues]
-    starts = cluster.starts()
-    for job in jobs:
-        assert starts[job.args[-1]] == [job.result[1]], (job, starts[job.args[-1]])
+    assert_each_ran_once(cluster, len(items))
     for w in workers:
         text = output(w)
         assert text.count(LOST) == 1, text[-5_000:]
@@ -321,12 +327,7 @@ def test_a_worker_whose_token_session_alone_ends_is_not_declared_dead(
     assert {r.id for r in cluster.worker_rows()} == ids  # never declared dead
     for w in workers:
         assert cluster.stop(w) == 0
-    jobs = cluster.jobs()
-    assert Counter(j.status for j in jobs) == {JobStatus.SUCCEEDED: len(items)}
-    assert all(j.rescues == 0 for j in jobs), [j for j in jobs if j.rescues]
-    starts = cluster.starts()
-    for job in jobs:
-        assert starts[job.args[-1]] == [job.result[1]], (job, starts[job.args[-1]])
+    assert_each_ran_once(cluster, len(items))
     for w in workers:
         text = output(w)
         assert "rescued" not in text and "declared dead" not in text, text[-5_000:]
