@@ -473,3 +473,28 @@ def test_a_pass_the_watch_starts_counts_no_heartbeat_age(
     stepped.mono += 2.0  # the full pass: an 11 s old heartbeat is a death
     report = rescuer.tick()
     assert report is not None and report.dead_workers == ["quiet"]
+
+
+@pytest.mark.parametrize("store_kind", ["postgres"], indirect=True)  # tokens are sessions
+def test_no_free_token_counts_on_a_server_up_for_less_than_the_settle_time(
+    store: Store, clock: FakeClock, make_worker, make_job, other_app: Tock
+) -> None:
+    """A server restart frees every token at once: until the server has been up for
+    ``settle`` (two heartbeat intervals; here a settle longer than this server's uptime
+    plays the freshly restarted server), a free token is no death."""
+    make_worker("gone", on=other_app.store)
+    job = make_job(status="running", worker="gone")
+    other_app.close()
+    wait_token_freed(store, "gone")
+    ages = 100 * 365 * 24 * 3600.0  # longer than any server has been up
+    assert store.worker_tokens_free(exclude=None, settle=ages) == []
+    assert store.worker_tokens_free(exclude=None, settle=4.0) == ["gone"]
+    report = store.worker_rescue(
+        rescue_after=ages * 2, token_after=ages, now=clock.db_now(), released=["gone"]
+    )
+    assert not report
+    assert store.job_get(job.id).status is JobStatus.RUNNING
+    report = store.worker_rescue(
+        rescue_after=ages * 2, token_after=4.0, now=clock.db_now(), released=["gone"]
+    )
+    assert report.dead_workers == ["gone"]
