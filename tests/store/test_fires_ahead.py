@@ -318,6 +318,20 @@ def test_a_disable_withdraws_the_job_made_ahead(app: Tock, clock: FakeClock) -> 
         app.store.job_get(job)
 
 
+def test_prune_withdraws_the_job_made_ahead_of_a_code_schedule_no_process_declares(
+    app: Tock, other_app: Tock, clock: FakeClock
+) -> None:
+    register(app)
+    app.periodic(every=timedelta(seconds=10), name="tick")(noop)
+    assert app.sync_schedules() == ["tick"]
+    job = made_ahead(app, clock, scheduler(app))
+    assert other_app.prune_schedules() == ["tick"]  # a deployment without it
+    with pytest.raises(JobNotFound):
+        app.store.job_get(job)
+    record = app.get_schedule("tick")
+    assert not record.enabled and record.next_fire_at == at(10)
+
+
 def test_unschedule_withdraws_the_job_made_ahead(app: Tock, clock: FakeClock) -> None:
     register(app)
     app.schedule("tick", task="tests.noop", every=10)
