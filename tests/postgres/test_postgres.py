@@ -7,10 +7,12 @@ import json
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
 import pytest
+from conftest import wait_token_freed
 from psycopg import pq, sql
 
 from tock import (
@@ -239,9 +241,13 @@ def backend_pids(raw, application_name: str, query: str = "%") -> list[int]:
     ]
 
 
-def test_a_terminated_worker_session_is_dead_after_token_after(
+def test_a_terminated_token_session_is_taken_again_at_once_and_a_closed_one_is_dead(
     make_app, clock: FakeClock, raw
 ) -> None:
+    """The server ends a live worker's token session alone (an administrator, a proxy):
+    its store hears it and takes the token again by itself, before any heartbeat, so no
+    rescuer declares it dead. Its process gone (the app closed), the token stays free:
+    dead once its heartbeat is past token_after."""
     app = make_app()
     other = make_app(app.url)  # a second process on the same schema
     register(other, clock, "gone")
@@ -249,19 +255,25 @@ def test_a_terminated_worker_session_is_dead_after_token_after(
     other.store.job_claim_batch(
         worker_id="gone", queues=["default"], limit=1, free=1, now=clock.db_now()
     )
-    token = store_of(other)._tokens["gone"]
+    first = store_of(other)._tokens["gone"]
+    assert first is not None
     rescuer = Rescuer(app.store, clock, RescuerConfig(heartbeat_interval=2.0))
     clock.advance(seconds=5)
     assert not rescuer.run_once()  # the token is held: alive, however quiet
-    admin = raw(autocommit=True)
-    pid = token.info.backend_pid
-    admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    # The backend ends (and frees its lock) a moment after it is told to: wait for it.
-    gone = threading.Event()
-    for _ in range(400):
-        if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
-            break
-        gone.wait(0.025)
+    raw(autocommit=True).execute("SELECT pg_terminate_backend(%s)", [first.info.backend_pid])
+
+    def taken_again() -> bool:
+        conn = store_of(other)._tokens.get("gone")
+        return conn is not None and conn is not first and not conn.closed
+
+    deadline = time.monotonic() + 30
+    while not taken_again():
+        assert time.monotonic() < deadline, "the token was never taken again"
+        time.sleep(0.005)
+    assert app.store.worker_tokens_free(exclude=None, settle=4.0) == []
+    assert not rescuer.run_once()  # heartbeat 5 s old, token held again: alive
+    other.close()  # its process ends: the server frees the token with the session
+    wait_token_freed(app.store, "gone")
     report = rescuer.run_once()  # heartbeat 5 s old and its token free: dead
     assert report.dead_workers == ["gone"]
     assert report.rescued == [job]
