@@ -221,3 +221,97 @@ def test_system_checks_pass_with_the_admin_installed() -> None:
     from django.core.management import call_command
 
     call_command("check", fail_level="WARNING")
+
+
+JOBS = "/admin/tock/job/"
+
+
+@pytest.fixture
+def jobs(db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[int]]]:
+    """Three jobs in a queue of their own (the first's argument holds markup), two to
+    a page; canceled after, so that no queue is left with ready jobs."""
+    import json
+
+    from django.contrib import admin
+
+    from tock.contrib.django import app
+    from tock.contrib.django.models import Job
+    from tock.jobs import NewJob
+
+    monkeypatch.setattr(admin.site._registry[Job], "list_per_page", 2)
+    queue = f"adm_{secrets.token_hex(4)}"
+    made = app.insert_jobs(
+        [
+            NewJob(
+                task="shop.tasks.process_order",
+                args=json.dumps([arg]),
+                kwargs="{}",
+                queue=queue,
+            )
+            for arg in ("<script>alert(1)</script>", 2, 3)
+        ]
+    )
+    try:
+        yield queue, [job.id for job in made]
+    finally:
+        app.cancel_jobs(queue=queue, state="pending")
+
+
+def shown(page: str) -> list[int]:
+    """The job ids of a jobs' page, in order."""
+    import re
+
+    table = page.split('id="tock-jobs"', 1)[1].split("</table>", 1)[0]
+    return [int(i) for i in re.findall(r"<tr>\s*<td>(\d+)</td>", table)]
+
+
+def test_the_jobs_page_pages_newest_first_by_cursor_escaped(
+    client: Any, user: Callable[..., Any], jobs: tuple[str, list[int]]
+) -> None:
+    queue, (first, second, third) = jobs
+    client.force_login(user("view_job"))
+    response = client.get(JOBS, {"queue": queue})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert shown(page) == [third, second]
+    assert f'href="?queue={queue}&amp;after={second}" id="tock-next"' in page
+    page = client.get(JOBS, {"queue": queue, "after": second}).content.decode()
+    assert shown(page) == [first]
+    assert 'id="tock-next"' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+
+
+def test_the_jobs_page_shows_one_group(
+    client: Any, user: Callable[..., Any], jobs: tuple[str, list[int]]
+) -> None:
+    from tock.contrib.django import app
+
+    queue, (first, second, third) = jobs
+    app.cancel_job(second)
+    client.force_login(user("view_job"))
+    page = client.get(JOBS, {"queue": queue, "state": "canceled"}).content.decode()
+    assert shown(page) == [second]
+    assert "<strong>canceled</strong>" in page
+    page = client.get(JOBS, {"queue": queue, "state": "ready"}).content.decode()
+    assert shown(page) == [third, first]
+    assert shown(client.get(JOBS, {"queue": queue, "state": "failed"}).content.decode()) == []
+
+
+def test_the_jobs_page_refuses_bad_input_and_users_without_the_permission(
+    client: Any, user: Callable[..., Any], db: str
+) -> None:
+    client.force_login(user("view_job"))
+    for query, told in [
+        ({"state": "nope"}, "unknown group 'nope'"),
+        ({"after": "abc"}, "after= takes a page's cursor, not 'abc'"),
+        ({"after": "0"}, "after= takes a cursor"),
+        ({"queue": "no spaces"}, "queue"),
+    ]:
+        response = client.get(JOBS, query)
+        assert response.status_code == 400
+        assert told in response.content.decode()
+    assert client.post(JOBS, {}).status_code == 405
+    client.force_login(user("view_worker"))
+    assert client.get(JOBS).status_code == 403
+    client.logout()
+    assert client.get(JOBS)["Location"].startswith("/admin/login/")

@@ -12,34 +12,46 @@ the acting user.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import (
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from tock.contrib.django.models import Queue, Worker
+from tock.contrib.django.models import Job, Queue, Worker
 from tock.errors import ConfigurationError, WorkerNotFound
 
-__all__ = ["WorkerAdmin"]
+__all__ = ["JobAdmin", "WorkerAdmin"]
+
+#: the groups of the jobs' list, in the order of their links: (label, the state or view
+#: of ``app.list_jobs``); "running" is the started jobs, "claimed" those not started yet
+JOB_GROUPS = (
+    ("failed", "failed"),
+    ("lost", "lost"),
+    ("running", "started"),
+    ("claimed", "claimed"),
+    ("ready", "ready"),
+    ("scheduled", "scheduled"),
+    ("blocked", "blocked"),
+    ("succeeded", "succeeded"),
+    ("canceled", "canceled"),
+)
 
 
-@admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):  # type: ignore[misc]
-    """Workers, queues and the leader: ``app.health()``'s facts; stop a worker
-    (``app.stop_worker``), pause or resume a queue (``app.pause_queue``,
-    ``app.resume_queue``)."""
-
-    #: the actions of the page's forms (the POST's ``action``), by name
-    ACTIONS = ("stop_worker", "pause_queue", "resume_queue")
+class AppAdmin(admin.ModelAdmin):  # type: ignore[misc]
+    """A page of the admin whose one URL is its ``changelist_view``, which calls the app:
+    no add, change or delete views of rows (there are none)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -56,6 +68,16 @@ class WorkerAdmin(admin.ModelAdmin):  # type: ignore[misc]
                 name="{}_{}_changelist".format(*info),
             )
         ]
+
+
+@admin.register(Worker)
+class WorkerAdmin(AppAdmin):
+    """Workers, queues and the leader: ``app.health()``'s facts; stop a worker
+    (``app.stop_worker``), pause or resume a queue (``app.pause_queue``,
+    ``app.resume_queue``)."""
+
+    #: the actions of the page's forms (the POST's ``action``), by name
+    ACTIONS = ("stop_worker", "pause_queue", "resume_queue")
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -128,6 +150,81 @@ class WorkerAdmin(admin.ModelAdmin):  # type: ignore[misc]
                     messages.success(request, f"Queue {name} is resumed.")
         except (ConfigurationError, WorkerNotFound) as exc:  # a bad form, a gone worker
             messages.error(request, str(exc))
+
+
+@admin.register(Job)
+class JobAdmin(AppAdmin):
+    """The jobs, newest first, a page at a time (``app.list_jobs``: a keyset cursor,
+    no count), all of them or one group (``?state=failed``), of one queue
+    (``?queue=emails``). Read-only for now."""
+
+    list_per_page = 50
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        from tock.contrib.django import app
+
+        groups = dict(JOB_GROUPS)
+        group = request.GET.get("state") or None
+        queue = request.GET.get("queue") or None
+        after: int | None = None
+        try:
+            if group is not None and group not in groups:
+                raise ConfigurationError(f"unknown group {group!r}: use one of {', '.join(groups)}")
+            if "after" in request.GET:
+                text = request.GET["after"]
+                if not text.isdigit():
+                    raise ConfigurationError(f"after= takes a page's cursor, not {text!r}")
+                after = int(text)
+            page = app.list_jobs(
+                state=groups[group] if group else None,
+                queue=queue,
+                after=after,
+                limit=self.list_per_page,
+            )
+        except ConfigurationError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+        kept = {"queue": queue} if queue else {}
+        links = [("all", None, _query(kept))] + [
+            (label, label, _query({**kept, "state": label})) for label, _ in JOB_GROUPS
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Jobs" + (f": {group}" if group else ""),
+            "subtitle": None,
+            "jobs": [
+                {
+                    "record": job.record,
+                    "args": json.dumps(job.record.args, default=repr),
+                    "kwargs": json.dumps(job.record.kwargs, default=repr),
+                }
+                for job in page
+            ],
+            "group": group,
+            "queue": queue,
+            "links": links,
+            "next": (
+                None
+                if page.next is None
+                else _query({**kept, **({"state": group} if group else {}), "after": page.next})
+            ),
+            "first": _query({**kept, **({"state": group} if group else {})}),
+            "after": after,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "tock/admin/jobs.html", context)
+
+
+def _query(params: dict[str, Any]) -> str:
+    """A changelist link's query string ("?" alone when there is none)."""
+    return "?" + urlencode(params)
 
 
 def _when(iso: str | None) -> datetime | None:

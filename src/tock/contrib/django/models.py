@@ -3,7 +3,7 @@
 They map no table and hold no rows: ``managed = False`` (no migration creates or drops
 anything; Tock's tables come from its own SQL migrations) and no view of the admin
 queries them. A model is how Django names things in its admin: the index entry, the
-permissions ``tock.view_worker`` and ``tock.change_worker``, and the content type a
+permissions (``tock.view_worker`` and ``tock.change_worker``…), and the content type a
 ``LogEntry`` of the admin history points at. The admin's pages read and change Tock
 through the app's operations (``app.list_workers()``, ``app.stop_worker()``…), never
 through the ORM: Tock's tables may live in another schema or alias, and writing them
@@ -14,7 +14,23 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["Queue", "Worker"]
+__all__ = ["Job", "Queue", "Worker"]
+
+
+class Job(models.Model):  # type: ignore[misc]
+    """The jobs' pages: view them with ``tock.view_job`` (acting on jobs, with
+    ``tock.change_job``, is not built yet)."""
+
+    id = models.BigIntegerField(primary_key=True)
+
+    class Meta:
+        managed = False
+        db_table = "tock_admin_job"  # never created, never queried
+        default_permissions = ("view", "change")
+        verbose_name = "job"
+
+    def __str__(self) -> str:
+        return f"job {self.id}"
 
 
 class Worker(models.Model):  # type: ignore[misc]

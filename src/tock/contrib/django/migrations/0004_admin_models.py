@@ -8,6 +8,16 @@ class Migration(migrations.Migration):  # type: ignore[misc]
     dependencies = [("tock", "0003_commands")]
     operations = [
         migrations.CreateModel(
+            name="Job",
+            fields=[("id", models.BigIntegerField(primary_key=True, serialize=False))],
+            options={
+                "verbose_name": "job",
+                "db_table": "tock_admin_job",
+                "managed": False,
+                "default_permissions": ("view", "change"),
+            },
+        ),
+        migrations.CreateModel(
             name="Queue",
             fields=[("name", models.CharField(max_length=255, primary_key=True, serialize=False))],
             options={
