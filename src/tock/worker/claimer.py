@@ -216,6 +216,11 @@ class Claimer:
                     self._reserved_free += free
                     self._in_flight += 1
         claimed = []
+        if want > 0 and self.burst:
+            # Not drained while a claim is under way: from its commit on, the jobs it
+            # takes are neither pending (for the burst's look at what is due) nor held
+            # (those claimed early are handed over at their time).
+            self._drained.clear()
         try:
             if want > 0:
                 claimed = self.store.job_claim_batch(
