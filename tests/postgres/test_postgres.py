@@ -279,6 +279,44 @@ def test_a_terminated_token_session_is_taken_again_at_once_and_a_closed_one_is_d
     assert report.rescued == [job]
 
 
+def test_the_token_watch_outlives_a_session_closed_while_it_looks(
+    make_app, clock: FakeClock, raw, monkeypatch
+) -> None:
+    """A token session closed by another thread between the watch's reading of the
+    sessions and its wait on them (a heartbeat replacing a lost session) must not end the
+    watch: it looks again, and still takes a terminated token again by itself."""
+    import selectors
+
+    from tock.store.postgres import store as pg_store
+
+    failures = []
+
+    class ClosedMeanwhile(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+        def register(self, fileobj, events, data=None):  # type: ignore[no-untyped-def]
+            if len(failures) < 3:
+                failures.append(fileobj)
+                raise OSError(9, "Bad file descriptor")
+            return super().register(fileobj, events, data)
+
+    monkeypatch.setattr(pg_store.selectors, "DefaultSelector", ClosedMeanwhile)
+    app = make_app()
+    other = make_app(app.url)
+    register(other, clock, "watched")
+    first = store_of(other)._tokens["watched"]
+    assert first is not None
+    deadline = time.monotonic() + WAIT
+    while len(failures) < 3:
+        assert time.monotonic() < deadline, "the watch never looked"
+        time.sleep(0.005)
+    watch = store_of(other)._token_watch
+    assert watch is not None and watch.is_alive()
+    raw(autocommit=True).execute("SELECT pg_terminate_backend(%s)", [first.info.backend_pid])
+    while (conn := store_of(other)._tokens.get("watched")) is None or conn is first:
+        assert time.monotonic() < deadline, "the token was never taken again"
+        time.sleep(0.005)
+    assert watch.is_alive()
+
+
 def test_a_reconnecting_worker_takes_its_token_again(make_app, clock: FakeClock, raw) -> None:
     app = make_app()
     other = make_app(app.url)

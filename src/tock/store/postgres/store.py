@@ -879,21 +879,22 @@ class PostgresStore(SQLStore):
         heartbeat, well within the rescuer's grace (docs/design.md: Death and rescue)."""
         pid = os.getpid()
         while not self._closing.is_set() and os.getpid() == pid:
+            held: dict[int, tuple[str, psycopg.Connection[Any]]] = {}
             with self._tokens_lock:
-                held = {
-                    c.fileno(): (w, c)
-                    for w, c in self._tokens.items()
-                    if c is not None and not c.closed and not c.broken
-                }
+                for w, c in self._tokens.items():
+                    if c is not None and not c.closed and not c.broken:
+                        with contextlib.suppress(Exception):  # closed by another thread
+                            held[c.fileno()] = (w, c)
             if not held:
                 self._closing.wait(TOKEN_WATCH)
                 continue
             with selectors.DefaultSelector() as selector:
-                for fd in held:
-                    selector.register(fd, selectors.EVENT_READ)
                 try:
+                    for fd in held:
+                        selector.register(fd, selectors.EVENT_READ)
                     ready = selector.select(TOKEN_WATCH)
-                except (OSError, ValueError):  # a session closed meanwhile
+                except (OSError, ValueError):  # a session closed meanwhile: look again
+                    self._closing.wait(0.01)
                     continue
             for key, _ in ready:
                 worker_id, conn = held[key.fd]
