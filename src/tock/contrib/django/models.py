@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["Job", "Queue", "Worker"]
+__all__ = ["Job", "Queue", "Schedule", "Worker"]
 
 
 class Job(models.Model):  # type: ignore[misc]
@@ -31,6 +31,23 @@ class Job(models.Model):  # type: ignore[misc]
 
     def __str__(self) -> str:
         return f"job {self.id}"
+
+
+class Schedule(models.Model):  # type: ignore[misc]
+    """The schedules' pages: view them with ``tock.view_schedule``; create dynamic
+    schedules with ``tock.add_schedule``; edit, pause, resume and trigger with
+    ``tock.change_schedule``; delete (unschedule) with ``tock.delete_schedule``. An
+    instance (never saved) names the schedule a ``LogEntry`` is about."""
+
+    name = models.CharField(primary_key=True, max_length=200)
+
+    class Meta:
+        managed = False
+        db_table = "tock_admin_schedule"  # never created, never queried
+        verbose_name = "schedule"
+
+    def __str__(self) -> str:
+        return f"schedule {self.name}"
 
 
 class Worker(models.Model):  # type: ignore[misc]
