@@ -10,8 +10,10 @@ The next due job is known without a read on the hot path (docs/design.md: "Fires
 ahead"): this process's scheduler says when the jobs it made ahead are due
 (:meth:`Claimer.expect`), and the store's ``job_next_due`` is read only when the claimer
 goes idle after the watch saw new work (or a retry was written, or nothing is held), not
-after every turn. The sleep ends at that time, rounded up to the database clock's step
-(plus a timer's margin), so the claim that follows finds the job due.
+after every turn. The sleep ends a little before that time (``WAKE_AHEAD``, after rounding
+it up to the database clock's step): the claim that follows takes jobs due within
+``CLAIM_AHEAD`` and hands them to the executor at their time (docs/design.md: "Claimed
+early").
 
 With ``lanes`` > 1 that many threads take turns at once, each on a connection of its
 own: while one turn waits for the database, another's jobs are decoded and handed to
