@@ -15,6 +15,7 @@ URLs follow the admin's own: ``add/``, ``<name>/change/``, ``<name>/delete/`` an
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -58,8 +59,16 @@ _CENTURY = 100 * 365 * 86_400
 _KINDS = (("cron", "cron expression"), ("every", "interval"), ("at", "once, at a time"))
 
 
+@functools.cache
 def _time_zones() -> list[tuple[str, str]]:
+    # The zones zoneinfo knows: read from the disk once (a few hundred files).
     return [(name, name) for name in sorted(available_timezones())]
+
+
+_SHAPES: dict[type, str] = {
+    list: 'a JSON list, like [1, "a"]',
+    dict: 'a JSON object, like {"user": 42}',
+}
 
 
 class _JSONArgument(forms.JSONField):  # type: ignore[misc]
@@ -84,11 +93,7 @@ class _JSONArgument(forms.JSONField):  # type: ignore[misc]
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise ValidationError(f"not valid JSON: {exc}", code="invalid") from None
         if not isinstance(converted, self.kind):
-            wanted = (
-                'a JSON list, like [1, "a"]'
-                if self.kind is list
-                else ('a JSON object, like {"user": 42}')
-            )
+            wanted = _SHAPES[self.kind]
             raise ValidationError(
                 f"must be {wanted}, not {json.dumps(converted)[:100]}", code="invalid"
             )
