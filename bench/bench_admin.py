@@ -54,6 +54,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -371,8 +372,11 @@ def sqlite_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         if seeded_sqlite(path, args.jobs):
             print(f"sqlite: reusing {path}", flush=True)
         else:
-            for stale in folder.glob(f"{path.name}*"):
-                stale.unlink()
+            for stale in folder.glob(f"{path.name}*"):  # the file, its WAL, its locks
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
             print(f"sqlite: seeding {path}", flush=True)
             app = Tock(f"sqlite:///{path}")
             app.migrate()
