@@ -191,7 +191,7 @@ def serve() -> tuple[Any, int]:
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 
-    class Quiet(WSGIRequestHandler):
+    class Quiet(WSGIRequestHandler):  # type: ignore[misc]
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
