@@ -555,6 +555,35 @@ def test_claim_reads_the_claim_index_and_locks_only_the_batch(
         assert "Index Scan using tock_jobs_pkey" in plan, plan
 
 
+def test_a_big_claim_across_queues_looks_its_batch_up_by_primary_key(
+    make_app, clock: FakeClock, raw
+) -> None:
+    """Never analyzed, a big backlog across several queues, a big batch (a worker with a
+    large prefetch): the candidates are still locked through the primary key, not by
+    scanning every pending job of the claim index and comparing it with the whole array
+    of candidates (150 ms a claim of 1,000 among 20,000 pending jobs)."""
+    app = make_app()
+    store = store_of(app)
+    queues = [f"q{i}" for i in range(6)]
+    store.job_enqueue_many(
+        [new_job(i, queue=queues[i % 6]) for i in range(12_000)], now=clock.db_now()
+    )
+    register(app, clock, "w")
+    params = {"worker_id": "w", "token": 1, "limit": 1000, "free": 1000, "now": clock.db_now()}
+    params.update(ahead_us=5000, queues=queues)
+    conn = raw(autocommit=True)
+    with conn.transaction(force_rollback=True):
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                "EXPLAIN (ANALYZE, COSTS OFF) " + store.Q["job_claim_batch_queues"], params
+            )
+        )
+    assert "tock_jobs_pkey" in plan, plan
+    assert "Filter: (id = ANY" not in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
 def test_completions_and_claims_in_one_call_with_unknown_outcomes(make_app, clock) -> None:
     from tock.jobs import Outcome, OutcomeKind
 

@@ -249,7 +249,11 @@ RETURNING {jcols};
 -- cannot misjudge the set and scan the table) and locked in claim order with SKIP LOCKED
 -- and the LIMIT inside the CTE: at most %(limit)s rows are locked. Rows other claimers
 -- took meanwhile are skipped or fail the re-checked WHERE; the slack of twice the batch
--- keeps the batch full under contention. Paused queues give no candidates.
+-- keeps the batch full under contention. Paused queues give no candidates. The status
+-- is re-checked as an expression (status || '') that the claim index, partial on
+-- status = 'pending', cannot serve: given that index, the planner scanned every pending
+-- job and compared each with the whole array (20,000 pending jobs, a batch of 1,000:
+-- 150 ms a claim instead of 10).
 -- Variants: "finish" and "start", as job_claim_batch's.
 -- variants: finish, start
 WITH
@@ -271,7 +275,7 @@ candidates AS (
 ), locked AS (
     SELECT id, at_most_once, priority, run_at FROM {schema}.tock_jobs
      WHERE id = ANY (ARRAY(SELECT id FROM candidates))
-       AND status = 'pending' AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
+       AND status || '' = 'pending' AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
        AND {query:worker_alive}
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
