@@ -15,7 +15,7 @@ from tock import _validate as v
 from tock import schedules as sch
 from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError
-from tock.jobs import Job, JobId, JobPage, JobRecord, JobStatus, NewJob
+from tock.jobs import Job, JobCount, JobId, JobPage, JobRecord, JobStatus, NewJob
 from tock.store import (
     Fire,
     FireRecord,
@@ -37,6 +37,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: jobs a bulk retry, cancel or delete changes in one transaction
 BULK_BATCH = 500
+
+#: the newest finished jobs of each state that ``count_jobs`` looks at: a count beyond
+#: it shows as "at least" (docs/design.md: counting jobs)
+COUNT_CAP = 10_000
+
+#: the newest jobs of each part of a filter that one page of ``search_jobs`` looks at
+#: (docs/design.md: searching jobs)
+SEARCH_SCAN = 10_000
+
+#: the longest text ``search_jobs`` takes
+MAX_SEARCH = 1000
+
+#: the groups ``count_jobs`` counts: the live ones (exact), then the finished states
+COUNT_GROUPS = (*lists.LIVE_GROUPS, *(s.value for s in JobStatus if s.finished))
 
 #: seconds since a worker's last heartbeat (one comes every ~2 s) past which ``health()``
 #: no longer counts it live; the rescuer declares it dead after ``rescue_after`` (10 s)
@@ -440,6 +454,97 @@ class Tock:
         page = [Job(r.id, self, r) for r in records[:limit]]
         return JobPage(page, page[-1].id if len(records) > limit else None)
 
+    def search_jobs(
+        self,
+        text: str,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        after: JobId | None = None,
+        limit: int = 50,
+        scan: int = SEARCH_SCAN,
+    ) -> JobPage:
+        """Jobs whose id is ``text``, or whose task, queue, unique key or arguments
+        (their JSON text) contain it, ignoring case (ASCII letters only on SQLite),
+        newest first, with :meth:`list_jobs`' filters (docs/design.md: searching jobs).
+
+        A page looks at no more than the ``scan`` newest jobs of each part of the filter
+        below ``after``: it may hold fewer than ``limit`` jobs, or none, and still have
+        a ``next`` (pass it as ``after=`` to search older jobs); ``next`` is None once
+        every job was looked at."""
+        if not isinstance(text, str):
+            raise ConfigurationError(f"a search takes a string, not {text!r}")
+        text = text.strip()
+        if not text:
+            raise ConfigurationError("a search takes some text: it is empty")
+        if len(text) > MAX_SEARCH or "\x00" in text:
+            raise ConfigurationError(
+                f"a search takes text of at most {MAX_SEARCH} characters, without NUL"
+            )
+        if isinstance(scan, bool) or not isinstance(scan, int) or scan < 1:
+            raise ConfigurationError(f"scan must be a whole number >= 1, not {scan!r}")
+        f = lists.JobFilter.of(state, queue=queue, task=task)
+        before, limit = lists.check_page(after, limit)
+        records, next_id = self.store.job_search(
+            f, text, before=before, limit=limit, scan=scan, now=self.clock.db_now()
+        )
+        return JobPage([Job(r.id, self, r) for r in records], next_id)
+
+    def count_jobs(
+        self, *, queue: str | None = None, task: str | None = None, cap: int = COUNT_CAP
+    ) -> dict[str, JobCount]:
+        """How many jobs (of ``queue``, of ``task``) are in each group: ``blocked``,
+        ``scheduled``, ``ready``, ``claimed``, ``started`` (the live ones, counted
+        exactly), ``succeeded``, ``failed``, ``canceled``, ``lost``. The finished ones
+        are counted among the newest ``cap`` jobs of each state: a state holding more
+        gives a lower bound (``JobCount.more``), so no count reads the whole finished
+        table (docs/design.md: counting jobs)."""
+        if queue is not None:
+            v.check_name("queue", queue)
+        by_queue, zero = self._count(task, cap, live=True)
+        if queue is not None:
+            return by_queue.get(queue, zero)
+        total = zero
+        for counts in by_queue.values():
+            total = {g: total[g] + counts[g] for g in COUNT_GROUPS}
+        return total
+
+    def count_jobs_by_queue(
+        self, *, task: str | None = None, cap: int = COUNT_CAP, live: bool = True
+    ) -> dict[str, dict[str, JobCount]]:
+        """:meth:`count_jobs` of each queue that holds live jobs or is seen among the
+        newest finished ones, by name. ``live=False`` counts the finished jobs alone
+        (the live groups are then zero)."""
+        return self._count(task, cap, live=live)[0]
+
+    def _count(
+        self, task: str | None, cap: int, *, live: bool
+    ) -> tuple[dict[str, dict[str, JobCount]], dict[str, JobCount]]:
+        """The counts by queue, and those of a queue with no job seen."""
+        if task is not None:
+            v.check_name("task", task)
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ConfigurationError(f"cap must be a whole number >= 1, not {cap!r}")
+        # One more than the cap: a state whose newest cap + 1 are all read holds more.
+        counts = self.store.job_count(task=task, scan=cap + 1, now=self.clock.db_now(), live=live)
+        finished_states = COUNT_GROUPS[len(lists.LIVE_GROUPS) :]
+
+        def of(live_counts: Mapping[str, int], finished: Mapping[str, int]) -> dict[str, JobCount]:
+            return {
+                **{g: JobCount(live_counts.get(g, 0)) for g in lists.LIVE_GROUPS},
+                **{
+                    s: JobCount(min(finished.get(s, 0), cap), s in counts.cut)
+                    for s in finished_states
+                },
+            }
+
+        by_queue = {
+            name: of(counts.live.get(name, {}), counts.finished.get(name, {}))
+            for name in sorted(counts.live.keys() | counts.finished.keys())
+        }
+        return by_queue, of({}, {})
+
     def retry_job(self, job_id: JobId) -> Job:
         """Run a failed, lost or canceled job again: pending, attempts from zero, due now.
         Any other state raises ``JobStateError``; so does a unique key that a live job
@@ -501,6 +606,21 @@ class Tock:
         returns how many."""
         return self._bulk(
             lists.DELETABLE, lambda ids, now: self.store.job_delete_many(ids), state, queue,
+            task, search,
+        )  # fmt: skip
+
+    def run_jobs_now(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """:meth:`run_job_now` for every scheduled job the filter matches, in batches;
+        returns how many became ready."""
+        return self._bulk(
+            frozenset({JobStatus.PENDING.value}), self.store.job_run_now_many, state, queue,
             task, search,
         )  # fmt: skip
 
@@ -579,7 +699,9 @@ class Tock:
         lease = self.store.leader_depose(now=self.clock.db_now())
         return None if lease is None else lease.worker_id
 
-    def health(self, *, max_lag: float | None = None) -> dict[str, Any]:
+    def health(
+        self, *, max_lag: float | None = None, finished_cap: int | None = None
+    ) -> dict[str, Any]:
         """The facts ``tock status`` shows: store, schema, the leader, workers, queues,
         and the problems found (``ok`` is true when there are none).
 
@@ -594,7 +716,13 @@ class Tock:
         ``paused``/``paused_at`` (``pause_queue``; a paused queue is listed even with no
         jobs). Problems: no live worker, and ready jobs in a queue no live worker serves
         (the commonest reason a job "never runs"); a paused queue's waiting is no
-        problem."""
+        problem.
+
+        ``finished_cap``: count each queue's finished jobs among the newest
+        ``finished_cap`` of each state, as :meth:`count_jobs` does, instead of over the
+        whole finished table (the admin's page of queues does; ``tock status`` counts
+        them all). Each queue then says in ``"more"`` which states' counts are lower
+        bounds, and a queue seen only among older finished jobs is not listed."""
         store = self.store
         now = store.db_now(now=self.clock.db_now())
         version, latest = store.schema_version()
@@ -630,7 +758,11 @@ class Tock:
             )
         served = {q for w in workers if w["live"] for q in w["queues"]}
         paused = {q.name: q for q in store.queue_list() if q.paused}
-        stats = {s.queue: s for s in store.job_stats(now=self.clock.db_now())}
+        if finished_cap is None:
+            stats = {s.queue: s for s in store.job_stats(now=self.clock.db_now())}
+            more: dict[str, list[str]] = {}
+        else:
+            stats, more = self._capped_stats(finished_cap)
         for name in paused.keys() - stats.keys():  # a paused queue with no jobs
             stats[name] = QueueStats(queue=name, counts={}, ready=0, oldest_ready_at=None)
         queues: dict[str, dict[str, Any]] = {}
@@ -653,6 +785,8 @@ class Tock:
                 "paused": s.queue in paused,
                 "paused_at": _iso(paused[s.queue].paused_at) if s.queue in paused else None,
             }
+            if finished_cap is not None:
+                queues[s.queue]["more"] = more.get(s.queue, [])
         problems = []
         if not served:
             problems.append("no live worker: start one with `tock worker`")
@@ -683,6 +817,25 @@ class Tock:
             "workers": workers,
             "queues": queues,
         }
+
+    def _capped_stats(self, cap: int) -> tuple[dict[str, QueueStats], dict[str, list[str]]]:
+        """``job_stats`` of the live table, with each queue's finished jobs counted as
+        :meth:`count_jobs_by_queue` counts them; and the states whose counts are lower
+        bounds, by queue."""
+        stats = {s.queue: s for s in self.store.job_stats(now=self.clock.db_now(), finished=False)}
+        more: dict[str, list[str]] = {}
+        for name, counts in self.count_jobs_by_queue(cap=cap, live=False).items():
+            finished = {s: counts[s.value].n for s in JobStatus if s.finished}
+            found = stats.get(name)
+            stats[name] = QueueStats(
+                queue=name,
+                counts={**(found.counts if found else {}), **finished},
+                ready=found.ready if found else 0,
+                oldest_ready_at=found.oldest_ready_at if found else None,
+                claimed=found.claimed if found else 0,
+            )
+            more[name] = [g for g, c in counts.items() if c.more]
+        return stats, more
 
 
 #: the options of a schedule (``ScheduleOptions``), by name

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Job",
+    "JobCount",
     "JobPage",
     "JobRecord",
     "JobSource",
@@ -218,6 +219,22 @@ class JobPage:
 
     def __len__(self) -> int:
         return len(self.jobs)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCount:
+    """A count of jobs that stops at a bound (``app.count_jobs``; docs/design.md:
+    counting jobs): ``n`` jobs, or at least ``n`` when ``more``. ``str()`` shows it as
+    "1,234" or "10,000+"."""
+
+    n: int
+    more: bool = False
+
+    def __add__(self, other: JobCount) -> JobCount:
+        return JobCount(self.n + other.n, self.more or other.more)
+
+    def __str__(self) -> str:
+        return f"{self.n:,}+" if self.more else f"{self.n:,}"
 
 
 def _result_of(record: JobRecord) -> Any:

@@ -27,6 +27,7 @@ __all__ = [
     "FIRE_OUTCOMES",
     "Fire",
     "FireRecord",
+    "JobCounts",
     "Lease",
     "QueueRecord",
     "QueueStats",
@@ -89,6 +90,22 @@ class QueueStats:
     ready: int  #: pending jobs whose run_at has come
     oldest_ready_at: datetime | None
     claimed: int = 0  #: running jobs whose attempt has not started (of counts[RUNNING])
+
+
+@dataclass(frozen=True, slots=True)
+class JobCounts:
+    """``Store.job_count``: the jobs of each queue in the admin's groups, bounded
+    (docs/design.md: counting jobs).
+
+    ``live``: queue -> group (``blocked``, ``scheduled``, ``ready``, ``claimed``,
+    ``started``) -> the exact count. ``finished``: queue -> state (``succeeded``,
+    ``failed``, ``canceled``, ``lost``) -> the count among the newest ``scan`` jobs of
+    that state; ``cut``: the states that hold more than ``scan`` jobs, whose counts are
+    therefore lower bounds."""
+
+    live: Mapping[str, Mapping[str, int]]
+    finished: Mapping[str, Mapping[str, int]]
+    cut: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +279,32 @@ class Store(Protocol):
         """``job_page``'s ids alone (what a bulk operation walks)."""
         ...
 
+    def job_search(
+        self,
+        f: JobFilter,
+        text: str,
+        *,
+        before: JobId = ...,
+        limit: int,
+        scan: int,
+        now: datetime | None,
+    ) -> tuple[list[JobRecord], JobId | None]:
+        """The jobs ``f`` matches, below ``before``, whose id is ``text`` or whose task,
+        queue, unique key or arguments (their JSON text) contain it, ignoring case:
+        newest first, at most ``limit``, looking at no more than the ``scan`` newest
+        jobs of each part of ``f`` (docs/design.md: searching jobs). Returns them and
+        the id below which the search goes on (None: nothing is left below)."""
+        ...
+
+    def job_count(
+        self, *, task: str | None, scan: int, now: datetime | None, live: bool = True
+    ) -> JobCounts:
+        """The jobs of each queue (of ``task``, or of every task) in the admin's groups:
+        the live ones exactly, the finished ones among the newest ``scan`` of each
+        state (docs/design.md: counting jobs). ``live=False`` leaves the live table
+        unread (``JobCounts.live`` is then empty)."""
+        ...
+
     def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
         """The database's query plan of each part of ``f``'s list, for tests and for
         people who want to see which index serves a filter."""
@@ -338,7 +381,12 @@ class Store(Protocol):
         returns how many jobs."""
         ...
 
-    def job_stats(self, *, now: datetime | None) -> list[QueueStats]: ...
+    def job_stats(self, *, now: datetime | None, finished: bool = True) -> list[QueueStats]:
+        """Per queue: the count of each state, and the ready and claimed jobs.
+        ``finished=False`` leaves the finished table unread (its states then have no
+        count): ``app.health(finished_cap=)`` counts them with ``job_count``."""
+        ...
+
     def job_vacuum(self, *, min_dead_rows: int) -> bool:
         """Reclaim the live table's dead rows if it holds at least ``min_dead_rows``;
         True if it did. A no-op where the database needs no help."""

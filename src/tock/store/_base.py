@@ -56,6 +56,7 @@ from tock.store import (
     MAX_LEAD,
     Fire,
     FireRecord,
+    JobCounts,
     Lease,
     QueueRecord,
     QueueStats,
@@ -66,9 +67,20 @@ from tock.store import (
     WorkerInfo,
     WorkerRecord,
 )
-from tock.store._lists import MAX_ID, JobFilter, legacy_filter, merge_ids, params, parts
+from tock.store._lists import (
+    FINISHED_TABLE,
+    LIVE_GROUPS,
+    MAX_ID,
+    JobFilter,
+    legacy_filter,
+    like_pattern,
+    merge_ids,
+    params,
+    parts,
+)
 from tock.store._rows import fire_record, job_record, last_of_each, schedule_record
 from tock.store._rows import us as _us
+from tock.store._sql import variant
 
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
 STOP_TRIES = 10  # job_stop: a job changing state under the request, asked again so often
@@ -314,6 +326,72 @@ class SQLStore(ABC):
     ) -> list[JobId]:
         return merge_ids(([r[0] for r in self._list(f, ("ids",), before, limit, now)],), limit)
 
+    def job_search(
+        self,
+        f: JobFilter,
+        text: str,
+        *,
+        before: JobId = MAX_ID,
+        limit: int,
+        scan: int,
+        now: datetime | None,
+    ) -> tuple[list[JobRecord], JobId | None]:
+        # docs/design.md, searching jobs: each part's window is its ``scan`` newest
+        # matching ids; the page holds what every window saw, so it stops at the highest
+        # of the cut windows' floors, and the next page goes on below it.
+        f = JobFilter(f.states, f.queue, f.task, f.worker_id)
+        number = int(text) if text.isdigit() and int(text) <= MAX_ID else -1
+        values = {
+            **self._list_params(f, before, limit + 1, now),
+            "scan": scan,
+            "pattern": like_pattern(text),
+            "search_id": number,
+        }
+        list_parts = parts(f)
+        rows: list[Any] = []
+        with self._snapshot() if len(list_parts) > 1 else self._read() as conn:
+            floor = 0
+            for part in list_parts:
+                name = variant("job_search_window", *_table_flag(part.table), *part.flags)
+                low, seen = conn.execute(self.Q[name], values).fetchone()
+                if seen >= scan:
+                    floor = max(floor, low)
+            for part in list_parts:
+                name = variant("job_search", *_table_flag(part.table), *part.flags)
+                rows.extend(conn.execute(self.Q[name], {**values, "floor": floor}).fetchall())
+        rows.sort(key=lambda r: r[0], reverse=True)
+        found = [self._record(r) for r in _distinct(rows, limit + 1)]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].id
+        return found, floor or None
+
+    def job_count(
+        self, *, task: str | None, scan: int, now: datetime | None, live: bool = True
+    ) -> JobCounts:
+        if isinstance(scan, bool) or not isinstance(scan, int) or scan < 1:
+            raise ConfigurationError(f"scan must be a whole number >= 1, not {scan!r}")
+        live_counts: dict[str, dict[str, int]] = {}
+        finished: dict[str, dict[str, int]] = {}
+        cut: set[str] = set()
+        with self._snapshot() as conn:
+            if live:
+                values = {"task": task, "now": self._time(now)}
+                for queue, *counts in conn.execute(self.Q["job_count_live"], values):
+                    live_counts[queue] = {
+                        g: int(n or 0) for g, n in zip(LIVE_GROUPS, counts, strict=True)
+                    }
+            for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED,
+                           JobStatus.LOST):  # fmt: skip
+                values = {"task": task, "status": status.value, "scan": scan}
+                seen = 0
+                for queue, n, matched in conn.execute(self.Q["job_count_finished"], values):
+                    seen += n
+                    if matched:
+                        finished.setdefault(queue, {})[status.value] = int(matched)
+                if seen >= scan:
+                    cut.add(status.value)
+        return JobCounts(live_counts, finished, frozenset(cut))
+
     def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
         values = self._list_params(f, MAX_ID, 50, now)
         with self._read() as conn:
@@ -426,10 +504,10 @@ class SQLStore(ABC):
         seconds, and their fire rows (docs/design.md: Schedules), in a transaction
         fenced by ``lease`` (``_fence``); how many went."""
 
-    def job_stats(self, *, now: datetime | None) -> list[QueueStats]:
+    def job_stats(self, *, now: datetime | None, finished: bool = True) -> list[QueueStats]:
         with self._read() as conn:
             live = conn.execute(self.Q["job_stats_live"], {"now": self._time(now)}).fetchall()
-            finished = conn.execute(self.Q["job_stats_finished"]).fetchall()
+            ended = conn.execute(self.Q["job_stats_finished"]).fetchall() if finished else []
         counts: dict[str, dict[JobStatus, int]] = {}
         ready: dict[str, int] = {}
         oldest: dict[str, datetime] = {}
@@ -441,7 +519,7 @@ class SQLStore(ABC):
             first_at = self._read_time(first)
             if first_at is not None:
                 oldest[queue] = min(first_at, oldest.get(queue, first_at))
-        for queue, status, n in finished:
+        for queue, status, n in ended:
             counts.setdefault(queue, {})[JobStatus(status)] = n
         return [
             QueueStats(
@@ -900,6 +978,10 @@ def _in_batches(step: Callable[[], int], batch_size: int) -> int:
         total += n
         if n < batch_size:
             return total
+
+
+def _table_flag(table: str) -> tuple[str, ...]:
+    return ("finished",) if table == FINISHED_TABLE else ()
 
 
 def _distinct(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:

@@ -49,6 +49,9 @@ VIEWS: Mapping[str, JobStatus] = {
 #: every name ``state=`` takes: the states, then the views
 STATES: tuple[str, ...] = (*(s.value for s in JobStatus), *VIEWS)
 
+#: the groups of the live jobs that ``Store.job_count`` counts, in its queries' order
+LIVE_GROUPS = ("blocked", "scheduled", "ready", "claimed", "started")
+
 LIVE_TABLE = "live"
 FINISHED_TABLE = "finished"
 
@@ -180,6 +183,13 @@ def params(f: JobFilter) -> dict[str, object]:
         if f.search.isdigit() and int(f.search) <= MAX_ID:
             values["search_id"] = int(f.search)
     return values
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern (escape character ``\\``) matching any text that contains
+    ``text``."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def merge_ids(pages: Iterable[Sequence[JobId]], limit: int) -> list[JobId]:

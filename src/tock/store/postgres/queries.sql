@@ -433,6 +433,82 @@ SELECT id                            -- if ids
  ORDER BY id DESC
  LIMIT %(limit)s;
 
+-- name: job_filter
+-- The conditions of a filter on one table (docs/design.md: listing jobs), as job_list
+-- writes them, for the queries that include them (job_search_window, job_search).
+-- variants: blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+   AND status = 'blocked'            -- if blocked
+   AND status = 'pending'            -- if pending
+   AND status = 'running'            -- if running
+   AND run_at > {now}                -- if scheduled
+   AND run_at <= {now}               -- if ready
+   AND started_at IS NULL            -- if claimed
+   AND started_at IS NOT NULL        -- if started
+   AND status = 'succeeded'          -- if succeeded
+   AND status = 'failed'             -- if failed
+   AND status = 'lost'               -- if lost
+   AND status = 'canceled'           -- if canceled
+   AND status <> 'succeeded'         -- if unsucceeded
+   AND queue = %(queue)s              -- if queue
+   AND task = %(task)s                -- if task
+   AND worker_id = %(worker_id)s      -- if worker
+
+-- name: job_search_window
+-- A search's window on one part of a list (docs/design.md: searching jobs): the lowest
+-- id and the number of the at most %(scan)s newest jobs below %(before)s that the
+-- filter matches, read along the index job_list uses.
+-- variants: finished, blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+SELECT min(id), count(*) FROM (
+SELECT id FROM {schema}.tock_jobs           -- if not finished
+SELECT id FROM {schema}.tock_jobs_finished  -- if finished
+ WHERE id < %(before)s
+{query:job_filter}
+ ORDER BY id DESC
+ LIMIT %(scan)s) AS window_;
+
+-- name: job_search
+-- The jobs of the window (ids from %(floor)s, below %(before)s) whose id is
+-- %(search_id)s or whose task, queue, unique key or arguments (their JSON text) contain
+-- %(pattern)s, whatever the case.
+-- variants: finished, blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+SELECT {cols}
+  FROM {schema}.tock_jobs          -- if not finished
+  FROM {schema}.tock_jobs_finished -- if finished
+ WHERE id < %(before)s AND id >= %(floor)s
+{query:job_filter}
+   AND (id = %(search_id)s OR task ILIKE %(pattern)s ESCAPE '\'
+        OR queue ILIKE %(pattern)s ESCAPE '\' OR unique_key ILIKE %(pattern)s ESCAPE '\'
+        OR args ILIKE %(pattern)s ESCAPE '\' OR kwargs ILIKE %(pattern)s ESCAPE '\')
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: job_count_live
+-- The live jobs per queue, in the groups of the admin (docs/design.md: counting jobs),
+-- of %(task)s or of every task: exact (the live table holds only unfinished work).
+SELECT queue,
+       count(*) FILTER (WHERE status = 'blocked'),
+       count(*) FILTER (WHERE status = 'pending' AND run_at > {now}),
+       count(*) FILTER (WHERE status = 'pending' AND run_at <= {now}),
+       count(*) FILTER (WHERE status = 'running' AND started_at IS NULL),
+       count(*) FILTER (WHERE status = 'running' AND started_at IS NOT NULL)
+  FROM {schema}.tock_jobs
+ WHERE (%(task)s::text IS NULL OR task = %(task)s)
+ GROUP BY queue;
+
+-- name: job_count_finished
+-- Per queue, of the newest %(scan)s finished jobs of %(status)s (read along the index
+-- on (status, id), so never more than %(scan)s rows): how many, and how many are of
+-- %(task)s (all of them when it is NULL).
+SELECT queue, count(*), count(*) FILTER (WHERE %(task)s::text IS NULL OR task = %(task)s)
+  FROM (SELECT queue, task FROM {schema}.tock_jobs_finished
+         WHERE status = %(status)s
+         ORDER BY id DESC
+         LIMIT %(scan)s) AS newest
+ GROUP BY queue;
+
 -- name: job_retry_many
 -- `tock jobs retry`, of each of %(ids)s that is failed, lost or canceled: back to the
 -- live table, same id, attempts reset. Jobs with a unique key are moved one at a time by

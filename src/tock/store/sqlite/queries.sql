@@ -231,6 +231,82 @@ SELECT id                            -- if ids
  ORDER BY id DESC
  LIMIT :limit;
 
+-- name: job_filter
+-- The conditions of a filter on one table (docs/design.md: listing jobs), as job_list
+-- writes them, for the queries that include them (job_search_window, job_search).
+-- variants: blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+   AND status = 'blocked'            -- if blocked
+   AND status = 'pending'            -- if pending
+   AND status = 'running'            -- if running
+   AND run_at > {now}                -- if scheduled
+   AND run_at <= {now}               -- if ready
+   AND started_at IS NULL            -- if claimed
+   AND started_at IS NOT NULL        -- if started
+   AND status = 'succeeded'          -- if succeeded
+   AND status = 'failed'             -- if failed
+   AND status = 'lost'               -- if lost
+   AND status = 'canceled'           -- if canceled
+   AND status <> 'succeeded'         -- if unsucceeded
+   AND queue = :queue                 -- if queue
+   AND task = :task                   -- if task
+   AND worker_id = :worker_id         -- if worker
+
+-- name: job_search_window
+-- A search's window on one part of a list (docs/design.md: searching jobs): the lowest
+-- id and the number of the at most :scan newest jobs below :before that the filter
+-- matches, read along the index job_list uses.
+-- variants: finished, blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+SELECT min(id), count(*) FROM (
+SELECT id FROM tock_jobs             -- if not finished
+SELECT id FROM tock_jobs_finished    -- if finished
+ WHERE id < :before
+{query:job_filter}
+ ORDER BY id DESC
+ LIMIT :scan);
+
+-- name: job_search
+-- The jobs of the window (ids from :floor, below :before) whose id is :search_id or
+-- whose task, queue, unique key or arguments (their JSON text) contain :pattern; LIKE
+-- ignores the case of ASCII letters.
+-- variants: finished, blocked, pending, running, scheduled, ready, claimed, started
+-- variants: succeeded, failed, lost, canceled, unsucceeded, queue, task, worker
+SELECT {cols}
+  FROM tock_jobs                     -- if not finished
+  FROM tock_jobs_finished            -- if finished
+ WHERE id < :before AND id >= :floor
+{query:job_filter}
+   AND (id = :search_id OR task LIKE :pattern ESCAPE '\' OR queue LIKE :pattern ESCAPE '\'
+        OR unique_key LIKE :pattern ESCAPE '\' OR args LIKE :pattern ESCAPE '\'
+        OR kwargs LIKE :pattern ESCAPE '\')
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- name: job_count_live
+-- The live jobs per queue, in the groups of the admin (docs/design.md: counting jobs),
+-- of :task or of every task: exact (the live table holds only unfinished work).
+SELECT queue,
+       sum(status = 'blocked'),
+       sum(status = 'pending' AND run_at > {now}),
+       sum(status = 'pending' AND run_at <= {now}),
+       sum(status = 'running' AND started_at IS NULL),
+       sum(status = 'running' AND started_at IS NOT NULL)
+  FROM tock_jobs
+ WHERE (:task IS NULL OR task = :task)
+ GROUP BY queue;
+
+-- name: job_count_finished
+-- Per queue, of the newest :scan finished jobs of :status (read along the index on
+-- (status, id), so never more than :scan rows): how many, and how many are of :task
+-- (all of them when :task is NULL).
+SELECT queue, count(*), sum(:task IS NULL OR task = :task)
+  FROM (SELECT queue, task FROM tock_jobs_finished
+         WHERE status = :status
+         ORDER BY id DESC
+         LIMIT :scan)
+ GROUP BY queue;
+
 -- name: job_retry_many
 -- `tock jobs retry`, of each of :ids (a JSON array) that is failed, lost or canceled:
 -- back to the live table, same id, attempts reset. A job whose unique key a live job
