@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +110,25 @@ def db(request: pytest.FixtureRequest, django_project: dict[str, Any]) -> Iterat
     require_postgres()
     with override_settings(TOCK={"DATABASE": "pg", "SCHEMA": django_project["schema"]}):
         yield "pg"
+
+
+@pytest.fixture
+def user() -> Callable[..., Any]:
+    """A staff user with the given permissions of Tock's admin (codenames)."""
+    from django.contrib.auth.models import Permission, User
+
+    def make(*codenames: str, staff: bool = True) -> Any:
+        made = User.objects.create_user(f"u{secrets.token_hex(6)}", is_staff=staff)
+        made.user_permissions.set(
+            Permission.objects.filter(content_type__app_label="tock", codename__in=codenames)
+        )
+        return made
+
+    return make
+
+
+@pytest.fixture
+def client() -> Any:
+    from django.test import Client
+
+    return Client()

@@ -18,8 +18,9 @@ __all__ = ["Job", "Queue", "Schedule", "Worker"]
 
 
 class Job(models.Model):  # type: ignore[misc]
-    """The jobs' pages: view them with ``tock.view_job`` (acting on jobs, with
-    ``tock.change_job``, is not built yet)."""
+    """The jobs' pages: view them with ``tock.view_job``; retry, cancel, delete, run
+    now and stop jobs with ``tock.change_job``. An instance (never saved) names the job
+    a ``LogEntry`` is about."""
 
     id = models.BigIntegerField(primary_key=True)
 

@@ -15,6 +15,8 @@ from tock.errors import ConfigurationError, WorkerNotFound
 
 __all__ = ["WorkerAdmin"]
 
+FINISHED_STATES = ("failed", "lost", "succeeded", "canceled")
+
 
 @admin.register(Worker)
 class WorkerAdmin(AppAdmin):
@@ -24,6 +26,9 @@ class WorkerAdmin(AppAdmin):
 
     #: the actions of the page's forms (the POST's ``action``), by name
     ACTIONS = ("stop_worker", "pause_queue", "resume_queue")
+    #: the newest finished jobs of each state the queues' counts look at: no count
+    #: reads the whole finished table (``app.health(finished_cap=)``)
+    count_cap = 10_000
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -40,7 +45,7 @@ class WorkerAdmin(AppAdmin):
             return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
         from tock.contrib.django import app
 
-        health = app.health()
+        health = app.health(finished_cap=self.count_cap)
         workers = [
             {**w, "started_at": when(w["started_at"]), "queues": ", ".join(w["queues"])}
             for w in health["workers"]
@@ -49,7 +54,12 @@ class WorkerAdmin(AppAdmin):
         if leader is not None:
             leader = {**leader, "since": when(leader["since"])}
         queues = [
-            {**q, "name": name, "paused_at": when(q["paused_at"])}
+            {
+                **q,
+                "name": name,
+                "paused_at": when(q["paused_at"]),
+                **{f"{state}_more": state in q["more"] for state in FINISHED_STATES},
+            }
             for name, q in health["queues"].items()
         ]
         context = {
@@ -62,6 +72,7 @@ class WorkerAdmin(AppAdmin):
             "queues": queues,
             "problems": health["problems"],
             "now": when(health["now"]),
+            "count_cap": self.count_cap,
             "can_act": self.has_change_permission(request),
             **(extra_context or {}),
         }
