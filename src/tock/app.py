@@ -508,7 +508,8 @@ class Tock:
         total = zero
         for counts in by_queue.values():
             total = {g: total[g] + counts[g] for g in COUNT_GROUPS}
-        return total
+        # Each queue's count of a cut state is at most the cap; their sum, too.
+        return {g: JobCount(min(c.n, cap), c.more) if c.more else c for g, c in total.items()}
 
     def count_jobs_by_queue(
         self, *, task: str | None = None, cap: int = COUNT_CAP, live: bool = True

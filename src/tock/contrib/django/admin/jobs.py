@@ -140,11 +140,16 @@ class JobAdmin(AppAdmin):
                     limit=self.list_per_page,
                 )  # fmt: skip
                 exact = []
-            by_queue = app.count_jobs_by_queue(task=f["task"], cap=self.count_cap)
+            counts = app.count_jobs(queue=f["queue"], task=f["task"], cap=self.count_cap)
+            # The queues to link to: those of live jobs and of the newest finished ones.
+            names = (
+                []
+                if f["queue"]
+                else sorted(app.count_jobs_by_queue(task=f["task"], cap=self.count_cap))
+            )
         except (BadInput, ConfigurationError) as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
         group, queue, task, q = f["group"], f["queue"], f["task"], f["q"]
-        counts = _total(by_queue, queue)
         kept = {k: v for k, v in (("queue", queue), ("task", task), ("q", q)) if v}
         here = {**kept, **({"state": group} if group else {})}
         links = [("all", None, query(kept), _sum(counts.values()))] + [
@@ -165,7 +170,7 @@ class JobAdmin(AppAdmin):
             "task": task,
             "q": q or "",
             "links": links,
-            "queues": [(name, query({**here, "queue": name})) for name in sorted(by_queue)],
+            "queues": [(name, query({**here, "queue": name})) for name in names],
             "all_queues": query({k: v for k, v in here.items() if k != "queue"}),
             "tasks": tasks,
             "next": None if page.next is None else query({**here, "after": page.next}),
@@ -370,17 +375,6 @@ def _describe(group: str | None, queue: str | None, task: str | None) -> str:
         if value
     ]
     return "every state, queue and task" if not parts else ", ".join(parts)
-
-
-def _total(by_queue: dict[str, dict[str, JobCount]], queue: str | None) -> dict[str, JobCount]:
-    """Each group's count over the queues (or of one queue)."""
-    zero = {state: JobCount(0) for _, state in JOB_GROUPS}
-    if queue is not None:
-        return by_queue.get(queue, zero)
-    total = zero
-    for counts in by_queue.values():
-        total = {state: total[state] + counts[state] for state in total}
-    return total
 
 
 def _sum(counts: Any) -> JobCount:
