@@ -572,3 +572,21 @@ def test_the_workers_page_counts_finished_jobs_with_a_cap(
 def _queue_row(page: str, queue: str) -> str:
     table = page.split('id="tock-queues"', 1)[1].split("</table>", 1)[0]
     return next(r for r in table.split("<tr>") if f"<td>{queue}</td>" in r)
+
+
+def test_a_user_who_may_change_sees_the_controls(
+    client: Any, user: Callable[..., Any], queue: str, jobs: dict[str, int]
+) -> None:
+    client.force_login(user("view_job", "change_job"))
+    page = client.get(JOBS, {"queue": queue}).content.decode()
+    assert 'name="csrfmiddlewaretoken"' in page
+    assert set(re.findall(r'<option value="(\w+)">', page.split('name="action"', 1)[1])) >= {
+        "retry", "cancel", "run_now", "stop", "delete"
+    }  # fmt: skip
+    assert sorted(int(i) for i in re.findall(r'name="ids" value="(\d+)"', page)) == sorted(
+        jobs.values()
+    )
+    assert f"all jobs of queue {queue}, not only those ticked" in page
+    # With a search, the actions take ticked jobs only.
+    page = client.get(JOBS, {"queue": queue, "q": "needle"}).content.decode()
+    assert 'name="across"' not in page and 'name="ids"' in page

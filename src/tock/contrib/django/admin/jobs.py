@@ -4,7 +4,6 @@ bounded counts and a bounded search; a job's page; and the actions on jobs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +51,13 @@ EXACT_MATCHES = 10
 @dataclass(frozen=True)
 class Action:
     """An action of the jobs' pages: its label, the past tense its messages and history
-    use, and the app's operations on one job and on every job a filter matches (None:
-    the action takes selected jobs only)."""
+    use, and the names of the app's operations on one job and on every job a filter
+    matches (None: the action takes selected jobs only)."""
 
     label: str
     done: str
-    one: Callable[[Any, int], object]
-    many: Callable[..., int] | None
+    one: str
+    many: str | None
     flag: int = CHANGE
 
 
@@ -66,12 +65,12 @@ class Action:
 #: selected jobs only: stopping every running job a filter matches is a step too far
 #: for one click (docs/django.md: The admin).
 ACTIONS: dict[str, Action] = {
-    "retry": Action("Retry", "Retried", lambda app, i: app.retry_job(i), lambda app, **f: app.retry_jobs(**f)),  # noqa: E501
-    "cancel": Action("Cancel", "Canceled", lambda app, i: app.cancel_job(i), lambda app, **f: app.cancel_jobs(**f)),  # noqa: E501
-    "run_now": Action("Run now", "Made ready", lambda app, i: app.run_job_now(i), lambda app, **f: app.run_jobs_now(**f)),  # noqa: E501
-    "stop": Action("Stop", "Asked to stop", lambda app, i: app.stop_job(i), None),
-    "delete": Action("Delete", "Deleted", lambda app, i: app.delete_job(i), lambda app, **f: app.delete_jobs(**f), DELETION),  # noqa: E501
-}  # fmt: skip
+    "retry": Action("Retry", "Retried", "retry_job", "retry_jobs"),
+    "cancel": Action("Cancel", "Canceled", "cancel_job", "cancel_jobs"),
+    "run_now": Action("Run now", "Made ready", "run_job_now", "run_jobs_now"),
+    "stop": Action("Stop", "Asked to stop", "stop_job", None),
+    "delete": Action("Delete", "Deleted", "delete_job", "delete_jobs", DELETION),
+}
 
 
 class BadInput(Exception):
@@ -218,7 +217,8 @@ class JobAdmin(AppAdmin):
                 )
                 return None
             try:
-                n = action.many(app, state=f["state"], queue=f["queue"], task=f["task"])
+                bulk = getattr(app, action.many)
+                n = bulk(state=f["state"], queue=f["queue"], task=f["task"])
             except ConfigurationError as exc:
                 messages.error(request, str(exc))
                 return None
@@ -251,7 +251,7 @@ class JobAdmin(AppAdmin):
     ) -> bool:
         """One job's action, logged; a refusal becomes a message naming the job and why."""
         try:
-            action.one(app, job_id)
+            getattr(app, action.one)(job_id)
         except JobStateError as exc:
             messages.error(request, f"Job {job_id}: {exc}")
             return False
@@ -312,7 +312,6 @@ class JobAdmin(AppAdmin):
             {
                 "title": f"Job {record.id}",
                 "job": record,
-                "pretty": _pretty,
                 "args": _pretty(record.args),
                 "kwargs": _pretty(record.kwargs),
                 "result": (
