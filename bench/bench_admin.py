@@ -581,9 +581,9 @@ def pages(app: Tock) -> list[tuple[str, str]]:
         ("search: a task", f"{jobs}?q=media.resize_image"),
         ("search: a queue", f"{jobs}?q=reports"),
         ("search: argument text", f"{jobs}?q={NEEDLE}"),
-        ("job page (failed)", f"{jobs}{some}/"),
+        ("job page (failed)", f"{jobs}{some}/change/"),
         ("schedules", "/admin/tock/schedule/"),
-        ("schedule page", "/admin/tock/schedule/nightly-report/"),
+        ("schedule page", "/admin/tock/schedule/nightly-report/change/"),
     ]
     return listed
 

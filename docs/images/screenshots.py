@@ -38,7 +38,7 @@ SIZE = "1280,900"
 #: the pages: (file name, path; "{failed}" is a failed job's id)
 PAGES = (
     ("admin-jobs.png", "/admin/tock/job/"),
-    ("admin-job-failed.png", "/admin/tock/job/{failed}/"),
+    ("admin-job-failed.png", "/admin/tock/job/{failed}/change/"),
     ("admin-workers.png", "/admin/tock/worker/"),
 )
 

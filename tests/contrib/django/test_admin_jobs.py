@@ -32,7 +32,7 @@ ERROR = {
 
 
 def job_url(job_id: int) -> str:
-    return f"{JOBS}{job_id}/"
+    return f"{JOBS}{job_id}/change/"
 
 
 def history(user: Any, object_id: str | None = None, *, repr_has: str | None = None) -> list[Any]:
@@ -53,7 +53,7 @@ def history(user: Any, object_id: str | None = None, *, repr_has: str | None = N
 def shown(page: str) -> list[int]:
     """The job ids of a jobs' page, in order."""
     table = page.split('id="tock-jobs"', 1)[1].split("</table>", 1)[0]
-    return [int(i) for i in re.findall(r'<a href="/admin/tock/job/(\d+)/">', table)]
+    return [int(i) for i in re.findall(r'<a href="/admin/tock/job/(\d+)/change/">', table)]
 
 
 def messages_of(response: Any) -> list[str]:
@@ -267,7 +267,7 @@ def test_search_finds_arguments_task_and_ids(
     assert shown(page) == [jobs["failed"]]
     # An id, or a unique key, is also an exact match of any age.
     page = client.get(JOBS, {"q": str(jobs["failed"])}).content.decode()
-    assert f'href="/admin/tock/job/{jobs["failed"]}/">Job {jobs["failed"]}</a>' in page
+    assert f'href="/admin/tock/job/{jobs["failed"]}/change/">Job {jobs["failed"]}</a>' in page
     page = client.get(JOBS, {"q": f"key-{queue}"}).content.decode()
     exact = page.split('id="tock-exact"', 1)[1].split("</ul>", 1)[0]
     assert f"Job {jobs['failed']}" in exact
@@ -409,10 +409,23 @@ def test_a_missing_or_bad_job_is_a_404_that_says_why(
         (str(2**64), "is not a job id"),
     ]:
         response = client.get(
-            job_url(int(object_id)) if object_id.isdigit() else f"{JOBS}{object_id}/"
+            job_url(int(object_id)) if object_id.isdigit() else f"{JOBS}{object_id}/change/"
         )
         assert response.status_code == 404, object_id
         assert told in response.content.decode(), object_id
+
+
+def test_a_jobs_short_url_leads_to_its_page(
+    client: Any, user: Callable[..., Any], jobs: dict[str, int]
+) -> None:
+    """``<id>/`` (a link written by hand) redirects to ``<id>/change/``, as Django's
+    admin does; anonymous users are still sent to the login first."""
+    job_id = jobs["failed"]
+    assert client.get(f"{JOBS}{job_id}/").url.startswith("/admin/login/")
+    client.force_login(user("view_job"))
+    response = client.get(f"{JOBS}{job_id}/")
+    assert response.status_code == 302 and response.url == job_url(job_id)
+    assert client.get(f"{JOBS}{job_id}/", follow=True).status_code == 200
 
 
 # -- actions -----------------------------------------------------------------------

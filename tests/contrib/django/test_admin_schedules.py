@@ -30,28 +30,6 @@ def page_of(name: str) -> str:
 
 
 @pytest.fixture
-def user() -> Callable[..., Any]:
-    """A staff user with the given permissions of Tock's admin (codenames)."""
-    from django.contrib.auth.models import Permission, User
-
-    def make(*codenames: str, staff: bool = True) -> Any:
-        made = User.objects.create_user(f"u{secrets.token_hex(6)}", is_staff=staff)
-        made.user_permissions.set(
-            Permission.objects.filter(content_type__app_label="tock", codename__in=codenames)
-        )
-        return made
-
-    return make
-
-
-@pytest.fixture
-def client() -> Any:
-    from django.test import Client
-
-    return Client()
-
-
-@pytest.fixture
 def queue(db: str) -> Iterator[str]:
     """A queue of the test's own: the jobs a test's schedules make go there, and are
     canceled after, so that no queue is left with ready jobs."""
@@ -139,6 +117,16 @@ def errors(response: Any) -> dict[str, list[str]]:
 
 
 # -- the list ------------------------------------------------------------------------
+
+
+def test_a_schedules_short_url_leads_to_its_page(
+    client: Any, user: Callable[..., Any], dynamic: str
+) -> None:
+    """``<name>/`` (a link written by hand) redirects to ``<name>/change/``."""
+    short = page_of(dynamic).removesuffix("change/")
+    client.force_login(user("view_schedule"))
+    response = client.get(short)
+    assert response.status_code == 302 and response.url == page_of(dynamic)
 
 
 def test_the_list_shows_each_schedule_with_a_link_escaped(
@@ -276,7 +264,7 @@ def test_the_fires_are_listed_a_page_at_a_time_with_their_jobs(
     client.force_login(user("view_schedule"))
     page = client.get(page_of(dynamic)).content.decode()
     fires = page.split('id="tock-fires"', 1)[1].split("</table>", 1)[0]
-    links = [f'<a href="/admin/tock/job/{job}/">job {job}</a>' for job in jobs]
+    links = [f'<a href="/admin/tock/job/{job}/change/">job {job}</a>' for job in jobs]
     assert all(link in fires for link in links)
     assert "triggered" in fires and "(by hand)" in fires and "paused" not in fires
     assert 'id="tock-next"' in page
@@ -579,7 +567,7 @@ def test_pause_resume_and_trigger(client: Any, user: Callable[..., Any], dynamic
     assert job.record.kwargs == {"order_id": "<script>alert('kw')</script>"}
     page = response.content.decode()
     assert f"Schedule {dynamic} fired once now: job {fire.job_id}." in page
-    assert f'<a href="/admin/tock/job/{fire.job_id}/">job {fire.job_id}</a>' in page
+    assert f'<a href="/admin/tock/job/{fire.job_id}/change/">job {fire.job_id}</a>' in page
     assert [(e.user_id, e.action_flag, e.get_change_message()) for e in history(dynamic)] == [
         (acting.pk, CHANGE, "Paused."),
         (acting.pk, CHANGE, "Resumed."),

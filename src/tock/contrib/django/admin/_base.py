@@ -8,10 +8,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import path
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import path, reverse
 
-__all__ = ["AppAdmin", "query", "when"]
+__all__ = ["AppAdmin", "query", "to_change", "when"]
 
 
 class AppAdmin(admin.ModelAdmin):  # type: ignore[misc]
@@ -43,3 +43,13 @@ def query(params: dict[str, Any]) -> str:
 def when(iso: str | None) -> datetime | None:
     """An ISO time of ``app.health()`` as a datetime the template formats."""
     return None if iso is None else datetime.fromisoformat(iso)
+
+
+def to_change(admin_view: Any, name: str) -> Any:
+    """The URL ``<object_id>/`` of a page whose own is ``<object_id>/change/`` (as
+    Django's admin has it): a redirect there, for links written by hand."""
+
+    def redirect(request: HttpRequest, object_id: str) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse(name, args=[object_id]))
+
+    return admin_view(redirect)

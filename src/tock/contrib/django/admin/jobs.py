@@ -21,7 +21,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from tock.contrib.django.admin._base import AppAdmin, query
+from tock.contrib.django.admin._base import AppAdmin, query, to_change
 from tock.contrib.django.models import Job
 from tock.errors import ConfigurationError, JobNotFound, JobStateError
 from tock.jobs import FINISHED, JobCount, JobRecord, JobStatus
@@ -82,7 +82,7 @@ class JobAdmin(AppAdmin):
     """The jobs, newest first, a page at a time (``app.list_jobs``: a keyset cursor),
     all of them or one group (``?state=failed``), of one queue (``?queue=emails``) and
     task (``?task=…``), with each group's count (``app.count_jobs``: bounded) and a
-    search (``?q=``: ``app.search_jobs``, bounded). A job's page at ``<id>/``. Actions
+    search (``?q=``: ``app.search_jobs``, bounded). A job's page at ``<id>/change/``. Actions
     on selected jobs, or on all the filter matches, with the change permission."""
 
     list_per_page = 50
@@ -96,9 +96,13 @@ class JobAdmin(AppAdmin):
         return [
             *super().get_urls(),
             path(
-                "<str:object_id>/",
+                "<str:object_id>/change/",
                 self.admin_site.admin_view(self.job_view),
                 name="{}_{}_change".format(*info),
+            ),
+            path(
+                "<str:object_id>/",
+                to_change(self.admin_site.admin_view, "admin:{}_{}_change".format(*info)),
             ),
         ]
 

@@ -41,7 +41,7 @@ from django.urls import path, reverse
 from tock import _validate as v
 from tock import schedules as sch
 from tock.app import Tock
-from tock.contrib.django.admin._base import AppAdmin, query
+from tock.contrib.django.admin._base import AppAdmin, query, to_change
 from tock.contrib.django.models import Schedule
 from tock.errors import ConfigurationError, ScheduleNotFound
 
@@ -419,6 +419,7 @@ class ScheduleAdmin(AppAdmin):
                 wrap(self.change_view),
                 name="{}_{}_change".format(*info),
             ),
+            path("<str:object_id>/", to_change(wrap, "admin:{}_{}_change".format(*info))),
         ]
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
@@ -537,12 +538,15 @@ class ScheduleAdmin(AppAdmin):
             )
         except ConfigurationError as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-        job_list = reverse("admin:tock_job_changelist", current_app=self.admin_site.name)
         fires = [
             {
                 "fire": fire,
                 "made_job": fire.outcome in _MADE_JOB,
-                "job_url": None if fire.job_id is None else f"{job_list}{fire.job_id}/",
+                "job_url": None
+                if fire.job_id is None
+                else reverse(
+                    "admin:tock_job_change", args=[fire.job_id], current_app=self.admin_site.name
+                ),
             }
             for fire in page
         ]
