@@ -367,8 +367,11 @@ def test_a_jobs_page_shows_everything_escaped(
     assert "&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in page
     assert "<script>alert(1)" not in page
     assert "the &lt;b&gt;last&lt;/b&gt; error" in page and "<b>last</b>" not in page
-    # Each attempt's error with its traceback, oldest first.
-    assert page.index("builtins.KeyError") < page.index("builtins.ValueError")
+    # The last error at the top; each attempt's error with its traceback, oldest first.
+    last = page.split('id="tock-last-error">', 1)[1].split("</td>", 1)[0]
+    assert "builtins.ValueError" in last and "builtins.KeyError" not in last
+    errors = page.split('id="tock-errors"', 1)[1]
+    assert errors.index("builtins.KeyError") < errors.index("builtins.ValueError")
     assert "first frame" in page and "last frame" in page
     assert f"key-{queue}" in page and f"w-{queue}" in page and queue in page
     assert "Retry on" in page and "builtins.Exception" in page
