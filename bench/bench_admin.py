@@ -4,6 +4,7 @@
     python bench/bench_admin.py --quick             # 20,000 jobs, 2 loads a page (CI runs this)
     python bench/bench_admin.py --stores sqlite --jobs 200000 --loads 9
     python bench/bench_admin.py --keep              # keep the seeded stores, reuse them next time
+    python bench/bench_admin.py --backlog 0.9       # 90 % of the jobs waiting, ready: a backlog
 
 The target (issue 18): with a million jobs, every page of the admin renders in under a
 second on the 2-core machine. This prints figures; it asserts nothing.
@@ -121,11 +122,17 @@ TRACEBACK = """Traceback (most recent call last):
 """
 
 
+def backlog_tag(args: argparse.Namespace) -> str:
+    """The cache's name part of a ``--backlog`` other than the default."""
+    return "" if args.backlog == READY_SHARE else f"_ready{round(args.backlog * 1000)}"
+
+
 @dataclass(frozen=True)
 class Mix:
     """How many jobs of each kind a store of ``jobs`` jobs holds."""
 
     jobs: int
+    ready_share: float = READY_SHARE
 
     @property
     def lost(self) -> int:
@@ -133,7 +140,7 @@ class Mix:
 
     @property
     def ready(self) -> int:
-        return max(50, round(self.jobs * READY_SHARE))
+        return max(50, round(self.jobs * self.ready_share))
 
     @property
     def scheduled(self) -> int:
@@ -221,11 +228,11 @@ def noop(*args: Any, **kwargs: Any) -> None:
     """Every task of the bench's jobs (none runs: the bench completes them itself)."""
 
 
-def seed(app: Tock, jobs: int) -> None:
+def seed(app: Tock, jobs: int, ready_share: float = READY_SHARE) -> None:
     """Fill an empty, migrated store with ``jobs`` jobs (the module's docstring: the mix)."""
     store = app.store
     rng = random.Random(18)
-    mix = Mix(jobs)
+    mix = Mix(jobs, ready_share)
     workers = register_workers(app)
     origin = datetime.now(UTC) - SPAN
     step = SPAN / max(1, -(-mix.history // BATCH))
@@ -377,7 +384,7 @@ def sqlite_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             folder.mkdir(parents=True, exist_ok=True)
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        path = folder / f"bench_admin_{args.jobs}.db"
+        path = folder / f"bench_admin_{args.jobs}{backlog_tag(args)}.db"
         if seeded_sqlite(path, args.jobs):
             print(f"sqlite: reusing {path}", flush=True)
         else:
@@ -389,7 +396,7 @@ def sqlite_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             print(f"sqlite: seeding {path}", flush=True)
             app = Tock(f"sqlite:///{path}")
             app.migrate()
-            seed(app, args.jobs)
+            seed(app, args.jobs, args.backlog)
             app.close()
             mark_sqlite(path, args.jobs)
         yield {
@@ -407,7 +414,11 @@ def sqlite_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 def postgres_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """A PostgreSQL schema, seeded (or found seeded), as a Django database alias."""
     url = args.pg_url
-    schema = f"bench_admin_{args.jobs}" if args.keep else f"bench_admin_{secrets.token_hex(4)}"
+    schema = (
+        f"bench_admin_{args.jobs}{backlog_tag(args)}"
+        if args.keep
+        else f"bench_admin_{secrets.token_hex(4)}"
+    )
     try:
         if args.keep and pg_seeded(url, schema, args.jobs):
             print(f"postgres: reusing schema {schema}", flush=True)
@@ -417,7 +428,7 @@ def postgres_store(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             sep = "&" if "?" in url else "?"
             app = Tock(f"{url}{sep}schema={schema}")
             app.migrate()
-            seed(app, args.jobs)
+            seed(app, args.jobs, args.backlog)
             app.close()
             create, _, write = marker_sql(schema)
             pg_exec(url, create)
@@ -641,6 +652,12 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=1_000_000, help="jobs in each store")
     parser.add_argument("--loads", type=int, default=5, help="timed loads of each page")
+    parser.add_argument(
+        "--backlog",
+        type=float,
+        default=READY_SHARE,
+        help=f"the share of the jobs that wait, ready (default {READY_SHARE}; 0.9: a backlog)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke size: 20,000 jobs, 2 loads")
     parser.add_argument("--stores", default="sqlite,postgres", help="sqlite,postgres")
     parser.add_argument("--keep", action="store_true", help="keep the seeded stores, reuse them")
@@ -657,6 +674,8 @@ def main() -> None:
             parser.error(f"unknown store {kind!r}: use sqlite, postgres")
     if args.jobs < 1000:
         parser.error("--jobs takes 1000 or more")
+    if not 0 < args.backlog <= 0.95:
+        parser.error("--backlog takes a share of the jobs above 0 and at most 0.95")
 
     import django
 

@@ -30,7 +30,7 @@ from tock.store import (
 from tock.store import _lists as lists
 from tock.tasks import NO_OVERRIDES, Task, TaskOptionArgs, TaskOptions, job_for_fire
 
-__all__ = ["FirePage", "Tock"]
+__all__ = ["FirePage", "Tock", "total_counts"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +55,16 @@ COUNT_GROUPS = (*lists.LIVE_GROUPS, *(s.value for s in JobStatus if s.finished))
 #: seconds since a worker's last heartbeat (one comes every ~2 s) past which ``health()``
 #: no longer counts it live; the rescuer declares it dead after ``rescue_after`` (10 s)
 LIVE_HEARTBEAT = 10.0
+
+
+def total_counts(by_queue: Mapping[str, Mapping[str, JobCount]], cap: int) -> dict[str, JobCount]:
+    """The counts of :meth:`Tock.count_jobs_by_queue` over every queue: what
+    :meth:`Tock.count_jobs` without a queue returns, without counting again."""
+    total = {g: JobCount(0) for g in COUNT_GROUPS}
+    for counts in by_queue.values():
+        total = {g: total[g] + counts.get(g, JobCount(0)) for g in COUNT_GROUPS}
+    # Each queue's count of a cut state is at most the cap; their sum, too.
+    return {g: JobCount(min(c.n, cap), c.more) if c.more else c for g, c in total.items()}
 
 
 class Tock:
@@ -505,11 +515,7 @@ class Tock:
         by_queue, zero = self._count(task, cap, live=True)
         if queue is not None:
             return by_queue.get(queue, zero)
-        total = zero
-        for counts in by_queue.values():
-            total = {g: total[g] + counts[g] for g in COUNT_GROUPS}
-        # Each queue's count of a cut state is at most the cap; their sum, too.
-        return {g: JobCount(min(c.n, cap), c.more) if c.more else c for g, c in total.items()}
+        return total_counts(by_queue, cap)
 
     def count_jobs_by_queue(
         self, *, task: str | None = None, cap: int = COUNT_CAP, live: bool = True

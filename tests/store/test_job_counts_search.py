@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tock import ConfigurationError, FakeClock, Tock
+from tock.app import COUNT_CAP, total_counts
 from tock.jobs import JobCount, JobRecord, NewJob, Outcome, OutcomeKind, Start
 from tock.store import Store
 from tock.store._lists import JobFilter
@@ -119,6 +120,10 @@ def test_app_count_jobs_caps_and_filters(app: Tock, mixed: dict[str, list[int]])
     by_queue = app.count_jobs_by_queue()
     assert sorted(by_queue) == ["default", "emails", "media"]
     assert by_queue["media"]["claimed"] == JobCount(1)
+    # The totals of one count by queue are count_jobs()'s, capped the same way.
+    assert total_counts(by_queue, COUNT_CAP) == counts
+    assert total_counts(app.count_jobs_by_queue(cap=4), 4) == capped
+    assert total_counts({}, 4)["ready"] == JobCount(0)
 
 
 @pytest.mark.parametrize(

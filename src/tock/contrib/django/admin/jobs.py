@@ -21,6 +21,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from tock.app import total_counts
 from tock.contrib.django.admin._base import AppAdmin, query, to_change
 from tock.contrib.django.models import Job
 from tock.errors import ConfigurationError, JobNotFound, JobStateError
@@ -143,13 +144,15 @@ class JobAdmin(AppAdmin):
                     limit=self.list_per_page,
                 )  # fmt: skip
                 exact = []
-            counts = app.count_jobs(queue=f["queue"], task=f["task"], cap=self.count_cap)
-            # The queues to link to: those of live jobs and of the newest finished ones.
-            names = (
-                []
-                if f["queue"]
-                else sorted(app.count_jobs_by_queue(task=f["task"], cap=self.count_cap))
-            )
+            if f["queue"]:
+                counts = app.count_jobs(queue=f["queue"], task=f["task"], cap=self.count_cap)
+                names = []
+            else:
+                # One count for both: the groups' totals, and the queues to link to
+                # (those of live jobs and of the newest finished ones).
+                by_queue = app.count_jobs_by_queue(task=f["task"], cap=self.count_cap)
+                counts = total_counts(by_queue, self.count_cap)
+                names = sorted(by_queue)
         except (BadInput, ConfigurationError) as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
         group, queue, task, q = f["group"], f["queue"], f["task"], f["q"]
