@@ -72,7 +72,7 @@ class WorkerAdmin(AppAdmin):
             "queues": queues,
             "problems": health["problems"],
             "now": when(health["now"]),
-            "count_cap": self.count_cap,
+            "count_cap": f"{self.count_cap:,}",
             "can_act": self.has_change_permission(request),
             **(extra_context or {}),
         }
