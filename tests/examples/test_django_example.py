@@ -93,3 +93,36 @@ def test_the_example_runs_end_to_end(tmp_path: Path) -> None:
     assert "order 3" not in out.split("worker: ")[1]
     assert "schedule orders.tasks.count_unshipped: every 5m, next fire" in out
     assert (copy / "db.sqlite3").exists()
+
+    # What the README says to look at next: the jobs in Django's admin, as a superuser.
+    admin = run(["manage.py", "shell", "-c", ADMIN_LOOK], copy)
+    assert "jobs page: 200" in admin, admin
+    assert "orders.tasks.ship" in admin and "succeeded" in admin, admin
+    assert "job 2 page: 200, traceback shown: True" in admin, admin
+    assert "schedules page: 200, orders.tasks.count_unshipped listed: True" in admin, admin
+    assert "workers page: 200" in admin, admin
+
+
+#: run by ``manage.py shell -c`` in the example after its demo: logs a superuser in with
+#: Django's test client and prints what the admin's pages show
+ADMIN_LOOK = """
+from django.contrib.auth.models import User
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+client = Client()
+client.force_login(User.objects.create_superuser("admin", "admin@example.com", "example"))
+jobs = client.get("/admin/tock/job/")
+print("jobs page:", jobs.status_code)
+print(jobs.content.decode())
+job = client.get("/admin/tock/job/2/change/")
+text = job.content.decode()
+shown = "mail server unreachable" in text and "Traceback" in text
+print("job 2 page: %d, traceback shown: %s" % (job.status_code, shown))
+schedules = client.get("/admin/tock/schedule/")
+listed = "orders.tasks.count_unshipped" in schedules.content.decode()
+print("schedules page: %d, %s listed: %s" % (
+    schedules.status_code, "orders.tasks.count_unshipped", listed
+))
+print("workers page:", client.get("/admin/tock/worker/").status_code)
+"""

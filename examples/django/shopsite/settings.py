@@ -11,11 +11,41 @@ USE_TZ = True
 ROOT_URLCONF = "shopsite.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-INSTALLED_APPS = ["django.contrib.contenttypes", "tock.contrib.django", "orders"]
+INSTALLED_APPS = [
+    # Django's admin, where Tock's pages show jobs, schedules and workers (/admin/tock/).
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "tock.contrib.django",
+    "orders",
+]
 try:
     import django.tasks  # noqa: F401  (Django 6: the tasks framework is built in)
 except ImportError:
     INSTALLED_APPS.insert(0, "django_tasks")  # Django 5.2: the django-tasks backport
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
 
 DATABASES = {
     "default": {
