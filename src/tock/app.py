@@ -14,7 +14,7 @@ from typing import Any, TypeVar, Unpack, overload
 from tock import _validate as v
 from tock import schedules as sch
 from tock.clock import Clock, SystemClock
-from tock.errors import ConfigurationError
+from tock.errors import ConfigurationError, JobNotFound, JobStateError
 from tock.jobs import Job, JobCount, JobId, JobPage, JobRecord, JobStatus, NewJob
 from tock.store import (
     Fire,
@@ -65,6 +65,10 @@ def total_counts(by_queue: Mapping[str, Mapping[str, JobCount]], cap: int) -> di
         total = {g: total[g] + counts.get(g, JobCount(0)) for g in COUNT_GROUPS}
     # Each queue's count of a cut state is at most the cap; their sum, too.
     return {g: JobCount(min(c.n, cap), c.more) if c.more else c for g, c in total.items()}
+
+
+#: the states :meth:`Tock.stop_jobs` applies to
+_STOPPABLE = frozenset({JobStatus.RUNNING.value, JobStatus.PENDING.value, JobStatus.BLOCKED.value})
 
 
 class Tock:
@@ -630,6 +634,30 @@ class Tock:
             frozenset({JobStatus.PENDING.value}), self.store.job_run_now_many, state, queue,
             task, search,
         )  # fmt: skip
+
+    def stop_jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        queue: str | None = None,
+        task: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """:meth:`stop_job` for every running, pending or blocked job the filter
+        matches: the running ones end canceled once their workers stop them, the others
+        are canceled at once. Returns how many were stopped or canceled (a job that
+        finished meanwhile is left as it is)."""
+
+        def stop(ids: Sequence[JobId], now: datetime | None) -> list[JobId]:
+            done = []
+            for job_id in ids:  # one statement a job: each is its own command
+                try:
+                    done.append(self.store.job_stop(job_id, now=now).id)
+                except (JobStateError, JobNotFound):
+                    continue  # finished or pruned since the batch was read
+            return done
+
+        return self._bulk(_STOPPABLE, stop, state, queue, task, search)
 
     def _bulk(
         self,

@@ -274,3 +274,17 @@ def test_run_jobs_now_by_filter(app: Tock, store: Store, clock: FakeClock) -> No
     assert [j.id for j in app.list_jobs(state="ready", queue="slow")] == sorted(later)[::-1]
     assert [j.id for j in app.list_jobs(state="scheduled")] == other
     assert app.run_jobs_now(queue="slow") == 0
+
+
+def test_stop_jobs_by_filter(app: Tock, store: Store, mixed: dict[str, list[int]]) -> None:
+    """Every live job the filter matches: running ones are asked to stop (their worker
+    ends them canceled), pending ones are canceled at once; finished ones are left."""
+    assert app.stop_jobs(queue="media") == 2
+    assert set(store.worker_commands("w1").stop_jobs) == {*mixed["started"], *mixed["claimed"]}
+    assert app.stop_jobs(queue="emails", state="scheduled") == 1
+    assert app.get_job(mixed["scheduled"][0]).status == "canceled"
+    assert all(app.get_job(j).status == "pending" for j in mixed["ready"])
+    assert app.stop_jobs(state="failed") == 0  # finished: nothing to stop
+    assert all(app.get_job(j).status == "failed" for j in mixed["failed"])
+    assert app.stop_jobs(queue="emails") == 2  # the ready ones
+    assert app.count_jobs(queue="emails")["ready"].n == 0

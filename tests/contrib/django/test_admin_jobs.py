@@ -510,7 +510,17 @@ def test_actions_on_all_matching_jobs_log_one_entry(
     assert app.get_job(jobs["scheduled"]).record.run_at <= app.store.db_now(now=None)
     client.post(f"{JOBS}?queue={queue}&state=canceled", {"action": "retry", "across": "1"})
     assert app.get_job(more).status == "pending"
-    assert len(history(acting, repr_has=f"queue {queue}")) == 3
+    # Stop by filter: the running job is asked to stop, the three pending ones (two
+    # retried, one made ready) are canceled.
+    response = client.post(f"{JOBS}?queue={queue}", {"action": "stop", "across": "1"}, follow=True)
+    assert f"Asked to stop 4 job(s) of queue {queue}." in messages_of(response)
+    assert jobs["running"] in app.store.worker_commands(f"w-{queue}").stop_jobs
+    assert app.get_job(more).status == "canceled" and app.get_job(jobs["ready"]).status == (
+        "canceled"
+    )
+    assert app.get_job(jobs["scheduled"]).status == "canceled"
+    assert app.get_job(jobs["failed"]).status == "failed"  # finished: left alone
+    assert len(history(acting, repr_has=f"queue {queue}")) == 4
 
 
 def test_bad_actions_are_told_and_change_nothing(
@@ -526,7 +536,6 @@ def test_bad_actions_are_told_and_change_nothing(
         (JOBS, {"action": "retry"}, "No job selected"),
         (JOBS, {"action": "retry", "ids": ["abc"]}, "'abc' is not a job id."),
         (JOBS, {"action": "retry", "ids": ["999999999999"]}, "Job 999999999999 does not exist"),
-        (JOBS, {"action": "stop", "across": "1"}, "Stop acts on selected jobs only"),
         (f"{JOBS}?q=x", {"action": "retry", "across": "1"}, "does not take a search"),
         (job_url(jobs["failed"]), {"action": "nope"}, "Unknown action 'nope'"),
         (job_url(jobs["ready"]), {"action": "retry"}, f"Job {jobs['ready']}: cannot retry"),

@@ -53,23 +53,22 @@ EXACT_MATCHES = 10
 class Action:
     """An action of the jobs' pages: its label, the past tense its messages and history
     use, and the names of the app's operations on one job and on every job a filter
-    matches (None: the action takes selected jobs only)."""
+    matches."""
 
     label: str
     done: str
     one: str
-    many: str | None
+    many: str
     flag: int = CHANGE
 
 
-#: the actions (the POST's ``action``), by name, in the order of the menu. Stop takes
-#: selected jobs only: stopping every running job a filter matches is a step too far
-#: for one click (docs/django.md: The admin).
+#: the actions (the POST's ``action``), by name, in the order of the menu
+#: (docs/django.md: The admin).
 ACTIONS: dict[str, Action] = {
     "retry": Action("Retry", "Retried", "retry_job", "retry_jobs"),
     "cancel": Action("Cancel", "Canceled", "cancel_job", "cancel_jobs"),
     "run_now": Action("Run now", "Made ready", "run_job_now", "run_jobs_now"),
-    "stop": Action("Stop", "Asked to stop", "stop_job", None),
+    "stop": Action("Stop", "Asked to stop", "stop_job", "stop_jobs"),
     "delete": Action("Delete", "Deleted", "delete_job", "delete_jobs", DELETION),
 }
 
@@ -209,13 +208,6 @@ class JobAdmin(AppAdmin):
                 f = _list_filter(request)
             except (BadInput, ConfigurationError) as exc:
                 return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-            if action.many is None:
-                messages.error(
-                    request,
-                    f"{action.label} acts on selected jobs only, not on all matching jobs: "
-                    "tick the jobs to act on.",
-                )
-                return None
             if f["q"]:
                 messages.error(
                     request,
