@@ -541,9 +541,19 @@ class Tock:
         counts = self.store.job_count(task=task, scan=cap + 1, now=self.clock.db_now(), live=live)
         finished_states = COUNT_GROUPS[len(lists.LIVE_GROUPS) :]
 
-        def of(live_counts: Mapping[str, int], finished: Mapping[str, int]) -> dict[str, JobCount]:
+        def bounded(n: int, more: bool) -> JobCount:
+            return JobCount(min(n, cap), True) if more else JobCount(n)
+
+        def of(
+            live_counts: Mapping[str, int], finished: Mapping[str, int], queue: str | None
+        ) -> dict[str, JobCount]:
             return {
-                **{g: JobCount(live_counts.get(g, 0)) for g in lists.LIVE_GROUPS},
+                **{
+                    g: bounded(
+                        live_counts.get(g, 0), (queue, g) in counts.live_cut or g in counts.cut
+                    )
+                    for g in lists.LIVE_GROUPS
+                },
                 **{
                     s: JobCount(min(finished.get(s, 0), cap), s in counts.cut)
                     for s in finished_states
@@ -551,10 +561,10 @@ class Tock:
             }
 
         by_queue = {
-            name: of(counts.live.get(name, {}), counts.finished.get(name, {}))
+            name: of(counts.live.get(name, {}), counts.finished.get(name, {}), name)
             for name in sorted(counts.live.keys() | counts.finished.keys())
         }
-        return by_queue, of({}, {})
+        return by_queue, of({}, {}, None)
 
     def retry_job(self, job_id: JobId) -> Job:
         """Run a failed, lost or canceled job again: pending, attempts from zero, due now.

@@ -98,14 +98,19 @@ class JobCounts:
     (docs/design.md: counting jobs).
 
     ``live``: queue -> group (``blocked``, ``scheduled``, ``ready``, ``claimed``,
-    ``started``) -> the exact count. ``finished``: queue -> state (``succeeded``,
-    ``failed``, ``canceled``, ``lost``) -> the count among the newest ``scan`` jobs of
-    that state; ``cut``: the states that hold more than ``scan`` jobs, whose counts are
-    therefore lower bounds."""
+    ``started``) -> the count: exact for the running ones (claimed, started); among a
+    queue's first ``scan`` pending jobs in claim order for scheduled and ready; among
+    the first ``scan`` blocked jobs for blocked. ``finished``: queue -> state
+    (``succeeded``, ``failed``, ``canceled``, ``lost``) -> the count among the newest
+    ``scan`` jobs of that state. ``cut``: the states (finished ones, and ``blocked``)
+    that hold more than ``scan`` jobs, whose counts are therefore lower bounds;
+    ``live_cut``: the (queue, group) pairs of a queue holding more than ``scan``
+    pending jobs (its scheduled and ready counts are lower bounds)."""
 
     live: Mapping[str, Mapping[str, int]]
     finished: Mapping[str, Mapping[str, int]]
     cut: frozenset[str]
+    live_cut: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -373,13 +373,42 @@ class SQLStore(ABC):
         live_counts: dict[str, dict[str, int]] = {}
         finished: dict[str, dict[str, int]] = {}
         cut: set[str] = set()
+        live_cut: set[tuple[str, str]] = set()
         with self._snapshot() as conn:
             if live:
-                values = {"task": task, "now": self._time(now)}
-                for queue, *counts in conn.execute(self.Q["job_count_live"], values):
-                    live_counts[queue] = {
-                        g: int(n or 0) for g, n in zip(LIVE_GROUPS, counts, strict=True)
-                    }
+                at = self._time(now)
+                # Running jobs exactly (as many as workers hold); pending ones of each
+                # queue, and blocked ones, among the first `scan` (docs/design.md:
+                # counting jobs).
+                for queue, claimed, started in conn.execute(
+                    self.Q["job_count_running"], {"task": task}
+                ):
+                    counts = live_counts.setdefault(queue, dict.fromkeys(LIVE_GROUPS, 0))
+                    counts["claimed"], counts["started"] = int(claimed or 0), int(started or 0)
+                queues = [name for (name,) in conn.execute(self.Q["job_count_queues"])]
+                for queue in queues:
+                    values = {"task": task, "queue": queue, "scan": scan, "now": at}
+                    row = conn.execute(self.Q["job_count_pending"], values).fetchone()
+                    seen, scheduled, ready = (int(x or 0) for x in row)
+                    counts = live_counts.setdefault(queue, dict.fromkeys(LIVE_GROUPS, 0))
+                    counts["scheduled"], counts["ready"] = int(scheduled), int(ready)
+                    if seen >= scan:
+                        live_cut.update({(queue, "scheduled"), (queue, "ready")})
+                seen = 0
+                for queue, n, matched in conn.execute(
+                    self.Q["job_count_blocked"], {"task": task, "scan": scan}
+                ):
+                    seen += n
+                    counts = live_counts.setdefault(queue, dict.fromkeys(LIVE_GROUPS, 0))
+                    counts["blocked"] = int(matched or 0)
+                if seen >= scan:
+                    cut.add("blocked")
+                # A queue none of whose jobs counted (none of the task's) is left out,
+                # unless it was cut: its task's jobs may lie further on.
+                cut_queues = {queue for queue, _ in live_cut}
+                live_counts = {
+                    q: c for q, c in live_counts.items() if any(c.values()) or q in cut_queues
+                }
             for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED,
                            JobStatus.LOST):  # fmt: skip
                 values = {"task": task, "status": status.value, "scan": scan}
@@ -390,7 +419,7 @@ class SQLStore(ABC):
                         finished.setdefault(queue, {})[status.value] = int(matched)
                 if seen >= scan:
                     cut.add(status.value)
-        return JobCounts(live_counts, finished, frozenset(cut))
+        return JobCounts(live_counts, finished, frozenset(cut), frozenset(live_cut))
 
     def job_list_plans(self, f: JobFilter, *, now: datetime | None) -> list[str]:
         values = self._list_params(f, MAX_ID, 50, now)

@@ -485,17 +485,54 @@ SELECT {cols}
  ORDER BY id DESC
  LIMIT %(limit)s;
 
--- name: job_count_live
--- The live jobs per queue, in the groups of the admin (docs/design.md: counting jobs),
--- of %(task)s or of every task: exact (the live table holds only unfinished work).
+-- name: job_count_queues
+-- The queues of pending jobs (docs/design.md: counting jobs), each found through the
+-- claim index by skipping from one queue to the next: one index lookup a queue,
+-- whatever the backlog.
+WITH RECURSIVE q(name) AS (
+    SELECT min(queue) FROM {schema}.tock_jobs WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM {schema}.tock_jobs
+             WHERE status = 'pending' AND queue > q.name)
+      FROM q
+     WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL;
+
+-- name: job_count_pending
+-- Of %(queue)s's first %(scan)s pending jobs in claim order (read along the claim
+-- index, so never more than %(scan)s rows): how many were read, and how many of
+-- %(task)s (of every task when NULL) are scheduled and ready.
+SELECT count(*),
+       count(*) FILTER (WHERE run_at > {now}
+                          AND (%(task)s::text IS NULL OR task = %(task)s)),
+       count(*) FILTER (WHERE run_at <= {now}
+                          AND (%(task)s::text IS NULL OR task = %(task)s))
+  FROM (SELECT run_at, task FROM {schema}.tock_jobs
+         WHERE status = 'pending' AND queue = %(queue)s
+         ORDER BY priority DESC, run_at, id
+         LIMIT %(scan)s) AS first;
+
+-- name: job_count_running
+-- The running jobs per queue, claimed and started, of %(task)s or of every task: exact
+-- (read through the partial index of running jobs: as many as the workers hold).
 SELECT queue,
-       count(*) FILTER (WHERE status = 'blocked'),
-       count(*) FILTER (WHERE status = 'pending' AND run_at > {now}),
-       count(*) FILTER (WHERE status = 'pending' AND run_at <= {now}),
-       count(*) FILTER (WHERE status = 'running' AND started_at IS NULL),
-       count(*) FILTER (WHERE status = 'running' AND started_at IS NOT NULL)
+       count(*) FILTER (WHERE started_at IS NULL
+                          AND (%(task)s::text IS NULL OR task = %(task)s)),
+       count(*) FILTER (WHERE started_at IS NOT NULL
+                          AND (%(task)s::text IS NULL OR task = %(task)s))
   FROM {schema}.tock_jobs
- WHERE (%(task)s::text IS NULL OR task = %(task)s)
+ WHERE status = 'running'
+ GROUP BY queue;
+
+-- name: job_count_blocked
+-- Per queue, of the first %(scan)s blocked jobs (read along their index, so never more
+-- than %(scan)s rows): how many, and how many of %(task)s.
+SELECT queue, count(*), count(*) FILTER (WHERE %(task)s::text IS NULL OR task = %(task)s)
+  FROM (SELECT queue, task FROM {schema}.tock_jobs
+         WHERE status = 'blocked'
+         ORDER BY queue, id
+         LIMIT %(scan)s) AS first
  GROUP BY queue;
 
 -- name: job_count_finished

@@ -283,17 +283,48 @@ SELECT {cols}
  ORDER BY id DESC
  LIMIT :limit;
 
--- name: job_count_live
--- The live jobs per queue, in the groups of the admin (docs/design.md: counting jobs),
--- of :task or of every task: exact (the live table holds only unfinished work).
+-- name: job_count_queues
+-- The queues of pending jobs (docs/design.md: counting jobs), each found through the
+-- claim index by skipping from one queue to the next: one index lookup a queue,
+-- whatever the backlog.
+WITH RECURSIVE q(name) AS (
+    SELECT min(queue) FROM tock_jobs WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM tock_jobs WHERE status = 'pending' AND queue > q.name)
+      FROM q
+     WHERE q.name IS NOT NULL
+)
+SELECT name FROM q WHERE name IS NOT NULL;
+
+-- name: job_count_pending
+-- Of :queue's first :scan pending jobs in claim order (read along the claim index, so
+-- never more than :scan rows): how many were read, and how many of :task (of every task
+-- when NULL) are scheduled and ready.
+SELECT count(*),
+       coalesce(sum(run_at > {now} AND (:task IS NULL OR task = :task)), 0),
+       coalesce(sum(run_at <= {now} AND (:task IS NULL OR task = :task)), 0)
+  FROM (SELECT run_at, task FROM tock_jobs
+         WHERE status = 'pending' AND queue = :queue
+         ORDER BY priority DESC, run_at, id
+         LIMIT :scan);
+
+-- name: job_count_running
+-- The running jobs per queue, claimed and started, of :task or of every task: exact
+-- (read through the index of running jobs: as many as the workers hold).
 SELECT queue,
-       sum(status = 'blocked'),
-       sum(status = 'pending' AND run_at > {now}),
-       sum(status = 'pending' AND run_at <= {now}),
-       sum(status = 'running' AND started_at IS NULL),
-       sum(status = 'running' AND started_at IS NOT NULL)
-  FROM tock_jobs
- WHERE (:task IS NULL OR task = :task)
+       sum(started_at IS NULL AND (:task IS NULL OR task = :task)),
+       sum(started_at IS NOT NULL AND (:task IS NULL OR task = :task))
+  FROM tock_jobs INDEXED BY tock_jobs_worker
+ WHERE status = 'running'
+ GROUP BY queue;
+
+-- name: job_count_blocked
+-- Per queue, of the first :scan blocked jobs (read along their index, so never more
+-- than :scan rows): how many, and how many of :task.
+SELECT queue, count(*), sum(:task IS NULL OR task = :task)
+  FROM (SELECT queue, task FROM tock_jobs INDEXED BY tock_jobs_blocked
+         WHERE status = 'blocked'
+         LIMIT :scan)
  GROUP BY queue;
 
 -- name: job_count_finished
