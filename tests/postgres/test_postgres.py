@@ -317,6 +317,26 @@ def test_the_token_watch_outlives_a_session_closed_while_it_looks(
     assert watch.is_alive()
 
 
+def test_a_session_lost_as_a_granted_leader_wait_gives_its_lock_back_is_a_lost_connection(
+    make_app,
+) -> None:
+    """The follower's wait is granted (the leader's session ended in an outage) and the
+    follower's own session goes in the same outage before it gives the lock back: the
+    turn sees a lost connection (ConnectionLost, which the elector rides out quietly),
+    not a driver error logged with a traceback; the next wait reconnects."""
+    from tock.errors import ConnectionLost
+
+    app = make_app()
+    store = store_of(app)
+    # The give-back statement ends its own session, as an outage would at that moment.
+    original = store.Q
+    store.Q = {**original, "leader_lock_unwait": "SELECT pg_terminate_backend(pg_backend_pid())"}
+    with pytest.raises(ConnectionLost, match="lost the connection"):
+        store.leader_lock_wait(11, timeout=5)
+    store.Q = original
+    assert store.leader_lock_wait(11, timeout=5)
+
+
 def test_a_reconnecting_worker_takes_its_token_again(make_app, clock: FakeClock, raw) -> None:
     app = make_app()
     other = make_app(app.url)

@@ -813,12 +813,15 @@ class PostgresStore(SQLStore):
         params = {**self._leader_key(term), "timeout": f"{max(1, round(timeout * 1000))}ms"}
         try:
             conn.execute(self.Q["leader_lock_wait_timeout"], params)
-            conn.execute(self.Q["leader_lock_wait"], params)
-        except psycopg.errors.LockNotAvailable:
-            return False
+            try:
+                conn.execute(self.Q["leader_lock_wait"], params)
+            except psycopg.errors.LockNotAvailable:
+                return False
+            # Granted: give it back. A session lost here (an outage that also ended the
+            # leader's) is a lost connection like any other, not an error of the turn.
+            conn.execute(self.Q["leader_lock_unwait"], params)
         except psycopg.Error as exc:
             raise self._db.lost(self._db.born(conn), exc) from None
-        conn.execute(self.Q["leader_lock_unwait"], params)
         return True
 
     # -- workers, liveness and rescue -------------------------------------------
