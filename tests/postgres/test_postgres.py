@@ -622,6 +622,65 @@ def test_completions_and_claims_in_one_call_with_unknown_outcomes(make_app, cloc
     assert [app.store.job_get(i).status for i in ids[:2]] == [JobStatus.SUCCEEDED] * 2
 
 
+@pytest.mark.parametrize("queues", [["default"], ["default", "b"]])
+def test_a_claim_that_finishes_a_batch_waits_for_its_rows_before_it_locks_a_job(
+    make_app, clock: FakeClock, raw, queues: list[str]
+) -> None:
+    """A claim that also records a batch's outcomes (the "finish" variant) may wait for a
+    finished job's row; it must not hold any pending job's lock meanwhile. A claim that
+    locks a row another claimer took a moment ago keeps that lock although the row
+    fails its re-check, so a claim that locked first and waited after could deadlock
+    with that claimer's own finish of the row (seen after a server outage)."""
+    from tock.jobs import Outcome, OutcomeKind
+
+    app = make_app()
+    register(app, clock, "w")
+    finished_id, pending_id = app.store.job_enqueue_many(
+        [new_job(1), new_job(2)], now=clock.db_now()
+    )
+    (job,) = app.store.job_claim_batch(
+        worker_id="w", queues=queues, limit=1, free=1, now=clock.db_now()
+    )
+    assert job.id == finished_id and job.claim_token is not None
+    table = f"{store_of(app).schema}.tock_jobs"
+    holder = raw()
+    holder.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", (finished_id,))
+    got: list[list[int]] = []
+    claim = threading.Thread(
+        target=lambda: got.append(
+            [
+                j.id
+                for j in app.store.job_claim_batch(
+                    worker_id="w",
+                    queues=queues,
+                    limit=1,
+                    free=1,
+                    now=clock.db_now(),
+                    completed=[Outcome(job.id, job.claim_token, OutcomeKind.SUCCEEDED, "1")],
+                )
+            ]
+        )
+    )
+    claim.start()
+    try:
+        deadline = time.monotonic() + WAIT
+        while not holder.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+            " AND locktype = 'transactionid'"
+        ).fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, "the claim never waited for the row"
+            time.sleep(0.01)
+        other = raw()
+        # Before its finish is written, the claim holds no lock on the job it will take.
+        other.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE NOWAIT", (pending_id,))
+        other.rollback()
+    finally:
+        holder.rollback()
+        claim.join(WAIT)
+    assert got == [[pending_id]]
+    assert app.store.job_get(finished_id).status is JobStatus.SUCCEEDED
+
+
 # -- big batches (COPY) ---------------------------------------------------------------
 
 

@@ -212,7 +212,13 @@ EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHA
 -- records its start (job_start) or its outcome. A paused queue gives nothing
 -- ({query:queue_open}: one probe of tock_queues' primary key, docs/design.md: Commands).
 -- Variants: "finish" and "start" begin with the CTEs of job_finish and job_start: the
--- worker's last batch recorded in the same statement.
+-- worker's last batch recorded in the same statement. The finish is written before the
+-- claim locks its first row (the count of "finished" gates the scan: a one-time filter),
+-- never after: PostgreSQL runs a data-modifying CTE the main statement does not read
+-- after the main statement, and a lock taken by FOR UPDATE stays held even where the
+-- row then fails its re-check (a row another claimer took since this statement's
+-- snapshot). A claim that locked such a row, then waited for one of its own finished
+-- rows, could deadlock with that claimer finishing the row it locked.
 -- variants: finish, start
 WITH
 {query:job_finish},                                                -- if finish
@@ -222,6 +228,7 @@ locked AS (
      WHERE status = 'pending' AND queue = %(queue)s
        AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond' AND {query:worker_alive}
        AND {query:queue_open}
+       AND (SELECT count(*) FROM finished) >= 0                     -- if finish
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -277,6 +284,7 @@ candidates AS (
      WHERE id = ANY (ARRAY(SELECT id FROM candidates))
        AND status || '' = 'pending' AND run_at <= {now} + %(ahead_us)s * interval '1 microsecond'
        AND {query:worker_alive}
+       AND (SELECT count(*) FROM finished) >= 0                     -- if finish
      ORDER BY priority DESC, run_at, id
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -318,8 +326,8 @@ NOT EXISTS (SELECT 1 FROM {schema}.tock_queues WHERE name = %(queue)s AND paused
 -- These are only CTEs: job_finish_many ends them with a count of the moved jobs, and
 -- a claim's "finish" variant puts them before its own CTEs and UPDATE, so that finishing
 -- a batch and claiming the next is one statement (one round trip, one commit). The rows
--- it deletes are running, the rows a claim locks pending: the two parts never touch the
--- same row.
+-- it deletes are running, the rows a claim takes pending; the claim waits for these
+-- CTEs before it locks anything (see job_claim_batch).
 b AS (
     SELECT * FROM json_to_recordset(%(finished)s::json)
                   AS b(id bigint, token bigint, status text, result json, error json,
