@@ -31,7 +31,7 @@ JobId = int
 
 
 class JobStatus(enum.StrEnum):
-    BLOCKED = "blocked"  #: waits on dependencies (later work)
+    BLOCKED = "blocked"  #: waits on its dependencies
     PENDING = "pending"  #: waiting for run_at and a free worker
     RUNNING = "running"  #: claimed by a worker; "claimed" (a view) until its attempt starts
     SUCCEEDED = "succeeded"  #: returned; kept one day
@@ -66,6 +66,17 @@ class NewJob:
     unique_key: str | None = None
     run_at: datetime | None = None  #: absolute due time (UTC); wins over run_after
     run_after: float = 0.0  #: seconds after the store's now
+    # Dependencies (docs/design.md: Dependencies). A job with any is inserted blocked.
+    depends_on: tuple[JobId, ...] = ()  #: jobs already stored that it waits on
+    after: tuple[int, ...] = ()  #: positions in the same batch that it waits on
+    #: when a dependency ends failed, lost or canceled: "cancel" this job, "run" it anyway,
+    #: or "failure": run it only then (a workflow's link_error; it is dropped otherwise)
+    on_dependency_failure: str = "cancel"
+    #: what its dependencies hand it, as its first argument when it is released: None,
+    #: "one" (the result of its only dependency), "list" (their results, ``after`` then
+    #: ``depends_on`` order; None for one that did not succeed) or "id" (the id of the
+    #: dependency that failed, for "failure")
+    pass_results: str | None = None
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~2 µs a job on the hot path

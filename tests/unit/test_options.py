@@ -46,6 +46,7 @@ def test_the_typed_arguments_mirror_the_definitions() -> None:
 def test_the_job_row_keeps_exactly_the_snapshot_options() -> None:
     assert "takes_context" not in SNAPSHOT  # the function's own business
     per_call = {"unique_key", "run_at", "run_after"}
+    per_call |= {"depends_on", "after", "on_dependency_failure", "pass_results"}
     assert set(names(NewJob)[3:]) - per_call == set(SNAPSHOT)
     assert set(SNAPSHOT) <= set(names(JobRecord))
 
