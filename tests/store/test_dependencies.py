@@ -296,7 +296,7 @@ def test_a_failed_member_hands_none_under_the_run_policy(store: Store, clock) ->
         job("b"),
         job("cb", after=[0, 1], pass_results="list", on_dependency_failure="run"),
     )
-    a, b, cb = ids
+    _, b, cb = ids
     run(store, clock, {b: OutcomeKind.FAILED})
     assert store.job_get(cb).args == [["a", None], "cb"]
 
