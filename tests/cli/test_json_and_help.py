@@ -51,6 +51,13 @@ def test_jobs_list_and_show_json(project: Project) -> None:
     assert by_id[waiting.id]["started_at"] is None and by_id[waiting.id]["finished_at"] is None
     datetime.fromisoformat(by_id[ok.id]["finished_at"])
     shown = _json(project, "jobs", "show", str(bad.id))
+    assert shown.pop("dependencies") == {
+        "depends_on": [],
+        "dependents": [],
+        "waiting_on": 0,
+        "on_failure": None,
+        "canceled_by": None,
+    }
     assert shown == failed
     assert _json(project, "jobs", "list", "--state", "pending") == [by_id[waiting.id]]
 
