@@ -153,10 +153,30 @@ class Signature(_Node):
         self.immutable = bool(immutable)
         self._o: _Overrides = overrides
         # JSON now, as a plain enqueue refuses it (the first argument is not known yet).
-        self._args_json = v.to_json(self.args, f"task {task.name!r} positional arguments")
-        self._kwargs_json = (
-            v.to_json(self.kwargs, f"task {task.name!r} keyword arguments") if self.kwargs else "{}"
-        )
+        try:
+            self._args_json = v.to_json(self.args, f"task {task.name!r} positional arguments")
+            self._kwargs_json = (
+                v.to_json(self.kwargs, f"task {task.name!r} keyword arguments")
+                if self.kwargs
+                else "{}"
+            )
+        except TypeError:
+            self._name_bad_argument()
+            raise
+
+    def _name_bad_argument(self) -> None:
+        """Raise the TypeError of the first argument that is not JSON, by its name in
+        the function (as ``enqueue`` names it), if the call binds."""
+        lead: tuple[Any, ...] = () if self.immutable else (_OPEN,)
+        if self.task.options.takes_context:
+            lead = (None, *lead)
+        try:
+            bound = self.task._signature.bind_partial(*lead, *self.args, **self.kwargs)
+        except TypeError:
+            return  # the call does not fit: named by position
+        for index, (name, value) in enumerate(bound.arguments.items()):
+            if index >= len(lead) or name in self.kwargs:
+                v.to_json(value, f"task {self.task.name!r} argument {name!r}")
 
     def __repr__(self) -> str:
         call = [repr(a) for a in self.args] + [f"{k}={val!r}" for k, val in self.kwargs.items()]

@@ -103,10 +103,16 @@ def test_a_signature_alone_is_a_workflow_of_one_job(tasks: SimpleNamespace) -> N
 
 
 def test_arguments_must_be_json_at_once(tasks: SimpleNamespace) -> None:
-    with pytest.raises(TypeError, match=r"wf\.add.*not JSON"):
-        tasks.add.s(object())
-    with pytest.raises(TypeError, match=r"wf\.add.*\['y'\] has a key 1"):
-        tasks.add.si(x=1, y={1: 2})
+    with pytest.raises(TypeError, match=r"task 'wf\.add' argument 'y' is a object"):
+        tasks.add.s(object())  # after the result it receives
+    with pytest.raises(TypeError, match=r"task 'wf\.add' argument 'x' is a object"):
+        tasks.add.si(object(), 1)
+    with pytest.raises(TypeError, match=r"task 'wf\.add' argument 'y'\[1\] is a set"):
+        tasks.add.si(x=1, y=[1, {2}])
+    with pytest.raises(TypeError, match=r"task 'wf\.ctx' argument 'x' is a object"):
+        tasks.ctx.si(x=object())
+    with pytest.raises(TypeError, match=r"task 'wf\.add' positional arguments\[2\]"):
+        tasks.add.s(1, 2, object())  # does not fit: named by position
 
 
 def test_only_registered_tasks_make_signatures(app: Tock, tasks: SimpleNamespace) -> None:
