@@ -401,3 +401,11 @@ def test_a_spec_that_does_not_match_is_refused(app: Tock) -> None:
 def test_the_public_names(tasks: SimpleNamespace) -> None:
     assert {"chain", "group", "chord", "Signature", "Workflow"} <= set(tock.__all__)
     assert isinstance(tasks.add.s(), Signature)
+
+
+def test_aenqueue_writes_the_same_batch(tasks: SimpleNamespace, recorder: Recorder) -> None:
+    import asyncio
+
+    handle = asyncio.run(chain(tasks.add.s(1, 2), tasks.add.s(3)).aenqueue())
+    assert [j.id for j in handle.jobs] == [1, 2]
+    assert [j.task for j in recorder.calls[0][0]] == ["wf.add", "wf.add"]
