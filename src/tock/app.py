@@ -17,12 +17,14 @@ from tock.clock import Clock, SystemClock
 from tock.errors import ConfigurationError, JobNotFound, JobStateError
 from tock.jobs import Job, JobCount, JobId, JobPage, JobRecord, JobStatus, NewJob
 from tock.store import (
+    Dependencies,
     Fire,
     FireRecord,
     QueueRecord,
     QueueStats,
     ScheduleRecord,
     Store,
+    WorkflowRecord,
     open_store,
     redact_url,
     resolve_url,
@@ -433,6 +435,27 @@ class Tock:
         them), in one transaction, or in the caller's through ``connection``."""
         ids = self.store.job_enqueue_many(jobs, now=self.clock.db_now(), connection=connection)
         return [Job(i, self) for i in ids]
+
+    def insert_workflow(
+        self, jobs: Sequence[NewJob], spec: str, *, connection: object | None = None
+    ) -> tuple[int, list[Job]]:
+        """Write a workflow's jobs (their dependencies by position in ``jobs``) and its
+        shape ``spec`` in one transaction (docs/workflows.md); its id and the jobs."""
+        workflow_id, ids = self.store.workflow_enqueue(
+            jobs, spec, now=self.clock.db_now(), connection=connection
+        )
+        return workflow_id, [Job(i, self) for i in ids]
+
+    def workflow_record(self, workflow_id: int) -> WorkflowRecord:
+        """A workflow as stored (``WorkflowNotFound`` for an unknown id)."""
+        if type(workflow_id) is not int or workflow_id <= 0:
+            raise ConfigurationError(f"a workflow id is a positive integer, not {workflow_id!r}")
+        return self.store.workflow_get(workflow_id)
+
+    def job_dependencies(self, job: Job | JobId) -> Dependencies:
+        """What a job (a handle or an id) waits on and what waits on it, each with its
+        state (docs/workflows.md); ``JobNotFound`` for an unknown job."""
+        return self.store.job_dependencies(_job_id(job.id if isinstance(job, Job) else job))
 
     def job_record(self, job_id: JobId) -> JobRecord:
         """The job's row as stored now (``JobNotFound`` if there is none)."""

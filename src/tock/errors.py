@@ -18,6 +18,7 @@ __all__ = [
     "StoreError",
     "TockError",
     "WorkerNotFound",
+    "WorkflowNotFound",
 ]
 
 
@@ -85,6 +86,14 @@ class ScheduleNotFound(TockError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"schedule {name!r} not found")
         self.name = name
+
+
+class WorkflowNotFound(TockError, LookupError):
+    """No workflow with that id: it never existed."""
+
+    def __init__(self, workflow_id: int) -> None:
+        super().__init__(f"workflow {workflow_id} not found")
+        self.workflow_id = workflow_id
 
 
 class WorkerNotFound(TockError, LookupError):

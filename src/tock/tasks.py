@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypedDict, 
 
 from tock import _validate as v
 from tock.errors import ConfigurationError
-from tock.jobs import Job, NewJob
+from tock.jobs import Job, JobId, NewJob
 
 if TYPE_CHECKING:
     from tock.store import ScheduleRecord
@@ -160,6 +160,8 @@ class _Overrides:
     priority: int | None = None
     unique_key: str | None = None
     connection: object | None = None
+    depends_on: tuple[JobId, ...] = ()
+    on_dependency_failure: str = "cancel"
 
 
 NO_OVERRIDES = _Overrides()  # a plain ``enqueue``: its job maker is built once per task
@@ -206,9 +208,19 @@ class Task(Generic[P, R]):
         priority: int | None = None,
         unique_key: str | None = None,
         connection: object | None = None,
+        depends_on: Iterable[Job | JobId] | None = None,
+        on_dependency_failure: str | None = None,
     ) -> TaskCall[P, R]:
-        """Options for the jobs enqueued through the returned object."""
-        return TaskCall(self, _overrides(run_after, queue, priority, unique_key, connection))
+        """Options for the jobs enqueued through the returned object.
+
+        ``depends_on``: jobs (handles or ids) each job waits on: it is ``blocked`` until
+        every one succeeded, then ``pending``. ``on_dependency_failure``: what it does
+        when one ends failed, lost or canceled: ``"cancel"`` (the default: canceled,
+        naming it) or ``"run"`` (it counts as met). docs/workflows.md."""
+        o = _overrides(run_after, queue, priority, unique_key, connection)
+        if depends_on is not None or on_dependency_failure is not None:
+            o = _dependency_overrides(o, depends_on, on_dependency_failure)
+        return TaskCall(self, o)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return TaskCall(self, NO_OVERRIDES).enqueue(*args, **kwargs)
@@ -256,6 +268,8 @@ class Task(Generic[P, R]):
             unique_key=o.unique_key,
             run_at=o.run_at,
             run_after=o.run_after,
+            depends_on=o.depends_on,
+            on_dependency_failure=o.on_dependency_failure,
         )
 
     def _job_maker(self, o: _Overrides) -> Callable[[Sequence[Any], Mapping[str, Any]], NewJob]:
@@ -354,6 +368,37 @@ def _overrides(
     if connection is not None:
         o = replace(o, connection=connection)
     return o
+
+
+def _dependency_overrides(
+    o: _Overrides, depends_on: Iterable[Job | JobId] | None, policy: str | None
+) -> _Overrides:
+    ids: list[JobId] = []
+    if depends_on is not None:
+        if isinstance(depends_on, (str, bytes, Job, int)) or not isinstance(depends_on, Iterable):
+            raise ConfigurationError(
+                f"depends_on must be a list of jobs (Job handles or ids), not {depends_on!r}"
+            )
+        for dep in depends_on:
+            if isinstance(dep, Job):
+                ids.append(dep.id)
+            elif type(dep) is int and dep > 0:
+                ids.append(dep)
+            else:
+                raise ConfigurationError(
+                    f"depends_on: {dep!r} is not a job (give Job handles or job ids)"
+                )
+    if policy is not None and policy not in ("cancel", "run"):
+        raise ConfigurationError(
+            f"on_dependency_failure={policy!r}: give 'cancel' (the default) or 'run'"
+        )
+    if policy is not None and not ids:
+        raise ConfigurationError("on_dependency_failure is given but depends_on is not")
+    if ids and o.unique_key is not None:
+        raise ConfigurationError("a job with depends_on cannot have a unique_key")
+    return replace(
+        o, depends_on=tuple(dict.fromkeys(ids)), on_dependency_failure=policy or "cancel"
+    )
 
 
 class TaskCall(Generic[P, R]):

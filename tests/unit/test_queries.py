@@ -31,6 +31,7 @@ DIALECT_ONLY: dict[str, set[str]] = {
     # SQLite has no data-modifying CTEs: a move between tables is a second statement.
     "sqlite: second statements": {
         "job_delete_many",
+        "job_delete_moved",
         "job_delete_finished_many",
         "job_prune_fires",
         "worker_jobs_delete_given_up",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRE_OUTCOMES",
+    "Dependencies",
     "Fire",
     "FireRecord",
     "JobCounts",
@@ -38,6 +39,7 @@ __all__ = [
     "WorkerCommands",
     "WorkerInfo",
     "WorkerRecord",
+    "WorkflowRecord",
     "is_outage",
     "open_store",
     "redact_url",
@@ -205,6 +207,30 @@ class Fire:
     job: NewJob | None = None  #: the job to create ("enqueued"); None for a drop
     last: datetime | None = None  #: a run of drops: its last fire time (None: ``at``)
     count: int = 1  #: a run of drops: how many fires
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """What a job waits on and what waits on it (docs/design.md: Dependencies). Each
+    job comes with its state; None once it was pruned."""
+
+    depends_on: tuple[tuple[JobId, JobStatus | None], ...] = ()  #: in their order
+    dependents: tuple[tuple[JobId, JobStatus | None], ...] = ()
+    waiting_on: int = 0  #: dependencies not met yet (0 once released or without any)
+    on_failure: str | None = None  #: "cancel", "run" or "failure"; None without any
+    pass_results: str | None = None  #: None, "one", "list" or "id"
+    canceled_by: JobId | None = None  #: the dependency whose end canceled it
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    """A workflow as stored: its shape (the workflow module's JSON) and its jobs' ids in
+    the order they were enqueued."""
+
+    id: int
+    spec: str
+    job_ids: tuple[JobId, ...]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +434,29 @@ class Store(Protocol):
         canceled, never retried, also when its worker dies meanwhile. A pending or
         blocked job is canceled at once, as by ``job_cancel_many``. Returns the job as it
         is then. ``JobNotFound``; ``JobStateError`` for a finished job."""
+        ...
+
+    # dependencies and workflows (docs/design.md: Dependencies)
+    def job_dependencies(self, job_id: JobId) -> Dependencies:
+        """What ``job_id`` waits on and what waits on it (``JobNotFound`` if neither
+        the job nor any edge of it is stored)."""
+        ...
+
+    def workflow_enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        spec: str,
+        *,
+        now: datetime | None,
+        connection: object | None = None,
+    ) -> tuple[int, list[JobId]]:
+        """Insert ``jobs`` as ``job_enqueue_many`` does and a workflow row holding
+        ``spec`` and their ids, in one transaction; (the workflow's id, the jobs' ids
+        in batch order)."""
+        ...
+
+    def workflow_get(self, workflow_id: int) -> WorkflowRecord:
+        """``WorkflowNotFound`` for an unknown id."""
         ...
 
     # queues (docs/design.md: Commands)

@@ -27,6 +27,7 @@ stays in its own package.
 
 from __future__ import annotations
 
+import json
 import logging
 import operator
 import secrets
@@ -49,11 +50,13 @@ from tock.errors import (
     StaleTerm,
     StoreError,
     WorkerNotFound,
+    WorkflowNotFound,
 )
 from tock.jobs import JobId, JobRecord, JobStatus, NewJob, Outcome, Start
 from tock.store import (
     MAX_CLAIM_AHEAD,
     MAX_LEAD,
+    Dependencies,
     Fire,
     FireRecord,
     JobCounts,
@@ -66,6 +69,7 @@ from tock.store import (
     WorkerCommands,
     WorkerInfo,
     WorkerRecord,
+    WorkflowRecord,
 )
 from tock.store._lists import (
     FINISHED_TABLE,
@@ -652,6 +656,45 @@ class SQLStore(ABC):
             # Claimed or handed back between the two statements: ask again.
         raise StoreError(f"job {job_id} kept changing state: could not stop it, try again")
 
+    # -- dependencies and workflows (docs/design.md: Dependencies) -------------------
+
+    @abstractmethod
+    def _forget_moved(self, conn: Any, ids: list[JobId]) -> None:
+        """Jobs just copied to the finished table by a dependency's cancel leave the
+        live table (a no-op where the query moved them whole)."""
+
+    @abstractmethod
+    def _drop_finished(self, conn: Any, ids: list[JobId]) -> None:
+        """Jobs just copied back to the live table by a retry leave the finished one (a
+        no-op where the query moved them whole)."""
+
+    def job_dependencies(self, job_id: JobId) -> Dependencies:
+        with self._snapshot() as conn:
+            ids = json.dumps([job_id])
+            on = conn.execute(self.Q["dep_of_job"], {"id": job_id, "ids": ids}).fetchall()
+            by = conn.execute(self.Q["dep_on_job"], {"id": job_id, "ids": ids}).fetchall()
+            wait = conn.execute(self.Q["dep_wait_of_job"], {"id": job_id}).fetchone()
+        if not on and not by and wait is None:
+            self.job_get(job_id)  # JobNotFound for an unknown id
+            return Dependencies()
+        return Dependencies(
+            depends_on=tuple((d, _status(s)) for d, _, s in on),
+            dependents=tuple((d, _status(s)) for d, s in by),
+            waiting_on=max(0, wait[0]) if wait else 0,
+            on_failure=wait[1] if wait else None,
+            pass_results=wait[2] if wait else None,
+            canceled_by=wait[3] if wait else None,
+        )
+
+    def workflow_get(self, workflow_id: int) -> WorkflowRecord:
+        with self._read() as conn:
+            row = conn.execute(self.Q["workflow_get"], {"id": workflow_id}).fetchone()
+        if row is None:
+            raise WorkflowNotFound(workflow_id)
+        created_at = self._read_time(row[3])
+        assert created_at is not None
+        return WorkflowRecord(row[0], row[1], tuple(json.loads(row[2])), created_at)
+
     def queue_pause(self, name: str, *, now: datetime | None) -> QueueRecord:
         return self._queue_set(name, True, now)
 
@@ -1070,3 +1113,7 @@ def first_of_each_key(
             first_of[key] = i
         kept.append(i)
     return kept, first_of
+
+
+def _status(value: str | None) -> JobStatus | None:
+    return None if value is None else JobStatus(value)

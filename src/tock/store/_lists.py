@@ -239,6 +239,15 @@ def retry_one(store: Store, job_id: JobId, *, now: datetime | None) -> JobRecord
     """Retry one failed, lost or canceled job: pending again, attempts reset."""
     if not store.job_retry_many([job_id], now=now):
         record = store.job_get(job_id)  # JobNotFound if there is none
+        canceled_by = store.job_dependencies(job_id).canceled_by
+        if record.status.value in RETRYABLE and canceled_by is not None:
+            raise JobStateError(
+                job_id,
+                record.status.value,
+                f"cannot retry job {job_id} by itself: it was canceled because its "
+                f"dependency, job {canceled_by}, did not succeed; retry job {canceled_by} "
+                "and it comes back with it",
+            )
         if record.status.value in RETRYABLE:
             raise JobStateError(
                 job_id,

@@ -212,7 +212,10 @@ EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHA
 -- records its start (job_start) or its outcome. A paused queue gives nothing
 -- ({query:queue_open}: one probe of tock_queues' primary key, docs/design.md: Commands).
 -- Variants: "finish" and "start" begin with the CTEs of job_finish and job_start: the
--- worker's last batch recorded in the same statement. The finish is written before the
+-- worker's last batch recorded in the same statement; the "finish" variant then returns
+-- one more column, the number of outcomes it did not apply (jobs that others depend on,
+-- and outcomes whose claim no longer holds), on one row more when it claims nothing.
+-- The finish is written before the
 -- claim locks its first row (the count of "finished" gates the scan: a one-time filter),
 -- never after: PostgreSQL runs a data-modifying CTE the main statement does not read
 -- after the main statement, and a lock taken by FOR UPDATE stays held even where the
@@ -236,7 +239,8 @@ locked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM locked
-)
+)                                                                   -- if not finish
+), claimed AS (                                                     -- if finish
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        started_at = NULL
@@ -244,7 +248,11 @@ UPDATE {schema}.tock_jobs AS j
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
                   WHERE at_most_once AND rank > %(free)s)
-RETURNING {jcols};
+RETURNING {jcols};                                                  -- if not finish
+RETURNING {jcols}                                                   -- if finish
+)                                                                   -- if finish
+SELECT c.*, (SELECT count(*) FROM b) - (SELECT count(*) FROM finished)  -- if finish
+  FROM (SELECT) AS one LEFT JOIN claimed AS c ON true;              -- if finish
 
 -- name: job_claim_batch_queues
 -- The same across the queues of %(queues)s: for each queue, an ordered scan of the claim
@@ -292,7 +300,8 @@ candidates AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM locked
-)
+)                                                                   -- if not finish
+), claimed AS (                                                     -- if finish
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        started_at = NULL
@@ -300,7 +309,11 @@ UPDATE {schema}.tock_jobs AS j
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
                   WHERE at_most_once AND rank > %(free)s)
-RETURNING {jcols};
+RETURNING {jcols};                                                  -- if not finish
+RETURNING {jcols}                                                   -- if finish
+)                                                                   -- if finish
+SELECT c.*, (SELECT count(*) FROM b) - (SELECT count(*) FROM finished)  -- if finish
+  FROM (SELECT) AS one LEFT JOIN claimed AS c ON true;              -- if finish
 
 -- name: job_next_due
 -- Paused queues left out: an idle worker does not wake for jobs it may not claim.
@@ -323,6 +336,11 @@ NOT EXISTS (SELECT 1 FROM {schema}.tock_queues WHERE name = %(queue)s AND paused
 -- read every running row of the table through tock_jobs_worker (a partial index on that
 -- status) once per batch: a token is held only while its job runs (every way back to
 -- pending clears it), so the token alone says the claim still holds.
+-- A claim's "finish" variant leaves the jobs that others depend on where they are (their
+-- dependents are settled by a statement of its own, which sees every edge committed
+-- before it: job_finish_many in a transaction) and says how many outcomes it did not
+-- apply.
+-- variants: finish
 -- These are only CTEs: job_finish_many ends them with a count of the moved jobs, and
 -- a claim's "finish" variant puts them before its own CTEs and UPDATE, so that finishing
 -- a batch and claiming the next is one statement (one round trip, one commit). The rows
@@ -335,6 +353,7 @@ b AS (
 ), done AS (
     DELETE FROM {schema}.tock_jobs AS j USING b
      WHERE j.id = ANY (ARRAY(SELECT id FROM b)) AND j.id = b.id AND j.claim_token = b.token
+       AND NOT j.has_dependents                                     -- if finish
     RETURNING j.*, b.status AS new_status, b.result::text AS new_result,
               b.error::text AS new_error, b.ago_us
 ), finished AS (
@@ -373,9 +392,11 @@ to_start AS (
 )
 
 -- name: job_finish_many
--- job_finish on its own (a batch with retries or releases), and how many jobs it moved.
+-- job_finish on its own (a batch with retries or releases), how many jobs it moved, and
+-- those that others depend on, for the settling of their dependents (docs/design.md:
+-- Dependencies).
 WITH {query:job_finish}
-SELECT count(*) FROM finished;
+SELECT (SELECT count(*) FROM finished), ARRAY(SELECT id FROM done WHERE has_dependents);
 
 -- name: job_start_many
 -- job_start on its own, and how many starts it recorded.
@@ -558,10 +579,14 @@ SELECT queue, count(*), count(*) FILTER (WHERE %(task)s::text IS NULL OR task = 
 -- `tock jobs retry`, of each of %(ids)s that is failed, lost or canceled: back to the
 -- live table, same id, attempts reset. Jobs with a unique key are moved one at a time by
 -- job_retry_keyed (a key a live job holds refuses that job alone); these have none.
+-- A job canceled by a dependency is not retried by itself: the retry of that dependency
+-- brings it back (docs/design.md: Dependencies).
 WITH moved AS (
-    DELETE FROM {schema}.tock_jobs_finished
+    DELETE FROM {schema}.tock_jobs_finished AS f
      WHERE id = ANY(%(ids)s::bigint[]) AND status IN ('failed', 'lost', 'canceled')
        AND unique_key IS NULL
+       AND NOT EXISTS (SELECT 1 FROM {schema}.tock_job_waits AS w
+                        WHERE w.job_id = f.id AND w.canceled_by IS NOT NULL)
     RETURNING *
 )
 INSERT INTO {schema}.tock_jobs ({cols}) OVERRIDING SYSTEM VALUE
@@ -611,6 +636,10 @@ WITH gone AS (
     RETURNING id
 ), fires AS (
     DELETE FROM {schema}.tock_fires WHERE job_id IN (SELECT id FROM gone)
+), edges AS (
+    DELETE FROM {schema}.tock_job_deps WHERE job_id IN (SELECT id FROM gone)
+), waits AS (
+    DELETE FROM {schema}.tock_job_waits WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT id FROM gone;
 
@@ -624,17 +653,27 @@ RETURNING id, queue;
 -- One batch, with the jobs' fire rows (docs/design.md: fire rows are pruned with their job's
 -- retention); returns how many jobs. SKIP LOCKED lets two pruners share the work
 -- instead of queueing.
+-- A finished job that a blocked job still waits on is kept: its result goes to that
+-- job's arguments when it is released; the dependency rows of the jobs pruned go with
+-- them (docs/design.md: Dependencies).
 WITH gone AS (
     DELETE FROM {schema}.tock_jobs_finished
-     WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished
+     WHERE id IN (SELECT id FROM {schema}.tock_jobs_finished AS f
                    WHERE status = %(status)s
                      AND finished_at < {now} - %(age_us)s * interval '1 microsecond'
+                     AND NOT EXISTS (SELECT 1 FROM {schema}.tock_job_deps AS d
+                                       JOIN {schema}.tock_jobs AS j ON j.id = d.job_id
+                                      WHERE d.depends_on = f.id)
                    ORDER BY id
                    LIMIT %(batch_size)s
                      FOR UPDATE SKIP LOCKED)
     RETURNING id
 ), fires AS (
     DELETE FROM {schema}.tock_fires WHERE job_id IN (SELECT id FROM gone)
+), edges AS (
+    DELETE FROM {schema}.tock_job_deps WHERE job_id IN (SELECT id FROM gone)
+), waits AS (
+    DELETE FROM {schema}.tock_job_waits WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT count(*) FROM gone;
 
@@ -1116,3 +1155,195 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
        max_rescues, unique_key, worker_id, claim_token, NULL, error
   FROM moved
 RETURNING id;
+
+-- Dependencies (docs/design.md: Dependencies). Each statement runs in the transaction of
+-- the enqueue, finish, cancel, rescue or retry it belongs to, and each is a statement of
+-- its own: it sees every edge committed before it (an enqueue that added one while the
+-- finish waited for its lock on the dependency). Sets come as JSON arrays (%(ids)s,
+-- %(rows)s), as on SQLite. Waiting jobs are locked in id order: two transactions that
+-- count dependencies of the same jobs take their locks in one order, and wait in turn.
+
+-- name: dep_mark
+-- Jobs that another job now depends on: the live ones of %(ids)s are flagged (locked in
+-- id order: a finish of one of them waits for this transaction, and then sees the flag),
+-- and named.
+WITH l AS (
+    SELECT id FROM {schema}.tock_jobs
+     WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+     ORDER BY id
+       FOR UPDATE
+)
+UPDATE {schema}.tock_jobs AS j SET has_dependents = true
+  FROM l WHERE j.id = l.id
+RETURNING j.id;
+
+-- name: dep_finished
+SELECT id, status FROM {schema}.tock_jobs_finished
+ WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_block
+UPDATE {schema}.tock_jobs SET status = 'blocked'
+ WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND status = 'pending';
+
+-- name: dep_insert_edges
+-- %(rows)s, a JSON array of [job_id, depends_on, position].
+INSERT INTO {schema}.tock_job_deps (job_id, depends_on, position)
+SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, (r ->> 2)::int
+  FROM json_array_elements(%(rows)s::json) AS r;
+
+-- name: dep_insert_waits
+-- %(rows)s, a JSON array of [job_id, deps_left, on_failure, pass_results].
+INSERT INTO {schema}.tock_job_waits (job_id, deps_left, on_failure, pass_results)
+SELECT (r ->> 0)::bigint, (r ->> 1)::int, r ->> 2, r ->> 3
+  FROM json_array_elements(%(rows)s::json) AS r;
+
+-- name: dep_waiting
+-- The jobs still waiting on any of %(ids)s (finished jobs), one row per edge, their waits
+-- locked in job order (a wait a concurrent transaction changed is read as it left it, and
+-- left out if it no longer waits). With "only", just the waiting jobs of %(only)s.
+-- variants: only
+SELECT w.job_id, d.depends_on, f.status, w.deps_left, w.on_failure
+  FROM {schema}.tock_job_deps AS d
+  JOIN {schema}.tock_job_waits AS w ON w.job_id = d.job_id
+  JOIN {schema}.tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE d.depends_on IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+   AND w.canceled_by IS NULL AND w.deps_left > 0
+   AND w.job_id IN (SELECT json_array_elements_text(%(only)s::json)::bigint)  -- if only
+ ORDER BY w.job_id, d.position
+   FOR UPDATE OF w;
+
+-- name: dep_wait_set
+-- %(rows)s, a JSON array of [job_id, deps_left, canceled_by].
+UPDATE {schema}.tock_job_waits AS w
+   SET deps_left = (r ->> 1)::int, canceled_by = (r ->> 2)::bigint
+  FROM json_array_elements(%(rows)s::json) AS r
+ WHERE w.job_id = (r ->> 0)::bigint;
+
+-- name: dep_pass
+-- What the released jobs of %(ids)s pass on: each one's arguments, how it takes its
+-- dependencies' results, and each dependency in order with how it ended and its result.
+SELECT w.job_id, w.pass_results, j.args, d.depends_on, f.status, f.result
+  FROM {schema}.tock_job_waits AS w
+  JOIN {schema}.tock_jobs AS j ON j.id = w.job_id
+  JOIN {schema}.tock_job_deps AS d ON d.job_id = w.job_id
+  LEFT JOIN {schema}.tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE w.job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+   AND w.pass_results IS NOT NULL
+ ORDER BY w.job_id, d.position;
+
+-- name: dep_release
+-- %(rows)s, a JSON array of [job_id, args or null]: blocked jobs become pending, with the
+-- arguments their dependencies handed them.
+UPDATE {schema}.tock_jobs AS j
+   SET status = 'pending', args = coalesce(r ->> 1, j.args)
+  FROM json_array_elements(%(rows)s::json) AS r
+ WHERE j.id = (r ->> 0)::bigint AND j.status = 'blocked'
+RETURNING j.id, j.queue;
+
+-- name: dep_cancel
+-- %(rows)s, a JSON array of [job_id, error]: blocked jobs end canceled with that error
+-- (the dependency that canceled them).
+WITH r AS (
+    SELECT (r ->> 0)::bigint AS id, r ->> 1 AS error FROM json_array_elements(%(rows)s::json) AS r
+), moved AS (
+    DELETE FROM {schema}.tock_jobs AS j USING r
+     WHERE j.id = r.id AND j.status = 'blocked'
+    RETURNING j.*, r.error AS dep_error
+)
+INSERT INTO {schema}.tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, dep_error
+  FROM moved
+RETURNING id;
+
+-- name: dep_drop
+-- Jobs that run only on a failure, none came: gone without a trace, edges and all.
+DELETE FROM {schema}.tock_jobs
+ WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND status = 'blocked'
+RETURNING id;
+
+-- name: dep_forget_edges
+-- The dependency rows of jobs deleted (dropped, pruned or deleted by hand): their edges
+-- (dep_forget_waits: their waits).
+DELETE FROM {schema}.tock_job_deps
+ WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_forget_waits
+DELETE FROM {schema}.tock_job_waits
+ WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_canceled_by
+-- The jobs that %(ids)s canceled (as dependencies), finished canceled.
+SELECT w.job_id
+  FROM {schema}.tock_job_waits AS w
+  JOIN {schema}.tock_jobs_finished AS f ON f.id = w.job_id AND f.status = 'canceled'
+ WHERE w.canceled_by IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_restore
+-- `tock jobs retry` of a dependency brings the jobs it canceled back, blocked again; the
+-- store then counts their dependencies again.
+WITH moved AS (
+    DELETE FROM {schema}.tock_jobs_finished
+     WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+       AND status = 'canceled'
+    RETURNING *
+)
+INSERT INTO {schema}.tock_jobs ({cols}) OVERRIDING SYSTEM VALUE
+SELECT id, task, queue, priority, 'blocked', args, kwargs, run_at, created_at, NULL, NULL,
+       0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+       unique_key, NULL, NULL, NULL, NULL
+  FROM moved
+RETURNING id;
+
+-- name: dep_recount
+-- Jobs back to waiting: every dependency unmet again until settled; no longer canceled.
+UPDATE {schema}.tock_job_waits AS w
+   SET deps_left = (SELECT count(*) FROM {schema}.tock_job_deps AS d WHERE d.job_id = w.job_id),
+       canceled_by = NULL
+ WHERE w.job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_remark
+-- Jobs back in the live table that others depend on are flagged again.
+UPDATE {schema}.tock_jobs AS j SET has_dependents = true
+ WHERE j.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+   AND EXISTS (SELECT 1 FROM {schema}.tock_job_deps AS d WHERE d.depends_on = j.id);
+
+-- name: dep_unreleased
+-- Of %(ids)s, the jobs whose dependencies were never all met (canceled while they waited).
+SELECT job_id FROM {schema}.tock_job_waits
+ WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND deps_left > 0;
+
+-- name: dep_deps_of
+SELECT DISTINCT depends_on FROM {schema}.tock_job_deps
+ WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+
+-- name: dep_of_job
+-- `tock jobs show`: what %(id)s waits on (with each one's state, live or finished) ...
+SELECT d.depends_on, d.position, coalesce(l.status, f.status)
+  FROM {schema}.tock_job_deps AS d
+  LEFT JOIN {schema}.tock_jobs AS l ON l.id = d.depends_on
+  LEFT JOIN {schema}.tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE d.job_id = %(id)s
+ ORDER BY d.position;
+
+-- name: dep_on_job
+-- ... and what waits on it.
+SELECT d.job_id, coalesce(l.status, f.status)
+  FROM {schema}.tock_job_deps AS d
+  LEFT JOIN {schema}.tock_jobs AS l ON l.id = d.job_id
+  LEFT JOIN {schema}.tock_jobs_finished AS f ON f.id = d.job_id
+ WHERE d.depends_on = %(id)s
+ ORDER BY d.job_id;
+
+-- name: dep_wait_of_job
+SELECT deps_left, on_failure, pass_results, canceled_by FROM {schema}.tock_job_waits
+ WHERE job_id = %(id)s;
+
+-- name: workflow_insert
+INSERT INTO {schema}.tock_workflows (spec, job_ids, created_at)
+VALUES (%(spec)s, %(job_ids)s, {now})
+RETURNING id, created_at;
+
+-- name: workflow_get
+SELECT id, spec, job_ids, created_at FROM {schema}.tock_workflows WHERE id = %(id)s;

@@ -56,6 +56,7 @@ from tock.store import (
     WorkerInfo,
     redact_url,
 )
+from tock.store import _deps as deps
 from tock.store._base import SQLStore, first_of_each_key, option_runs
 from tock.store._rows import (
     COLUMNS,
@@ -390,6 +391,36 @@ class PostgresStore(SQLStore):
     ) -> list[JobId]:
         if not jobs:
             return []
+        return self._enqueue(jobs, now, connection)
+
+    def workflow_enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        spec: str,
+        *,
+        now: datetime | None,
+        connection: object | None = None,
+    ) -> tuple[int, list[JobId]]:
+        if not jobs:
+            raise ConfigurationError("a workflow needs at least one job")
+        workflow: list[int] = []
+        ids = self._enqueue(jobs, now, connection, spec=spec, workflow=workflow)
+        return workflow[0], ids
+
+    def _enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        now: datetime | None,
+        connection: object | None,
+        *,
+        spec: str | None = None,
+        workflow: list[int] | None = None,
+    ) -> list[JobId]:
+        """Insert ``jobs``; with dependencies, link them in the same transaction; with
+        ``spec``, write the workflow row too (its id appended to ``workflow``)."""
+        linked = spec is not None or deps.wanted(jobs)
+        if linked:
+            deps.check(jobs)
         caller = None if connection is None else self._caller_connection(connection)
         if not self._checked:
             self._check_schema()  # a read on a pooled connection: it waits for no lock
@@ -404,7 +435,22 @@ class PostgresStore(SQLStore):
         notify = self._notifier.due(set(map(_queue, picked)))
         # A few jobs without unique keys are one statement (_insert: the rows and the
         # wake-up hint), atomic on its own: no BEGIN and COMMIT round trips around it.
-        alone = not first_of and len(picked) < COPY_KEYLESS_MIN
+        alone = not first_of and len(picked) < COPY_KEYLESS_MIN and not linked
+        ids: list[JobId] = []
+
+        def insert(cur: psycopg.Cursor[TupleRow]) -> None:
+            inserted, held = self._insert(cur, picked, when, notify)
+            ids.extend(_batch_ids(jobs, rows, first_of, inserted, held))
+            if linked:
+                self._notify_in(cur, deps.link(self, cur, jobs, ids, when))
+            if spec is not None and workflow is not None:
+                row = cur.execute(
+                    self.Q["workflow_insert"],
+                    {"spec": spec, "job_ids": json.dumps(ids), "now": when},
+                ).fetchone()
+                assert row is not None
+                workflow.append(row[0])
+
         if caller is not None:
             cm: contextlib.AbstractContextManager[Any] = (
                 caller.transaction()
@@ -416,30 +462,20 @@ class PostgresStore(SQLStore):
             # A cursor of our own kind: the caller's connection may make client-side
             # cursors (Django's default), which cannot take binary parameters.
             with cm, psycopg.Cursor(caller, row_factory=tuple_row) as cur:
-                inserted, held = self._insert(cur, picked, when, notify)
+                insert(cur)
         elif alone:
             with self._conn() as conn, conn.cursor() as cur:  # autocommit
-                inserted, held = self._insert(cur, picked, when, notify)
+                insert(cur)
         else:
             with self._write() as conn, conn.cursor() as cur:
-                inserted, held = self._insert(cur, picked, when, notify)
-        # One statement inserted the rows in input order: the identity handed out
-        # increasing ids in that order. Keyed rows are matched by their key.
-        if isinstance(inserted, Ids):
-            return inserted  # a batch without unique keys, COPYed
-        if not first_of:
-            return sorted(i for i, _ in inserted)
-        ids: list[JobId | None] = [None] * len(jobs)
-        by_key = dict(held)
-        fresh = iter(sorted(i for i, key in inserted if key is None))
-        for i, key in ((i, jobs[i].unique_key) for i in rows):
-            if key is None:
-                ids[i] = next(fresh)
-        by_key.update((key, i) for i, key in inserted if key is not None)
-        for i, job in enumerate(jobs):
-            if job.unique_key is not None:
-                ids[i] = by_key[job.unique_key]
-        return [i for i in ids if i is not None]
+                insert(cur)
+        return ids
+
+    def _notify_in(self, cur: Any, queues: set[str]) -> None:
+        """Wake the idle workers of ``queues`` at the commit of the caller's transaction
+        (jobs a dependency released in it)."""
+        if queues:
+            cur.execute(self.Q["job_notify"], {"channel": self.channel, "queues": sorted(queues)})
 
     def _insert(
         self,
@@ -575,6 +611,9 @@ class PostgresStore(SQLStore):
                         ).fetchall()
                 except psycopg.errors.UniqueViolation:
                     continue
+            if moved:
+                # The jobs a retried dependency canceled come back with it.
+                self._notify_in(conn, deps.restore(self, conn, [i for i, _ in moved], _now(now)))
         if moved:
             self._notify(sorted({q for _, q in moved}))
         return [i for i, _ in moved]
@@ -584,7 +623,15 @@ class PostgresStore(SQLStore):
             rows = conn.execute(
                 self.Q["job_cancel_many"], {"ids": list(ids), "now": _now(now)}
             ).fetchall()
+            if rows:  # those waiting on a canceled job follow their policy
+                self._notify_in(conn, deps.settle(self, conn, [r[0] for r in rows], _now(now)))
         return [r[0] for r in rows]
+
+    def _forget_moved(self, conn: Any, ids: list[JobId]) -> None:
+        return None  # dep_cancel moved them whole
+
+    def _drop_finished(self, conn: Any, ids: list[JobId]) -> None:
+        return None  # dep_restore moved them whole
 
     def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
         with self._write() as conn:
@@ -619,7 +666,18 @@ class PostgresStore(SQLStore):
                 if starts:
                     params.update(starts)
                     flags.append("start")
-                return conn.execute(self._claim_query(queues, *flags), params).fetchall()
+                rows = conn.execute(self._claim_query(queues, *flags), params).fetchall()
+                if not completed:
+                    return rows
+                # One column more: the outcomes it did not apply (jobs that others
+                # depend on, or claims that no longer hold), and a row with no job
+                # when it claimed none.
+                unfinished = rows[0][-1] if rows else 0
+                rows = [row[:-1] for row in rows if row[0] is not None]
+                if unfinished:
+                    with conn.transaction():
+                        self._complete(conn, completed, params["now"])
+                return rows
             with conn.transaction():
                 self._complete(conn, completed, params["now"], started)
                 return conn.execute(self._claim_query(queues), params).fetchall()
@@ -652,8 +710,11 @@ class PostgresStore(SQLStore):
         rest = [s for s in started if s.job_id not in ago] if ago else started
         changed = 0
         finished, starts = _finish_params(finish, rest)
+        depended: list[JobId] = []
         if finish:
-            (moved,) = _one(conn.execute(self.Q["job_finish_many"], {**finished, "now": now}))
+            moved, depended = _one(
+                conn.execute(self.Q["job_finish_many"], {**finished, "now": now})
+            )
             changed += moved
         if starts:
             (n,) = _one(conn.execute(self.Q["job_start_many"], {**starts, "now": now}))
@@ -677,10 +738,15 @@ class PostgresStore(SQLStore):
             ).rowcount
         if retry or release:
             # A job whose stop was asked for is not run again (docs/design.md: Commands).
-            conn.execute(
-                self.Q["job_cancel_stopped"],
-                {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
-            )
+            depended += [
+                i
+                for (i,) in conn.execute(
+                    self.Q["job_cancel_stopped"],
+                    {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
+                )
+            ]
+        if depended:  # docs/design.md: Dependencies
+            self._notify_in(conn, deps.settle(self, conn, depended, now))
         return changed
 
     def _prune_some(
@@ -1031,6 +1097,7 @@ class PostgresStore(SQLStore):
         report: RescueReport,
     ) -> list[str]:
         params = {"worker_ids": worker_ids, "now": now, "error": WORKER_DIED}
+        before = {id(x): len(x) for x in (report.canceled, report.lost, report.failed)}
         # Jobs whose stop was asked for end canceled (docs/design.md: Commands).
         report.canceled.extend(
             sorted(j for (j,) in conn.execute(self.Q["worker_jobs_cancel_stopped"], params))
@@ -1040,7 +1107,12 @@ class PostgresStore(SQLStore):
         back = conn.execute(self.Q["worker_jobs_rescue"], params).fetchall()
         report.rescued.extend(sorted(j for j, _ in back))
         conn.execute(self.Q["worker_delete"], params)
-        return sorted({q for _, q in back})
+        # Those waiting on the jobs that ended here follow their policy.
+        ended = [
+            j for x in (report.canceled, report.lost, report.failed) for j in x[before[id(x)] :]
+        ]
+        released = deps.settle(self, conn, ended, now) if ended else set()
+        return sorted({q for _, q in back} | released)
 
     def _wake(self, queues: list[str]) -> None:
         if queues:
@@ -1061,6 +1133,33 @@ class PostgresStore(SQLStore):
 
 
 _FINISHING = frozenset({OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.CANCELED})
+
+
+def _batch_ids(
+    jobs: Sequence[NewJob],
+    rows: list[int],
+    first_of: dict[str, int],
+    inserted: Ids | list[tuple[int, str | None]],
+    held: list[tuple[str, int]],
+) -> list[JobId]:
+    """The ids of a batch in input order. One statement inserted the rows in input
+    order: the identity handed out increasing ids in that order. Keyed rows are matched
+    by their key."""
+    if isinstance(inserted, Ids):
+        return list(inserted)  # a batch without unique keys, COPYed
+    if not first_of:
+        return sorted(i for i, _ in inserted)
+    ids: list[JobId | None] = [None] * len(jobs)
+    by_key = dict(held)
+    fresh = iter(sorted(i for i, key in inserted if key is None))
+    for i, key in ((i, jobs[i].unique_key) for i in rows):
+        if key is None:
+            ids[i] = next(fresh)
+    by_key.update((key, i) for i, key in inserted if key is not None)
+    for i, job in enumerate(jobs):
+        if job.unique_key is not None:
+            ids[i] = by_key[job.unique_key]
+    return [i for i in ids if i is not None]
 
 
 def _finish_params(

@@ -343,12 +343,16 @@ SELECT queue, count(*), sum(:task IS NULL OR task = :task)
 -- back to the live table, same id, attempts reset. A job whose unique key a live job
 -- holds is left where it is (OR IGNORE); only the rows inserted come back, and the store
 -- then deletes those from the finished table (job_delete_finished_many).
+-- A job canceled by a dependency is not retried by itself: the retry of that dependency
+-- brings it back (docs/design.md: Dependencies).
 INSERT OR IGNORE INTO tock_jobs ({cols})
 SELECT id, task, queue, priority, 'pending', args, kwargs, {now}, created_at, NULL, NULL,
        0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
        unique_key, NULL, NULL, NULL, error
-  FROM tock_jobs_finished
+  FROM tock_jobs_finished AS f
  WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN ('failed', 'lost', 'canceled')
+   AND NOT EXISTS (SELECT 1 FROM tock_job_waits AS w
+                    WHERE w.job_id = f.id AND w.canceled_by IS NOT NULL)
 RETURNING id;
 
 -- name: job_delete_finished_many
@@ -379,9 +383,14 @@ RETURNING id;
 -- name: job_prune
 -- One batch; the store then deletes their fire rows (job_prune_fires), in the same
 -- transaction (docs/design.md: fire rows are pruned with their job's retention).
+-- A finished job that a blocked job still waits on is kept: its result goes to that
+-- job's arguments when it is released (docs/design.md: Dependencies).
 DELETE FROM tock_jobs_finished
- WHERE id IN (SELECT id FROM tock_jobs_finished
+ WHERE id IN (SELECT id FROM tock_jobs_finished AS f
                WHERE status = :status AND finished_at < {now} - :age_us
+                 AND NOT EXISTS (SELECT 1 FROM tock_job_deps AS d
+                                   JOIN tock_jobs AS j ON j.id = d.job_id
+                                  WHERE d.depends_on = f.id)
                ORDER BY id
                LIMIT :batch_size)
 RETURNING id;
@@ -758,3 +767,174 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
  WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
    AND stop_requested_at IS NOT NULL
 RETURNING id;
+
+-- Dependencies (docs/design.md: Dependencies). Every write below runs under the write
+-- lock, in the transaction of the enqueue, finish, cancel, rescue or retry it belongs to.
+
+-- name: dep_mark
+-- Jobs that another job now depends on: the live ones of :ids are flagged, and named.
+UPDATE tock_jobs SET has_dependents = 1
+ WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING id;
+
+-- name: dep_finished
+-- The finished ones of :ids and how each ended.
+SELECT id, status FROM tock_jobs_finished WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: dep_block
+UPDATE tock_jobs SET status = 'blocked'
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending';
+
+-- name: dep_insert_edges
+-- :rows, a JSON array of [job_id, depends_on, position].
+INSERT INTO tock_job_deps (job_id, depends_on, position)
+SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(:rows);
+
+-- name: dep_insert_waits
+-- :rows, a JSON array of [job_id, deps_left, on_failure, pass_results].
+INSERT INTO tock_job_waits (job_id, deps_left, on_failure, pass_results)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(:rows);
+
+-- name: dep_waiting
+-- The jobs still waiting on any of :ids (finished jobs), one row per edge: the waiting
+-- job, the finished dependency and how it ended, the job's count of unmet dependencies
+-- and its policy. With "only", just the waiting jobs of :only (a JSON array).
+-- variants: only
+SELECT w.job_id, d.depends_on, f.status, w.deps_left, w.on_failure
+  FROM tock_job_deps AS d
+  JOIN tock_job_waits AS w ON w.job_id = d.job_id
+  JOIN tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE d.depends_on IN (SELECT value FROM json_each(:ids))
+   AND w.canceled_by IS NULL AND w.deps_left > 0
+   AND w.job_id IN (SELECT value FROM json_each(:only))             -- if only
+ ORDER BY w.job_id, d.position;
+
+-- name: dep_wait_set
+-- :rows, a JSON array of [job_id, deps_left, canceled_by].
+UPDATE tock_job_waits
+   SET deps_left = r.value ->> 1, canceled_by = r.value ->> 2
+  FROM json_each(:rows) AS r
+ WHERE tock_job_waits.job_id = r.value ->> 0;
+
+-- name: dep_pass
+-- What the released jobs of :ids pass on: each one's arguments, how it takes its
+-- dependencies' results, and each dependency in order with how it ended and its result.
+SELECT w.job_id, w.pass_results, j.args, d.depends_on, f.status, f.result
+  FROM tock_job_waits AS w
+  JOIN tock_jobs AS j ON j.id = w.job_id
+  JOIN tock_job_deps AS d ON d.job_id = w.job_id
+  LEFT JOIN tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE w.job_id IN (SELECT value FROM json_each(:ids)) AND w.pass_results IS NOT NULL
+ ORDER BY w.job_id, d.position;
+
+-- name: dep_release
+-- :rows, a JSON array of [job_id, args or null]: blocked jobs become pending, with the
+-- arguments their dependencies handed them.
+UPDATE tock_jobs
+   SET status = 'pending', args = coalesce(r.value ->> 1, tock_jobs.args)
+  FROM json_each(:rows) AS r
+ WHERE tock_jobs.id = r.value ->> 0 AND tock_jobs.status = 'blocked'
+RETURNING tock_jobs.id, tock_jobs.queue;
+
+-- name: dep_cancel
+-- :rows, a JSON array of [job_id, error]: blocked jobs end canceled with that error (the
+-- dependency that canceled them); the store then deletes them from the live table.
+INSERT INTO tock_jobs_finished ({cols})
+SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, started_at,
+       {now}, attempts, rescues, retries, retry_backoff, retry_on, timeout, at_most_once,
+       max_rescues, unique_key, worker_id, claim_token, NULL, dep_error
+  FROM (SELECT j.*, r.value ->> 1 AS dep_error
+          FROM json_each(:rows) AS r
+          JOIN tock_jobs AS j ON j.id = r.value ->> 0
+         WHERE j.status = 'blocked')
+RETURNING id;
+
+-- name: dep_drop
+-- Jobs that run only on a failure, none came: gone without a trace, edges and all.
+DELETE FROM tock_jobs
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'blocked'
+RETURNING id;
+
+-- name: dep_forget_edges
+-- The dependency rows of jobs deleted (dropped, pruned or deleted by hand): their edges
+-- (dep_forget_waits: their waits).
+DELETE FROM tock_job_deps WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: dep_forget_waits
+DELETE FROM tock_job_waits WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: dep_canceled_by
+-- The jobs that :ids canceled (as dependencies), finished canceled.
+SELECT w.job_id
+  FROM tock_job_waits AS w
+  JOIN tock_jobs_finished AS f ON f.id = w.job_id AND f.status = 'canceled'
+ WHERE w.canceled_by IN (SELECT value FROM json_each(:ids));
+
+-- name: dep_restore
+-- `tock jobs retry` of a dependency brings the jobs it canceled back, blocked again; the
+-- store then deletes them from the finished table (job_delete_finished_many) and counts
+-- their dependencies again.
+INSERT INTO tock_jobs ({cols})
+SELECT id, task, queue, priority, 'blocked', args, kwargs, run_at, created_at, NULL, NULL,
+       0, 0, retries, retry_backoff, retry_on, timeout, at_most_once, max_rescues,
+       unique_key, NULL, NULL, NULL, NULL
+  FROM tock_jobs_finished
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'canceled'
+RETURNING id;
+
+-- name: dep_recount
+-- Jobs back to waiting: every dependency unmet again until settled; no longer canceled.
+UPDATE tock_job_waits
+   SET deps_left = (SELECT count(*) FROM tock_job_deps AS d
+                     WHERE d.job_id = tock_job_waits.job_id),
+       canceled_by = NULL
+ WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: dep_remark
+-- Jobs back in the live table that others depend on are flagged again.
+UPDATE tock_jobs SET has_dependents = 1
+ WHERE id IN (SELECT value FROM json_each(:ids))
+   AND EXISTS (SELECT 1 FROM tock_job_deps AS d WHERE d.depends_on = tock_jobs.id);
+
+-- name: dep_of_job
+-- `tock jobs show`: what :id waits on (with each one's state, live or finished) ...
+SELECT d.depends_on, d.position, coalesce(l.status, f.status)
+  FROM tock_job_deps AS d
+  LEFT JOIN tock_jobs AS l ON l.id = d.depends_on
+  LEFT JOIN tock_jobs_finished AS f ON f.id = d.depends_on
+ WHERE d.job_id = :id
+ ORDER BY d.position;
+
+-- name: dep_on_job
+-- ... and what waits on it.
+SELECT d.job_id, coalesce(l.status, f.status)
+  FROM tock_job_deps AS d
+  LEFT JOIN tock_jobs AS l ON l.id = d.job_id
+  LEFT JOIN tock_jobs_finished AS f ON f.id = d.job_id
+ WHERE d.depends_on = :id
+ ORDER BY d.job_id;
+
+-- name: dep_wait_of_job
+SELECT deps_left, on_failure, pass_results, canceled_by FROM tock_job_waits WHERE job_id = :id;
+
+-- name: workflow_insert
+INSERT INTO tock_workflows (spec, job_ids, created_at) VALUES (:spec, :job_ids, {now})
+RETURNING id, created_at;
+
+-- name: workflow_get
+SELECT id, spec, job_ids, created_at FROM tock_workflows WHERE id = :id;
+
+-- name: dep_deps_of
+SELECT DISTINCT depends_on FROM tock_job_deps
+ WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: job_delete_moved
+-- The rows a finish just copied to the finished table leave the live one; those that
+-- others depend on are named (has_dependents), for the settling of their dependents.
+DELETE FROM tock_jobs WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING id, has_dependents;
+
+-- name: dep_unreleased
+-- Of :ids, the jobs whose dependencies were never all met (canceled while they waited).
+SELECT job_id FROM tock_job_waits
+ WHERE job_id IN (SELECT value FROM json_each(:ids)) AND deps_left > 0;

@@ -40,6 +40,7 @@ from tock.store import (
     WorkerInfo,
     redact_url,
 )
+from tock.store import _deps as deps
 from tock.store._base import SQLStore, first_of_each_key, option_runs
 from tock.store._rows import (
     COLUMNS,
@@ -458,87 +459,134 @@ class SQLiteStore(SQLStore):
     ) -> list[JobId]:
         if not jobs:
             return []
-        ids: list[JobId | None] = [None] * len(jobs)
+        linked = deps.wanted(jobs)
+        if linked:
+            deps.check(jobs)
         with self._write(connection) as conn:
-            now_us = self._stamp(conn, now)
-            keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
-            if keyed:
-                # docs/design.md: a key held by a live job creates nothing and returns that job.
-                held: dict[str, JobId] = dict(
-                    conn.execute(
-                        Q["job_by_unique_key"],
-                        {"keys": json.dumps([jobs[i].unique_key for i in keyed])},
-                    ).fetchall()
-                )
-                for i in keyed:
-                    key = jobs[i].unique_key
-                    assert key is not None
-                    if key in held:
-                        ids[i] = held[key]
-            fresh = [i for i in range(len(jobs)) if ids[i] is None]
-            # The positions in `jobs` that get a new row, in order.
-            inserted, seen_keys = first_of_each_key(jobs, fresh)
-            for group in option_runs(jobs, inserted):
-                first = jobs[group[0]]
-                last = conn.execute(
-                    Q["job_insert_many"],
-                    {
-                        "task": first.task,
-                        "queue": first.queue,
-                        "priority": first.priority,
-                        "run_at": to_us(first.run_at),
-                        "run_after_us": _us(first.run_after),
-                        "now": now_us,
-                        "retries": first.retries,
-                        "retry_backoff": first.retry_backoff,
-                        "retry_on": json.dumps(list(first.retry_on)),
-                        "timeout": first.timeout,
-                        "at_most_once": int(first.at_most_once),
-                        "max_rescues": first.max_rescues,
-                        "unique_key": first.unique_key,
-                        # args and kwargs are JSON texts checked at the edge.
-                        "rows": "["
-                        + ",".join(f"[{jobs[i].args},{jobs[i].kwargs}]" for i in group)
-                        + "]",
-                    },
-                ).lastrowid
-                assert last is not None
-                # AUTOINCREMENT gives each row max(ever used) + 1, and the write lock is
-                # held for the whole statement: a statement's ids are consecutive and in
-                # input order, whatever another writer did between two statements.
-                for offset, i in enumerate(group, start=last - len(group) + 1):
-                    ids[i] = offset
+            return self._enqueue(conn, jobs, now, linked)
+
+    def _enqueue(
+        self, conn: sqlite3.Connection, jobs: Sequence[NewJob], now: datetime | None, linked: bool
+    ) -> list[JobId]:
+        """Insert ``jobs`` (and their dependencies) in the caller's write transaction."""
+        ids: list[JobId | None] = [None] * len(jobs)
+        now_us = self._stamp(conn, now)
+        keyed = [i for i, job in enumerate(jobs) if job.unique_key is not None]
+        if keyed:
+            # docs/design.md: a key held by a live job creates nothing and returns that job.
+            held: dict[str, JobId] = dict(
+                conn.execute(
+                    Q["job_by_unique_key"],
+                    {"keys": json.dumps([jobs[i].unique_key for i in keyed])},
+                ).fetchall()
+            )
+            for i in keyed:
+                key = jobs[i].unique_key
+                assert key is not None
+                if key in held:
+                    ids[i] = held[key]
+        fresh = [i for i in range(len(jobs)) if ids[i] is None]
+        # The positions in `jobs` that get a new row, in order.
+        inserted, seen_keys = first_of_each_key(jobs, fresh)
+        for group in option_runs(jobs, inserted):
+            first = jobs[group[0]]
+            last = conn.execute(
+                Q["job_insert_many"],
+                {
+                    "task": first.task,
+                    "queue": first.queue,
+                    "priority": first.priority,
+                    "run_at": to_us(first.run_at),
+                    "run_after_us": _us(first.run_after),
+                    "now": now_us,
+                    "retries": first.retries,
+                    "retry_backoff": first.retry_backoff,
+                    "retry_on": json.dumps(list(first.retry_on)),
+                    "timeout": first.timeout,
+                    "at_most_once": int(first.at_most_once),
+                    "max_rescues": first.max_rescues,
+                    "unique_key": first.unique_key,
+                    # args and kwargs are JSON texts checked at the edge.
+                    "rows": "["
+                    + ",".join(f"[{jobs[i].args},{jobs[i].kwargs}]" for i in group)
+                    + "]",
+                },
+            ).lastrowid
+            assert last is not None
+            # AUTOINCREMENT gives each row max(ever used) + 1, and the write lock is
+            # held for the whole statement: a statement's ids are consecutive and in
+            # input order, whatever another writer did between two statements.
+            for offset, i in enumerate(group, start=last - len(group) + 1):
+                ids[i] = offset
         for i in fresh:
             key = jobs[i].unique_key
             if ids[i] is None and key is not None:
                 ids[i] = ids[seen_keys[key]]
-        return [i for i in ids if i is not None]
+        done = [i for i in ids if i is not None]
+        if linked:
+            deps.link(self, conn, jobs, done, now_us)
+        return done
+
+    def workflow_enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        spec: str,
+        *,
+        now: datetime | None,
+        connection: object | None = None,
+    ) -> tuple[int, list[JobId]]:
+        if not jobs:
+            raise ConfigurationError("a workflow needs at least one job")
+        deps.check(jobs)
+        with self._write(connection) as conn:
+            ids = self._enqueue(conn, jobs, now, True)
+            row = conn.execute(
+                Q["workflow_insert"],
+                {"spec": spec, "job_ids": json.dumps(ids), "now": self._stamp(conn, now)},
+            ).fetchone()
+        return row[0], ids
 
     def job_retry_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
-        return self._move("job_retry_many", "job_delete_finished_many", ids, now)
+        # The jobs a retried dependency canceled come back with it.
+        return self._move("job_retry_many", "job_delete_finished_many", ids, now, deps.restore)
 
     def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
-        return self._move("job_cancel_many", "job_delete_many", ids, now)
+        # Those waiting on a canceled job follow their policy.
+        return self._move("job_cancel_many", "job_delete_many", ids, now, deps.settle)
 
     def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
-        # Their fire rows go with them, as when pruned.
-        return self._move("job_delete_finished_jobs", "job_prune_fires", ids, None)
+        # Their fire rows go with them, as when pruned, and their dependency rows.
+        return self._move("job_delete_finished_jobs", "job_prune_fires", ids, None, _forget_deleted)
 
     def job_run_now_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
         return self._move("job_run_now_many", None, ids, now)
 
     def _move(
-        self, change: str, then: str | None, ids: Sequence[JobId], now: datetime | None
+        self,
+        change: str,
+        then: str | None,
+        ids: Sequence[JobId],
+        now: datetime | None,
+        after: Callable[[SQLiteStore, sqlite3.Connection, list[JobId], int], object] | None = None,
     ) -> list[JobId]:
         """One transaction: ``change`` (a query that returns the ids it changed) over
         ``ids``, then ``then`` over the ids changed (the other half of a move between
-        the tables)."""
+        the tables), then ``after`` (what the jobs' dependencies make of it)."""
         with self._write() as conn:
-            values = {"ids": json.dumps(list(ids)), "now": to_us(now)}
+            now_us = self._stamp(conn, now)
+            values = {"ids": json.dumps(list(ids)), "now": now_us}
             changed = [i for (i,) in conn.execute(Q[change], values).fetchall()]
             if changed and then is not None:
                 conn.execute(Q[then], {"ids": json.dumps(changed)})
+            if changed and after is not None:
+                after(self, conn, changed, now_us)
         return changed
+
+    def _forget_moved(self, conn: sqlite3.Connection, ids: list[JobId]) -> None:
+        conn.execute(Q["job_delete_many"], {"ids": json.dumps(ids)})
+
+    def _drop_finished(self, conn: sqlite3.Connection, ids: list[JobId]) -> None:
+        conn.execute(Q["job_delete_finished_many"], {"ids": json.dumps(ids)})
 
     def _claim(
         self,
@@ -628,7 +676,11 @@ class SQLiteStore(SQLStore):
             ).fetchall()
             if moved:
                 ids = "[" + ",".join(str(i) for (i,) in moved) + "]"
-                conn.execute(Q["job_delete_many"], {"ids": ids})
+                depended = [
+                    i for i, flag in conn.execute(Q["job_delete_moved"], {"ids": ids}) if flag
+                ]
+                if depended:  # docs/design.md: Dependencies
+                    deps.settle(self, conn, depended, now_us)
             changed += len(moved)
         if retry:
             changed += conn.executemany(Q["job_retry_later"], retry).rowcount
@@ -641,6 +693,7 @@ class SQLiteStore(SQLStore):
             moved = [i for (i,) in canceled.fetchall()]
             if moved:
                 conn.execute(Q["job_delete_many"], {"ids": json.dumps(moved)})
+                deps.settle(self, conn, moved, now_us)
         return changed
 
     def _prune_some(
@@ -663,8 +716,11 @@ class SQLiteStore(SQLStore):
                 },
             ).fetchall()
             if ids:
-                # Their fire rows go with them (docs/design.md: Schedules).
-                conn.execute(Q["job_prune_fires"], {"ids": json.dumps([i for (i,) in ids])})
+                # Their fire rows go with them (docs/design.md: Schedules), and their
+                # dependency rows.
+                pruned = [i for (i,) in ids]
+                conn.execute(Q["job_prune_fires"], {"ids": json.dumps(pruned)})
+                deps.forget(self, conn, pruned)
         return len(ids)
 
     def job_vacuum(self, *, min_dead_rows: int) -> bool:
@@ -922,6 +978,7 @@ class SQLiteStore(SQLStore):
     ) -> list[str]:
         queues: set[str] = set()
         for worker_id in worker_ids:
+            before = {id(x): len(x) for x in (report.canceled, report.lost, report.failed)}
             params = {"worker_id": worker_id, "now": now_us, "error": WORKER_DIED}
             # Jobs whose stop was asked for end canceled (docs/design.md: Commands).
             canceled = conn.execute(Q["worker_jobs_cancel_stopped"], params).fetchall()
@@ -931,6 +988,11 @@ class SQLiteStore(SQLStore):
             for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
                 (report.lost if status == "lost" else report.failed).append(job_id)
             conn.execute(Q["worker_jobs_delete_given_up"], params)
+            ended = [
+                j for x in (report.canceled, report.lost, report.failed) for j in x[before[id(x)] :]
+            ]
+            if ended:  # those waiting on the jobs that ended here follow their policy
+                deps.settle(self, conn, ended, now_us)
             rescued = conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
             report.rescued.extend(j for j, _ in rescued)
             queues.update(q for _, q in rescued)
@@ -1010,3 +1072,9 @@ def _statements(script: str) -> list[str]:
     if current:
         statements.append("\n".join(current))
     return statements
+
+
+def _forget_deleted(
+    store: SQLiteStore, conn: sqlite3.Connection, ids: list[JobId], now: int
+) -> None:
+    deps.forget(store, conn, ids)
