@@ -33,7 +33,6 @@ from tock.store import _lists as lists
 from tock.tasks import NO_OVERRIDES, Task, TaskOptionArgs, TaskOptions, job_for_fire
 
 if TYPE_CHECKING:
-    from tock.store import WorkflowRecord
     from tock.workflows import Workflow
 
 __all__ = ["FirePage", "Tock", "total_counts"]
@@ -471,20 +470,6 @@ class Tock:
         return self.get_job(job_id)
 
     # -- workflows (docs/workflows.md) ------------------------------------------------
-
-    def insert_workflow(
-        self, jobs: Sequence[NewJob], spec: str, *, connection: object | None = None
-    ) -> tuple[int, list[Job]]:
-        """Write a workflow's jobs (built and checked by ``tock.workflows``) and its
-        spec in one transaction; its id and the jobs' handles, in batch order."""
-        workflow_id, ids = self.store.workflow_enqueue(
-            jobs, spec, now=self.clock.db_now(), connection=connection
-        )
-        return workflow_id, [Job(i, self) for i in ids]
-
-    def workflow_record(self, workflow_id: int) -> WorkflowRecord:
-        """The workflow's row (``WorkflowNotFound`` if there is none)."""
-        return self.store.workflow_get(workflow_id)
 
     def get_workflow(self, workflow_id: int) -> Workflow:
         """A handle on a workflow enqueued before, from its stored spec
