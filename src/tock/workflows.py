@@ -145,6 +145,11 @@ class Signature(_Node):
                 f"task {task.name!r}: a workflow's step takes no unique_key (a live job "
                 "holding the key would stand in for a step the others wait on)"
             )
+        if overrides.depends_on:
+            raise ConfigurationError(
+                f"task {task.name!r}: a workflow's step takes no depends_on (its place in "
+                "the chain, group or chord says what it waits on)"
+            )
         if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
             raise TypeError(f"task {task.name!r}: args must be a tuple or list, not {args!r}")
         self.task = task

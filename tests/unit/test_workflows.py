@@ -126,9 +126,11 @@ def test_only_registered_tasks_make_signatures(app: Tock, tasks: SimpleNamespace
         stray.s(1)
 
 
-def test_unique_key_is_refused_in_a_workflow(tasks: SimpleNamespace) -> None:
+def test_unique_key_and_depends_on_are_refused_in_a_workflow(tasks: SimpleNamespace) -> None:
     with pytest.raises(ConfigurationError, match="unique_key"):
         tasks.add.using(unique_key="k").s(1)
+    with pytest.raises(ConfigurationError, match="depends_on"):
+        tasks.add.using(depends_on=[1]).s(1)
 
 
 # -- shapes ------------------------------------------------------------------------------
