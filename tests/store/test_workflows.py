@@ -4,13 +4,28 @@ from the store. Real clock and a real worker; waits on results, never on sleeps.
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import ensure_worker
 
-from tock import JobCanceled, JobFailed, JobNotFound, JobStatus, Tock, chain, chord, group
+from tock import (
+    FakeClock,
+    JobCanceled,
+    JobFailed,
+    JobLost,
+    JobNotFound,
+    JobStatus,
+    Tock,
+    chain,
+    chord,
+    group,
+)
+from tock.duties import Rescuer, RescuerConfig
 from tock.errors import WorkflowNotFound
+from tock.jobs import JobRecord, Outcome, OutcomeKind
 
 from .test_worker import WAIT, running_worker, wait_for
 
@@ -249,3 +264,61 @@ def test_enqueue_through_the_callers_connection(
                 job.refresh()
         with pytest.raises(WorkflowNotFound):
             real_app.get_workflow(wf.id)
+
+
+# -- crashes: fabricate what a dead worker leaves, then one rescuer pass -----------------
+
+
+def _claim(app: Tock, clock: FakeClock, worker: str, n: int) -> list[JobRecord]:
+    ensure_worker(app.store, worker, clock.db_now())
+    return app.store.job_claim_batch(
+        worker_id=worker, queues=["default"], limit=n, free=n, now=clock.db_now()
+    )
+
+
+def _succeed(app: Tock, clock: FakeClock, record: JobRecord, result: Any) -> None:
+    assert record.claim_token is not None
+    outcome = Outcome(record.id, record.claim_token, OutcomeKind.SUCCEEDED, json.dumps(result))
+    app.store.job_complete_batch([outcome], now=clock.db_now())
+
+
+def _crash(app: Tock, clock: FakeClock) -> None:
+    clock.advance(seconds=11)
+    Rescuer(app.store, clock, RescuerConfig()).run_once()
+
+
+def test_a_chord_member_rescued_after_a_crash_releases_the_callback_once(
+    app: Tock, clock: FakeClock
+) -> None:
+    add = app.task(name="wf.add")(lambda x, y: x + y)
+    collect = app.task(name="wf.collect")(lambda results: results)
+    wf = chord([add.s(1, 1), add.s(2, 2)], collect.s()).enqueue()
+    assert len(_claim(app, clock, "dead", 2)) == 2
+    _crash(app, clock)
+    assert statuses(wf.status()) == [["pending", "pending"], "blocked"]
+    first, second = _claim(app, clock, "alive", 2)
+    _succeed(app, clock, first, 2)
+    assert statuses(wf.status()) == [["succeeded", "running"], "blocked"]
+    _succeed(app, clock, second, 4)
+    callback = app.store.job_get(wf.jobs[2].id)
+    assert (callback.status, callback.args) == (JobStatus.PENDING, [[2, 4]])
+    assert [j.id for j in app.list_jobs(task="wf.collect").jobs] == [callback.id]
+
+
+@pytest.mark.parametrize("policy", ["cancel", "run"])
+def test_a_chord_member_lost_in_a_crash_never_leaves_the_callback_waiting(
+    app: Tock, clock: FakeClock, policy: str
+) -> None:
+    once = app.task(name="wf.once", at_most_once=True)(lambda: 1)
+    collect = app.task(name="wf.collect")(lambda results: results)
+    wf = chord([once.si(), once.si()], collect.s(), on_dependency_failure=policy).enqueue()
+    first, _ = _claim(app, clock, "dead", 2)
+    _succeed(app, clock, first, 1)
+    _crash(app, clock)
+    if policy == "cancel":
+        assert statuses(wf.status()) == [["succeeded", "lost"], "canceled"]
+        with pytest.raises(JobLost):
+            wf.result(timeout=0)
+    else:
+        assert statuses(wf.status()) == [["succeeded", "lost"], "pending"]
+        assert app.store.job_get(wf.jobs[2].id).args == [[1, None]]
