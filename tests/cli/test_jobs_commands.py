@@ -324,3 +324,33 @@ def test_run_now_refused(project: Project, jobs: dict[str, int]) -> None:
         project.invoke("jobs", "run-now", str(job_id)),
         f"cannot run job {job_id} now: it is failed",
     )
+
+
+def test_show_says_what_a_job_waits_on_and_what_waits_on_it(project: Project) -> None:
+    mod = project.mod
+    a = mod.add.enqueue(1, 2)
+    bad = mod.boom.enqueue("no")
+    b = mod.add.using(depends_on=[a, bad], on_dependency_failure="run").enqueue(3, 4)
+    c = mod.add.using(depends_on=[b]).enqueue(5, 6)
+    result = project.invoke("jobs", "list", "--state", "blocked")
+    assert result.exit_code == 0, result.output
+    assert ids_in_table(result.stdout) == [c.id, b.id]
+    out = project.invoke("jobs", "show", str(b.id)).stdout
+    assert f"waits on:     {a.id} (pending), {bad.id} (pending)" in out
+    assert "2 not met yet; if one fails, is lost or canceled, it runs anyway" in out
+    assert f"waited on by: {c.id} (blocked)" in out
+    shown = json.loads(project.invoke("jobs", "show", str(c.id), "--json").stdout)
+    assert shown["status"] == "blocked"
+    assert shown["dependencies"] == {
+        "depends_on": [{"id": b.id, "status": "blocked"}],
+        "dependents": [],
+        "waiting_on": 1,
+        "on_failure": "cancel",
+        "canceled_by": None,
+    }
+    project.drain()
+    out = project.invoke("jobs", "show", str(b.id)).stdout
+    assert f"waits on:     {a.id} (succeeded), {bad.id} (failed)" in out
+    assert "all ended" in out
+    plain = project.invoke("jobs", "show", str(a.id)).stdout
+    assert "waits on" not in plain and f"waited on by: {b.id} (succeeded)" in plain

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
 from tock.jobs import JobRecord, JobStatus
+from tock.store import Dependencies
 from tock.tasks import SNAPSHOT
 
 CLAIMED = "claimed"  #: a view of running: claimed by a worker, not started yet
@@ -149,9 +150,11 @@ _KEY_NOTES = {
     "last_error": "last_error (the last attempt's error, kept as history)",
 }
 SHOW_HELP = (
-    "Show every field of one job, with its error's traceback.\n\nJSON keys: "
-    + ", ".join(_KEY_NOTES.get(key, key) for key in JSON_KEYS[:-1])
-    + f" and {_KEY_NOTES[JSON_KEYS[-1]]}. Times are ISO 8601, UTC."
+    "Show every field of one job, with its error's traceback, what it waits on and what "
+    "waits on it.\n\nJSON keys: "
+    + ", ".join(_KEY_NOTES.get(key, key) for key in JSON_KEYS)
+    + " and dependencies (depends_on and dependents, each a list of {id, status}; "
+    "waiting_on, on_failure, canceled_by). Times are ISO 8601, UTC."
 )
 
 
@@ -159,12 +162,55 @@ SHOW_HELP = (
 @job_id_argument()
 @click.option("--json", "as_json", is_flag=True, help="The job as one JSON object.")
 def show(job_id: int, as_json: bool) -> None:
-    record = get_app().get_job(job_id).record
+    app = get_app()
+    record = app.get_job(job_id).record
+    deps = app.job_dependencies(job_id)
     if as_json:
-        click.echo(json.dumps(job_json(record), indent=2, ensure_ascii=False))
+        shown = job_json(record)
+        shown["dependencies"] = dependencies_json(deps)
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
-    for line in describe(record):
+    for line in describe(record) + describe_dependencies(deps):
         click.echo(line)
+
+
+def dependencies_json(deps: Dependencies) -> dict[str, Any]:
+    """What a job waits on and what waits on it, for programs (docs/workflows.md)."""
+
+    def jobs(pairs: tuple[tuple[int, JobStatus | None], ...]) -> list[dict[str, Any]]:
+        return [{"id": i, "status": None if s is None else s.value} for i, s in pairs]
+
+    return {
+        "depends_on": jobs(deps.depends_on),
+        "dependents": jobs(deps.dependents),
+        "waiting_on": deps.waiting_on,
+        "on_failure": deps.on_failure,
+        "canceled_by": deps.canceled_by,
+    }
+
+
+def describe_dependencies(deps: Dependencies) -> list[str]:
+    """Lines for what a job waits on and what waits on it; none without either."""
+
+    def jobs(pairs: tuple[tuple[int, JobStatus | None], ...]) -> str:
+        return ", ".join(f"{i} ({'pruned' if s is None else s.value})" for i, s in pairs)
+
+    lines = []
+    if deps.depends_on:
+        lines.append("")
+        lines.append(f"waits on:     {jobs(deps.depends_on)}")
+        note = f"{deps.waiting_on} not met yet" if deps.waiting_on else "all ended"
+        policy = {"cancel": "it is canceled", "run": "it runs anyway"}.get(
+            deps.on_failure or "", "it runs (only then)"
+        )
+        lines.append(f"              {note}; if one fails, is lost or canceled, {policy}")
+        if deps.canceled_by is not None:
+            lines.append(f"canceled by:  job {deps.canceled_by}, which did not succeed")
+    if deps.dependents:
+        if not lines:
+            lines.append("")
+        lines.append(f"waited on by: {jobs(deps.dependents)}")
+    return lines
 
 
 @jobs.command()

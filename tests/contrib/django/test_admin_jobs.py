@@ -615,3 +615,20 @@ def test_a_user_who_may_change_sees_the_controls(
     # With a search, the actions take ticked jobs only.
     page = client.get(JOBS, {"queue": queue, "q": "needle"}).content.decode()
     assert 'name="across"' not in page and 'name="ids"' in page
+
+
+def test_a_job_s_page_shows_what_it_waits_on_and_what_waits_on_it(
+    client: Any, user: Callable[..., Any], queue: str
+) -> None:
+    client.force_login(user("view_job"))
+    first = enqueue(queue, "a")
+    waiting = enqueue(queue, "b", depends_on=(first,), on_dependency_failure="run")
+    page = client.get(job_url(waiting)).content.decode()
+    assert f'<a href="/admin/tock/job/{first}/change/">{first}</a> (pending)' in page
+    assert "<th>Not met yet</th><td>1</td>" in page
+    assert "it runs anyway" in page
+    page = client.get(job_url(first)).content.decode()
+    assert f'<a href="/admin/tock/job/{waiting}/change/">{waiting}</a> (blocked)' in page
+    assert "Waits on" not in page
+    plain = client.get(job_url(enqueue(queue, "c"))).content.decode()
+    assert "Dependencies" not in plain

@@ -317,6 +317,7 @@ class JobAdmin(AppAdmin):
                     _pretty(record.result) if record.status is JobStatus.SUCCEEDED else None
                 ),
                 "errors": _errors(record),
+                "deps": app.job_dependencies(record.id),
                 "options": _options(record),
                 "can_act": self.has_change_permission(request),
                 "actions": [(n, ACTIONS[n].label) for n in _actions_of(record)],
