@@ -7,6 +7,7 @@ from tock.errors import *  # noqa: F403  # every public error: the one list is e
 from tock.jobs import Job, JobPage, JobStatus
 from tock.schedules import Schedule
 from tock.tasks import Context, Task
+from tock.workflows import Signature, Workflow, chain, chord, group
 
 __version__ = "0.1.0.dev0"
 
@@ -19,9 +20,14 @@ __all__ = [
     "JobPage",
     "JobStatus",
     "Schedule",
+    "Signature",
     "SystemClock",
     "Task",
     "Tock",
+    "Workflow",
     "__version__",
+    "chain",
+    "chord",
+    "group",
 ]
 __all__ += errors.__all__

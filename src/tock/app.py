@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from tock import _validate as v
 from tock import schedules as sch
@@ -31,6 +31,9 @@ from tock.store import (
 )
 from tock.store import _lists as lists
 from tock.tasks import NO_OVERRIDES, Task, TaskOptionArgs, TaskOptions, job_for_fire
+
+if TYPE_CHECKING:
+    from tock.workflows import Workflow
 
 __all__ = ["FirePage", "Tock", "total_counts"]
 
@@ -465,6 +468,15 @@ class Tock:
     def job(self, job_id: JobId) -> Job:
         """The same as :meth:`get_job`."""
         return self.get_job(job_id)
+
+    # -- workflows (docs/workflows.md) ------------------------------------------------
+
+    def get_workflow(self, workflow_id: int) -> Workflow:
+        """A handle on a workflow enqueued before, from its stored spec
+        (``WorkflowNotFound`` if there is none)."""
+        from tock.workflows import Workflow
+
+        return Workflow.from_record(self.workflow_record(workflow_id), self)
 
     def list_jobs(
         self,

@@ -17,6 +17,7 @@ from tock.jobs import Job, JobId, NewJob
 
 if TYPE_CHECKING:
     from tock.store import ScheduleRecord
+    from tock.workflows import Signature
 
 __all__ = [
     "SNAPSHOT",
@@ -232,6 +233,15 @@ class Task(Generic[P, R]):
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await TaskCall(self, NO_OVERRIDES).aenqueue(*args, **kwargs)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A call for a workflow (``chain``, ``group``, ``chord``): it receives the
+        previous step's result as its first argument, before ``args``."""
+        return TaskCall(self, NO_OVERRIDES).s(*args, **kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """A call for a workflow that receives nothing from the steps before it."""
+        return TaskCall(self, NO_OVERRIDES).si(*args, **kwargs)
+
     def _new_job(self, args: Sequence[Any], kwargs: Mapping[str, Any], o: _Overrides) -> NewJob:
         if o is NO_OVERRIDES:
             built_with, maker = self._plain
@@ -423,6 +433,18 @@ class TaskCall(Generic[P, R]):
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """``Task.s`` with these options."""
+        from tock.workflows import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """``Task.si`` with these options."""
+        from tock.workflows import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
 
 
 def job_for_fire(task: Task[Any, Any], record: ScheduleRecord, fire_at: datetime | None) -> NewJob:
