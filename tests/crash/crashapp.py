@@ -90,6 +90,12 @@ def gated(tag: str, gate: str) -> list[object]:
     return [tag, os.getpid()]
 
 
+def gather(results: list[list[object]], tag: str) -> list[object]:
+    """A chord's callback: logs ``tag``, returns the members' tags in the order given."""
+    log_start(tag)
+    return [r[0] if r is not None else None for r in results]
+
+
 def build(url: str | None = None) -> Tock:
     """An app with the crash tasks; the test process builds its own on its store."""
     tock = Tock(url)
@@ -101,6 +107,7 @@ def build(url: str | None = None) -> Tock:
     tock.task(name="crash.hold", retries=3, takes_context=True)(hold)
     tock.task(name="crash.ahold", retries=3, takes_context=True)(ahold)
     tock.task(name="crash.gated")(gated)
+    tock.task(name="crash.gather")(gather)
     return tock
 
 
