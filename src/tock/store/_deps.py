@@ -18,7 +18,7 @@ The queries take their sets as JSON arrays (``ids``, ``rows``) in both dialects.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tock.errors import ConfigurationError, JobNotFound
@@ -36,6 +36,10 @@ class DepStore(Protocol):
     """What these steps need of a store: its queries, and how it deletes moved rows."""
 
     Q: Any
+
+    def _dep_query(self, conn: Any, name: str, params: dict[str, Any]) -> Any:
+        """Run one of these queries (a cursor, its rows to read)."""
+        ...
 
     def _forget_moved(self, conn: Any, ids: list[JobId]) -> None: ...
 
@@ -137,7 +141,6 @@ def link(
     """Write the dependencies of a batch just inserted (``ids`` in batch order): block the
     jobs that wait, flag what they wait on, add the edges and waits, and apply at once
     what the finished dependencies say. Returns the queues of jobs released here."""
-    Q = store.Q
     waiting = [i for i, job in enumerate(jobs) if job.depends_on or job.after]
     if not waiting:
         return set()
@@ -152,56 +155,56 @@ def link(
         waits.append((ids[i], len(deps), job.on_dependency_failure, job.pass_results))
         on.update(deps)
         given.update(job.depends_on)
-    marked = {row[0] for row in conn.execute(Q["dep_mark"], {"ids": _json(sorted(on))})}
+    marked = {row[0] for row in store._dep_query(conn, "dep_mark", {"ids": _json(sorted(on))})}
     missing = sorted(on - marked)
     finished: dict[JobId, str] = {}
     if missing:
-        finished = dict(conn.execute(Q["dep_finished"], {"ids": _json(missing)}).fetchall())
+        finished = dict(store._dep_query(conn, "dep_finished", {"ids": _json(missing)}).fetchall())
         for dep in missing:
             if dep not in finished:
                 raise JobNotFound(dep)
     dependents = [ids[i] for i in waiting]
-    conn.execute(Q["dep_block"], {"ids": _json(dependents)})
-    conn.execute(Q["dep_insert_edges"], {"rows": _json(edges)})
-    conn.execute(Q["dep_insert_waits"], {"rows": _json(waits)})
+    store._dep_query(conn, "dep_block", {"ids": _json(dependents)})
+    store._dep_query(conn, "dep_insert_edges", {"rows": _json(edges)})
+    store._dep_query(conn, "dep_insert_waits", {"rows": _json(waits)})
     if finished:
-        return settle(store, conn, list(finished), now, only=dependents)
+        return settle(store, conn, finished, now, only=dependents)
     return set()
 
 
 def settle(
     store: DepStore,
     conn: Any,
-    finished: Sequence[JobId],
+    finished: Mapping[JobId, str],
     now: Any,
     *,
     only: Sequence[JobId] | None = None,
 ) -> set[str]:
-    """The jobs ``finished`` (now in the finished table) count for those waiting on
-    them (with ``only``: for those jobs alone, as when they were just added): each
-    success is a dependency met; a failure, loss or cancel applies the waiting job's
-    policy. Jobs whose last dependency is met are released (pending, with the results
-    they take); jobs canceled by a dependency cancel their own waiting jobs in turn.
-    Returns the queues of the jobs released."""
-    Q = store.Q
+    """The jobs ``finished`` (now in the finished table, with how each ended) count for
+    those waiting on them (with ``only``: for those jobs alone, as when they were just
+    added): each success is a dependency met; a failure, loss or cancel applies the
+    waiting job's policy. Jobs whose last dependency is met are released (pending, with
+    the results they take); jobs canceled by a dependency cancel their own waiting jobs in
+    turn. Returns the queues of the jobs released."""
     queues: set[str] = set()
-    frontier = list(finished)
+    ended = dict(finished)
+    frontier = list(ended)
     while frontier:
         if only is None:
-            rows = conn.execute(Q["dep_waiting"], {"ids": _json(frontier)}).fetchall()
+            rows = store._dep_query(conn, "dep_waiting", {"ids": _json(frontier)}).fetchall()
         else:
-            rows = conn.execute(
-                Q["dep_waiting+only"], {"ids": _json(frontier), "only": _json(only)}
+            rows = store._dep_query(
+                conn, "dep_waiting+only", {"ids": _json(frontier), "only": _json(only)}
             ).fetchall()
             only = None  # a cascade reaches every job waiting on those it cancels
         if not rows:
             return queues
         plans: dict[JobId, _Plan] = {}
-        for job_id, dep, status, left, policy in rows:
+        for job_id, dep, left, policy in rows:
             plan = plans.get(job_id)
             if plan is None:
                 plan = plans[job_id] = _Plan(left, policy)
-            plan.count(dep, status)
+            plan.count(dep, ended[dep])
         wait_rows: list[tuple[JobId, int, JobId | None]] = []
         release: dict[JobId, str | None] = {}  # job -> its first argument, if known here
         cancel: list[tuple[JobId, str]] = []
@@ -221,19 +224,19 @@ def settle(
                         drop.append(job_id)  # every dependency ended, none failed
                     else:
                         release[job_id] = None
-        conn.execute(Q["dep_wait_set"], {"rows": _json(wait_rows)})
+        store._dep_query(conn, "dep_wait_set", {"rows": _json(wait_rows)})
         if release:
             queues |= _release(store, conn, release)
         if drop:
-            dropped = [r[0] for r in conn.execute(Q["dep_drop"], {"ids": _json(drop)})]
+            dropped = [r[0] for r in store._dep_query(conn, "dep_drop", {"ids": _json(drop)})]
             forget(store, conn, dropped)
         frontier = []
         if cancel:
-            frontier = [
-                r[0] for r in conn.execute(Q["dep_cancel"], {"rows": _json(cancel), "now": now})
-            ]
+            params = {"rows": _json(cancel), "now": now}
+            frontier = [r[0] for r in store._dep_query(conn, "dep_cancel", params)]
             if frontier:
                 store._forget_moved(conn, frontier)
+                ended.update((i, "canceled") for i in frontier)
     return queues
 
 
@@ -276,9 +279,8 @@ def _dependency_error(dep: JobId, status: str) -> str:
 def _release(store: DepStore, conn: Any, release: dict[JobId, str | None]) -> set[str]:
     """Blocked jobs to pending; those that take results get them before their own
     arguments."""
-    Q = store.Q
     args: dict[JobId, str] = {}
-    rows = conn.execute(Q["dep_pass"], {"ids": _json(release)}).fetchall()
+    rows = store._dep_query(conn, "dep_pass", {"ids": _json(release)}).fetchall()
     taken: dict[JobId, tuple[str, str, list[str]]] = {}
     for job_id, how, own, _dep, status, result in rows:
         entry = taken.setdefault(job_id, (how, own, []))
@@ -294,7 +296,7 @@ def _release(store: DepStore, conn: Any, release: dict[JobId, str | None]) -> se
             first = "[" + ",".join(results) + "]"
         args[job_id] = _prepend(own, first)
     params = [(job_id, args.get(job_id)) for job_id in release]
-    return {queue for _, queue in conn.execute(Q["dep_release"], {"rows": _json(params)})}
+    return {queue for _, queue in store._dep_query(conn, "dep_release", {"rows": _json(params)})}
 
 
 def _prepend(args: str, first: str) -> str:
@@ -306,8 +308,8 @@ def _prepend(args: str, first: str) -> str:
 def forget(store: DepStore, conn: Any, ids: Sequence[JobId]) -> None:
     """Jobs deleted for good: their dependency rows go too."""
     if ids:
-        conn.execute(store.Q["dep_forget_edges"], {"ids": _json(ids)})
-        conn.execute(store.Q["dep_forget_waits"], {"ids": _json(ids)})
+        store._dep_query(conn, "dep_forget_edges", {"ids": _json(ids)})
+        store._dep_query(conn, "dep_forget_waits", {"ids": _json(ids)})
 
 
 def restore(store: DepStore, conn: Any, retried: Sequence[JobId], now: Any) -> set[str]:
@@ -315,27 +317,29 @@ def restore(store: DepStore, conn: Any, retried: Sequence[JobId], now: Any) -> s
     the jobs they canceled (as dependencies) come back blocked, transitively, and only
     those; each then counts its dependencies again (one still failed cancels it anew).
     Returns the queues of jobs released."""
-    Q = store.Q
     if not retried:
         return set()
-    conn.execute(Q["dep_remark"], {"ids": _json(retried)})
+    store._dep_query(conn, "dep_remark", {"ids": _json(retried)})
     # A job canceled while it waited waits again: its dependencies count anew.
-    back = [r[0] for r in conn.execute(Q["dep_unreleased"], {"ids": _json(retried)})]
+    back = [r[0] for r in store._dep_query(conn, "dep_unreleased", {"ids": _json(retried)})]
     if back:
-        conn.execute(Q["dep_block"], {"ids": _json(back)})
-        conn.execute(Q["dep_recount"], {"ids": _json(back)})
+        store._dep_query(conn, "dep_block", {"ids": _json(back)})
+        store._dep_query(conn, "dep_recount", {"ids": _json(back)})
     level = list(retried)
     while level:
-        found = [r[0] for r in conn.execute(Q["dep_canceled_by"], {"ids": _json(level)})]
+        found = [r[0] for r in store._dep_query(conn, "dep_canceled_by", {"ids": _json(level)})]
         if not found:
             break
-        level = [r[0] for r in conn.execute(Q["dep_restore"], {"ids": _json(found)})]
+        level = [r[0] for r in store._dep_query(conn, "dep_restore", {"ids": _json(found)})]
         if level:
             store._drop_finished(conn, level)
-            conn.execute(Q["dep_recount"], {"ids": _json(level)})
-            conn.execute(Q["dep_remark"], {"ids": _json(level)})
+            store._dep_query(conn, "dep_recount", {"ids": _json(level)})
+            store._dep_query(conn, "dep_remark", {"ids": _json(level)})
             back += level
     if not back:
         return set()
-    deps = [r[0] for r in conn.execute(Q["dep_deps_of"], {"ids": _json(back)})]
-    return settle(store, conn, deps, now, only=back) if deps else set()
+    deps = [r[0] for r in store._dep_query(conn, "dep_deps_of", {"ids": _json(back)})]
+    if not deps:
+        return set()
+    ended = dict(store._dep_query(conn, "dep_finished", {"ids": _json(deps)}).fetchall())
+    return settle(store, conn, ended, now, only=back) if ended else set()

@@ -1156,7 +1156,11 @@ SELECT id, task, queue, priority, 'canceled', args, kwargs, run_at, created_at, 
   FROM moved
 RETURNING id;
 
--- Dependencies (docs/design.md: Dependencies). Each statement runs in the transaction of
+-- Dependencies (docs/design.md: Dependencies). Sets are looked up by key with
+-- = ANY (ARRAY(...)), and these statements are never prepared (the store runs them with
+-- prepare=False): a plan made once, when the tables were nearly empty, read the finished
+-- table through its (status, id) index, a whole scan per lookup once it had grown. Each
+-- statement is planned for the tables as they are. Each statement runs in the transaction of
 -- the enqueue, finish, cancel, rescue or retry it belongs to, and each is a statement of
 -- its own: it sees every edge committed before it (an enqueue that added one while the
 -- finish waited for its lock on the dependency). Sets come as JSON arrays (%(ids)s,
@@ -1169,7 +1173,7 @@ RETURNING id;
 -- and named.
 WITH l AS (
     SELECT id FROM {schema}.tock_jobs
-     WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+     WHERE id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
      ORDER BY id
        FOR UPDATE
 )
@@ -1179,11 +1183,14 @@ RETURNING j.id;
 
 -- name: dep_finished
 SELECT id, status FROM {schema}.tock_jobs_finished
- WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+ WHERE id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_block
+-- Jobs this transaction inserted or brought back pending (no status test: the claim
+-- index, partial on pending, would lead the plan and compare every pending job with the
+-- array).
 UPDATE {schema}.tock_jobs SET status = 'blocked'
- WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND status = 'pending';
+ WHERE id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_insert_edges
 -- %(rows)s, a JSON array of [job_id, depends_on, position].
@@ -1198,17 +1205,21 @@ SELECT (r ->> 0)::bigint, (r ->> 1)::int, r ->> 2, r ->> 3
   FROM json_array_elements(%(rows)s::json) AS r;
 
 -- name: dep_waiting
--- The jobs still waiting on any of %(ids)s (finished jobs), one row per edge, their waits
--- locked in job order (a wait a concurrent transaction changed is read as it left it, and
--- left out if it no longer waits). With "only", just the waiting jobs of %(only)s.
+-- The jobs still waiting on any of %(ids)s (jobs that just ended), one row per edge, their
+-- waits locked in job order (a wait a concurrent transaction changed is read as it left
+-- it, and left out if it no longer waits). With "only", just the waiting jobs of
+-- %(only)s. Each table is read by key: the edges first, then their waits by array.
 -- variants: only
-SELECT w.job_id, d.depends_on, f.status, w.deps_left, w.on_failure
-  FROM {schema}.tock_job_deps AS d
+WITH d AS (
+    SELECT job_id, depends_on, position FROM {schema}.tock_job_deps
+     WHERE depends_on = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
+       AND job_id = ANY (ARRAY(SELECT json_array_elements_text(%(only)s::json)::bigint))  -- if only
+)
+SELECT w.job_id, d.depends_on, w.deps_left, w.on_failure
+  FROM d
   JOIN {schema}.tock_job_waits AS w ON w.job_id = d.job_id
-  JOIN {schema}.tock_jobs_finished AS f ON f.id = d.depends_on
- WHERE d.depends_on IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+ WHERE w.job_id = ANY (ARRAY(SELECT job_id FROM d))
    AND w.canceled_by IS NULL AND w.deps_left > 0
-   AND w.job_id IN (SELECT json_array_elements_text(%(only)s::json)::bigint)  -- if only
  ORDER BY w.job_id, d.position
    FOR UPDATE OF w;
 
@@ -1217,18 +1228,29 @@ SELECT w.job_id, d.depends_on, f.status, w.deps_left, w.on_failure
 UPDATE {schema}.tock_job_waits AS w
    SET deps_left = (r ->> 1)::int, canceled_by = (r ->> 2)::bigint
   FROM json_array_elements(%(rows)s::json) AS r
- WHERE w.job_id = (r ->> 0)::bigint;
+ WHERE w.job_id = (r ->> 0)::bigint
+   AND w.job_id = ANY (ARRAY(SELECT (e ->> 0)::bigint FROM json_array_elements(%(rows)s::json) AS e));
 
 -- name: dep_pass
 -- What the released jobs of %(ids)s pass on: each one's arguments, how it takes its
 -- dependencies' results, and each dependency in order with how it ended and its result.
+WITH w AS (
+    SELECT job_id, pass_results FROM {schema}.tock_job_waits
+     WHERE job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
+       AND pass_results IS NOT NULL
+), d AS (
+    SELECT job_id, depends_on, position FROM {schema}.tock_job_deps
+     WHERE job_id = ANY (ARRAY(SELECT job_id FROM w))
+), f AS (
+    SELECT id, status, result FROM {schema}.tock_jobs_finished
+     WHERE id = ANY (ARRAY(SELECT depends_on FROM d))
+)
 SELECT w.job_id, w.pass_results, j.args, d.depends_on, f.status, f.result
-  FROM {schema}.tock_job_waits AS w
+  FROM w
   JOIN {schema}.tock_jobs AS j ON j.id = w.job_id
-  JOIN {schema}.tock_job_deps AS d ON d.job_id = w.job_id
-  LEFT JOIN {schema}.tock_jobs_finished AS f ON f.id = d.depends_on
- WHERE w.job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
-   AND w.pass_results IS NOT NULL
+  JOIN d ON d.job_id = w.job_id
+  LEFT JOIN f ON f.id = d.depends_on
+ WHERE j.id = ANY (ARRAY(SELECT job_id FROM w))
  ORDER BY w.job_id, d.position;
 
 -- name: dep_release
@@ -1237,7 +1259,8 @@ SELECT w.job_id, w.pass_results, j.args, d.depends_on, f.status, f.result
 UPDATE {schema}.tock_jobs AS j
    SET status = 'pending', args = coalesce(r ->> 1, j.args)
   FROM json_array_elements(%(rows)s::json) AS r
- WHERE j.id = (r ->> 0)::bigint AND j.status = 'blocked'
+ WHERE j.id = (r ->> 0)::bigint AND j.status || '' = 'blocked'
+   AND j.id = ANY (ARRAY(SELECT (e ->> 0)::bigint FROM json_array_elements(%(rows)s::json) AS e))
 RETURNING j.id, j.queue;
 
 -- name: dep_cancel
@@ -1247,7 +1270,7 @@ WITH r AS (
     SELECT (r ->> 0)::bigint AS id, r ->> 1 AS error FROM json_array_elements(%(rows)s::json) AS r
 ), moved AS (
     DELETE FROM {schema}.tock_jobs AS j USING r
-     WHERE j.id = r.id AND j.status = 'blocked'
+     WHERE j.id = ANY (ARRAY(SELECT id FROM r)) AND j.id = r.id AND j.status || '' = 'blocked'
     RETURNING j.*, r.error AS dep_error
 )
 INSERT INTO {schema}.tock_jobs_finished ({cols})
@@ -1260,32 +1283,35 @@ RETURNING id;
 -- name: dep_drop
 -- Jobs that run only on a failure, none came: gone without a trace, edges and all.
 DELETE FROM {schema}.tock_jobs
- WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND status = 'blocked'
+ WHERE id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
+   AND status || '' = 'blocked'
 RETURNING id;
 
 -- name: dep_forget_edges
 -- The dependency rows of jobs deleted (dropped, pruned or deleted by hand): their edges
 -- (dep_forget_waits: their waits).
 DELETE FROM {schema}.tock_job_deps
- WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+ WHERE job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_forget_waits
 DELETE FROM {schema}.tock_job_waits
- WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+ WHERE job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_canceled_by
 -- The jobs that %(ids)s canceled (as dependencies), finished canceled.
-SELECT w.job_id
-  FROM {schema}.tock_job_waits AS w
-  JOIN {schema}.tock_jobs_finished AS f ON f.id = w.job_id AND f.status = 'canceled'
- WHERE w.canceled_by IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+WITH w AS (
+    SELECT job_id FROM {schema}.tock_job_waits
+     WHERE canceled_by = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
+)
+SELECT f.id FROM {schema}.tock_jobs_finished AS f
+ WHERE f.id = ANY (ARRAY(SELECT job_id FROM w)) AND f.status || '' = 'canceled';
 
 -- name: dep_restore
 -- `tock jobs retry` of a dependency brings the jobs it canceled back, blocked again; the
 -- store then counts their dependencies again.
 WITH moved AS (
     DELETE FROM {schema}.tock_jobs_finished
-     WHERE id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+     WHERE id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
        AND status = 'canceled'
     RETURNING *
 )
@@ -1301,22 +1327,22 @@ RETURNING id;
 UPDATE {schema}.tock_job_waits AS w
    SET deps_left = (SELECT count(*) FROM {schema}.tock_job_deps AS d WHERE d.job_id = w.job_id),
        canceled_by = NULL
- WHERE w.job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+ WHERE w.job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_remark
 -- Jobs back in the live table that others depend on are flagged again.
 UPDATE {schema}.tock_jobs AS j SET has_dependents = true
- WHERE j.id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint)
+ WHERE j.id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint))
    AND EXISTS (SELECT 1 FROM {schema}.tock_job_deps AS d WHERE d.depends_on = j.id);
 
 -- name: dep_unreleased
 -- Of %(ids)s, the jobs whose dependencies were never all met (canceled while they waited).
 SELECT job_id FROM {schema}.tock_job_waits
- WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint) AND deps_left > 0;
+ WHERE job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint)) AND deps_left > 0;
 
 -- name: dep_deps_of
 SELECT DISTINCT depends_on FROM {schema}.tock_job_deps
- WHERE job_id IN (SELECT json_array_elements_text(%(ids)s::json)::bigint);
+ WHERE job_id = ANY (ARRAY(SELECT json_array_elements_text(%(ids)s::json)::bigint));
 
 -- name: dep_of_job
 -- `tock jobs show`: what %(id)s waits on (with each one's state, live or finished) ...

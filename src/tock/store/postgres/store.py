@@ -624,8 +624,13 @@ class PostgresStore(SQLStore):
                 self.Q["job_cancel_many"], {"ids": list(ids), "now": _now(now)}
             ).fetchall()
             if rows:  # those waiting on a canceled job follow their policy
-                self._notify_in(conn, deps.settle(self, conn, [r[0] for r in rows], _now(now)))
+                ended = dict.fromkeys((r[0] for r in rows), "canceled")
+                self._notify_in(conn, deps.settle(self, conn, ended, _now(now)))
         return [r[0] for r in rows]
+
+    def _dep_query(self, conn: Any, name: str, params: dict[str, Any]) -> Any:
+        # Never prepared: planned for the tables as they are (queries.sql: Dependencies).
+        return conn.execute(self.Q[name], params, prepare=False)
 
     def _forget_moved(self, conn: Any, ids: list[JobId]) -> None:
         return None  # dep_cancel moved them whole
@@ -710,12 +715,13 @@ class PostgresStore(SQLStore):
         rest = [s for s in started if s.job_id not in ago] if ago else started
         changed = 0
         finished, starts = _finish_params(finish, rest)
-        depended: list[JobId] = []
+        depended: dict[JobId, str] = {}
         if finish:
-            moved, depended = _one(
-                conn.execute(self.Q["job_finish_many"], {**finished, "now": now})
-            )
+            moved, flagged = _one(conn.execute(self.Q["job_finish_many"], {**finished, "now": now}))
             changed += moved
+            if flagged:
+                kinds = {o.job_id: o.kind.value for o in finish}
+                depended = {i: kinds[i] for i in flagged}
         if starts:
             (n,) = _one(conn.execute(self.Q["job_start_many"], {**starts, "now": now}))
             changed += n
@@ -738,13 +744,11 @@ class PostgresStore(SQLStore):
             ).rowcount
         if retry or release:
             # A job whose stop was asked for is not run again (docs/design.md: Commands).
-            depended += [
-                i
-                for (i,) in conn.execute(
-                    self.Q["job_cancel_stopped"],
-                    {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
-                )
-            ]
+            stopped = conn.execute(
+                self.Q["job_cancel_stopped"],
+                {"ids": [o.job_id for o in retry] + [o.job_id for o in release], "now": now},
+            )
+            depended.update((i, "canceled") for (i,) in stopped)
         if depended:  # docs/design.md: Dependencies
             self._notify_in(conn, deps.settle(self, conn, depended, now))
         return changed
@@ -1108,9 +1112,13 @@ class PostgresStore(SQLStore):
         report.rescued.extend(sorted(j for j, _ in back))
         conn.execute(self.Q["worker_delete"], params)
         # Those waiting on the jobs that ended here follow their policy.
-        ended = [
-            j for x in (report.canceled, report.lost, report.failed) for j in x[before[id(x)] :]
-        ]
+        ended: dict[JobId, str] = {}
+        for status, ids in (
+            ("canceled", report.canceled),
+            ("lost", report.lost),
+            ("failed", report.failed),
+        ):
+            ended.update((i, status) for i in ids[before[id(ids)] :])
         released = deps.settle(self, conn, ended, now) if ended else set()
         return sorted({q for _, q in back} | released)
 

@@ -796,14 +796,13 @@ INSERT INTO tock_job_waits (job_id, deps_left, on_failure, pass_results)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(:rows);
 
 -- name: dep_waiting
--- The jobs still waiting on any of :ids (finished jobs), one row per edge: the waiting
--- job, the finished dependency and how it ended, the job's count of unmet dependencies
--- and its policy. With "only", just the waiting jobs of :only (a JSON array).
+-- The jobs still waiting on any of :ids (jobs that just ended), one row per edge: the
+-- waiting job, the dependency, the job's count of unmet dependencies and its policy.
+-- With "only", just the waiting jobs of :only (a JSON array).
 -- variants: only
-SELECT w.job_id, d.depends_on, f.status, w.deps_left, w.on_failure
+SELECT w.job_id, d.depends_on, w.deps_left, w.on_failure
   FROM tock_job_deps AS d
   JOIN tock_job_waits AS w ON w.job_id = d.job_id
-  JOIN tock_jobs_finished AS f ON f.id = d.depends_on
  WHERE d.depends_on IN (SELECT value FROM json_each(:ids))
    AND w.canceled_by IS NULL AND w.deps_left > 0
    AND w.job_id IN (SELECT value FROM json_each(:only))             -- if only

@@ -552,7 +552,7 @@ class SQLiteStore(SQLStore):
 
     def job_cancel_many(self, ids: Sequence[JobId], *, now: datetime | None) -> list[JobId]:
         # Those waiting on a canceled job follow their policy.
-        return self._move("job_cancel_many", "job_delete_many", ids, now, deps.settle)
+        return self._move("job_cancel_many", "job_delete_many", ids, now, _settle_canceled)
 
     def job_delete_many(self, ids: Sequence[JobId]) -> list[JobId]:
         # Their fire rows go with them, as when pruned, and their dependency rows.
@@ -581,6 +581,11 @@ class SQLiteStore(SQLStore):
             if changed and after is not None:
                 after(self, conn, changed, now_us)
         return changed
+
+    def _dep_query(
+        self, conn: sqlite3.Connection, name: str, params: dict[str, Any]
+    ) -> sqlite3.Cursor:
+        return conn.execute(Q[name], params)
 
     def _forget_moved(self, conn: sqlite3.Connection, ids: list[JobId]) -> None:
         conn.execute(Q["job_delete_many"], {"ids": json.dumps(ids)})
@@ -676,11 +681,11 @@ class SQLiteStore(SQLStore):
             ).fetchall()
             if moved:
                 ids = "[" + ",".join(str(i) for (i,) in moved) + "]"
-                depended = [
-                    i for i, flag in conn.execute(Q["job_delete_moved"], {"ids": ids}) if flag
-                ]
+                gone = conn.execute(Q["job_delete_moved"], {"ids": ids}).fetchall()
+                depended: list[JobId] = [i for i, flag in gone if flag]
                 if depended:  # docs/design.md: Dependencies
-                    deps.settle(self, conn, depended, now_us)
+                    kinds = {o.job_id: o.kind.value for o in outcomes}
+                    deps.settle(self, conn, {i: kinds[i] for i in depended}, now_us)
             changed += len(moved)
         if retry:
             changed += conn.executemany(Q["job_retry_later"], retry).rowcount
@@ -693,7 +698,7 @@ class SQLiteStore(SQLStore):
             moved = [i for (i,) in canceled.fetchall()]
             if moved:
                 conn.execute(Q["job_delete_many"], {"ids": json.dumps(moved)})
-                deps.settle(self, conn, moved, now_us)
+                deps.settle(self, conn, dict.fromkeys(moved, "canceled"), now_us)
         return changed
 
     def _prune_some(
@@ -988,9 +993,7 @@ class SQLiteStore(SQLStore):
             for job_id, status in conn.execute(Q["worker_jobs_give_up"], params).fetchall():
                 (report.lost if status == "lost" else report.failed).append(job_id)
             conn.execute(Q["worker_jobs_delete_given_up"], params)
-            ended = [
-                j for x in (report.canceled, report.lost, report.failed) for j in x[before[id(x)] :]
-            ]
+            ended = _ended(report, before)
             if ended:  # those waiting on the jobs that ended here follow their policy
                 deps.settle(self, conn, ended, now_us)
             rescued = conn.execute(Q["worker_jobs_rescue"], {"worker_id": worker_id}).fetchall()
@@ -1078,3 +1081,21 @@ def _forget_deleted(
     store: SQLiteStore, conn: sqlite3.Connection, ids: list[JobId], now: int
 ) -> None:
     deps.forget(store, conn, ids)
+
+
+def _settle_canceled(
+    store: SQLiteStore, conn: sqlite3.Connection, ids: list[JobId], now: int
+) -> set[str]:
+    return deps.settle(store, conn, dict.fromkeys(ids, "canceled"), now)
+
+
+def _ended(report: RescueReport, before: dict[int, int]) -> dict[JobId, str]:
+    """The jobs a burial ended since ``before`` (each list's length then), and how."""
+    ended: dict[JobId, str] = {}
+    for status, ids in (
+        ("canceled", report.canceled),
+        ("lost", report.lost),
+        ("failed", report.failed),
+    ):
+        ended.update((i, status) for i in ids[before[id(ids)] :])
+    return ended
