@@ -396,6 +396,14 @@ class Tock:
     def _code_graph(self) -> dict[str, tuple[str, ...]]:
         return {n: c.options.depends_on for n, c in self._code_schedules.items()}
 
+    def check_schedule_dependencies(self, name: str, depends_on: Sequence[str]) -> None:
+        """Raise ``ConfigurationError`` when a schedule ``name`` that depends on
+        ``depends_on`` would depend on itself or close a cycle with the stored schedules
+        (what :meth:`schedule` refuses; the admin's form asks before it saves)."""
+        deps = sch.check_depends_on(depends_on)
+        if deps:
+            sch.check_dependencies(name, deps, self.store.schedule_graph())
+
     def _check_cycles(self, records: Sequence[ScheduleRecord]) -> None:
         """Refuse schedules whose dependencies, with those stored, form a cycle
         (docs/schedules.md: Schedules that wait on schedules). The store is read only
