@@ -18,6 +18,13 @@ made ahead: it is left for a pass at its fire time, which decides then, as witho
 lead. A pause, a removal or a change of the schedule withdraws the jobs made ahead that
 no worker took yet (the store does it in the same transaction).
 
+A fire of a schedule with ``depends_on`` is written as a "waiting" fire (no job) and is
+never made ahead; after the due schedules, each pass looks at the waiting fires of the
+schedules this process knows and releases those whose dependencies are met (their job
+due now), drops those the misfire policy drops, or records what they wait for, each with
+:meth:`Store.fire_release`, fenced by the lease (docs/design.md: "Schedules that wait on
+schedules").
+
 Between passes the scheduler sleeps until ``lead`` before the earliest next fire (or
 until the fire time of a fire it left for its time), at most ``interval`` (a schedule
 created or changed elsewhere is seen within that). After each fire that created jobs it
