@@ -12,7 +12,7 @@ import pytest
 from conftest import ensure_worker
 
 from tock import ConfigurationError, FakeClock, JobStatus, Tock
-from tock.duties.scheduler import Scheduler
+from tock.duties.scheduler import Scheduler, SchedulerConfig
 from tock.errors import StaleTerm
 from tock.jobs import JobId, Outcome, OutcomeKind
 from tock.store import FireRecord, Lease, Store
@@ -468,3 +468,32 @@ def _self(options: dict[str, Any]) -> Any:
     """The periodic variant: a dependency on itself names its own schedule."""
     deps = options.get("depends_on", ())
     return ["tests.b2"] if deps == ["b"] else deps
+
+
+def test_giving_dependencies_withdraws_a_job_made_ahead(
+    app: Tock, clock: FakeClock, tasks: None
+) -> None:
+    hourly(app, "b")
+    clock.set(T0 - timedelta(milliseconds=200))  # within the lead of 00:00
+    (made,) = scheduler(app).run_once().jobs
+    hourly(app, "b", depends_on=["a"])  # the fire now waits on a: not made ahead
+    assert app.store.job_list(task="tests.b") == []
+    assert app.get_schedule("b").next_fire_at == T0
+    clock.set(T0)
+    scheduler(app).run_once()
+    assert [f.outcome for f in fires(app, "b")] == ["waiting"]
+    assert made not in {j.id for j in app.store.job_list(limit=100)}
+
+
+def test_every_waiting_fire_is_looked_at_past_a_batch(
+    app: Tock, clock: FakeClock, tasks: None
+) -> None:
+    for i in range(5):
+        app.schedule(f"w{i}", task="tests.b", every=HOUR, depends_on=["a"])
+    hourly(app, "a")
+    s = Scheduler(app.store, app.clock, app.tasks, SchedulerConfig(batch_size=2))
+    s.run_once()
+    clock.advance(seconds=60)
+    finish(app, clock, last_job(app, "a"))
+    report = s.run_once()
+    assert report.released == 5  # the five waiting fires, past a batch of two

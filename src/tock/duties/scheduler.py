@@ -285,7 +285,10 @@ class Scheduler(Duty):
         otherwise what it waits for is recorded when that changed. The dependencies are
         read first, and only a change is written (in a transaction fenced by the lease,
         which reads them again)."""
-        waiting = self.store.fire_waiting(limit=self.config.batch_size, tasks=sorted(tasks))
+        # Every waiting fire is looked at, up to the pass's whole budget of schedules:
+        # the first ones still waiting must not hide those after them.
+        limit = self.config.batch_size * self.config.max_rounds
+        waiting = self.store.fire_waiting(limit=limit, tasks=sorted(tasks))
         for fire in waiting:
             try:
                 record = self.store.schedule_get(fire.schedule)

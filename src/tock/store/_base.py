@@ -750,8 +750,19 @@ class SQLStore(ABC):
     # withdraws the jobs of its fires still to come that no worker took yet, in the same
     # transaction, so none runs as if nothing had happened.
 
-    #: what a fire's job is made of: a change in any of them withdraws the jobs made ahead
-    _JOB_FIELDS = ("task", "trigger", "args", "kwargs", "queue", "priority", "overlap", "enabled")
+    #: what a fire's job is made of, or whether it may be made ahead: a change in any of
+    #: them withdraws the jobs made ahead (a schedule given dependencies waits instead)
+    _JOB_FIELDS = (
+        "task",
+        "trigger",
+        "args",
+        "kwargs",
+        "queue",
+        "priority",
+        "overlap",
+        "enabled",
+        "depends_on",
+    )
 
     def _upsert_withdrawing(
         self, conn: Any, schedules: Sequence[ScheduleRecord], stamp: Any
