@@ -222,6 +222,15 @@ class Tock:
                 if task.name not in known:  # a declaration that fails leaves nothing behind
                     del self._tasks[task.name]
                 raise
+            if schedule_options.depends_on:
+                try:  # a cycle among this process's code schedules is refused here
+                    sch.check_dependencies(
+                        task.name, schedule_options.depends_on, self._code_graph()
+                    )
+                except BaseException:
+                    if task.name not in known:
+                        del self._tasks[task.name]
+                    raise
             self._code_schedules[task.name] = _CodeSchedule(
                 task, trigger, job.args, job.kwargs, schedule_options
             )
@@ -248,7 +257,10 @@ class Tock:
     ) -> sch.Schedule:
         """Create or update (by name) a dynamic schedule; returns it as stored.
         ``options`` are those of ``ScheduleOptions`` (timezone, anchor, args, kwargs,
-        misfire, grace, overlap, enabled).
+        misfire, grace, overlap, enabled, depends_on, future_depends,
+        depends_on_outcome). Dependencies that form a cycle are refused
+        (``ConfigurationError``); one on a schedule that does not exist is kept, and its
+        fires wait (docs/schedules.md: Schedules that wait on schedules).
 
         Changing the trigger moves the next fire to the new trigger's first fire from now;
         any other change keeps it. ``paused`` is never changed here."""
@@ -262,6 +274,7 @@ class Tock:
             priority=priority,
             **options,
         )
+        self._check_cycles([record])
         now = self.store.db_now(now=self.clock.db_now())
         record = _with_first_fire(record, now)
         return _view(self.store.schedule_upsert(record, now=self.clock.db_now()))
@@ -284,6 +297,7 @@ class Tock:
             records.append(self._dynamic_record(**item))
         if not records:
             return 0
+        self._check_cycles(records)
         now = self.store.db_now(now=self.clock.db_now())
         memo: dict[str, datetime | None] = {}
         records = [_with_first_fire(r, now, memo) for r in records]
@@ -373,6 +387,7 @@ class Tock:
             _with_first_fire(c.record(name), now)
             for name, c in sorted(self._code_schedules.items())
         ]
+        self._check_cycles(records)
         self.store.schedule_upsert_many(records, now=self.clock.db_now())
         return [r.name for r in records]
 
@@ -382,6 +397,29 @@ class Tock:
         return self.store.schedule_disable_code(
             sorted(self._code_schedules), now=self.clock.db_now()
         )
+
+    def _code_graph(self) -> dict[str, tuple[str, ...]]:
+        return {n: c.options.depends_on for n, c in self._code_schedules.items()}
+
+    def check_schedule_dependencies(self, name: str, depends_on: Sequence[str]) -> None:
+        """Raise ``ConfigurationError`` when a schedule ``name`` that depends on
+        ``depends_on`` would depend on itself or close a cycle with the stored schedules
+        (what :meth:`schedule` refuses; the admin's form asks before it saves)."""
+        deps = sch.check_depends_on(depends_on)
+        if deps:
+            sch.check_dependencies(name, deps, self.store.schedule_graph())
+
+    def _check_cycles(self, records: Sequence[ScheduleRecord]) -> None:
+        """Refuse schedules whose dependencies, with those stored, form a cycle
+        (docs/schedules.md: Schedules that wait on schedules). The store is read only
+        when one of them depends on another schedule."""
+        given = {r.name: tuple(json.loads(r.depends_on)) for r in records}
+        if not any(given.values()):
+            return
+        graph = {**self.store.schedule_graph(), **given}
+        for r in records:
+            if given[r.name]:
+                sch.check_dependencies(r.name, given[r.name], graph)
 
     def _dynamic_record(
         self,
@@ -413,6 +451,7 @@ class Tock:
             overlap=o.overlap,
             enabled=o.enabled,
             source="dynamic",
+            **_dependency_fields(name, o),
         )
 
     def _schedule_task(self, task: object) -> Task[Any, Any]:
@@ -1008,7 +1047,20 @@ class _CodeSchedule:
             overlap=self.options.overlap,
             enabled=self.options.enabled,
             source="code",
+            **_dependency_fields(name, self.options),
         )
+
+
+def _dependency_fields(name: str, options: sch.ScheduleOptions) -> dict[str, Any]:
+    """A record's dependency fields (docs/schedules.md: Schedules that wait on
+    schedules); a schedule depending on itself is refused here."""
+    if name in options.depends_on:
+        raise ConfigurationError(f"schedule {name!r} cannot depend on itself")
+    return {
+        "depends_on": json.dumps(list(options.depends_on)),
+        "future_depends": options.future_depends,
+        "depends_on_outcome": options.depends_on_outcome,
+    }
 
 
 def _with_first_fire(
@@ -1079,6 +1131,9 @@ def _view(record: ScheduleRecord) -> sch.Schedule:
         last_status=None if record.last_status is None else str(record.last_status),
         created_at=record.created_at,
         updated_at=record.updated_at,
+        depends_on=tuple(json.loads(record.depends_on)),
+        future_depends=record.future_depends,
+        depends_on_outcome=record.depends_on_outcome,
     )
 
 

@@ -78,10 +78,12 @@ from croniter import (  # type: ignore[import-untyped]  # no stubs in the packag
     croniter,
 )
 
+from tock._validate import NAME_RE as _NAME_RE
 from tock._validate import checked_options
 from tock.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_DEPENDS_ON_OUTCOME",
     "DEFAULT_GRACE",
     "DEFAULT_MISFIRE",
     "EPOCH",
@@ -89,6 +91,7 @@ __all__ = [
     "MIN_INTERVAL",
     "At",
     "Cron",
+    "DependsOnOutcome",
     "Drop",
     "Every",
     "FirePlan",
@@ -97,10 +100,14 @@ __all__ = [
     "ScheduleOptionArgs",
     "ScheduleOptions",
     "Trigger",
+    "check_dependencies",
+    "check_depends_on",
+    "check_depends_on_outcome",
     "check_grace",
     "check_misfire",
     "check_policy",
     "describe_trigger",
+    "find_cycle",
     "first_fire",
     "make_trigger",
     "next_fire",
@@ -112,6 +119,8 @@ __all__ = [
 Misfire: TypeAlias = Literal["coalesce", "skip", "all"]
 DEFAULT_MISFIRE: Final[Misfire] = "coalesce"
 DEFAULT_GRACE: Final = timedelta(seconds=60)
+DependsOnOutcome: TypeAlias = Literal["succeeded", "any"]
+DEFAULT_DEPENDS_ON_OUTCOME: Final[DependsOnOutcome] = "succeeded"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_INTERVAL: Final = timedelta(seconds=1)
 #: Fires one pass of :func:`plan_fires` handles one by one, at most (see the module doc).
@@ -432,6 +441,11 @@ class Schedule:
     last_status: str | None  #: that job's status; None once it is pruned, or no job yet
     created_at: datetime | None = None  #: when the store first held it
     updated_at: datetime | None = None  #: when it last changed
+    #: the schedules whose runs a fire waits on (docs/schedules.md: Schedules that wait
+    #: on schedules), with ``future_depends`` and ``depends_on_outcome``
+    depends_on: tuple[str, ...] = ()
+    future_depends: bool = False
+    depends_on_outcome: str = DEFAULT_DEPENDS_ON_OUTCOME
 
     @property
     def expression(self) -> str:
@@ -653,6 +667,83 @@ def _kwargs(value: object) -> dict[str, Any]:
     return dict(value)
 
 
+def check_depends_on(value: object) -> tuple[str, ...]:
+    """``depends_on=``: a list (or tuple) of schedule names, each once; ``None`` or an
+    empty list: none. Whether each exists is not checked: a dependency may be defined
+    later, and until then a fire waits (docs/schedules.md: Schedules that wait on
+    schedules)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigurationError(
+            f"depends_on= takes a list of schedule names, like ['extract'], not {value!r}"
+        )
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _NAME_RE.fullmatch(item):
+            raise ConfigurationError(
+                f"depends_on= holds {item!r}, which is not a schedule name: use 1 to 200 "
+                "characters from A-Z a-z 0-9 _ . : -"
+            )
+        if item in names:
+            raise ConfigurationError(f"depends_on= names {item!r} twice")
+        names.append(item)
+    return tuple(names)
+
+
+def check_depends_on_outcome(value: object) -> DependsOnOutcome:
+    if value == "succeeded":
+        return "succeeded"
+    if value == "any":
+        return "any"
+    raise ConfigurationError(f"depends_on_outcome must be 'succeeded' or 'any', not {value!r}")
+
+
+def check_dependencies(
+    name: str, depends_on: Sequence[str], graph: Mapping[str, Sequence[str]]
+) -> None:
+    """Refuse a schedule ``name`` depending on ``depends_on`` when it depends on itself
+    or closes a cycle among the schedules of ``graph`` (name -> the names it depends
+    on; ``name``'s own entry is replaced). The message names the cycle: ``a -> b -> a``."""
+    if name in depends_on:
+        raise ConfigurationError(f"schedule {name!r} cannot depend on itself")
+    edges = {**graph, name: tuple(depends_on)}
+    cycle = find_cycle(edges, start=name)
+    if cycle:
+        raise ConfigurationError(f"schedule dependencies form a cycle: {' -> '.join(cycle)}")
+
+
+def find_cycle(edges: Mapping[str, Sequence[str]], start: str | None = None) -> list[str]:
+    """A cycle of ``edges`` (name -> the names it depends on) as a path that ends where
+    it starts (``["a", "b", "a"]``), through ``start`` when given; ``[]`` when there is
+    none. A name without an entry depends on nothing."""
+    roots = [start] if start is not None else sorted(edges)
+    done: set[str] = set()
+    for root in roots:
+        path: list[str] = []
+        on_path: set[str] = set()
+        # Iterative depth-first search: a long chain of schedules is no recursion limit.
+        stack: list[tuple[str, int]] = [(root, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if node in on_path:
+                    return [*path[path.index(node) :], node]
+                if node in done:
+                    continue
+                path.append(node)
+                on_path.add(node)
+            deps = edges.get(node, ())
+            if index < len(deps):
+                stack.append((node, index + 1))
+                stack.append((deps[index], 0))
+            else:
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+    return []
+
+
 @dataclass(frozen=True)
 class ScheduleOptions:
     """A schedule's options besides its trigger kind and task: the one definition of
@@ -669,6 +760,13 @@ class ScheduleOptions:
     grace: timedelta = field(default=DEFAULT_GRACE, metadata={"check": check_grace})
     overlap: bool = field(default=True, metadata={"check": _flag("overlap")})
     enabled: bool = field(default=True, metadata={"check": _flag("enabled")})
+    #: the schedules whose runs a fire waits on (docs/schedules.md: Schedules that wait
+    #: on schedules)
+    depends_on: tuple[str, ...] = field(default=(), metadata={"check": check_depends_on})
+    future_depends: bool = field(default=False, metadata={"check": _flag("future_depends")})
+    depends_on_outcome: DependsOnOutcome = field(
+        default=DEFAULT_DEPENDS_ON_OUTCOME, metadata={"check": check_depends_on_outcome}
+    )
 
     @classmethod
     def build(cls, **given: Any) -> ScheduleOptions:
@@ -689,6 +787,9 @@ class ScheduleOptionArgs(TypedDict, total=False):
     grace: timedelta | float
     overlap: bool
     enabled: bool
+    depends_on: Sequence[str] | None
+    future_depends: bool
+    depends_on_outcome: str
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ JOB_KEYS = {
 SCHEDULE_KEYS = {
     "name", "task", "schedule", "trigger", "state", "source", "args", "kwargs", "queue",
     "priority", "misfire", "grace", "overlap", "enabled", "paused", "next_fire_at",
-    "last_fire_at", "last_job_id", "last_status",
+    "last_fire_at", "last_job_id", "last_status", "depends_on", "depends_on_unknown",
+    "future_depends", "depends_on_outcome",
 }  # fmt: skip
 
 

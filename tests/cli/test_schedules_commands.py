@@ -6,11 +6,13 @@ written through the store (``next_fire_at`` in 2020); code schedules fire from 2
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tock import JobStatus
+from tock.duties.scheduler import Scheduler
 from tock.store import ScheduleRecord
 
 from .helpers import Project, assert_error
@@ -172,6 +174,9 @@ def test_show_every_field(project: Project, dynamic: str) -> None:
         "last_fire_at": "-",
         "last_job_id": "-",
         "last_status": "-",
+        "depends_on": "-",
+        "future_depends": "no",
+        "depends_on_outcome": "succeeded",
         "created_at": shown["created_at"],
         "updated_at": shown["updated_at"],
     }
@@ -206,6 +211,46 @@ def test_show_undeclared_code_schedule_of_unknown_task(project: Project) -> None
     shown = fields(result.stdout)
     assert shown["source"] == "code (undeclared)"
     assert shown["task"] == "old.nightly (not registered in this app)"
+
+
+def test_show_dependencies_and_a_waiting_fire(project: Project) -> None:
+    project.mod.app.schedule("extract", task=project.mod.add, every=3600, args=[1, 2])
+    record = ScheduleRecord(
+        name="load",
+        task="cliapp.add",
+        trigger='{"every": 3600.0, "anchor": "1970-01-01T00:00:00+00:00"}',
+        args="[1, 2]",
+        next_fire_at=PAST,
+        depends_on='["extract", "ghost"]',
+        depends_on_outcome="any",
+    )
+    project.app.store.schedule_upsert(record, now=None)
+    app = project.app
+    report = Scheduler(app.store, app.clock, app.tasks).run_once()
+    assert report.waiting == 1 and report.jobs == []
+    (fire,) = [f for f in app.store.fire_list("load") if f.outcome == "waiting"]
+    result = project.invoke("schedules", "show", "load")
+    assert result.exit_code == 0, result.output
+    shown = fields(result.stdout)
+    assert shown["depends_on"] == "extract, ghost (unknown)"
+    assert shown["future_depends"] == "no"
+    assert shown["depends_on_outcome"] == "any"
+    assert shown["waiting"] == f"fire {fire.at:%Y-%m-%d %H:%M:%S.%f}+00:00 waits for extract, ghost"
+    assert "waiting for extract, ghost" in result.stdout  # the fires table
+
+    facts = json.loads(project.invoke("schedules", "show", "load", "--json").stdout)
+    assert facts["depends_on"] == ["extract", "ghost"]
+    assert facts["depends_on_unknown"] == ["ghost"]
+    assert (facts["future_depends"], facts["depends_on_outcome"]) == (False, "any")
+    assert [f["waiting_for"] for f in facts["fires"] if f["outcome"] == "waiting"] == [
+        ["extract", "ghost"]
+    ]
+
+    listed = project.invoke("schedules", "list")
+    assert "Depends on" in listed.stdout
+    assert "ghost (unknown)" in rows(listed.stdout)["load"]
+    (extract, load) = json.loads(project.invoke("schedules", "list", "--json").stdout)
+    assert (extract["depends_on"], load["depends_on_unknown"]) == ([], ["ghost"])
 
 
 # -- pause, resume -----------------------------------------------------------------

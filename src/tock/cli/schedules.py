@@ -27,6 +27,7 @@ from tock.cli._common import (
     get_app,
     own_words,
 )
+from tock.errors import ScheduleNotFound
 from tock.schedules import Schedule, trigger_to_json
 from tock.store import FireRecord
 
@@ -40,6 +41,8 @@ OUTCOME_STYLES = {
     "missed": "yellow",
     "overlap": "yellow",
     "paused": "yellow",
+    "waiting": "magenta",
+    "dependencies": "yellow",
 }
 
 
@@ -60,8 +63,9 @@ def list_schedules(limit: int, as_json: bool) -> None:
     found = app.list_schedules(limit=limit + 1)
     cut = len(found) > limit
     found = found[:limit]
+    names = {s.name for s in found}
     if as_json:
-        click.echo(json.dumps([schedule_json(s, app) for s in found], indent=2))
+        click.echo(json.dumps([schedule_json(s, app, names) for s in found], indent=2))
         return
     out = console()
     if not found:
@@ -75,6 +79,9 @@ def list_schedules(limit: int, as_json: bool) -> None:
     table.add_column("Next fire", no_wrap=True)
     table.add_column("Last fire", no_wrap=True)
     table.add_column("Source", no_wrap=True)
+    deps = any(s.depends_on for s in found)
+    if deps:
+        table.add_column("Depends on", overflow="fold")
     for s in found:
         state = state_of(s)
         table.add_row(
@@ -87,6 +94,7 @@ def list_schedules(limit: int, as_json: bool) -> None:
             fmt_time(s.next_fire_at) if state == "active" else "-",
             last_fire(s),
             source_of(s, app),
+            *([depends_on_text(s, app, names)] if deps else []),
         )
     out.print(table)
     if cut:
@@ -103,9 +111,11 @@ def show(name: str, as_json: bool) -> None:
     JSON keys: name, task, schedule (the expression), trigger ({"cron", "timezone"},
     {"every", "anchor"} or {"at"}), state, source, args, kwargs, queue and priority
     (null: the task's), misfire, grace (seconds), overlap, enabled, paused,
-    next_fire_at, last_fire_at, last_job_id, last_status, created_at, updated_at and
-    fires (newest first: at, last, count, outcome, job_id, manual, created_at). Times
-    are ISO 8601, UTC.
+    next_fire_at, last_fire_at, last_job_id, last_status, depends_on,
+    depends_on_unknown (the dependencies no schedule holds), future_depends,
+    depends_on_outcome, created_at, updated_at and fires (newest first: at, last,
+    count, outcome, job_id, manual, created_at, waiting_for). A fire waiting on
+    dependencies has the outcome "waiting" and names them. Times are ISO 8601, UTC.
     """
     app = get_app()
     schedule = app.get_schedule(name)
@@ -117,7 +127,7 @@ def show(name: str, as_json: bool) -> None:
         facts["fires"] = [fire_json(f) for f in fires]
         click.echo(json.dumps(facts, indent=2))
         return
-    for line in describe(schedule, app, schedule.created_at, schedule.updated_at):
+    for line in describe(schedule, app, schedule.created_at, schedule.updated_at, fires):
         click.echo(line)
     out = console()
     out.print()
@@ -230,10 +240,44 @@ def next_fire_sentence(s: Schedule) -> str:
     return f"next planned fire {when} (not while {state_of(s)})"
 
 
+def unknown_dependencies(s: Schedule, app: Tock, known: set[str] | None = None) -> list[str]:
+    """The schedules ``s`` depends on that the store does not hold: its fires wait for
+    them until they exist and run (docs/schedules.md: Schedules that wait on
+    schedules). ``known``: names already read (the others are looked up)."""
+    unknown = []
+    for name in s.depends_on:
+        if known is not None and name in known:
+            continue
+        try:
+            app.get_schedule(name)
+        except ScheduleNotFound:
+            unknown.append(name)
+    return unknown
+
+
+def depends_on_text(s: Schedule, app: Tock, known: set[str] | None = None) -> str:
+    """``a, b (unknown)``: the dependencies, those no schedule holds marked; ``-``."""
+    if not s.depends_on:
+        return "-"
+    unknown = set(unknown_dependencies(s, app, known))
+    return ", ".join(n + (" (unknown)" if n in unknown else "") for n in s.depends_on)
+
+
+def waiting_text(f: FireRecord) -> str:
+    """What a waiting fire waits for, as ``tock schedules show`` says it."""
+    names = ", ".join(f.waiting_for) or "its dependencies (the scheduler looks again)"
+    return f"fire {_time(f.at)} waits for {names}"
+
+
 def describe(
-    s: Schedule, app: Tock, created_at: datetime | None, updated_at: datetime | None
+    s: Schedule,
+    app: Tock,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+    fires: list[FireRecord] | None = None,
 ) -> list[str]:
-    """``name: value`` lines for every field of the schedule."""
+    """``name: value`` lines for every field of the schedule (and its waiting fire,
+    among ``fires``)."""
     rows: list[tuple[str, str]] = [
         ("name", s.name),
         ("task", s.task + ("" if s.task in app.tasks else " (not registered in this app)")),
@@ -253,15 +297,20 @@ def describe(
         ("last_fire_at", _time(s.last_fire_at)),
         ("last_job_id", _value(s.last_job_id)),
         ("last_status", _value(s.last_status)),
+        ("depends_on", depends_on_text(s, app)),
+        ("future_depends", "yes" if s.future_depends else "no"),
+        ("depends_on_outcome", s.depends_on_outcome),
         ("created_at", _time(created_at)),
         ("updated_at", _time(updated_at)),
     ]
+    rows += [("waiting", waiting_text(f)) for f in fires or () if f.outcome == "waiting"]
     width = max(len(name) for name, _ in rows) + 1
     return [f"{name + ':':<{width}} {value}" for name, value in rows]
 
 
-def schedule_json(s: Schedule, app: Tock) -> dict[str, Any]:
-    """A schedule for programs: every key always present, times in ISO 8601 (UTC)."""
+def schedule_json(s: Schedule, app: Tock, known: set[str] | None = None) -> dict[str, Any]:
+    """A schedule for programs: every key always present, times in ISO 8601 (UTC).
+    ``known``: schedule names already read (see ``unknown_dependencies``)."""
     return {
         "name": s.name,
         "task": s.task,
@@ -282,6 +331,10 @@ def schedule_json(s: Schedule, app: Tock) -> dict[str, Any]:
         "last_fire_at": _iso(s.last_fire_at),
         "last_job_id": s.last_job_id,
         "last_status": s.last_status,
+        "depends_on": list(s.depends_on),
+        "depends_on_unknown": unknown_dependencies(s, app, known),
+        "future_depends": s.future_depends,
+        "depends_on_outcome": s.depends_on_outcome,
     }
 
 
@@ -294,6 +347,7 @@ def fire_json(f: FireRecord) -> dict[str, Any]:
         "job_id": f.job_id,
         "manual": f.manual,
         "created_at": _iso(f.created_at),
+        "waiting_for": list(f.waiting_for),
     }
 
 
@@ -313,6 +367,8 @@ def fires_table(fires: list[FireRecord]) -> Table:
             # A run of drops is one row: first … last (how many).
             when = f"{when} … {fmt_time(f.last)} ({f.count})"
         outcome = f.outcome + (" (manual)" if f.manual and f.outcome != "triggered" else "")
+        if f.outcome == "waiting" and f.waiting_for:
+            outcome += f" for {', '.join(f.waiting_for)}"
         table.add_row(
             when,
             Text(outcome, style=OUTCOME_STYLES.get(f.outcome, "")),

@@ -18,6 +18,13 @@ made ahead: it is left for a pass at its fire time, which decides then, as witho
 lead. A pause, a removal or a change of the schedule withdraws the jobs made ahead that
 no worker took yet (the store does it in the same transaction).
 
+A fire of a schedule with ``depends_on`` is written as a "waiting" fire (no job) and is
+never made ahead; after the due schedules, each pass looks at the waiting fires of the
+schedules this process knows and releases those whose dependencies are met (their job
+due now), drops those the misfire policy drops, or records what they wait for, each with
+:meth:`Store.fire_release`, fenced by the lease (docs/design.md: "Schedules that wait on
+schedules").
+
 Between passes the scheduler sleeps until ``lead`` before the earliest next fire (or
 until the fire time of a fire it left for its time), at most ``interval`` (a schedule
 created or changed elsewhere is seen within that). After each fire that created jobs it
@@ -37,7 +44,7 @@ from typing import Any
 
 from tock._service import Duty
 from tock.clock import Clock
-from tock.errors import ConfigurationError
+from tock.errors import ConfigurationError, ScheduleNotFound
 from tock.jobs import JobId, JobStatus
 from tock.schedules import Trigger, plan_fires, trigger_from_json
 from tock.store import MAX_LEAD, Fire, Lease, ScheduleRecord, Store
@@ -47,6 +54,7 @@ log = logging.getLogger("tock.scheduler")
 
 ENQUEUED = "enqueued"
 OVERLAP = "overlap"
+WAITING = "waiting"
 _BUSY = (JobStatus.PENDING, JobStatus.RUNNING)
 # Waking exactly at a fire time, a database clock read to the millisecond (SQLite's) may
 # still be short of it: the pass finds nothing due and runs again at once, several times.
@@ -91,6 +99,8 @@ class SchedulerReport:
     lost_races: int = 0  #: schedules another node advanced first
     dropped: int = 0  #: fires that became no job (misfire policy, no-overlap)
     deferred: int = 0  #: fires within the lead left for their time (no-overlap)
+    released: int = 0  #: waiting fires whose dependencies were met: their jobs made
+    waiting: int = 0  #: fires still waiting on dependencies after the pass
     next_due: datetime | None = None  #: the earliest next fire past the pass's lead
     now: datetime | None = None  #: the time the pass planned for
     lead: float = 0.0  #: seconds ahead of a fire that its job is made
@@ -172,6 +182,7 @@ class Scheduler(Duty):
                 break
         else:
             report.more = True
+        self._release(tasks, now, report, lease)
         # Past the horizon: what is left within it was made, cannot fire, or waits for
         # its time (``held_until``).
         report.next_due = self.store.schedule_next_due(tasks=names, after=horizon)
@@ -202,13 +213,15 @@ class Scheduler(Duty):
         )
         fires = [Fire(d.first, d.reason, last=d.last, count=d.count) for d in plan.dropped]
         busy = not record.overlap and record.last_status in _BUSY
+        waits = record.depends_on != "[]"
         skipped: list[datetime] = []  # consecutive fires dropped for overlap: one row
         new_next = plan.next_fire
         for at in plan.run:
-            if busy and at > now:
-                # No-overlap is decided at the fire time: a fire to come is not dropped
-                # for a job that may end before it. It stays the next fire, and a pass at
-                # its time decides (docs/design.md: "Fires made ahead").
+            if (busy or waits) and at > now:
+                # No-overlap and dependencies are decided at the fire time: a fire to
+                # come is not dropped for a job that may end before it, nor made before
+                # its dependencies are known. It stays the next fire, and a pass at its
+                # time decides (docs/design.md: "Fires made ahead").
                 new_next = at
                 report.deferred += 1
                 if report.held_until is None or at < report.held_until:
@@ -216,6 +229,12 @@ class Scheduler(Duty):
                 break
             if busy:
                 skipped.append(at)
+                continue
+            if waits:
+                # Dependencies are decided at the fire time, by the release below, as
+                # no-overlap is: the fire waits, and is released in this very pass when
+                # they are met (docs/design.md: "Schedules that wait on schedules").
+                fires.append(Fire(at, WAITING))
                 continue
             fires.append(Fire(at, ENQUEUED, job=job_for_fire(task, record, at)))
             busy = not record.overlap
@@ -245,12 +264,66 @@ class Scheduler(Duty):
         if created and self._on_enqueued is not None:
             made = [f for f in fires if f.job is not None]
             self._on_enqueued({f.job.queue for f in made if f.job}, min(f.at for f in made))
-        dropped = sum(f.count for f in fires if f.job is None)
+        drops = [f for f in fires if f.job is None and f.outcome != WAITING]
+        dropped = sum(f.count for f in drops)
         report.dropped += dropped
         if dropped:
-            reasons = ", ".join(f"{f.count} {f.outcome}" for f in fires if f.job is None)
+            reasons = ", ".join(f"{f.count} {f.outcome}" for f in drops)
             log.info("schedule %s: fires dropped (%s)", record.name, reasons)
         return plan.capped
+
+    def _release(
+        self,
+        tasks: Mapping[str, Task[Any, Any]],
+        now: datetime,
+        report: SchedulerReport,
+        lease: Lease | None,
+    ) -> None:
+        """Look at the waiting fires again (docs/design.md: "Schedules that wait on
+        schedules"): a fire whose dependencies are met gets its job, due now; under
+        misfire "skip", one that waited past the grace is dropped ("dependencies");
+        otherwise what it waits for is recorded when that changed. The dependencies are
+        read first, and only a change is written (in a transaction fenced by the lease,
+        which reads them again)."""
+        # Every waiting fire is looked at, up to the pass's whole budget of schedules:
+        # the first ones still waiting must not hide those after them.
+        limit = self.config.batch_size * self.config.max_rounds
+        waiting = self.store.fire_waiting(limit=limit, tasks=sorted(tasks))
+        for fire in waiting:
+            try:
+                record = self.store.schedule_get(fire.schedule)
+            except ScheduleNotFound:
+                continue  # deleted meanwhile: its waiting fire went with it
+            task = tasks.get(record.task)
+            if task is None:
+                continue
+            deadline = None
+            if record.misfire == "skip":
+                deadline = now - timedelta(seconds=record.grace)
+            unmet = tuple(self.store.schedule_deps_unmet(record.name))
+            late = deadline is not None and fire.at <= deadline
+            if unmet and not late and unmet == fire.waiting_for:
+                report.waiting += 1
+                continue  # nothing changed: nothing to write
+            job = job_for_fire(task, record, None)  # due now: its dependencies ran
+            result = self.store.fire_release(
+                record.name,
+                at=fire.at,
+                job=job,
+                drop_before=deadline,
+                now=self.clock.db_now(),
+                lease=lease,
+            )
+            if result.job_id is not None:
+                report.jobs.append(result.job_id)
+                report.released += 1
+                if self._on_enqueued is not None:
+                    self._on_enqueued({job.queue}, now)
+            elif result.dropped:
+                report.dropped += fire.count
+                log.info("schedule %s: a fire waited past its grace (dependencies)", record.name)
+            elif result.waiting_for:
+                report.waiting += 1
 
     def _trigger(self, record: ScheduleRecord) -> Trigger | None:
         try:

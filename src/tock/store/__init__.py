@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from tock.store._lists import JobFilter
 
 __all__ = [
+    "DEPENDS_ON_OUTCOMES",
     "FIRE_OUTCOMES",
     "Dependencies",
     "Fire",
     "FireRecord",
+    "FireRelease",
     "JobCounts",
     "Lease",
     "QueueRecord",
@@ -148,8 +150,21 @@ class RescueReport:
         return bool(self.dead_workers or self.rescued or self.lost or self.failed or self.canceled)
 
 
-#: why a fire row exists: a job ("enqueued", "triggered" by hand) or a drop
-FIRE_OUTCOMES = ("enqueued", "coalesced", "missed", "overlap", "paused", "triggered")
+#: why a fire row exists: a job ("enqueued", "triggered" by hand), a drop, or a fire
+#: "waiting" on its schedule's dependencies (no job yet; "dependencies": dropped while it
+#: waited, docs/design.md: "Schedules that wait on schedules")
+FIRE_OUTCOMES = (
+    "enqueued",
+    "coalesced",
+    "missed",
+    "overlap",
+    "paused",
+    "triggered",
+    "waiting",
+    "dependencies",
+)
+#: what a dependency's run must end in to count: "succeeded", or "any" finished state
+DEPENDS_ON_OUTCOMES = ("succeeded", "any")
 #: the longest a scheduler makes a fire's job ahead of its time (``SchedulerConfig.lead``):
 #: an upsert compares the old values of the schedules whose next fire is within it
 MAX_LEAD = timedelta(seconds=60)
@@ -169,7 +184,9 @@ class ScheduleRecord:
     latest fire that created a job (scheduled or triggered by hand); ``last_status``: the
     status of that job while the store still holds it (``None`` once pruned, or never
     fired). ``last_*``, ``created_at`` and ``updated_at`` are set by the store (ignored by
-    ``schedule_upsert``).
+    ``schedule_upsert``). ``depends_on`` is the JSON text of the list of schedule names
+    whose runs a fire waits on (docs/design.md: "Schedules that wait on schedules"),
+    with ``future_depends`` and ``depends_on_outcome`` (one of DEPENDS_ON_OUTCOMES).
     """
 
     name: str
@@ -191,6 +208,9 @@ class ScheduleRecord:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     last_status: JobStatus | None = None
+    depends_on: str = "[]"
+    future_depends: bool = False
+    depends_on_outcome: str = "succeeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +219,8 @@ class Fire:
 
     A drop may stand for a run of consecutive dropped fires: ``at`` the first,
     ``last`` the last (``None``: the same as ``at``), ``count`` how many. ``last`` and
-    ``count`` are ignored for a fire with a job.
+    ``count`` are ignored for a fire with a job. A "waiting" fire (no job) waits on
+    the schedule's dependencies: ``schedule_fire`` keeps at most one a schedule.
     """
 
     at: datetime  #: the fire time (the first of a run of drops)
@@ -247,6 +268,18 @@ class FireRecord:
     job_id: JobId | None
     manual: bool
     created_at: datetime
+    #: a "waiting" fire: the dependencies not yet met when the scheduler last looked
+    waiting_for: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FireRelease:
+    """What ``fire_release`` did with a waiting fire."""
+
+    job_id: JobId | None = None  #: the job made: the dependencies are met
+    waiting_for: tuple[str, ...] = ()  #: still waiting, on these
+    dropped: bool = False  #: dropped ("dependencies"): it waited past the grace
+    gone: bool = False  #: no such waiting fire any more (released or changed meanwhile)
 
 
 class Watch(Protocol):
@@ -609,7 +642,8 @@ class Store(Protocol):
         """True if it existed. Its fire rows stay: a schedule created again under the
         same name still never fires twice at a recorded time. The fires made ahead
         (fire time after ``now``) whose job no worker took yet are withdrawn first: job
-        and fire row deleted (docs/design.md: "Fires made ahead")."""
+        and fire row deleted (docs/design.md: "Fires made ahead"). A fire waiting on
+        its dependencies is recorded as dropped ("dependencies")."""
         ...
 
     def schedule_set_paused(
@@ -672,7 +706,10 @@ class Store(Protocol):
         before it (docs/design.md: consecutive drops are one row), else inserts a row; a new row
         with a job inserts that job (the ordinary insert path, in the same transaction)
         and records its id. Returns the ids of the jobs created, in fire order; sets
-        ``last_fire_at``/``last_job_id`` to the latest of them.
+        ``last_fire_at``/``last_job_id`` to the latest of them. A "waiting" fire (no job)
+        is recorded as waiting; when the schedule already has a waiting fire, a later one
+        joins it (misfire coalesce or all: its last fire and count grow) or replaces it
+        (skip: the older is recorded as "dependencies").
         """
         ...
 
@@ -683,7 +720,44 @@ class Store(Protocol):
         Raises ScheduleNotFound when there is no such schedule (nothing written)."""
         ...
 
+    def schedule_graph(self) -> dict[str, tuple[str, ...]]:
+        """Each schedule that depends on others, with the names it depends on (the
+        cycle check at definition: docs/design.md, "Schedules that wait on
+        schedules")."""
+        ...
+
+    def schedule_deps_unmet(self, name: str) -> list[str]:
+        """The dependencies of ``name`` not met now, in the order given: those none of
+        whose runs finished (succeeded, or in any finished state with
+        ``depends_on_outcome="any"``) since the schedule's last run started. A
+        schedule that never ran: any finished run counts, and with ``future_depends``
+        none is unmet. A dependency that no schedule holds has no run: unmet."""
+        ...
+
     # fires
+    def fire_waiting(self, *, limit: int, tasks: Sequence[str] | None = None) -> list[FireRecord]:
+        """The fires waiting on their schedule's dependencies (at most one a schedule),
+        of active schedules (of ``tasks`` when given), oldest first, at most ``limit``."""
+        ...
+
+    def fire_release(
+        self,
+        name: str,
+        *,
+        at: datetime,
+        job: NewJob,
+        drop_before: datetime | None,
+        now: datetime | None,
+        lease: Lease | None = None,
+    ) -> FireRelease:
+        """Look at the waiting fire of ``name`` at ``at`` again, in one transaction (with
+        ``lease``, fenced like ``schedule_fire``): nothing when the schedule is no longer
+        active or the fire no longer waits (``gone``); dropped as "dependencies" when
+        ``at <= drop_before``; else, its dependencies met, ``job`` made (due as it says)
+        and recorded as the fire's, the schedule's ``last_*`` set to it; otherwise the
+        unmet ones recorded as what it waits for."""
+        ...
+
     def fire_list(
         self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
     ) -> list[FireRecord]:

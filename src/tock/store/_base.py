@@ -59,6 +59,7 @@ from tock.store import (
     Dependencies,
     Fire,
     FireRecord,
+    FireRelease,
     JobCounts,
     Lease,
     QueueRecord,
@@ -82,10 +83,11 @@ from tock.store._lists import (
     params,
     parts,
 )
-from tock.store._rows import fire_record, job_record, last_of_each, schedule_record
+from tock.store._rows import fire_record, job_record, json_loads, last_of_each, schedule_record
 from tock.store._rows import us as _us
 from tock.store._sql import variant
 
+WAITING = "waiting"  #: a fire waiting on its schedule's dependencies (no job yet)
 MANUAL_TRIES = 1000  # a manual trigger's key taken: try that many next instants
 STOP_TRIES = 10  # job_stop: a job changing state under the request, asked again so often
 
@@ -233,6 +235,9 @@ class SQLStore(ABC):
                 "paused": bool(s.paused),
                 "source": s.source,
                 "next_fire_at": s.next_fire_at,
+                "depends_on": s.depends_on,
+                "future_depends": bool(s.future_depends),
+                "depends_on_outcome": s.depends_on_outcome,
             }
             for s in last_of_each(schedules)
         ]
@@ -787,8 +792,19 @@ class SQLStore(ABC):
     # withdraws the jobs of its fires still to come that no worker took yet, in the same
     # transaction, so none runs as if nothing had happened.
 
-    #: what a fire's job is made of: a change in any of them withdraws the jobs made ahead
-    _JOB_FIELDS = ("task", "trigger", "args", "kwargs", "queue", "priority", "overlap", "enabled")
+    #: what a fire's job is made of, or whether it may be made ahead: a change in any of
+    #: them withdraws the jobs made ahead (a schedule given dependencies waits instead)
+    _JOB_FIELDS = (
+        "task",
+        "trigger",
+        "args",
+        "kwargs",
+        "queue",
+        "priority",
+        "overlap",
+        "enabled",
+        "depends_on",
+    )
 
     def _upsert_withdrawing(
         self, conn: Any, schedules: Sequence[ScheduleRecord], stamp: Any
@@ -860,6 +876,8 @@ class SQLStore(ABC):
             if conn.execute(self.Q["schedule_lock"], {"name": name}).fetchone() is None:
                 return False
             self._withdraw(conn, name, self._stamp(conn, now))
+            # A fire waiting on dependencies goes with its schedule: recorded as dropped.
+            conn.execute(self.Q["fire_wait_drop"], {"schedule": name})
             return bool(conn.execute(self.Q["schedule_delete"], {"name": name}).rowcount > 0)
 
     def schedule_set_paused(
@@ -958,7 +976,14 @@ class SQLStore(ABC):
                     "count": 1,
                     "now": stamp,
                 }
-                if fire.job is None:
+                if fire.outcome == WAITING:
+                    # At most one waiting fire a schedule (docs/design.md: "Schedules
+                    # that wait on schedules"): coalesce and all merge a later fire into
+                    # it; skip drops it ("dependencies") and the later one waits instead.
+                    if conn.execute(self.Q["fire_wait_merge"], params).fetchall():
+                        continue
+                    conn.execute(self.Q["fire_wait_drop"], params)
+                elif fire.job is None:
                     params["last_at"] = self._time(fire.last) if fire.last is not None else at
                     params["count"] = fire.count
                     if conn.execute(self.Q["fire_extend"], params).fetchall():
@@ -1011,7 +1036,57 @@ class SQLStore(ABC):
             )
         return job_id
 
+    def schedule_graph(self) -> dict[str, tuple[str, ...]]:
+        with self._read() as conn:
+            rows = conn.execute(self.Q["schedule_graph"], {}).fetchall()
+        return {name: tuple(json_loads(deps)) for name, deps in rows}
+
+    def schedule_deps_unmet(self, name: str) -> list[str]:
+        with self._read() as conn:
+            rows = conn.execute(self.Q["schedule_deps_unmet"], {"name": name}).fetchall()
+        return [n for (n,) in rows]
+
     # -- fires ---------------------------------------------------------------------
+
+    def fire_waiting(self, *, limit: int, tasks: Sequence[str] | None = None) -> list[FireRecord]:
+        params = {"limit": int(limit), "tasks": self._names(tasks)}
+        with self._read() as conn:
+            rows = conn.execute(self.Q["fire_waiting"], params).fetchall()
+        return [fire_record(r, self._read_time) for r in rows]
+
+    def fire_release(
+        self,
+        name: str,
+        *,
+        at: datetime,
+        job: NewJob,
+        drop_before: datetime | None,
+        now: datetime | None,
+        lease: Lease | None = None,
+    ) -> FireRelease:
+        key = {"schedule": name, "fire_at": self._time(at)}
+        with self._write() as conn:
+            self._fence(conn, lease)
+            if conn.execute(self.Q["schedule_lock_active"], {"name": name}).fetchone() is None:
+                return FireRelease(gone=True)  # gone, paused or disabled meanwhile
+            row = conn.execute(self.Q["fire_waiting_get"], key).fetchone()
+            if row is None:
+                return FireRelease(gone=True)  # released, dropped or replaced meanwhile
+            if drop_before is not None and at <= drop_before:
+                conn.execute(self.Q["fire_wait_drop"], key)
+                return FireRelease(dropped=True)
+            unmet = [n for (n,) in conn.execute(self.Q["schedule_deps_unmet"], {"name": name})]
+            if unmet:
+                conn.execute(self.Q["fire_wait_set"], {**key, "waiting_for": _json(unmet)})
+                return FireRelease(waiting_for=tuple(unmet))
+            # The ordinary insert path, inside this transaction, as a fire's.
+            (job_id,) = self.job_enqueue_many([job], now=now, connection=conn)
+            conn.execute(self.Q["fire_released"], {**key, "job_id": job_id})
+            conn.execute(
+                self.Q["schedule_set_last"],
+                {"name": name, "last_fire_at": row[1], "last_job_id": job_id},
+            )
+        return FireRelease(job_id=job_id)
 
     def fire_list(
         self, name: str, *, limit: int = 20, before: tuple[datetime, bool] | None = None
@@ -1040,6 +1115,10 @@ class SQLStore(ABC):
                 return int(conn.execute(self.Q["fire_prune"], params).rowcount)
 
         return _in_batches(some, batch_size)
+
+
+def _json(names: Sequence[str]) -> str:
+    return json.dumps(list(names))
 
 
 def _in_batches(step: Callable[[], int], batch_size: int) -> int:

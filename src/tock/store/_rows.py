@@ -95,7 +95,8 @@ def us(seconds: float) -> int:
 #: queries add the status of the last job (see ``last_status``) after them
 SCHEDULE_COLUMNS = (
     "name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap, enabled, "
-    "paused, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at"
+    "paused, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at, "
+    "depends_on, future_depends, depends_on_outcome"
 )
 
 
@@ -120,7 +121,10 @@ def schedule_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) 
         last_job_id=row[15],
         created_at=when(row[16]),
         updated_at=when(row[17]),
-        last_status=None if row[18] is None else STATUS[row[18]],
+        depends_on=row[18],
+        future_depends=bool(row[19]),
+        depends_on_outcome=row[20],
+        last_status=None if row[21] is None else STATUS[row[21]],
     )
 
 
@@ -132,7 +136,7 @@ def last_of_each(schedules: Sequence[ScheduleRecord]) -> list[ScheduleRecord]:
 
 
 #: the columns of a fire row, in the order ``fire_record`` reads them
-FIRE_COLUMNS = "schedule, fire_at, last_at, count, outcome, job_id, manual, created_at"
+FIRE_COLUMNS = "schedule, fire_at, last_at, count, outcome, job_id, manual, created_at, waiting_for"
 
 
 def fire_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> FireRecord:
@@ -147,4 +151,5 @@ def fire_record(row: Sequence[Any], when: Callable[[Any], datetime | None]) -> F
         job_id=row[5],
         manual=bool(row[6]),
         created_at=created_at,
+        waiting_for=() if row[8] is None else tuple(json_loads(row[8])),
     )

@@ -684,3 +684,93 @@ def test_the_history_page_lists_the_actions(
     assert response.status_code == 200
     assert "Paused." in response.content.decode()
     assert client.get("/admin/tock/schedule/adm_3Agone/history/").status_code == 302
+
+
+# -- schedules that wait on schedules ----------------------------------------------------
+
+
+def test_add_a_schedule_with_dependencies(
+    client: Any, user: Callable[..., Any], names: list[str], dynamic: str
+) -> None:
+    from tock.contrib.django import app
+
+    name = f"adm:dep-{secrets.token_hex(4)}"
+    names.append(name)
+    client.force_login(user("view_schedule", "add_schedule"))
+    response = client.post(
+        ADD,
+        form(
+            name=name,
+            depends_on=f" {dynamic}, adm:later ",
+            future_depends="on",
+            depends_on_outcome="any",
+        ),
+    )
+    assert response.status_code == 302, response.content[:500]
+    made = app.get_schedule(name)
+    assert made.depends_on == (dynamic, "adm:later")
+    assert (made.future_depends, made.depends_on_outcome) == (True, "any")
+
+
+def test_a_dependency_cycle_is_an_error_on_the_field(
+    client: Any, user: Callable[..., Any], names: list[str], dynamic: str
+) -> None:
+    from tock.contrib.django import app
+
+    first = f"adm:cyc-{secrets.token_hex(4)}"
+    names.append(first)
+    app.schedule(first, task=TASK, cron="0 9 * * *", kwargs={"order_id": 1}, depends_on=[dynamic])
+    client.force_login(user(*ALL))
+    # The dynamic schedule is edited to depend on the one that depends on it.
+    response = client.post(page_of(dynamic), form(depends_on=first))
+    assert errors(response) == {
+        "depends_on": [f"schedule dependencies form a cycle: {dynamic} -> {first} -> {dynamic}"]
+    }
+    assert app.get_schedule(dynamic).depends_on == ()
+    response = client.post(ADD, form(name=f"adm:self-{secrets.token_hex(4)}", depends_on="a b"))
+    assert errors(response) == {
+        "depends_on": [
+            "depends_on= holds 'a b', which is not a schedule name: use 1 to 200 characters "
+            "from A-Z a-z 0-9 _ . : -"
+        ]
+    }
+    edit = client.post(page_of(dynamic), form(depends_on=dynamic))
+    assert errors(edit) == {"depends_on": [f"schedule {dynamic!r} cannot depend on itself"]}
+
+
+def test_the_page_shows_dependencies_and_a_waiting_fire(
+    client: Any, user: Callable[..., Any], names: list[str], dynamic: str
+) -> None:
+    from tock.contrib.django import app
+    from tock.store import Fire
+    from tock.tasks import job_for_fire
+
+    name = f"adm:wait-{secrets.token_hex(4)}"
+    names.append(name)
+    app.schedule(
+        name, task=TASK, every=3600, kwargs={"order_id": 1}, depends_on=[dynamic, "adm:ghost"]
+    )
+    record = app.store.schedule_get(name)
+    assert record.next_fire_at is not None
+    at = record.next_fire_at
+    # A fire that came due and waits, as a scheduler pass leaves it.
+    app.store.schedule_fire(
+        name,
+        expected_next=at,
+        new_next=at + timedelta(hours=1),
+        fires=[Fire(at, "waiting")],
+        now=None,
+    )
+    job = job_for_fire(app.tasks[TASK], record, None)
+    released = app.store.fire_release(name, at=at, job=job, drop_before=None, now=None)
+    assert released.waiting_for == (dynamic, "adm:ghost")
+    client.force_login(user("view_schedule", "change_schedule"))
+    response = client.get(page_of(name))
+    page = response.content.decode()
+    assert f"{dynamic}, adm:ghost (unknown: no such schedule)" in page
+    assert "no: even the first fire waits" in page
+    assert f"waiting for {dynamic}, adm:ghost" in page
+    assert "none yet: waiting on dependencies" in page
+    initial = response.context_data["form"].initial
+    assert initial["depends_on"] == f"{dynamic}, adm:ghost"
+    assert (initial["future_depends"], initial["depends_on_outcome"]) == (False, "succeeded")

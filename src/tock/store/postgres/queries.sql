@@ -844,18 +844,23 @@ coalesce((SELECT j.status FROM {schema}.tock_jobs AS j WHERE j.id = last_job_id)
 -- and keeps next_fire_at unless the trigger changed; last_* and created_at stay.
 INSERT INTO {schema}.tock_schedules AS s
        (name, task, trigger, args, kwargs, queue, priority, misfire, grace, overlap,
-        enabled, paused, source, next_fire_at, created_at, updated_at)
+        enabled, paused, source, next_fire_at, created_at, updated_at, depends_on,
+        future_depends, depends_on_outcome)
 SELECT u.name, u.task, u.trigger, u.args, u.kwargs, u.queue, u.priority, u.misfire,
-       u.grace, u.overlap, u.enabled, u.paused, u.source, u.next_fire_at, {now}, {now}
+       u.grace, u.overlap, u.enabled, u.paused, u.source, u.next_fire_at, {now}, {now},
+       u.depends_on, u.future_depends, u.depends_on_outcome
   FROM json_to_recordset(%(rows)s::json)
        AS u(name text, task text, trigger text, args text, kwargs text, queue text,
             priority int, misfire text, grace float8, overlap bool, enabled bool,
-            paused bool, source text, next_fire_at timestamptz)
+            paused bool, source text, next_fire_at timestamptz, depends_on text,
+            future_depends bool, depends_on_outcome text)
 ON CONFLICT (name) DO UPDATE
    SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
        kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
        misfire = excluded.misfire, grace = excluded.grace, overlap = excluded.overlap,
        enabled = excluded.enabled, source = excluded.source,
+       depends_on = excluded.depends_on, future_depends = excluded.future_depends,
+       depends_on_outcome = excluded.depends_on_outcome,
        next_fire_at = CASE WHEN s.trigger = excluded.trigger
                            THEN s.next_fire_at ELSE excluded.next_fire_at END,
        updated_at = excluded.updated_at;
@@ -1009,6 +1014,88 @@ UPDATE {schema}.tock_fires SET job_id = %(job_id)s
  WHERE schedule = %(schedule)s AND manual = %(manual)s
    AND fire_at = %(fire_at)s::timestamptz;
 
+-- name: schedule_graph
+-- The schedules that depend on others, with their dependencies (a JSON list): the
+-- cycle check at definition (docs/design.md: "Schedules that wait on schedules").
+SELECT name, depends_on FROM {schema}.tock_schedules WHERE depends_on <> '[]';
+
+-- name: schedule_lock_active
+-- Lock the schedule's row if it exists and is active, as a fire does (schedule_advance):
+-- a release and a fire of one schedule take their turns.
+SELECT 1 FROM {schema}.tock_schedules
+ WHERE name = %(name)s AND enabled AND NOT paused
+   FOR NO KEY UPDATE;
+
+-- name: schedule_deps_unmet
+-- The dependencies of :name not met, in the order given: those none of whose runs (a
+-- job of one of its fires, manual ones too) finished since the schedule's last run
+-- started (its last job's start, or its creation while not started; the last fire
+-- time once pruned), as succeeded or, with depends_on_outcome 'any', in any finished
+-- state. A schedule that never ran: any finished run counts, and with future_depends
+-- every dependency is met.
+SELECT d.name
+  FROM {schema}.tock_schedules AS s,
+       jsonb_array_elements_text(s.depends_on::jsonb) WITH ORDINALITY AS d(name, n)
+ WHERE s.name = %(name)s
+   AND NOT (s.future_depends AND s.last_fire_at IS NULL)
+   AND NOT EXISTS (
+       SELECT 1 FROM {schema}.tock_fires AS f
+         JOIN {schema}.tock_jobs_finished AS j ON j.id = f.job_id
+        WHERE f.schedule = d.name AND f.job_id IS NOT NULL
+          AND (j.status = 'succeeded' OR s.depends_on_outcome = 'any')
+          AND (s.last_fire_at IS NULL
+               OR j.finished_at > coalesce(
+                      (SELECT coalesce(l.started_at, l.created_at)
+                         FROM {schema}.tock_jobs AS l WHERE l.id = s.last_job_id),
+                      (SELECT coalesce(p.started_at, p.created_at)
+                         FROM {schema}.tock_jobs_finished AS p WHERE p.id = s.last_job_id),
+                      s.last_fire_at)))
+ ORDER BY d.n;
+
+-- name: fire_waiting
+-- The waiting fires of active schedules (of %(tasks)s when given), oldest first,
+-- through the partial index tock_fires_waiting.
+SELECT {fcols} FROM {schema}.tock_fires
+ WHERE outcome = 'waiting'
+   AND schedule IN (SELECT name FROM {schema}.tock_schedules
+                     WHERE enabled AND NOT paused
+                       AND (%(tasks)s::text[] IS NULL OR task = ANY(%(tasks)s::text[])))
+ ORDER BY fire_at
+ LIMIT %(limit)s;
+
+-- name: fire_waiting_get
+-- The schedule's waiting fire at %(fire_at)s, if it still waits.
+SELECT fire_at, last_at FROM {schema}.tock_fires
+ WHERE schedule = %(schedule)s AND NOT manual AND outcome = 'waiting'
+   AND fire_at = %(fire_at)s::timestamptz;
+
+-- name: fire_wait_merge
+-- A later fire of a schedule whose fire waits joins it (misfire coalesce or all; skip
+-- replaces it instead): at most one waiting fire a schedule. Under the schedule's row
+-- lock (schedule_advance).
+UPDATE {schema}.tock_fires
+   SET last_at = greatest(last_at, %(fire_at)s::timestamptz), count = count + 1
+ WHERE schedule = %(schedule)s AND NOT manual AND outcome = 'waiting'
+   AND (SELECT misfire FROM {schema}.tock_schedules WHERE name = %(schedule)s) <> 'skip'
+RETURNING 1;
+
+-- name: fire_wait_drop
+-- The schedule's waiting fire, dropped: recorded as 'dependencies'.
+UPDATE {schema}.tock_fires SET outcome = 'dependencies', waiting_for = NULL
+ WHERE schedule = %(schedule)s AND NOT manual AND outcome = 'waiting';
+
+-- name: fire_wait_set
+-- What a waiting fire waits for (a JSON list of names), as the scheduler last saw it.
+UPDATE {schema}.tock_fires SET waiting_for = %(waiting_for)s
+ WHERE schedule = %(schedule)s AND NOT manual AND outcome = 'waiting'
+   AND fire_at = %(fire_at)s::timestamptz;
+
+-- name: fire_released
+-- A waiting fire whose dependencies are met: it now has its job.
+UPDATE {schema}.tock_fires SET outcome = 'enqueued', job_id = %(job_id)s, waiting_for = NULL
+ WHERE schedule = %(schedule)s AND NOT manual AND outcome = 'waiting'
+   AND fire_at = %(fire_at)s::timestamptz;
+
 -- name: fire_list
 -- Newest fire first; a page goes on below the cursor (before_at, before_manual).
 SELECT {fcols} FROM {schema}.tock_fires
@@ -1019,11 +1106,12 @@ SELECT {fcols} FROM {schema}.tock_fires
 
 -- name: fire_prune
 -- One batch of old runs of drops, through the partial index tock_fires_drops; SKIP
--- LOCKED: a run a fire is extending right now is left for the next pass.
+-- LOCKED: a run a fire is extending right now is left for the next pass. A waiting
+-- fire is no drop: it stays until released or dropped.
 DELETE FROM {schema}.tock_fires
  WHERE (schedule, manual, fire_at) IN (
         SELECT schedule, manual, fire_at FROM {schema}.tock_fires
-         WHERE job_id IS NULL AND NOT manual
+         WHERE job_id IS NULL AND NOT manual AND outcome <> 'waiting'
            AND last_at < {now} - %(age_us)s * interval '1 microsecond'
          LIMIT %(batch_size)s
            FOR UPDATE SKIP LOCKED);

@@ -513,14 +513,18 @@ coalesce((SELECT j.status FROM tock_jobs AS j WHERE j.id = last_job_id),
 -- unless the trigger changed; last_* and created_at stay.
 INSERT INTO tock_schedules (name, task, trigger, args, kwargs, queue, priority, misfire,
                             grace, overlap, enabled, paused, source, next_fire_at,
-                            created_at, updated_at)
+                            created_at, updated_at, depends_on, future_depends,
+                            depends_on_outcome)
 VALUES (:name, :task, :trigger, :args, :kwargs, :queue, :priority, :misfire, :grace, :overlap,
-        :enabled, :paused, :source, :next_fire_at, :now, :now)
+        :enabled, :paused, :source, :next_fire_at, :now, :now, :depends_on, :future_depends,
+        :depends_on_outcome)
 ON CONFLICT (name) DO UPDATE
    SET task = excluded.task, trigger = excluded.trigger, args = excluded.args,
        kwargs = excluded.kwargs, queue = excluded.queue, priority = excluded.priority,
        misfire = excluded.misfire, grace = excluded.grace, overlap = excluded.overlap,
        enabled = excluded.enabled, source = excluded.source,
+       depends_on = excluded.depends_on, future_depends = excluded.future_depends,
+       depends_on_outcome = excluded.depends_on_outcome,
        next_fire_at = CASE WHEN tock_schedules.trigger = excluded.trigger
                            THEN tock_schedules.next_fire_at ELSE excluded.next_fire_at END,
        updated_at = excluded.updated_at;
@@ -663,6 +667,78 @@ RETURNING 1;
 UPDATE tock_fires SET job_id = :job_id
  WHERE schedule = :schedule AND manual = :manual AND fire_at = :fire_at;
 
+-- name: schedule_graph
+-- The schedules that depend on others, with their dependencies (a JSON list): the
+-- cycle check at definition (docs/design.md: "Schedules that wait on schedules").
+SELECT name, depends_on FROM tock_schedules WHERE depends_on <> '[]';
+
+-- name: schedule_lock_active
+-- Whether the schedule exists and is active (the write lock is already ours).
+SELECT 1 FROM tock_schedules WHERE name = :name AND enabled AND NOT paused;
+
+-- name: schedule_deps_unmet
+-- The dependencies of :name not met, in the order given: those none of whose runs (a
+-- job of one of its fires, manual ones too) finished since the schedule's last run
+-- started (its last job's start, or its creation while not started; the last fire
+-- time once pruned), as succeeded or, with depends_on_outcome 'any', in any finished
+-- state. A schedule that never ran: any finished run counts, and with future_depends
+-- every dependency is met.
+SELECT d.value
+  FROM tock_schedules AS s, json_each(s.depends_on) AS d
+ WHERE s.name = :name
+   AND NOT (s.future_depends AND s.last_fire_at IS NULL)
+   AND NOT EXISTS (
+       SELECT 1 FROM tock_fires AS f JOIN tock_jobs_finished AS j ON j.id = f.job_id
+        WHERE f.schedule = d.value AND f.job_id IS NOT NULL
+          AND (j.status = 'succeeded' OR s.depends_on_outcome = 'any')
+          AND (s.last_fire_at IS NULL
+               OR j.finished_at > coalesce(
+                      (SELECT coalesce(l.started_at, l.created_at) FROM tock_jobs AS l
+                        WHERE l.id = s.last_job_id),
+                      (SELECT coalesce(p.started_at, p.created_at) FROM tock_jobs_finished AS p
+                        WHERE p.id = s.last_job_id),
+                      s.last_fire_at)))
+ ORDER BY d.key;
+
+-- name: fire_waiting
+-- The waiting fires of active schedules (of :tasks, a JSON array, when given), oldest
+-- first, through the partial index tock_fires_waiting.
+SELECT {fcols} FROM tock_fires
+ WHERE outcome = 'waiting'
+   AND schedule IN (SELECT name FROM tock_schedules
+                     WHERE enabled AND NOT paused
+                       AND (:tasks IS NULL OR task IN (SELECT value FROM json_each(:tasks))))
+ ORDER BY fire_at
+ LIMIT :limit;
+
+-- name: fire_waiting_get
+-- The schedule's waiting fire at :fire_at, if it still waits.
+SELECT fire_at, last_at FROM tock_fires
+ WHERE schedule = :schedule AND manual = 0 AND outcome = 'waiting' AND fire_at = :fire_at;
+
+-- name: fire_wait_merge
+-- A later fire of a schedule whose fire waits joins it (misfire coalesce or all; skip
+-- replaces it instead): at most one waiting fire a schedule.
+UPDATE tock_fires SET last_at = max(last_at, :fire_at), count = count + 1
+ WHERE schedule = :schedule AND manual = 0 AND outcome = 'waiting'
+   AND (SELECT misfire FROM tock_schedules WHERE name = :schedule) <> 'skip'
+RETURNING 1;
+
+-- name: fire_wait_drop
+-- The schedule's waiting fire, dropped: recorded as 'dependencies'.
+UPDATE tock_fires SET outcome = 'dependencies', waiting_for = NULL
+ WHERE schedule = :schedule AND manual = 0 AND outcome = 'waiting';
+
+-- name: fire_wait_set
+-- What a waiting fire waits for (a JSON list of names), as the scheduler last saw it.
+UPDATE tock_fires SET waiting_for = :waiting_for
+ WHERE schedule = :schedule AND manual = 0 AND outcome = 'waiting' AND fire_at = :fire_at;
+
+-- name: fire_released
+-- A waiting fire whose dependencies are met: it now has its job.
+UPDATE tock_fires SET outcome = 'enqueued', job_id = :job_id, waiting_for = NULL
+ WHERE schedule = :schedule AND manual = 0 AND outcome = 'waiting' AND fire_at = :fire_at;
+
 -- name: fire_list
 -- Newest fire first; a page goes on below the cursor (:before_at, :before_manual).
 SELECT {fcols} FROM tock_fires
@@ -674,9 +750,11 @@ SELECT {fcols} FROM tock_fires
 
 -- name: fire_prune
 -- One batch of old runs of drops, through the partial index tock_fires_drops.
+-- A waiting fire is no drop: it stays until released or dropped.
 DELETE FROM tock_fires
  WHERE rowid IN (SELECT rowid FROM tock_fires
                   WHERE job_id IS NULL AND last_at < {now} - :age_us AND manual = 0
+                    AND outcome <> 'waiting'
                   LIMIT :batch_size);
 
 -- name: leader_get

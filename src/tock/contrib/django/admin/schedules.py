@@ -185,6 +185,28 @@ class ScheduleForm(forms.Form):  # type: ignore[misc]
         widget=forms.Textarea(attrs={"rows": 2}),
     )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+    depends_on = forms.CharField(
+        label="Depends on",
+        required=False,
+        max_length=10_000,
+        help_text="Schedule names, comma-separated: a fire waits until each of them "
+        "finished a run since this schedule's last run started. A name no schedule holds "
+        "yet is kept (the fire waits for it).",
+    )
+    future_depends = forms.BooleanField(
+        label="Future depends",
+        required=False,
+        initial=False,
+        help_text="Checked: the first fire (the schedule never ran) runs without waiting.",
+    )
+    depends_on_outcome = forms.ChoiceField(
+        required=False,  # not given: the default, as for app.schedule
+        label="Dependencies must end",
+        choices=[("succeeded", "succeeded"), ("any", "in any finished state")],
+        initial=sch.DEFAULT_DEPENDS_ON_OUTCOME,
+        help_text="What a dependency's run must end in to count: succeeded, or any of "
+        "succeeded, failed, canceled and lost.",
+    )
 
     def __init__(
         self, app: Tock, *args: Any, schedule: sch.Schedule | None = None, **kwargs: Any
@@ -228,8 +250,25 @@ class ScheduleForm(forms.Form):  # type: ignore[misc]
         except ConfigurationError as exc:
             raise ValidationError(str(exc), code="invalid") from None
 
+    def clean_depends_on(self) -> tuple[str, ...]:
+        text: str = self.cleaned_data["depends_on"]
+        names = [n.strip() for n in text.split(",")] if text.strip() else []
+        try:
+            return sch.check_depends_on(names)
+        except ConfigurationError as exc:
+            raise ValidationError(str(exc), code="invalid") from None
+
+    def clean_depends_on_outcome(self) -> str:
+        return str(self.cleaned_data["depends_on_outcome"] or sch.DEFAULT_DEPENDS_ON_OUTCOME)
+
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean()
+        name, deps = data.get("name"), data.get("depends_on")
+        if name and deps:
+            try:  # a cycle is told on the field, before anything is saved
+                self.app.check_schedule_dependencies(name, deps)
+            except ConfigurationError as exc:
+                self.add_error("depends_on", str(exc))
         kind, zone = data.get("kind"), data.get("timezone")
         if kind == "cron":
             text = (data.get("cron") or "").strip()
@@ -294,6 +333,9 @@ class ScheduleForm(forms.Form):  # type: ignore[misc]
             "grace": data["grace"],
             "overlap": data["overlap"],
             "enabled": data["enabled"],
+            "depends_on": list(data["depends_on"]),
+            "future_depends": data["future_depends"],
+            "depends_on_outcome": data["depends_on_outcome"],
         }
 
 
@@ -336,6 +378,9 @@ def initial_of(schedule: sch.Schedule) -> dict[str, Any]:
         "args": schedule.args,
         "kwargs": schedule.kwargs,
         "enabled": schedule.enabled,
+        "depends_on": ", ".join(schedule.depends_on),
+        "future_depends": schedule.future_depends,
+        "depends_on_outcome": schedule.depends_on_outcome,
     }
     if isinstance(trigger, sch.Cron):
         values.update(kind="cron", cron=trigger.expression, timezone=trigger.timezone)
@@ -375,6 +420,20 @@ def source_of(schedule: sch.Schedule, app: Tock) -> str:
     if schedule.source == "code" and schedule.name not in app.code_schedules:
         return "code (undeclared)"
     return schedule.source
+
+
+def dependencies_of(schedule: sch.Schedule, app: Tock) -> list[dict[str, Any]]:
+    """The schedule's dependencies for its page: each name, and whether a schedule of
+    that name exists (docs/schedules.md: a fire waits for one that does not)."""
+    found = []
+    for name in schedule.depends_on:
+        try:
+            app.get_schedule(name)
+        except ScheduleNotFound:
+            found.append({"name": name, "known": False})
+        else:
+            found.append({"name": name, "known": True})
+    return found
 
 
 def state_of(schedule: sch.Schedule) -> str:
@@ -563,6 +622,7 @@ class ScheduleAdmin(AppAdmin):
             "delete_url": self._url("delete", schedule.name),
             "history_url": self._url("history", schedule.name),
             "preview": preview(trigger, app.clock.now()),
+            "dependencies": dependencies_of(schedule, app),
             "fires": fires,
             "next": None if page.next is None else query({"after": page.next}),
             "first": query({}),
