@@ -384,6 +384,24 @@ def test_a_finished_dependency_is_kept_while_a_job_waits_on_it(
         store.job_dependencies(b)
 
 
+def test_a_workflow_is_pruned_once_none_of_its_jobs_is_stored(store: Store, clock) -> None:
+    from tock import WorkflowNotFound
+    from tock.duties import Pruner
+
+    done, _ = store.workflow_enqueue([job("a"), job("b", after=[0])], "{}", now=clock.db_now())
+    kept, kept_ids = store.workflow_enqueue(
+        [job("c"), job("d", after=[0])], "{}", now=clock.db_now()
+    )
+    run(store, clock, {kept_ids[0]: OutcomeKind.FAILED})  # d canceled by c, c kept: failed
+    clock.advance(seconds=2 * 86400)
+    Pruner(store, clock).run_once()  # succeeded and canceled jobs go after a day
+    with pytest.raises(WorkflowNotFound):
+        store.workflow_get(done)
+    assert store.workflow_get(kept).job_ids == tuple(kept_ids)
+    assert status(store, kept_ids[0]) == [FAILED]
+    assert store.workflow_prune(batch_size=10) == 0
+
+
 def test_a_workflow_row_keeps_its_spec_and_job_ids(store: Store, clock) -> None:
     wid, ids = store.workflow_enqueue(
         [job("a"), job("b", after=[0], pass_results="one")], '{"chain": [0, 1]}', now=clock.db_now()

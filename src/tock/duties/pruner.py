@@ -3,7 +3,8 @@
 Succeeded and canceled jobs are kept one day; failed and lost ones until a human acts
 (docs/design.md: retention). Asking for a pruned job raises ``JobNotFound``. A schedule's fire
 rows go with their job (the store deletes both together); fire rows of dropped fires,
-which have no job, are kept ``fire_retention`` after their last fire.
+which have no job, are kept ``fire_retention`` after their last fire. A workflow's row
+goes once none of its jobs is stored any more.
 """
 
 from __future__ import annotations
@@ -61,4 +62,7 @@ class Pruner(Duty):
         )
         if drops:
             log.info("pruned %d rows of dropped schedule fires", drops)
+        workflows = self.store.workflow_prune(batch_size=self.config.batch_size, lease=lease)
+        if workflows:
+            log.info("pruned %d workflows whose jobs were all pruned", workflows)
         return deleted

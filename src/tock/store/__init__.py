@@ -492,6 +492,11 @@ class Store(Protocol):
         """``WorkflowNotFound`` for an unknown id."""
         ...
 
+    def workflow_prune(self, *, batch_size: int, lease: Lease | None = None) -> int:
+        """Delete the workflows none of whose jobs is stored any more, in batches;
+        returns how many."""
+        ...
+
     # queues (docs/design.md: Commands)
     def queue_pause(self, name: str, *, now: datetime | None) -> QueueRecord:
         """No claim takes jobs of ``name`` until it is resumed (running jobs go on;

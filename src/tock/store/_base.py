@@ -691,6 +691,20 @@ class SQLStore(ABC):
             canceled_by=wait[3] if wait else None,
         )
 
+    def workflow_prune(self, *, batch_size: int, lease: Lease | None = None) -> int:
+        def some() -> int:
+            with self._write() if lease is not None else self._write_one() as conn:
+                self._fence(conn, lease)
+                cur = self._dep_query(conn, "workflow_prune", {"batch_size": batch_size})
+                return int(cur.rowcount)
+
+        return _in_batches(some, batch_size)
+
+    @abstractmethod
+    def _dep_query(self, conn: Any, name: str, params: dict[str, Any]) -> Any:
+        """Run a dependency query (PostgreSQL: unprepared, planned for the tables as
+        they are)."""
+
     def workflow_get(self, workflow_id: int) -> WorkflowRecord:
         with self._read() as conn:
             row = conn.execute(self.Q["workflow_get"], {"id": workflow_id}).fetchone()

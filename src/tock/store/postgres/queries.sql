@@ -1461,3 +1461,18 @@ RETURNING id, created_at;
 
 -- name: workflow_get
 SELECT id, spec, job_ids, created_at FROM {schema}.tock_workflows WHERE id = %(id)s;
+
+-- name: workflow_prune
+-- Workflows none of whose jobs is stored any more (all pruned or deleted), oldest first,
+-- one batch (docs/design.md: Dependencies). SKIP LOCKED: two pruners share the work.
+DELETE FROM {schema}.tock_workflows
+ WHERE id IN (SELECT w.id FROM {schema}.tock_workflows AS w
+               WHERE NOT EXISTS (
+                     SELECT 1 FROM json_array_elements_text(w.job_ids::json) AS j(id)
+                      WHERE EXISTS (SELECT 1 FROM {schema}.tock_jobs AS l
+                                     WHERE l.id = j.id::bigint)
+                         OR EXISTS (SELECT 1 FROM {schema}.tock_jobs_finished AS f
+                                     WHERE f.id = j.id::bigint))
+               ORDER BY w.id
+               LIMIT %(batch_size)s
+                 FOR UPDATE SKIP LOCKED);

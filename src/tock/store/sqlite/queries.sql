@@ -1015,3 +1015,15 @@ RETURNING id, has_dependents;
 -- Of :ids, the jobs whose dependencies were never all met (canceled while they waited).
 SELECT job_id FROM tock_job_waits
  WHERE job_id IN (SELECT value FROM json_each(:ids)) AND deps_left > 0;
+
+-- name: workflow_prune
+-- Workflows none of whose jobs is stored any more (all pruned or deleted), oldest first,
+-- one batch (docs/design.md: Dependencies).
+DELETE FROM tock_workflows
+ WHERE id IN (SELECT w.id FROM tock_workflows AS w
+               WHERE NOT EXISTS (SELECT 1 FROM json_each(w.job_ids) AS j
+                                  WHERE EXISTS (SELECT 1 FROM tock_jobs WHERE id = j.value)
+                                     OR EXISTS (SELECT 1 FROM tock_jobs_finished
+                                                 WHERE id = j.value))
+               ORDER BY w.id
+               LIMIT :batch_size);
