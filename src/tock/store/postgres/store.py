@@ -1154,7 +1154,7 @@ def _batch_ids(
     order: the identity handed out increasing ids in that order. Keyed rows are matched
     by their key."""
     if isinstance(inserted, Ids):
-        return list(inserted)  # a batch without unique keys, COPYed
+        return inserted  # a batch without unique keys, COPYed (a list already)
     if not first_of:
         return sorted(i for i, _ in inserted)
     ids: list[JobId | None] = [None] * len(jobs)
