@@ -510,6 +510,13 @@ class Tock:
 
     # -- workflows (docs/workflows.md) ------------------------------------------------
 
+    def cancel_job_ids(self, job_ids: Iterable[JobId]) -> list[JobId]:
+        """Cancel those of ``job_ids`` that are pending or blocked, in one transaction
+        (what waits on them follows its policy); the ids canceled. Others are left as
+        they are, without an error (a workflow's ``cancel()``)."""
+        ids = [_job_id(i) for i in job_ids]
+        return self.store.job_cancel_many(ids, now=self.clock.db_now()) if ids else []
+
     def get_workflow(self, workflow_id: int) -> Workflow:
         """A handle on a workflow enqueued before, from its stored spec
         (``WorkflowNotFound`` if there is none)."""

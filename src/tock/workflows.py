@@ -38,7 +38,7 @@ from tock.jobs import Job, JobSource, JobStatus, NewJob
 from tock.tasks import NO_OVERRIDES, Task, TaskCall, _Overrides
 
 if TYPE_CHECKING:
-    from tock.store import Store, WorkflowRecord
+    from tock.store import WorkflowRecord
 
 __all__ = ["Signature", "Workflow", "WorkflowSink", "chain", "chord", "group"]
 
@@ -57,8 +57,7 @@ _Out: TypeAlias = "int | list[_Out]"
 class WorkflowSink(JobSource, Protocol):
     """What a workflow is written through and read from: the app."""
 
-    @property
-    def store(self) -> Store: ...
+    def cancel_job_ids(self, job_ids: Iterable[int]) -> list[int]: ...
     def insert_workflow(
         self, jobs: Sequence[NewJob], spec: str, *, connection: object | None = None
     ) -> tuple[int, list[Job]]: ...
@@ -521,8 +520,7 @@ class Workflow:
         them with ``app.stop_job``), the ``link_error`` job too; returns how many were
         canceled."""
         ids = [j.id for j in reversed(self.jobs)]  # dependents before what they wait on
-        store = self._source.store
-        return len(set(store.job_cancel_many(ids, now=self._source.clock.db_now())) & set(ids))
+        return len(set(self._source.cancel_job_ids(ids)) & set(ids))
 
     @staticmethod
     def _last(shape: Any) -> Any:
