@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-DEFAULTS = {"concurrency": 10, "prefetch": 10, "claimers": 1}
+DEFAULTS: dict[str, int] = {}  # `tock worker` with no flags
 # Documented in README ("Throughput settings"). Concurrency 4 was the best of 1/2/4/8 on
 # the 2-core machine; prefetch 4000 drains a quarter faster than 1000 since finishing a
 # batch no longer reads every running job (A/B, 1 and 2 workers, both stores); two
@@ -106,11 +106,13 @@ def _table(schema: str, name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
+def flag_args(settings: dict[str, int]) -> list[str]:
+    """The worker's command-line flags for these settings."""
+    return [arg for name, value in settings.items() for arg in (f"--{name}", str(value))]
+
+
 def flags_of(settings: dict[str, int]) -> str:
-    return (
-        f"--concurrency {settings['concurrency']} --prefetch {settings['prefetch']} "
-        f"--claimers {settings['claimers']}"
-    )
+    return " ".join(flag_args(settings)) or "no flags"
 
 
 def _worker_cmd(settings: dict[str, int] | None, burst: bool) -> list[str]:
@@ -119,9 +121,7 @@ def _worker_cmd(settings: dict[str, int] | None, burst: bool) -> list[str]:
         cmd.append("--burst")
     cmd += ["--log-level", "WARNING"]
     if settings is not None:
-        cmd += ["--concurrency", str(settings["concurrency"])]
-        cmd += ["--prefetch", str(settings["prefetch"])]
-        cmd += ["--claimers", str(settings["claimers"])]
+        cmd += flag_args(settings)
     return cmd
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-DEFAULTS = {"concurrency": 10, "prefetch": 10}
+DEFAULTS: dict[str, int] = {}  # `tock worker` with no flags
 THROUGHPUT = {"concurrency": 4, "prefetch": 4000}  # documented in README: "Throughput"
 
 
@@ -52,6 +52,11 @@ def bench_enqueue(n: int, batch: int) -> float:
     return n / elapsed
 
 
+def flag_args(settings: dict[str, int]) -> list[str]:
+    """The worker's command-line flags for these settings."""
+    return [arg for name, value in settings.items() for arg in (f"--{name}", str(value))]
+
+
 def bench_drain(n: int, workers: int, settings: dict[str, int]) -> float:
     from noop_app import make_app
 
@@ -72,10 +77,7 @@ def bench_drain(n: int, workers: int, settings: dict[str, int]) -> float:
             "--burst",
             "--log-level",
             "WARNING",
-            "--concurrency",
-            str(settings["concurrency"]),
-            "--prefetch",
-            str(settings["prefetch"]),
+            *flag_args(settings),
         ]
         env["BENCH_TOCK_URL"] = url
         conn = sqlite3.connect(Path(d) / "tock.db")
@@ -220,7 +222,7 @@ def main() -> None:
     for label, settings in (("defaults", DEFAULTS), ("throughput settings", THROUGHPUT)):
         for workers in (1, 2):
             rate = median(lambda w=workers, s=settings: bench_drain(args.jobs, w, s), args.runs)
-            flags = f"--concurrency {settings['concurrency']} --prefetch {settings['prefetch']}"
+            flags = " ".join(flag_args(settings)) or "no flags"
             target = "  [target >= 20,000]" if workers == 1 and settings is THROUGHPUT else ""
             print(
                 f"end to end, {workers} worker process(es), {label} ({flags}): "

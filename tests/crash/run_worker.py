@@ -20,6 +20,7 @@ from tock.worker.worker import Worker, WorkerConfig
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--prefetch", type=int, default=None)  # None: sized by the worker
     parser.add_argument("--heartbeat", type=float, default=2.0)
     parser.add_argument("--rescue-after", type=float, default=10.0)
     parser.add_argument("--rescue-interval", type=float, default=2.0)
@@ -33,6 +34,7 @@ def main() -> None:
     config = WorkerConfig(
         queues=("default",),
         concurrency=args.concurrency,
+        prefetch=args.prefetch,
         heartbeat_interval=args.heartbeat,
         rescuer=RescuerConfig(interval=args.rescue_interval, rescue_after=args.rescue_after),
         elector=ElectorConfig(ttl=args.lease_ttl, renew_interval=args.renew_interval),

@@ -111,7 +111,8 @@ def test_a_rescue_uses_up_no_retry(cluster: Cluster) -> None:
     each started at most twice: the killed attempt and the rescued one."""
     assert cluster.app.tasks["crash.fragile"].options.retries == 0
     enqueue(cluster, "crash.fragile", [(20, f"f{i}") for i in range(20)])
-    victim = cluster.start_worker("victim", cli_worker())
+    # Its slots and prefetch hold all 20: a hanging first attempt never ends elsewhere.
+    victim = cluster.start_worker("victim", cli_worker("--prefetch", "10"))
 
     def victim_started_ten() -> bool:
         return sum(len(p) for p in cluster.starts().values()) >= 10
@@ -236,7 +237,7 @@ def test_a_killed_workers_token_gets_its_jobs_rescued(cluster: Cluster) -> None:
     session advisory lock; an fcntl lock on SQLite) free over the grace."""
     options = ("--heartbeat", "30", "--rescue-after", "120")
     enqueue(cluster, "crash.fragile", [(20, f"k{i}") for i in range(20)])
-    victim = cluster.start_worker("victim", runner_worker(*options))
+    victim = cluster.start_worker("victim", runner_worker(*options, "--prefetch", "10"))
 
     def victim_started_ten() -> bool:
         return sum(len(p) for p in cluster.starts().values()) >= 10
@@ -279,8 +280,8 @@ def test_a_worker_declared_dead_starts_none_of_the_jobs_it_held(cluster: Cluster
     unstarted (its prefetch): another worker rescues and runs them all. Resumed, the first
     learns it was declared dead before it starts anything, and hands the five back
     instead of starting them: no task body runs for a job another worker already ran."""
-    options = ("--concurrency", "1", "--heartbeat", "0.5", "--rescue-after", "3")
-    options += ("--rescue-interval", "0.5")
+    options = ("--concurrency", "1", "--prefetch", "10", "--heartbeat", "0.5")
+    options += ("--rescue-after", "3", "--rescue-interval", "0.5")
     app = cluster.app
     app.tasks["crash.sleepy"].using(priority=10).enqueue(4_000, "long")
     held = [app.tasks["crash.sleepy"].enqueue(20, f"held{i}") for i in range(5)]

@@ -16,7 +16,14 @@ from tock.duties.scheduler import Scheduler, SchedulerConfig
 from tock.errors import ConfigurationError, JobNotFound
 from tock.store import FireRecord
 from tock.store._lists import cancel_one
-from tock.worker.claimer import CLAIM_AHEAD, IDLE_POLL, TIMER_SLACK, WAKE_AHEAD, Claimer
+from tock.worker.claimer import (
+    CLAIM_AHEAD,
+    FLUSH_AFTER,
+    IDLE_POLL,
+    TIMER_SLACK,
+    WAKE_AHEAD,
+    Claimer,
+)
 from tock.worker.completer import Completions
 from tock.worker.executor import Executor
 
@@ -538,13 +545,15 @@ def test_a_claimer_holding_jobs_learns_of_a_fire_made_ahead_from_its_scheduler(
     claimer = idle_claimer(app, clock)
     held = make_job(status="running")
     claimer.executor.submit([held])  # not started: held, waiting for a slot
-    assert claimer._idle_timeout() == IDLE_POLL  # read once: nothing due later
-    assert claimer._idle_timeout() == IDLE_POLL  # and not read again without news
+    assert claimer._until_due() == IDLE_POLL  # read once: nothing due later
+    assert claimer._until_due() == IDLE_POLL  # and not read again without news
+    # Holding a job, it sleeps no longer than FLUSH_AFTER: an outcome is written soon.
+    assert claimer._idle_timeout() == FLUSH_AFTER
     claimer.expect(clock.now() + timedelta(seconds=0.25))
-    assert claimer._idle_timeout() == pytest.approx(0.25 - WAKE_AHEAD + TIMER_SLACK, abs=1e-6)
+    assert claimer._until_due() == pytest.approx(0.25 - WAKE_AHEAD + TIMER_SLACK, abs=1e-6)
     # Its time came (the turn at it claimed the job): the claimer asks the store again.
     clock.advance(timedelta(seconds=0.25))
-    assert claimer._idle_timeout() == IDLE_POLL
+    assert claimer._until_due() == IDLE_POLL
 
 
 def test_the_claimers_sleep_ends_at_a_reading_of_the_database_clock_that_finds_it_due(

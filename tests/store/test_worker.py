@@ -350,6 +350,88 @@ def test_at_most_once_jobs_start_in_claim_order_behind_a_prefetch(real_app: Tock
     assert started == tags
 
 
+def test_a_worker_of_long_jobs_holds_few_beyond_its_slots(real_app: Tock) -> None:
+    """Claims size themselves (docs/design.md): four slots of ~200 ms jobs hold at most
+    100 ms of their work beyond the slots, two jobs, never a fixed prefetch's worth."""
+    lock = threading.Lock()
+    held: list[int] = []
+    holder: list[Worker] = []
+    pace = threading.Event()  # never set: each job takes its 200 ms
+
+    def slow(i: int) -> int:
+        with lock:
+            if holder:
+                held.append(holder[0].executor.held)
+        pace.wait(0.2)
+        return i
+
+    t = real_app.task(name="w.slow")(slow)
+    jobs = t.enqueue_many([(i,) for i in range(24)])
+    with running_worker(real_app, concurrency=4) as worker:
+        holder.append(worker)
+        assert [j.result(timeout=WAIT) for j in jobs] == list(range(24))
+        assert worker.claimer.sizer.prefetch <= 2
+    assert held and max(held) <= 4 + 2
+
+
+def test_a_worker_of_no_op_jobs_claims_large_batches(real_app: Tock) -> None:
+    """The same rule, short jobs: the worker holds hundreds beyond its ten slots, so a
+    claim (one transaction) brings hundreds of jobs, not ten."""
+    held: list[int] = []
+    holder: list[Worker] = []
+
+    def noop(i: int) -> None:
+        if holder:
+            held.append(holder[0].executor.held)
+
+    t = real_app.task(name="w.noop")(noop)
+    jobs = t.enqueue_many([(i,) for i in range(5_000)])
+    with running_worker(real_app) as worker:
+        holder.append(worker)
+        wait_for(lambda: jobs[-1].refresh().status is JobStatus.SUCCEEDED, "the last job")
+    assert max(held) > 200
+
+
+def test_a_worker_whose_slots_stay_full_still_records_its_finished_jobs(
+    real_app: Tock,
+) -> None:
+    """Outcomes are written within a bounded time of their end, not at the next claim:
+    one slot, a job of 50 ms, then a job that holds the slot, with three more waiting
+    (above the refill mark: no claim is due). The first job's outcome is in the store
+    while the second still runs."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def paced() -> str:
+        release.wait(0.05)
+        return "paced"
+
+    def blocker() -> str:
+        started.set()
+        release.wait(WAIT)
+        return "blocked"
+
+    first = real_app.task(name="w.paced")(paced).enqueue()
+    held = real_app.task(name="w.blocker")(blocker).enqueue()
+    rest = real_app.task(name="w.add")(add).enqueue_many([(i, i) for i in range(3)])
+    store = real_app.store
+    try:
+        with running_worker(real_app, concurrency=1, prefetch=4) as worker:
+            assert started.wait(WAIT)
+            wait_for(
+                lambda: store.job_get(first.id).status is JobStatus.SUCCEEDED,
+                "the first job's outcome to be written",
+            )
+            assert not release.is_set()
+            assert store.job_get(held.id).status is JobStatus.RUNNING
+            assert worker.executor.held == 4  # the blocker and the three waiting
+            release.set()
+            assert [j.result(timeout=WAIT) for j in rest] == [0, 2, 4]
+    finally:
+        release.set()
+    assert first.result() == "paced"
+
+
 def test_two_claimers_run_each_job_once_and_hold_no_more_than_allowed(real_app: Tock) -> None:
     lock = threading.Lock()
     seen: list[int] = []

@@ -46,9 +46,9 @@ log = logging.getLogger("tock.worker")
 @click.option(
     "--prefetch",
     type=int,
-    default=10,
-    show_default=True,
-    help="Claimed jobs that may wait for a free slot.",
+    default=None,
+    help="Claimed jobs that may wait for a free slot.  [default: sized from the jobs' run "
+    "times: at most ~100 ms of work, up to 4000]",
 )
 @click.option(
     "--claimers",
@@ -110,7 +110,7 @@ log = logging.getLogger("tock.worker")
 def worker(
     queue_options: tuple[str, ...],
     concurrency: int,
-    prefetch: int,
+    prefetch: int | None,
     claimers: int,
     burst: bool,
     no_leader: bool,

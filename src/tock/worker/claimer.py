@@ -2,9 +2,13 @@
 
 Each turn writes the outcomes finished since the last turn and claims new jobs into the
 free slots plus the prefetch, in one transaction (docs/design.md: the hot path touches the
-database once per batch). When there is nothing to do it sleeps until woken: by a slot
-freeing, by the store's watch (SQLite: ``PRAGMA data_version`` every ~20 ms), or by the
-next delayed job coming due.
+database once per batch). The prefetch and the moment to claim again come from what the
+worker measures (``sizing.ClaimSizer``): the executor wakes the claimer when a slot has
+no job to take or the jobs waiting fall to the refill mark. While it holds jobs the
+claimer also turns every ``FLUSH_AFTER`` seconds, so a finished job's outcome is written
+within about that time of its end, claim or no claim (docs/design.md: "Completions are
+written within a bounded time"). When there is nothing to do it sleeps until woken: by
+the executor, by the store's watch, or by the next delayed job coming due.
 
 The next due job is known without a read on the hot path (docs/design.md: "Fires made
 ahead"): this process's scheduler says when the jobs it made ahead are due
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -35,6 +40,7 @@ from tock.jobs import JobRecord, JobStatus, OutcomeKind
 from tock.store import MAX_CLAIM_AHEAD, Store, is_outage
 from tock.worker import completer
 from tock.worker.executor import Executor
+from tock.worker.sizing import ClaimSizer
 
 log = logging.getLogger("tock.worker")
 
@@ -49,6 +55,10 @@ TIMER_SLACK = 0.00005
 # run_at (docs/design.md: "Claimed early").
 CLAIM_AHEAD = 0.005
 WAKE_AHEAD = CLAIM_AHEAD - 0.001
+#: the longest a claimer that holds jobs sleeps: a finished job's outcome is written within
+#: about this long of its end (plus the write itself), so a worker killed with SIGKILL
+#: runs again only the jobs that ended within it and those still running
+FLUSH_AFTER = 0.025
 
 
 class Claimer:
@@ -61,7 +71,7 @@ class Claimer:
         *,
         worker_id: str,
         queues: Sequence[str],
-        prefetch: int,
+        prefetch: int | None = None,
         burst: bool = False,
         lanes: int = 1,
         on_error: Callable[[], None] = lambda: None,
@@ -72,7 +82,8 @@ class Claimer:
         self.completions = completions
         self.worker_id = worker_id
         self.queues = list(queues)
-        self.prefetch = prefetch
+        #: the prefetch and refill mark (``prefetch``: fixed; None: sized from measures)
+        self.sizer = ClaimSizer(executor.concurrency, prefetch)
         self.burst = burst
         self.lanes = lanes
         self._on_error = on_error  #: called once a lane stops on an error that is a bug
@@ -206,17 +217,26 @@ class Claimer:
                     self._hand_back_unreceived()
         outcomes, started = self.completions.take()
         executor = self.executor
+        runs = executor.take_run_times()
         want = free = 0
-        if self._claiming:
-            with self._lock:
-                room = executor.concurrency + self.prefetch
+        with self._lock:
+            sizer = self.sizer
+            sizer.ran(runs)
+            refill = executor.refill_at = sizer.refill_at
+            if self._claiming:
+                room = executor.concurrency + sizer.prefetch
                 share = -(-room // self.lanes)
                 want = min(share, room - executor.held - self._reserved)
-                if want > 0:
+                # Only when a slot has nothing to take, or the jobs waiting for one are
+                # down to the refill mark: claims come in batches, not one per job.
+                idle_slot = executor.free > self._reserved_free
+                if want > 0 and (idle_slot or executor.waiting + self._reserved <= refill):
                     free = max(0, min(want, executor.free - self._reserved_free))
                     self._reserved += want
                     self._reserved_free += free
                     self._in_flight += 1
+                else:
+                    want = 0
         claimed = []
         if want > 0 and self.burst:
             # Not drained while a claim is under way: from its commit on, the jobs it
@@ -225,6 +245,7 @@ class Claimer:
             self._drained.clear()
         try:
             if want > 0:
+                sent = time.monotonic()
                 claimed = self.store.job_claim_batch(
                     worker_id=self.worker_id,
                     queues=self.queues,
@@ -235,6 +256,8 @@ class Claimer:
                     started=started,
                     ahead=CLAIM_AHEAD,
                 )
+                with self._lock:
+                    self.sizer.claimed(time.monotonic() - sent)
             elif outcomes or started:
                 self.store.job_complete_batch(outcomes, now=self.clock.db_now(), started=started)
             if any(o.kind is OutcomeKind.RETRY for o in outcomes):
@@ -278,7 +301,10 @@ class Claimer:
             with self._lock:
                 self._release(want, free)
         if claimed:
-            return len(claimed) == want
+            # Room was left (several lanes), or the slots ran through what came meanwhile.
+            return len(claimed) == want and (
+                executor.free > 0 or executor.waiting <= executor.refill_at
+            )
         if self.burst and executor.held == 0 and not len(self.completions) and not self._reserved:
             self._drained.set()
         return False
@@ -315,12 +341,18 @@ class Claimer:
 
     def _idle_timeout(self) -> float:
         """How long an idle claimer sleeps: until the earliest job known to come is due,
-        at most ``IDLE_POLL``; with no room to claim into, until a slot frees."""
+        at most ``IDLE_POLL``; while it holds jobs or outcomes, ``FLUSH_AFTER`` at most."""
+        timeout = self._until_due()
+        if self.executor.held or len(self.completions):
+            return min(timeout, FLUSH_AFTER)
+        return timeout
+
+    def _until_due(self) -> float:
         if not self._claiming:
             return 0.05
         executor = self.executor
-        if executor.held >= executor.concurrency + self.prefetch:
-            return IDLE_POLL  # full: a slot freeing wakes the claimer
+        if executor.held >= executor.concurrency + self.sizer.prefetch:
+            return IDLE_POLL  # full: the executor wakes the claimer when it wants more
         now = self.clock.now()
         due = self._due
         if due is not None and due <= now:

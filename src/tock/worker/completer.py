@@ -26,9 +26,9 @@ from tock.tasks import qualified_name
 
 MAX_BACKOFF = 3600.0  # docs/design.md: backoff doubles per retry, capped at 1 h, jitter ±25 %
 #: seconds a start of a job still running may wait for a later batch (a job that short
-#: likely ends first; the claimer turns at least once a second while it holds jobs, so a
-#: start is recorded within about that). Longer, and a worker busy with jobs of a few
-#: tens of milliseconds would show them all as claimed, none running.
+#: likely ends first; the claimer turns at least every ``FLUSH_AFTER``, 25 ms, while it
+#: holds jobs, so a start is recorded within about that). Longer, and a worker busy with
+#: jobs of a few tens of milliseconds would show them all as claimed, none running.
 START_AFTER = 0.005
 
 

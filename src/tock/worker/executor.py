@@ -5,6 +5,11 @@ event-loop thread. A slot is held from a job's start until its attempt is record
 Claimed jobs that have no slot yet wait in ``ready`` (the prefetch) in claim order;
 at shutdown they are handed back unstarted.
 
+The executor measures how long each job holds its slot (``take_run_times``: the claimer
+sizes its claims from it) and wakes the claimer only when it has something to do: a slot
+with no job to take, or fewer jobs waiting than ``refill_at`` (docs/design.md: "Claims
+size themselves"). A slot taken over by the next waiting job wakes nobody.
+
 Timeouts (docs/design.md: options): an async task is cancelled at its deadline; a sync task
 cannot be stopped from outside, so ``ctx.canceled`` is set and its attempt is recorded
 as ``tock.JobTimeout`` when its thread returns (the thread keeps its slot until then).
@@ -104,6 +109,12 @@ class Executor:
         self._on_slot_free = on_slot_free
         self._before_start = before_start
         self._ready: deque[JobRecord] = deque()
+        #: the claimer's refill mark: a job that ends with no more than this many waiting
+        #: wakes it (set by the claimer; read without a lock, a stale value only moves a
+        #: wake-up by one job)
+        self.refill_at = 0
+        #: seconds each finished job held its slot, until the claimer takes them
+        self._runs: deque[float] = deque()
         #: bumped by ``void``: a job submitted in an earlier epoch does not start
         self.epoch = 0
         self._epochs: dict[int, int] = {}  # job id -> the epoch it was submitted in
@@ -155,6 +166,23 @@ class Executor:
     def free(self) -> int:
         """Slots a newly claimed job would start in at once."""
         return max(0, self.concurrency - self._busy - len(self._ready))
+
+    @property
+    def waiting(self) -> int:
+        """Claimed jobs waiting for a slot (the prefetch held now)."""
+        return len(self._ready)
+
+    def take_run_times(self) -> list[float]:
+        """The seconds each job finished since the last call held its slot (from taking
+        the job to handing its outcome over: the task and the executor's own work)."""
+        runs = self._runs
+        taken = []
+        for _ in range(len(runs)):
+            try:
+                taken.append(runs.popleft())
+            except IndexError:
+                break
+        return taken
 
     def submit(self, jobs: list[JobRecord]) -> None:
         with self._cond:
@@ -284,12 +312,15 @@ class Executor:
 
     def _thread_main(self) -> None:
         ready = self._ready
+        runs = self._runs
         note_start = self.completions.start  # an attempt counts from its start, not its claim
         monotonic = time.monotonic
         job = self._next()
+        taken = monotonic()
         while job is not None:
             if not self._admit(job):
                 job = self._give_up_slot_or_next()
+                taken = monotonic()
                 continue
             note_start(job)
             job_started(job)
@@ -304,14 +335,18 @@ class Executor:
                 self._finish(job, outcome)
                 job_finished(job, outcome, 0.0)
                 job = self._next()
+                taken = monotonic()
             elif task.is_async:
                 self._start_async(job, task)  # its slot is held on the event loop
                 job = self._next()
+                taken = monotonic()
             else:
                 began = monotonic()
                 outcome = self._run_sync(job, task)
                 self.completions.add(outcome)
-                job_finished(job, outcome, monotonic() - began)
+                ended = monotonic()
+                job_finished(job, outcome, ended - began)
+                runs.append(ended - taken)
                 if self._running:
                     self._running.pop(job.id, None)
                 # The usual case: the next ready job takes this slot over, without a
@@ -329,8 +364,9 @@ class Executor:
                         self._busy -= 1
                     self._on_slot_free()
                     job = self._next()
-                else:
-                    self._on_slot_free()  # the outcome waits to be written
+                elif len(ready) <= self.refill_at:
+                    self._on_slot_free()  # time to claim more; the outcome goes with it
+                taken = monotonic()
 
     def _give_up_slot_or_next(self) -> JobRecord | None:
         """After a job that did not start: the next ready one in the same slot, or the
@@ -455,17 +491,24 @@ class Executor:
         finally:
             if self._stopped and job.id in self._stopped:
                 outcome = completer.canceled(job)
-            self._finish(job, outcome)
+            self._finish(job, outcome, began)
             if outcome is not None:
                 job_finished(job, outcome, time.monotonic() - began)
 
-    def _finish(self, job: JobRecord, outcome: Outcome | None) -> None:
+    def _finish(self, job: JobRecord, outcome: Outcome | None, began: float | None = None) -> None:
+        """The end of a job that holds its slot outside a thread's loop (async, unknown
+        task; ``began``: when an async job started): the slot goes to a waiting thread,
+        or the claimer is told it may claim."""
         if outcome is not None:
             self.completions.add(outcome)
+        if began is not None:
+            self._runs.append(time.monotonic() - began)
         with self._cond:
             self._busy -= 1
             if self._running:
                 self._running.pop(job.id, None)
-            if self._ready:
+            waiting = len(self._ready)
+            if waiting:
                 self._cond.notify()  # a thread may wait for this slot
-        self._on_slot_free()
+        if waiting <= self.refill_at:
+            self._on_slot_free()

@@ -74,7 +74,9 @@ MAX_CLAIMERS = 4  # each holds a connection of the store's pool (10 on PostgreSQ
 class WorkerConfig:
     queues: tuple[str, ...] = ("default",)
     concurrency: int = 10  #: jobs running at once in this process, sync and async together
-    prefetch: int = 10  #: claimed jobs that may wait for a slot
+    #: claimed jobs that may wait for a slot; None (the default): sized from the run times
+    #: the worker measures (docs/design.md: "Claims size themselves")
+    prefetch: int | None = None
     claimers: int = 1  #: claim transactions in flight at once, each on its own connection
     shutdown_grace: float = 30.0
     heartbeat_interval: float = 2.0
@@ -102,12 +104,15 @@ class WorkerConfig:
             raise ConfigurationError(
                 f"concurrency must be a whole number >= 1, not {self.concurrency!r}"
             )
-        if (
+        if self.prefetch is not None and (
             isinstance(self.prefetch, bool)
             or not isinstance(self.prefetch, int)
             or self.prefetch < 0
         ):
-            raise ConfigurationError(f"prefetch must be a whole number >= 0, not {self.prefetch!r}")
+            raise ConfigurationError(
+                f"prefetch must be a whole number >= 0 (or None: sized from what the worker "
+                f"measures), not {self.prefetch!r}"
+            )
         if (
             isinstance(self.claimers, bool)
             or not isinstance(self.claimers, int)
@@ -431,7 +436,7 @@ def run_worker(
     *,
     queues: Sequence[str] = ("default",),
     concurrency: int = 10,
-    prefetch: int = 10,
+    prefetch: int | None = None,
     claimers: int = 1,
     burst: bool = False,
     shutdown_grace: float = 30.0,
