@@ -471,8 +471,8 @@ DEFAULTS_VS_THROUGHPUT = 0.70
 DEFAULTS_LATENCY = {"tock-postgres": 1.5, "tock-sqlite": 3.0}
 TARGET_N = 20_000
 DRAIN_LIMITS = (
-    "A PostgreSQL worker finishes one batch and claims the next in one statement (two "
-    "claimers overlap two of them); per job the server does a non-HOT UPDATE to claim it "
+    "A PostgreSQL worker finishes one batch and claims the next in one statement (with "
+    "--claimers 2, two of them overlap); per job the server does a non-HOT UPDATE to claim it "
     "and a DELETE plus an INSERT to move it to the finished table (docs/design.md: live and "
     "finished jobs apart), and the worker decodes it, runs it and encodes its outcome, "
     "all on the two cores the server shares with the workers. Fewer writes per job (a "
