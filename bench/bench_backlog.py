@@ -63,6 +63,7 @@ class Drain:
     enqueue: float  # seconds the enqueue took
     end: float  # the live table found empty
     first: float  # the first jobs found done
+    first_done: int  # how many were found done then
     tenths: list[float]  # when each tenth of the backlog was found done (the last: end)
 
     @property
@@ -71,8 +72,10 @@ class Drain:
 
     @property
     def after_start_up(self) -> float:
-        """Jobs/s from the first jobs found done to the end (start-up left out)."""
-        return self.n / (self.end - self.first) if self.end > self.first else float("nan")
+        """Jobs/s after the first jobs were found done (start-up left out)."""
+        if self.end <= self.first:
+            return float("nan")
+        return (self.n - self.first_done) / (self.end - self.first)
 
     def tenth_rates(self) -> list[float | None]:
         """Jobs/s in each tenth; None for a tenth found done by the same probe as the one
@@ -237,6 +240,7 @@ def watch(
     """Probe the live table until it is empty; when each tenth was done."""
     tenths: list[float] = []
     first = None
+    first_done = 0
     low: int | None = lo
     while True:
         for p in procs:
@@ -248,12 +252,12 @@ def watch(
         at = time.perf_counter() - launched
         done = n if low is None else low - lo
         if first is None and done > 0:
-            first = at
+            first, first_done = at, done
         while len(tenths) < TENTHS and done >= n * (len(tenths) + 1) / TENTHS:
             tenths.append(at)
         if low is None:
             assert first is not None
-            return Drain(n, took, at, first, tenths)
+            return Drain(n, took, at, first, first_done, tenths)
         if at > args.timeout:
             raise RuntimeError(f"{done:,} of {n:,} jobs done after {args.timeout:g} s")
         time.sleep(args.probe)
