@@ -9,6 +9,7 @@ it). It measures one workload once and prints one line, ``RESULT {json}``:
 
 ``value`` is null where the system cannot do the workload (``note`` says why); for
 ``recovery`` a value of null with ``"note": "never"`` or ``"> 120 s"`` says what happened.
+A drain's line has a second rate, ``from_start``: see :func:`drain_result`.
 
 Jobs prove they ran by *marks*: the job body calls :func:`mark` with a tag, which appends
 ``"<unix time> <pid> <tag>"`` to a file of its own process in ``$BENCH_MARKS`` (one
@@ -122,24 +123,31 @@ class Marks:
             time.sleep(0.002)
         return None
 
-    def span(self) -> float:
-        """Seconds from the first mark to the last."""
+    def bounds(self) -> tuple[float, float]:
+        """The times of the first mark and of the last."""
         times = [m.at for m in self.read()]
-        return max(times) - min(times)
+        return min(times), max(times)
 
 
 @dataclass
 class Procs:
-    """Worker (and scheduler) processes of one measurement, killed however it ends."""
+    """Worker (and scheduler) processes of one measurement, killed however it ends.
+
+    Every driver starts its workers here, and nowhere else: ``launched`` is the wall
+    clock (the marks' clock) just before the first of them was started, where a drain's
+    second rate begins."""
 
     popens: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
     asked_to_stop: set[int] = field(default_factory=set)
+    launched: float | None = None
 
     def start(
         self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path = HERE
     ) -> subprocess.Popen[bytes]:
         log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+        if self.launched is None:
+            self.launched = time.time()
         popen = subprocess.Popen(
             list(argv),
             cwd=cwd,
@@ -386,12 +394,19 @@ DRAIN_BOUND = 600.0  # seconds a drain may take before its rate so far is report
 def drain_result(
     marks: Marks, n: int, procs: Procs, settings: str, servers: Sequence[str] = ()
 ) -> None:
-    """Wait for the ``n`` jobs of a drain, then print its rate: jobs from the first
-    start to the last end. A system that has not run them all within DRAIN_BOUND
-    seconds (the slowest peers, with the full run's 100,000 jobs) is measured on the
-    jobs it ran so far, and the note says so. With it go the CPU time a job took in
-    ``servers`` (keys of SERVER_PROCESSES: the servers the system uses) and in the
-    workers (:class:`CpuMeter`), from the first job on."""
+    """Wait for the ``n`` jobs of a drain, then print its two rates: ``value``, jobs from
+    the first start to the last end, and ``from_start``, jobs from the launch of the
+    first worker process (``Procs.launched``: the driver starts the workers after the
+    jobs are enqueued, so the workers' start-up is in it) to the last end; with the
+    seconds from that launch to the first job's start (``first_job_s``). A system that
+    has not run them all within DRAIN_BOUND seconds (the slowest peers, with the full
+    run's 100,000 jobs) is measured on the jobs it ran so far, and the note says so.
+    With them go the CPU time a job took in ``servers`` (keys of SERVER_PROCESSES: the
+    servers the system uses) and in the workers (:class:`CpuMeter`), from the first job
+    on."""
+    launched = procs.launched
+    if launched is None:
+        raise RuntimeError("a drain's workers are started with Procs.start, before this")
     deadline = time.monotonic() + DRAIN_BOUND
     meter = None
     if marks.wait(1, DRAIN_BOUND, procs):
@@ -402,11 +417,19 @@ def drain_result(
     note = "" if done else f"only {ran:,} of {n:,} jobs ran within {DRAIN_BOUND:g} s: their rate"
     cpu = meter.per_job(ran) if meter is not None else None
     server, workers = cpu if cpu is not None else (None, None)
+    rate = from_start = first_job = None
+    if ran > 1:
+        first, last = marks.bounds()
+        rate = ran / (last - first)
+        from_start = ran / (last - launched)
+        first_job = round(first - launched, 4)
     result(
-        ran / marks.span() if ran > 1 else None,
+        rate,
         "jobs/s",
         settings,
         note,
+        from_start=from_start,
+        first_job_s=first_job,
         cpu_server_us=server,
         cpu_workers_us=workers,
     )

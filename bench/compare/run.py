@@ -26,16 +26,23 @@ this checkout); ``--python`` names another interpreter that has them all.
 
 Workloads (each system's driver measures one cell in a process of its own; see
 ``common.py``): a. bulk enqueue of N jobs through the system's fastest documented path;
-b. drain: N pre-enqueued no-op jobs, W = 1 and 2 worker processes, from the first job's
-start to the last job's end; c. enqueue-to-start latency on an idle worker, p50/p99;
+b. drain: N pre-enqueued no-op jobs, W = 1 and 2 worker processes, two rates from one
+drain: from the first job's start to the last job's end, and "from start", from the
+driver's launch of the worker processes to the last job's end (each system's worker
+start-up in it); c. enqueue-to-start latency on an idle worker, p50/p99;
 d. fire-to-start delay of an every-second schedule, p50/p99; e. crash recovery: from the
 SIGKILL of a worker holding jobs until those jobs run again, capped.
 
-Tock's throughput-settings variants differ from the defaults only in how workers claim,
-so they run b and c; the defaults run every workload. In a run, the order of the systems
-rotates from one workload to the next, so no system always goes first or last; with
-several runs each cell is the median. The report goes to ``docs/benchmarks.md`` (and the
-raw results to ``docs/benchmarks.json``), the chart to ``docs/benchmarks.svg``.
+Tock at its defaults runs ``tock worker`` with no flags. Its throughput-settings variants
+differ from the defaults only in how workers claim, so they run b and c; the defaults run
+every workload. In a run, the order of the systems rotates from one workload to the next,
+so no system always goes first or last; with several runs each cell is the median. A
+complete run (every system and workload at the sizes of its kind, default or ``--full``)
+writes the report to ``docs/benchmarks.md`` (the raw results to ``docs/benchmarks.json``,
+the chart to ``docs/benchmarks.svg``); any other run (``--quick``, ``--tock-only``,
+``--systems``, ``--workloads``, ``--n``) writes ``report-<kind>.md``, ``.json`` and
+``.svg`` beside its progress file in ``bench/compare/progress/``, and leaves the
+committed report alone.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,10 +97,22 @@ class Cell:
     # Drains: microseconds of CPU a job in the system's servers and in its workers.
     cpu_server: list[float] = field(default_factory=list)
     cpu_workers: list[float] = field(default_factory=list)
+    # Drains: the rate from the launch of the worker processes, and the seconds from
+    # that launch to the first job's start (none in results saved before they were).
+    from_start: list[float] = field(default_factory=list)
+    first_job: list[float] = field(default_factory=list)
 
     @property
     def value(self) -> float | None:
         return statistics.median(self.values) if self.values else None
+
+    @property
+    def from_start_value(self) -> float | None:
+        return statistics.median(self.from_start) if self.from_start else None
+
+    @property
+    def first_job_value(self) -> float | None:
+        return statistics.median(self.first_job) if self.first_job else None
 
     @property
     def p99_value(self) -> float | None:
@@ -333,31 +352,72 @@ def servers(python: str) -> str:
     return f"{found}, RabbitMQ {rabbit}" if rabbit else found
 
 
-def best_tock(results: dict[str, dict[str, Cell]], cell: str) -> tuple[str, float] | None:
+#: A figure of a cell: a drain's rate from the first job's start (``value``), or from the
+#: launch of the workers (``from_start``).
+Figure = Callable[[Cell], float | None]
+TOCK_DEFAULTS = [name for name in TOCK if not name.endswith("-tp")]  # `tock worker`, no flags
+
+
+def result_of(c: Cell) -> float | None:
+    return c.value
+
+
+def from_start_of(c: Cell) -> float | None:
+    return c.from_start_value
+
+
+def best_of(
+    results: dict[str, dict[str, Cell]],
+    cell: str,
+    systems: Sequence[str],
+    figure: Figure = result_of,
+) -> tuple[str, float] | None:
+    """The best figure in ``cell`` among ``systems`` (name, figure), if any has one."""
     higher = CELLS[cell][4]
-    found = [(s, c.value) for s, c in results[cell].items() if s in TOCK and c.value is not None]
+    found = [
+        (s, v) for s, c in results[cell].items() if s in systems and (v := figure(c)) is not None
+    ]
     if not found:
         return None
     return (max if higher else min)(found, key=lambda x: x[1])
 
 
+def best_tock(results: dict[str, dict[str, Cell]], cell: str) -> tuple[str, float] | None:
+    return best_of(results, cell, TOCK)
+
+
+def peers_of(results: dict[str, dict[str, Cell]]) -> list[str]:
+    return [s for by in results.values() for s in by if s not in TOCK]
+
+
 def summary(results: dict[str, dict[str, Cell]]) -> list[str]:
-    """Per workload: Tock's best figure against the best peer's."""
+    """Per workload (and a drain's rate from starting the workers): Tock at its defaults
+    and Tock's best figure, each against the best peer's."""
     lines = [
         "## Summary",
         "",
-        "| workload | Tock's best | the best peer | Tock vs |",
-        "|---|---|---|---|",
+        "| workload | Tock at its defaults | Tock's best | the best peer | defaults vs | best vs |",
+        "|---|---|---|---|---|---|",
     ]
-    for cell, by_system in results.items():
+    peers = peers_of(results)
+    for cell in results:
         _w, _a, title, unit, higher = CELLS[cell]
-        tock = best_tock(results, cell)
-        peers = [(s, c.value) for s, c in by_system.items() if s not in TOCK and c.value]
-        peer = (max if higher else min)(peers, key=lambda x: x[1]) if peers else None
-        t = f"{fmt(tock[1], unit)} ({SYSTEMS[tock[0]][2]})" if tock else "—"
-        p = f"{fmt(peer[1], unit)} ({SYSTEMS[peer[0]][2]})" if peer else "none had a figure"
-        vs = advantage(tock and tock[1], peer and peer[1], higher)
-        lines.append(f"| {title} | {t} | {p} | {vs} |")
+        rows: list[tuple[str, Figure]] = [(title, result_of)]
+        if CELLS[cell][0] == "drain":
+            rows.append((f"{title}, from starting the workers", from_start_of))
+        for name, figure in rows:
+            defaults = best_of(results, cell, TOCK_DEFAULTS, figure)
+            tock = best_of(results, cell, TOCK, figure)
+            peer = best_of(results, cell, peers, figure)
+            d, t, p = (
+                f"{fmt(x[1], unit)} ({SYSTEMS[x[0]][2]})" if x else "—"
+                for x in (defaults, tock, peer)
+            )
+            if peer is None:
+                p = "none had a figure"
+            d_vs = advantage(defaults and defaults[1], peer and peer[1], higher)
+            t_vs = advantage(tock and tock[1], peer and peer[1], higher)
+            lines.append(f"| {name} | {d} | {t} | {p} | {d_vs} | {t_vs} |")
     return [*lines, ""]
 
 
@@ -402,9 +462,17 @@ BEHIND: dict[str, str] = {
 #: Drain on PostgreSQL at the throughput settings: at least this many times the fastest
 #: peer of any kind, and never under FLOOR jobs/s.
 TARGET, FLOOR = 3.0, 15_000.0
+#: Tock at its defaults (`tock worker`, no flags), drains timed from starting the workers
+#: (stated for TARGET_N jobs): at least this many times the fastest peer of any kind ...
+DEFAULTS_VS_PEER = {"tock-postgres": 3.0, "tock-sqlite": 2.0}
+#: ... and at least this share of the throughput settings' rate on the same store.
+DEFAULTS_VS_THROUGHPUT = 0.70
+#: Enqueue-to-start p50 at the defaults, at most (ms).
+DEFAULTS_LATENCY = {"tock-postgres": 1.5, "tock-sqlite": 3.0}
+TARGET_N = 20_000
 DRAIN_LIMITS = (
-    "A PostgreSQL worker finishes one batch and claims the next in one statement (two "
-    "claimers overlap two of them); per job the server does a non-HOT UPDATE to claim it "
+    "A PostgreSQL worker finishes one batch and claims the next in one statement (with "
+    "--claimers 2, two of them overlap); per job the server does a non-HOT UPDATE to claim it "
     "and a DELETE plus an INSERT to move it to the finished table (docs/design.md: live and "
     "finished jobs apart), and the worker decodes it, runs it and encodes its outcome, "
     "all on the two cores the server shares with the workers. Fewer writes per job (a "
@@ -413,23 +481,122 @@ DRAIN_LIMITS = (
 )
 
 
-def ceiling(tock: Cell, fastest_peer: float, cores: int) -> str:
-    """What the CPU a job took caps the drain at, measured, beside what the target asks."""
+def ceiling(
+    tock: Cell, fastest_peer: float, cores: int, target: float = TARGET, server: str = "PostgreSQL"
+) -> str:
+    """What the CPU a job took caps the drain at, measured, beside what the target asks
+    (``server``: the store's server; SQLite has none, it runs in the workers)."""
     cpu = tock.cpu
     if cpu is None or sum(cpu) <= 0:
         return ""
     most = cores * 1e6 / sum(cpu)
+    spent = (
+        f"{cpu[0]:,.0f} µs of {server}'s CPU and {cpu[1]:,.0f} µs of the workers' "
+        f"({sum(cpu):,.0f} µs)"
+        if server
+        else f"{cpu[1]:,.0f} µs of the workers' CPU (SQLite runs in them)"
+    )
     return (
-        f"  In this cell a job took {cpu[0]:,.0f} µs of PostgreSQL's CPU and {cpu[1]:,.0f} "
-        f"µs of the workers' ({sum(cpu):,.0f} µs): with all {cores} cores of this machine "
-        f"busy, at most {most:,.0f} jobs/s; the target asks {TARGET * fastest_peer:,.0f}."
+        f"  In this cell a job took {spent}: with all {cores} cores of this machine "
+        f"busy, at most {most:,.0f} jobs/s; the target asks {target * fastest_peer:,.0f}."
     )
 
 
-def targets(results: dict[str, dict[str, Cell]], cores: int) -> list[str]:
-    """The drain target, met or missed, and why Tock trails where it does."""
+def store_of(system: str) -> str:
+    return "PostgreSQL" if "postgres" in system else "SQLite"
+
+
+def drain_n(meta: dict[str, Any]) -> int:
+    """Jobs a drain of this run had (reports saved before it was recorded: by mode)."""
+    return int(meta.get("n") or {"full": 100_000, "quick": 2_000}.get(meta["mode"], 20_000))
+
+
+def defaults_targets(
+    results: dict[str, dict[str, Cell]], meta: dict[str, Any], cores: int
+) -> tuple[list[str], bool]:
+    """The targets of Tock at its defaults, each met or missed with its figure; and
+    whether a drain on PostgreSQL missed one."""
+    lines: list[str] = []
+    pg_missed = False
+    for cell in ("drain1", "drain2"):
+        by = results.get(cell, {})
+        peer = best_of(results, cell, peers_of(results), from_start_of) if by else None
+        for system, times in DEFAULTS_VS_PEER.items():
+            tock = by.get(system)
+            if tock is None:
+                continue
+            rate = tock.from_start_value
+            head = (
+                f"- {CELLS[cell][2]}, Tock on {store_of(system)} at its defaults, from "
+                "starting the workers: "
+            )
+            if rate is None:
+                lines.append(head + "no figure from start in this run.")
+                continue
+            parts, limit = [], ""
+            if peer is None:
+                parts.append(f"no peer measured (target {times:g}x the fastest)")
+            else:
+                ratio = rate / peer[1]
+                met = ratio >= times
+                parts.append(
+                    f"{ratio:.1f}x the fastest peer's {peer[1]:,.0f} ({SYSTEMS[peer[0]][2]}; "
+                    f"target {times:g}x): **{'met' if met else 'missed'}**"
+                )
+                if not met:
+                    pg_missed = pg_missed or system == "tock-postgres"
+                    server = "PostgreSQL" if system == "tock-postgres" else ""
+                    limit = ceiling(tock, peer[1], cores, times, server)
+            tp = by.get(f"{system}-tp")
+            best = tp.from_start_value if tp is not None else None
+            if best is None:
+                parts.append("no throughput-settings figure from start in this run")
+            else:
+                share = rate / best
+                met = share >= DEFAULTS_VS_THROUGHPUT
+                parts.append(
+                    f"{share:.0%} of the throughput settings' {best:,.0f} (target "
+                    f"{DEFAULTS_VS_THROUGHPUT:.0%}): **{'met' if met else 'missed'}**"
+                )
+            lines.append(head + f"{rate:,.0f} jobs/s; " + "; ".join(parts) + "." + limit)
+    for system, most in DEFAULTS_LATENCY.items():
+        tock = results.get("latency", {}).get(system)
+        if tock is None:
+            continue
+        title = CELLS["latency"][2]
+        head = f"- {title}, Tock on {store_of(system)} at its defaults: "
+        if tock.value is None:
+            lines.append(head + "no figure in this run.")
+            continue
+        met = tock.value <= most
+        lines.append(
+            head + f"p50 {fmt(tock.value, 'ms')} (target ≤ {most:g} ms): "
+            f"**{'met' if met else 'missed'}**."
+        )
+    if lines:
+        n = drain_n(meta)
+        intro = (
+            "Tock at its defaults (`tock worker`, no flags): a drain timed from starting the "
+            f"workers ≥ {DEFAULTS_VS_PEER['tock-postgres']:g}x the fastest peer's on PostgreSQL "
+            f"and ≥ {DEFAULTS_VS_PEER['tock-sqlite']:g}x on SQLite (the fastest peer of any "
+            f"kind, timed the same way), and ≥ {DEFAULTS_VS_THROUGHPUT:.0%} of the "
+            "throughput settings' on the same store; enqueue-to-start p50 "
+            f"≤ {DEFAULTS_LATENCY['tock-postgres']:g} ms on PostgreSQL and "
+            f"≤ {DEFAULTS_LATENCY['tock-sqlite']:g} ms on SQLite. The drain targets are "
+            f"stated for {TARGET_N:,} jobs"
+            + ("." if n == TARGET_N else f"; this run's drains were of {n:,}.")
+        )
+        lines = [intro, "", *lines]
+    return lines, pg_missed
+
+
+def targets(
+    results: dict[str, dict[str, Cell]], cores: int, meta: dict[str, Any] | None = None
+) -> list[str]:
+    """The targets, met or missed, and why Tock trails where it does."""
     lines = ["## Targets, and where Tock is behind", ""]
-    missed = False
+    found, missed = defaults_targets(results, meta or {"mode": "default"}, cores)
+    lines += found
     for cell in ("drain1", "drain2"):
         by = results.get(cell, {})
         tock = by.get("tock-postgres-tp")
@@ -476,25 +643,41 @@ def sittings(meta: dict[str, Any]) -> str:
     return "" if n == 1 else f" of measuring, in {n} sittings (`--resume`)"
 
 
-def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
+def from_start_shown(c: Cell) -> str:
+    """A drain's rate from starting the workers, with the seconds to its first job."""
+    rate = c.from_start_value
+    if rate is None:
+        return "—"
+    first = c.first_job_value
+    return fmt(rate, "jobs/s") + (f" (first job at {first:.2f} s)" if first is not None else "")
+
+
+def report(
+    results: dict[str, dict[str, Cell]], meta: dict[str, Any], name: str = "benchmarks"
+) -> str:
+    """The report in Markdown (``name``: its chart's and raw results' file name)."""
     flag = {"full": " --full", "quick": " --quick"}.get(meta["mode"], "")
+    command = meta.get("command", f"python bench/compare/run.py{flag}")
     lines = [
         "# Tock and its peers, side by side",
         "",
-        f"Measured {meta['date']} with `python bench/compare/run.py{flag}`{commit(meta)} "
+        f"Measured {meta['date']} with `{command}`{commit(meta)} "
         f"({meta['mode']} "
         f"run: {meta['runs']} run(s) a cell, the median shown; {meta['minutes']} minutes"
         f"{sittings(meta)}), "
         f"on {meta['machine']}; Python {meta['python']}; {meta['servers']}; every server on "
         "the same machine as the workers. Each figure was measured in this one run, the "
         "systems interleaved. `Tock vs` is how many times better Tock's best figure in that "
-        "row is than the peer's (higher throughput, or shorter time). The chart: "
-        "[benchmarks.svg](benchmarks.svg); the raw figures: "
-        "[benchmarks.json](benchmarks.json).",
+        "row is than the peer's (higher throughput, or shorter time). A drain has two "
+        "rates: `result`, from the first job's start to the last job's end, and `from "
+        "start`, from the launch of the worker processes to the last job's end (the "
+        "system's worker start-up in it). Tock at its defaults is `tock worker` with no "
+        f"flags. The chart: [{name}.svg]({name}.svg); the raw figures: "
+        f"[{name}.json]({name}.json).",
         "",
     ]
     lines += summary(results)
-    lines += targets(results, meta.get("cores") or os.cpu_count() or 1)
+    lines += targets(results, meta.get("cores") or os.cpu_count() or 1, meta)
     for cell, by_system in results.items():
         _w, _a, title, unit, higher = CELLS[cell]
         lines += [f"## {title}", ""]
@@ -502,15 +685,17 @@ def report(results: dict[str, dict[str, Cell]], meta: dict[str, Any]) -> str:
         # A drain's third column is the CPU a job took, where the others have a p99.
         drain = CELLS[cell][0] == "drain"
         third = "CPU a job: servers + workers" if drain else "p99"
-        lines += [f"| system | result | {third} | Tock vs | settings and notes |"]
-        lines += ["|---|---|---|---|---|"]
+        start = " from start |" if drain else ""
+        lines += [f"| system | result | {third} | Tock vs |{start} settings and notes |"]
+        lines += ["|---|---|---|---|---|" + ("---|" if drain else "")]
         for system, c in by_system.items():
             label = SYSTEMS[system][2]
             extra = cpu_shown(c.cpu) if drain else fmt(c.p99_value, unit) if c.p99 else ""
             vs = "" if system in TOCK else advantage(tock and tock[1], c.value, higher)
             notes = "; ".join(n for n in dict.fromkeys(c.notes) if n)
             detail = c.settings + (f" — {notes}" if notes else "")
-            lines.append(f"| {label} | {shown(c, unit)} | {extra} | {vs} | {detail} |")
+            begun = f" {from_start_shown(c)} |" if drain else ""
+            lines.append(f"| {label} | {shown(c, unit)} | {extra} | {vs} |{begun} {detail} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -558,23 +743,39 @@ def load(path: Path) -> tuple[dict[str, dict[str, Cell]], dict[str, Any]]:
     return {cell: {s: Cell(**c) for s, c in by.items()} for cell, by in raw.items()}, meta
 
 
-def write(results: dict[str, dict[str, Cell]], meta: dict[str, Any], python: str) -> None:
-    """docs/benchmarks.md, .json, and the chart (drawn by the benchmark's interpreter,
-    which has matplotlib)."""
-    text = report(results, meta)
+def write(
+    results: dict[str, dict[str, Cell]],
+    meta: dict[str, Any],
+    python: str,
+    out: Path = DOCS / "benchmarks.md",
+) -> None:
+    """The report (``out``), the raw results beside it (.json) and the chart (.svg, drawn
+    by the benchmark's interpreter, which has matplotlib)."""
+    text = report(results, meta, out.stem)
     print("\n" + text)
-    DOCS.mkdir(exist_ok=True)
-    (DOCS / "benchmarks.md").write_text(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
     raw: dict[str, Any] = {
         cell: {s: c.__dict__ for s, c in by.items()} for cell, by in results.items()
     }
     raw["_meta"] = meta
-    (DOCS / "benchmarks.json").write_text(json.dumps(raw, indent=1) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
     done = subprocess.run(
-        [python, str(Path(__file__)), "--_chart", str(DOCS / "benchmarks.json")], check=False
+        [python, str(Path(__file__)), "--_chart", str(out.with_suffix(".json"))], check=False
     )
     if done.returncode == 0:
-        print(f"chart: {DOCS / 'benchmarks.svg'}")
+        print(f"chart: {out.with_suffix('.svg')}")
+
+
+def report_path(args: argparse.Namespace) -> Path:
+    """docs/benchmarks.md for a complete run: every system in every workload, at the sizes
+    of its kind (default or --full). Any other run's report goes beside its progress
+    file (not committed), so that it never overwrites the committed one."""
+    every = argparse.Namespace(**{**vars(args), "tock_only": False, "systems": None})
+    every.workloads = None
+    if not args.quick and not args.n and plan(args) == plan(every):
+        return DOCS / "benchmarks.md"
+    return progress_path(args).with_name(f"{progress_path(args).stem}-report.md")
 
 
 def progress_path(args: argparse.Namespace) -> Path:
@@ -666,15 +867,22 @@ def measure(
                 if got.get("cpu_server_us") is not None and got.get("cpu_workers_us") is not None:
                     c.cpu_server.append(float(got["cpu_server_us"]))
                     c.cpu_workers.append(float(got["cpu_workers_us"]))
+                # Drains measured before the rate from start was have none: "—".
+                if got.get("from_start") is not None:
+                    c.from_start.append(float(got["from_start"]))
+                if got.get("first_job_s") is not None:
+                    c.first_job.append(float(got["first_job_s"]))
                 c.settings = got.get("settings") or c.settings
                 c.notes.append(got.get("note", ""))
                 unit = CELLS[cell][3]
-                p99 = f", p99 {fmt(got.get('p99'), unit)}" if got.get("p99") is not None else ""
+                also = f", p99 {fmt(got.get('p99'), unit)}" if got.get("p99") is not None else ""
+                if got.get("from_start") is not None:
+                    also = f", from start {fmt(got['from_start'], unit)}"
                 note = f"  ({got['note']})" if got.get("note") else ""
                 again = "  (measured before: --resume)" if saved is not None else ""
                 print(
                     f"[run {run + 1}/{runs}] {cell:<9} {system:<17} "
-                    f"{fmt(got.get('value'), unit)}{p99}{note}{again}",
+                    f"{fmt(got.get('value'), unit)}{also}{note}{again}",
                     flush=True,
                 )
 
@@ -722,7 +930,10 @@ def main() -> None:
         raise SystemExit(0 if chart(results, Path(args._chart).with_suffix(".svg")) else 1)
     if args.from_json:
         results, meta = load(DOCS / "benchmarks.json")
-        write(results, meta, bench_python(args))
+        if args.no_docs:
+            print(report(results, meta))
+        else:
+            write(results, meta, bench_python(args))
         return
     runs = 3 if args.full else args.runs
     python = bench_python(args)
@@ -760,11 +971,13 @@ def main() -> None:
         "python": platform.python_version(),
         "tock": code.commit,
         "servers": servers(python),
+        "n": int(size["drain"][1]),
+        "command": " ".join(["python bench/compare/run.py", *sys.argv[1:]]),
     }
     if args.no_docs:
         print("\n" + report(results, meta))
     else:
-        write(results, meta, python)
+        write(results, meta, python, report_path(args))
 
 
 if __name__ == "__main__":

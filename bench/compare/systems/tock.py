@@ -2,9 +2,10 @@
 throughput settings (README: "Throughput settings").
 
 Workers are real ``tock worker`` processes on ``systems.tock_app:app``; jobs mark
-themselves (``common.mark``). Reliable settings are Tock's defaults: every job is
-committed before ``enqueue`` returns (SQLite ``synchronous=FULL``; PostgreSQL commits),
-at-least-once, rescue of a dead worker's jobs after ~4 s.
+themselves (``common.mark``). At its defaults a worker is started with no flags at all,
+as a user starts one. Reliable settings are Tock's defaults: every job is committed
+before ``enqueue`` returns (SQLite ``synchronous=FULL``; PostgreSQL commits),
+at-least-once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import common
 from common import Marks, Procs, drain_result, measure_latency, measurement, result
 
-DEFAULTS = ("--concurrency", "10", "--prefetch", "10")
+DEFAULTS: tuple[str, ...] = ()  # `tock worker`, no flags
 THROUGHPUT = ("--concurrency", "4", "--prefetch", "4000")
 PG_THROUGHPUT = (*THROUGHPUT, "--claimers", "2")  # README: on PostgreSQL, two claimers
 BATCH = 10_000  # enqueue_many batch, as bench_sqlite.py and bench_postgres.py
@@ -68,7 +69,7 @@ def main() -> None:
     flags = DEFAULTS
     if args.throughput:
         flags = PG_THROUGHPUT if args.store == "postgres" else THROUGHPUT
-    settings = f"{args.store}; tock worker {' '.join(flags)}"
+    settings = f"{args.store}; tock worker {' '.join(flags) or '(no flags)'}"
     with store_url(args.store) as url, measurement() as (marks, procs):
         app = app_for(url)
         if args.workload == "enqueue":
