@@ -13,13 +13,17 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich import box
-from rich.console import Console
 
 from tock.app import Tock
+
+if TYPE_CHECKING:
+    # rich is imported by the commands that draw with it, when they do: `tock worker`
+    # never loads it.
+    from rich.console import Console
+    from rich.table import Table
 
 APP_HELP_EXAMPLE = "myproject.tasks:app"
 PIPE_WIDTH = 200
@@ -158,6 +162,8 @@ def _hint(module: ModuleType) -> str:
 
 def console() -> Console:
     """Rich output on the current stdout; user data is never read as markup."""
+    from rich.console import Console
+
     out = Console(markup=False, emoji=False, highlight=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # Piped into grep or a file: rows on one line each beat rich's default of 80.
@@ -190,13 +196,20 @@ def fmt_age(seconds: float | None) -> str:
     return f"{days} d {hours} h"
 
 
-# Light tables, two spaces between columns: more room for names on 80 columns.
-TABLE_STYLE: dict[str, Any] = {
-    "box": box.SIMPLE_HEAD,
-    "padding": (0, 1, 0, 0),
-    "pad_edge": False,
-    "show_edge": False,
-}
+def new_table(**options: Any) -> Table:
+    """A rich table in the commands' light style, two spaces between columns: more room
+    for names on 80 columns. ``options`` are rich's (``title=``, ...)."""
+    from rich import box
+    from rich.table import Table
+
+    style: dict[str, Any] = {
+        "box": box.SIMPLE_HEAD,
+        "padding": (0, 1, 0, 0),
+        "pad_edge": False,
+        "show_edge": False,
+    }
+    return Table(**style, **options)
+
 
 STATUS_STYLES = {
     "blocked": "magenta",
