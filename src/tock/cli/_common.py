@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from tock.app import Tock
-
 if TYPE_CHECKING:
-    # rich is imported by the commands that draw with it, when they do: `tock worker`
-    # never loads it.
+    # Imported where used: rich by the commands that draw with it, when they do (`tock
+    # worker` never loads it); the app's modules once a command loads the app.
     from rich.console import Console
     from rich.table import Table
+
+    from tock.app import Tock
 
 APP_HELP_EXAMPLE = "myproject.tasks:app"
 PIPE_WIDTH = 200
@@ -101,6 +101,8 @@ def get_app() -> Tock:
 
 def load_app(spec: str) -> Tock:
     """Import ``module:attribute`` with the current directory first on ``sys.path``."""
+    from tock.app import Tock
+
     module_name, attr = _parse_spec(spec)
     cwd = os.getcwd()
     if sys.path[:1] != [cwd]:
@@ -151,6 +153,8 @@ def _import_failed(spec: str, module_name: str, exc: Exception) -> NoReturn:
 
 
 def _hint(module: ModuleType) -> str:
+    from tock.app import Tock
+
     names = [name for name, value in vars(module).items() if isinstance(value, Tock)]
     if len(names) == 1:
         return f" (did you mean {module.__name__}:{names[0]}?)"
