@@ -1,4 +1,5 @@
-"""What every command shares: finding the app, one-line errors, and output helpers.
+"""What every command shares: finding the app, one-line errors, output helpers, and the
+garbage collector's pause while ``tock`` loads.
 
 Errors a newcomer can act on (a bad ``--app``, a store that needs ``tock migrate``, a job
 in the wrong state) are shown as one line, ``Error: ...``, with exit code 1: a traceback
@@ -7,9 +8,12 @@ would only hide the sentence that says what to do.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -67,6 +71,42 @@ def type_name(exc: BaseException) -> str:
     return (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
+
+
+# -- start-up ----------------------------------------------------------------------
+
+_gc_paused = False  # by gc_paused_while_loading(), until loaded()
+
+
+@contextlib.contextmanager
+def gc_paused_while_loading() -> Iterator[None]:
+    """``tock`` (``main()``): the cyclic garbage collector is off while the command line,
+    the app and its store are imported. What they make lives as long as the process: the
+    collector would only go over it dozens of times for nothing. A command that runs for
+    long resumes it once loaded (``loaded()``); any other ends with it off."""
+    global _gc_paused
+    if not gc.isenabled():  # turned off by whoever runs this: left as it is
+        yield
+        return
+    gc.disable()
+    _gc_paused = True
+    try:
+        yield
+    finally:
+        _gc_paused = False
+        gc.enable()
+
+
+def loaded() -> None:
+    """A command that runs for long (``tock worker``) has loaded what it runs. Under
+    ``gc_paused_while_loading()``, the objects made so far are set aside for good
+    (``gc.freeze()``: no later collection goes over them again, nor the one at exit) and
+    the collector resumes; elsewhere (``manage.py tock``, tests) nothing changes."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
 
 
 # -- the app -----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 import tock
-from tock.cli._common import AppRef, CLIError
+from tock.cli._common import AppRef, CLIError, gc_paused_while_loading
 from tock.errors import TockError
 
 __all__ = ["cli", "main"]
@@ -127,4 +127,5 @@ def cli(ctx: click.Context, app_spec: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``tock`` console script and ``python -m tock``."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="tock")
+    with gc_paused_while_loading():
+        cli.main(args=list(argv) if argv is not None else None, prog_name="tock")
