@@ -1,4 +1,5 @@
-"""What every command shares: finding the app, one-line errors, and output helpers.
+"""What every command shares: finding the app, one-line errors, output helpers, and the
+garbage collector's pause while ``tock`` loads.
 
 Errors a newcomer can act on (a bad ``--app``, a store that needs ``tock migrate``, a job
 in the wrong state) are shown as one line, ``Error: ...``, with exit code 1: a traceback
@@ -7,19 +8,26 @@ would only hide the sentence that says what to do.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich import box
-from rich.console import Console
 
-from tock.app import Tock
+if TYPE_CHECKING:
+    # Imported where used: rich by the commands that draw with it, when they do (`tock
+    # worker` never loads it); the app's modules once a command loads the app.
+    from rich.console import Console
+    from rich.table import Table
+
+    from tock.app import Tock
 
 APP_HELP_EXAMPLE = "myproject.tasks:app"
 PIPE_WIDTH = 200
@@ -65,6 +73,42 @@ def type_name(exc: BaseException) -> str:
     )
 
 
+# -- start-up ----------------------------------------------------------------------
+
+_gc_paused = False  # by gc_paused_while_loading(), until loaded()
+
+
+@contextlib.contextmanager
+def gc_paused_while_loading() -> Iterator[None]:
+    """``tock`` (``main()``): the cyclic garbage collector is off while the command line,
+    the app and its store are imported. What they make lives as long as the process: the
+    collector would only go over it dozens of times for nothing. A command that runs for
+    long resumes it once loaded (``loaded()``); any other ends with it off."""
+    global _gc_paused
+    if not gc.isenabled():  # turned off by whoever runs this: left as it is
+        yield
+        return
+    gc.disable()
+    _gc_paused = True
+    try:
+        yield
+    finally:
+        _gc_paused = False
+        gc.enable()
+
+
+def loaded() -> None:
+    """A command that runs for long (``tock worker``) has loaded what it runs. Under
+    ``gc_paused_while_loading()``, the objects made so far are set aside for good
+    (``gc.freeze()``: no later collection goes over them again, nor the one at exit) and
+    the collector resumes; elsewhere (``manage.py tock``, tests) nothing changes."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
 # -- the app -----------------------------------------------------------------------
 
 
@@ -97,6 +141,8 @@ def get_app() -> Tock:
 
 def load_app(spec: str) -> Tock:
     """Import ``module:attribute`` with the current directory first on ``sys.path``."""
+    from tock.app import Tock
+
     module_name, attr = _parse_spec(spec)
     cwd = os.getcwd()
     if sys.path[:1] != [cwd]:
@@ -147,6 +193,8 @@ def _import_failed(spec: str, module_name: str, exc: Exception) -> NoReturn:
 
 
 def _hint(module: ModuleType) -> str:
+    from tock.app import Tock
+
     names = [name for name, value in vars(module).items() if isinstance(value, Tock)]
     if len(names) == 1:
         return f" (did you mean {module.__name__}:{names[0]}?)"
@@ -158,6 +206,8 @@ def _hint(module: ModuleType) -> str:
 
 def console() -> Console:
     """Rich output on the current stdout; user data is never read as markup."""
+    from rich.console import Console
+
     out = Console(markup=False, emoji=False, highlight=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # Piped into grep or a file: rows on one line each beat rich's default of 80.
@@ -190,13 +240,20 @@ def fmt_age(seconds: float | None) -> str:
     return f"{days} d {hours} h"
 
 
-# Light tables, two spaces between columns: more room for names on 80 columns.
-TABLE_STYLE: dict[str, Any] = {
-    "box": box.SIMPLE_HEAD,
-    "padding": (0, 1, 0, 0),
-    "pad_edge": False,
-    "show_edge": False,
-}
+def new_table(**options: Any) -> Table:
+    """A rich table in the commands' light style, two spaces between columns: more room
+    for names on 80 columns. ``options`` are rich's (``title=``, ...)."""
+    from rich import box
+    from rich.table import Table
+
+    style: dict[str, Any] = {
+        "box": box.SIMPLE_HEAD,
+        "padding": (0, 1, 0, 0),
+        "pad_edge": False,
+        "show_edge": False,
+    }
+    return Table(**style, **options)
+
 
 STATUS_STYLES = {
     "blocked": "magenta",

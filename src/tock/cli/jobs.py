@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 from rich.text import Text
 
-from tock.cli._common import STATUS_STYLES, TABLE_STYLE, console, fail, fmt_time, get_app
+from tock.cli._common import STATUS_STYLES, console, fail, fmt_time, get_app, new_table
 from tock.jobs import JobRecord, JobStatus
 from tock.store import Dependencies
 from tock.tasks import SNAPSHOT
@@ -112,7 +111,7 @@ def list_jobs(
         return
     # Narrow terminals drop the priority (`tock jobs show` has it) before squeezing names.
     wide = out.width >= WIDE
-    table = Table(**TABLE_STYLE)
+    table = new_table()
     table.add_column("ID", justify="right", no_wrap=True)
     table.add_column("Task", overflow="fold")
     table.add_column("Queue", overflow="fold")

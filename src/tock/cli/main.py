@@ -6,26 +6,62 @@ Every command but ``--help`` needs the app: ``--app module:attribute`` or ``$TOC
 from __future__ import annotations
 
 import errno
+import importlib
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import click
 
 import tock
-from tock.cli._common import AppRef, CLIError
-from tock.cli.jobs import jobs
-from tock.cli.leader import leader
-from tock.cli.migrate import migrate
-from tock.cli.queues import queues
-from tock.cli.schedules import schedules
-from tock.cli.status import status
-from tock.cli.worker import worker
-from tock.cli.workers import workers
+from tock.cli._common import AppRef, CLIError, gc_paused_while_loading
 from tock.errors import TockError
 
 __all__ = ["cli", "main"]
+
+#: Each command's module, imported when the command runs or is listed (``--help``):
+#: ``tock worker`` loads its own, not the others' nor what they draw tables with (rich).
+COMMANDS = {
+    "migrate": "tock.cli.migrate:migrate",
+    "worker": "tock.cli.worker:worker",
+    "status": "tock.cli.status:status",
+    "jobs": "tock.cli.jobs:jobs",
+    "schedules": "tock.cli.schedules:schedules",
+    "leader": "tock.cli.leader:leader",
+    "workers": "tock.cli.workers:workers",
+    "queues": "tock.cli.queues:queues",
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands by name (``click.Group.commands``), each given as a command
+    or as the ``module:attribute`` it is imported from at its first look-up."""
+
+    def __init__(self, commands: Mapping[str, click.Command | str]) -> None:
+        self._commands = dict(commands)
+
+    def __getitem__(self, name: str) -> click.Command:
+        command = self._commands[name]
+        if isinstance(command, str):
+            module, _, attr = command.partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self._commands[name]} is not a click command")
+            self._commands[name] = command
+        return command
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._commands[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._commands)
+
+    def __len__(self) -> int:
+        return len(self._commands)
 
 
 class TockGroup(click.Group):
@@ -60,7 +96,11 @@ def _hint(exc: sqlite3.Error) -> str:
     return ""
 
 
-@click.group(cls=TockGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=TockGroup,
+    commands=LazyCommands(COMMANDS),
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--app",
     "app_spec",
@@ -85,16 +125,7 @@ def cli(ctx: click.Context, app_spec: str | None) -> None:
     ctx.obj = AppRef(app_spec)
 
 
-cli.add_command(migrate)
-cli.add_command(worker)
-cli.add_command(status)
-cli.add_command(jobs)
-cli.add_command(schedules)
-cli.add_command(leader)
-cli.add_command(workers)
-cli.add_command(queues)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``tock`` console script and ``python -m tock``."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="tock")
+    with gc_paused_while_loading():
+        cli.main(args=list(argv) if argv is not None else None, prog_name="tock")

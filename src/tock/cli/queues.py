@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from tock.cli._common import TABLE_STYLE, console, fmt_age, fmt_time, get_app
+from tock.cli._common import console, fmt_age, fmt_time, get_app, new_table
 
 
 @click.group()
@@ -52,7 +52,7 @@ def list_(as_json: bool) -> None:
 def _table(found: list[dict[str, Any]]) -> Table | Text:
     if not found:
         return Text("No queues yet: a queue appears with its first job, or when paused.")
-    table = Table(title="Queues", title_justify="left", **TABLE_STYLE)
+    table = new_table(title="Queues", title_justify="left")
     table.add_column("Queue", overflow="fold")
     table.add_column("Paused")
     table.add_column("Ready", justify="right")

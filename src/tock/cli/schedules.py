@@ -20,11 +20,11 @@ from rich.text import Text
 from tock.app import Tock
 from tock.cli._common import (
     STATUS_STYLES,
-    TABLE_STYLE,
     console,
     fail,
     fmt_time,
     get_app,
+    new_table,
     own_words,
 )
 from tock.errors import ScheduleNotFound
@@ -71,7 +71,7 @@ def list_schedules(limit: int, as_json: bool) -> None:
     if not found:
         out.print("No schedules.")
         return
-    table = Table(**TABLE_STYLE)
+    table = new_table()
     table.add_column("Name", overflow="fold")
     table.add_column("Task", overflow="fold")
     table.add_column("Schedule", overflow="fold")
@@ -356,7 +356,7 @@ def _iso(when: datetime | None) -> str | None:
 
 
 def fires_table(fires: list[FireRecord]) -> Table:
-    table = Table(title="Recent fires (newest first)", title_justify="left", **TABLE_STYLE)
+    table = new_table(title="Recent fires (newest first)", title_justify="left")
     table.add_column("Fire (UTC)", no_wrap=True)
     table.add_column("Outcome", no_wrap=True)
     table.add_column("Job", justify="right")

@@ -12,11 +12,11 @@ from rich.text import Text
 
 from tock.cli._common import (
     STATUS_STYLES,
-    TABLE_STYLE,
     console,
     fmt_age,
     fmt_time,
     get_app,
+    new_table,
     own_words,
 )
 from tock.jobs import JobStatus
@@ -111,7 +111,7 @@ def render(health: dict[str, Any]) -> None:
 def render_workers(workers: list[dict[str, Any]]) -> Table | Text:
     if not workers:
         return Text(own_words("No live workers: start one with `tock worker`."))
-    table = Table(title=f"Workers ({len(workers)})", title_justify="left", **TABLE_STYLE)
+    table = new_table(title=f"Workers ({len(workers)})", title_justify="left")
     table.add_column("ID", no_wrap=True)
     table.add_column("Leader")
     table.add_column("Host")
@@ -147,7 +147,7 @@ def _queues(queues: dict[str, dict[str, Any]]) -> Table | Text:
     shown = [
         s for s in JobStatus if s in ALWAYS_SHOWN or any(q.get(s.value, 0) for q in queues.values())
     ]
-    table = Table(title="Queues", title_justify="left", **TABLE_STYLE)
+    table = new_table(title="Queues", title_justify="left")
     table.add_column("Queue", overflow="fold")
     table.add_column("Ready", justify="right")
     table.add_column("Oldest ready", justify="right")

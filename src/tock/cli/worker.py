@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from tock.cli._common import fail, get_app, prog
+from tock.cli._common import fail, get_app, loaded, prog
 from tock.errors import ConfigurationError
 from tock.leader import ElectorConfig
 from tock.logs import JsonFormatter
@@ -156,7 +156,9 @@ def worker(
             )
         else:
             log.info("tasks: %s", ", ".join(sorted(app.tasks)))
-        Worker(app, config).run()
+        running = Worker(app, config)  # the store's modules are loaded by now
+        loaded()
+        running.run()
     finally:
         logging.getLogger().removeHandler(handler)
 
