@@ -70,13 +70,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias, TypedDict, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypedDict, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import (  # type: ignore[import-untyped]  # no stubs in the package
-    CroniterBadDateError,
-    croniter,
-)
+if TYPE_CHECKING:
+    # Imported where a cron expression is first walked: a worker whose app has no cron
+    # schedule does not pay for it at start-up.
+    from croniter import croniter  # type: ignore[import-untyped]  # no stubs in the package
 
 from tock._validate import NAME_RE as _NAME_RE
 from tock._validate import checked_options
@@ -325,6 +325,8 @@ class Cron:
         setattr_(self, "timezone", zone.key)
         setattr_(self, "_parsed", parsed)
         setattr_(self, "_zoneinfo", zone)
+        from croniter import croniter  # here, not at start-up (see the import above)
+
         # Naive datetimes: croniter walks local wall-clock time only; DST is ours.
         walker = croniter(parsed.canonical, datetime(2000, 1, 1), day_or=parsed.day_or)
         setattr_(self, "_walker", walker)
@@ -342,6 +344,8 @@ class Cron:
     def _next_wall(self, wall: datetime) -> datetime | None:
         """The first matching local wall-clock time strictly after ``wall`` (naive)."""
         # Matches are whole seconds, so "after wall" is "after wall without its fraction".
+        from croniter import CroniterBadDateError
+
         start = wall.replace(microsecond=0)
         with self._lock:  # a croniter carries its position: one caller at a time
             try:

@@ -31,6 +31,7 @@ NOT_FOR_A_WORKER = (
     "fastapi",
     "tock.contrib",
     "tock.workflows",
+    "croniter",  # the app has no cron schedule
     *(spec.partition(":")[0] for name, spec in COMMANDS.items() if name != "worker"),
 )
 
