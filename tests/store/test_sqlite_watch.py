@@ -105,6 +105,30 @@ def test_notifications_alone_call_back(db: Path, monkeypatch: pytest.MonkeyPatch
         watch.close()
 
 
+@pytest.mark.skipif(not LINUX, reason="inotify is Linux's")
+def test_notifications_through_a_symlinked_path(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database opened through a symbolic link in another directory: SQLite keeps its
+    log beside the file itself, and that is the one watched."""
+    monkeypatch.setattr(watch_module, "SAFETY_INTERVAL", 3600.0)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = elsewhere / "link.db"
+    link.symlink_to(db)
+    app = Tock(f"sqlite:///{link}")
+    woke = threading.Event()
+    watch = app.store.job_watch(woke.set)
+    try:
+        assert watch.wait_ready(WAIT)
+        assert watch.notified
+        commit(db, "q")
+        assert woke.wait(WAIT)
+    finally:
+        watch.close()
+        app.close()
+
+
 def test_without_notifications_the_poll_calls_back(db: Path) -> None:
     woke = threading.Event()
     watch = watching(db, woke.set, events=lambda wal: None)
@@ -136,6 +160,9 @@ class Deaf:
     def take(self) -> bool:
         return False
 
+    def wake(self) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
 
@@ -163,11 +190,16 @@ def test_a_commit_no_write_announced_turns_the_poll_on(
     assert deaf.closed
 
 
-def test_close_stops_the_thread_without_a_commit(db: Path) -> None:
+def test_close_stops_the_thread_without_a_commit(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() wakes the thread where it waits (with the poll an hour away, it would
+    wait that long otherwise)."""
+    monkeypatch.setattr(watch_module, "SAFETY_INTERVAL", 3600.0)
+    monkeypatch.setattr(watch_module, "WATCH_INTERVAL", 3600.0)
     calls: list[int] = []
-    watch = watching(db, lambda: calls.append(1))
-    watch.close()
-    watch.close()  # twice is harmless
+    for events in (WalEvents.open, lambda wal: None):
+        watch = watching(db, lambda: calls.append(1), events=events)
+        watch.close()
+        watch.close()  # twice is harmless
     assert calls == []
 
 

@@ -104,8 +104,11 @@ class WalEvents:
         self._file_wd: int | None = None
         self._dir_wd = self._add(wal.parent, _NEW | _IN_ONLYDIR)  # entries made, no writes
         self._watch_file()
+        self._woken, self._waker = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closing = threading.Lock()  # wake() never writes to a descriptor reused
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
+        self._poll.register(self._woken, select.POLLIN)
 
     @classmethod
     def open(cls, wal: Path) -> WalEvents | None:
@@ -137,11 +140,18 @@ class WalEvents:
                 raise
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for writes to the log; True if any came (all
-        of those already queued are taken)."""
-        if not self._poll.poll(max(0, round(timeout * 1000))):
+        """Wait up to ``timeout`` seconds for writes to the log, or for ``wake``; True if
+        writes came (all of those already queued are taken)."""
+        ready = self._poll.poll(max(0, round(timeout * 1000)))
+        if any(fd == self._woken for fd, _ in ready):
             return False
-        return self.take()
+        return bool(ready) and self.take()
+
+    def wake(self) -> None:
+        """End a ``wait`` under way, and every one after it (from any thread)."""
+        with self._closing, contextlib.suppress(OSError):
+            if self._fd >= 0:
+                os.write(self._waker, b"\0")
 
     def take(self) -> bool:
         """Take the events queued now, without waiting: True if any was a write to the
@@ -173,9 +183,11 @@ class WalEvents:
                     written = True
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        with self._closing:
+            if self._fd >= 0:
+                for fd in (self._fd, self._woken, self._waker):
+                    os.close(fd)
+                self._fd = -1
 
 
 class SQLiteWatch:
@@ -204,6 +216,7 @@ class SQLiteWatch:
         self._events = events
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._wal_events: WalEvents | None = None  # for close() to wake the thread
         #: whether writes to the log are notified (known once ``ready``)
         self.notified = False
         self._thread = threading.Thread(target=self._run, name="tock-watch", daemon=True)
@@ -223,7 +236,7 @@ class SQLiteWatch:
             self._ready.set()
             raise
         try:
-            events = self._events(self._wal)  # before the first read: no commit between
+            events = self._wal_events = self._events(self._wal)  # before the first read
             last = conn.execute(self._query).fetchone()[0]
             self.notified = events is not None
             self._ready.set()
@@ -231,7 +244,7 @@ class SQLiteWatch:
             step = 0.0  # > 0: a write to the log may not be published yet; look after this
             wrote = float("-inf")  # when the watch last saw a write (monotonic)
             ours = self._ours()
-            while True:
+            while not stop.is_set():  # close() sets it, then wakes the wait
                 if step:
                     stop.wait(step)
                     written = events is not None and events.take()
@@ -274,5 +287,8 @@ class SQLiteWatch:
 
     def close(self) -> None:
         self._stop.set()
+        events = self._wal_events
+        if events is not None:
+            events.wake()
         if threading.current_thread() is not self._thread:
             self._thread.join()
