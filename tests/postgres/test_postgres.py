@@ -483,6 +483,42 @@ def test_notify_is_throttled_not_one_per_job() -> None:
     assert notifier.due({"default"}) == ["default"]
 
 
+def test_the_listen_loop_sleeps_in_poll_and_asks_psycopg_only_for_what_is_there() -> None:
+    """The LISTEN thread waits in poll() on its session's socket (psycopg's own timed
+    wait costs about 1 ms of CPU a call), asks psycopg without waiting once the socket
+    has something, and at once for the hints psycopg kept while LISTEN ran."""
+    from tock.store.postgres import notify
+
+    class Conn:
+        def __init__(self) -> None:
+            self.asked: list[float] = []
+
+        def notifies(self, *, timeout: float) -> list[str]:
+            self.asked.append(timeout)
+            return ["hint"]
+
+    class Poller:
+        def __init__(self, ready: list[tuple[int, int]]) -> None:
+            self.ready = ready
+            self.waits: list[float] = []
+
+        def poll(self, ms: float) -> list[tuple[int, int]]:
+            self.waits.append(ms)
+            return self.ready
+
+    conn, quiet, spoke = Conn(), Poller([]), Poller([(5, 1)])
+    assert list(notify._notifies(conn, quiet, False)) == []  # type: ignore[arg-type]
+    assert quiet.waits == [notify.LISTEN_TIMEOUT * 1000]
+    assert conn.asked == []
+    assert list(notify._notifies(conn, spoke, False)) == ["hint"]  # type: ignore[arg-type]
+    assert conn.asked == [0]
+    assert list(notify._notifies(conn, quiet, True)) == ["hint"]  # type: ignore[arg-type]
+    assert quiet.waits == [notify.LISTEN_TIMEOUT * 1000]  # kept ones: no wait
+    assert conn.asked == [0, 0]
+    assert list(notify._notifies(conn, None, False)) == ["hint"]  # type: ignore[arg-type]
+    assert conn.asked[-1] == notify.LISTEN_TIMEOUT  # no poll(): psycopg's wait
+
+
 def test_watch_reconnects_and_polls_once(make_app, new_schema, raw) -> None:
     # An application name of this test's own: terminate its LISTEN session and no other
     # on the server (a benchmark or another suite may be listening there too).

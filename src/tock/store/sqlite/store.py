@@ -50,6 +50,7 @@ from tock.store._rows import (
 )
 from tock.store._rows import us as _us
 from tock.store._sql import load_migrations, load_queries
+from tock.store.sqlite.watch import SQLiteWatch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # SQLite's clock reads whole milliseconds; julianday() holds them in a double, whose error
@@ -70,7 +71,6 @@ Q = load_queries(
 )
 MIGRATIONS = load_migrations("tock.store.sqlite")
 LATEST = MIGRATIONS[-1][0]
-WATCH_INTERVAL = 0.02  # docs/design.md: an idle worker polls PRAGMA data_version every ~20 ms
 LEADER_LOCK_POLL = 0.005  # a follower tries the leader's lock this often (a system call)
 
 
@@ -124,37 +124,6 @@ def _close_all(conns: list[sqlite3.Connection], pid: int) -> None:
     conns.clear()
 
 
-class _Watch:
-    """Polls ``PRAGMA data_version`` on its own connection; calls back on a change."""
-
-    def __init__(self, store: SQLiteStore, callback: Callable[[], None]) -> None:
-        self._store = store
-        self._callback = callback
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tock-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        conn = self._store._connect()
-        try:
-            last = conn.execute(Q["data_version"]).fetchone()[0]
-            while not self._stop.wait(WATCH_INTERVAL):
-                try:
-                    version = conn.execute(Q["data_version"]).fetchone()[0]
-                except sqlite3.Error:
-                    continue
-                if version != last:
-                    last = version
-                    self._callback()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
-
 class SQLiteStore(SQLStore):
     supports_listen_notify = False
     token_sessions = False  # a lock on a local file: free only once its process is gone
@@ -179,6 +148,7 @@ class SQLiteStore(SQLStore):
         # term -> fds of the leader's lock this process holds (docs/design.md: Leader)
         self._leader_locks: dict[int, list[int]] = {}
         self._leader_locks_lock = threading.Lock()
+        self._commits = 0  # write transactions of this store object, for its watches
         self._check_path()
 
     def __repr__(self) -> str:
@@ -357,6 +327,8 @@ class SQLiteStore(SQLStore):
             for statement in undo:
                 conn.execute(statement)
             raise
+        if ours:
+            self._commits += 1  # before it is published: the watch sees it as ours
         conn.execute(end)
 
     def _caller_connection(
@@ -732,8 +704,12 @@ class SQLiteStore(SQLStore):
         # SQLite reuses freed pages by itself; nothing to do.
         return False
 
-    def job_watch(self, callback: Callable[[], None]) -> _Watch:
-        return _Watch(self, callback)
+    def job_watch(self, callback: Callable[[], None]) -> SQLiteWatch:
+        """docs/design.md: Idle wake-up (``watch.py``)."""
+        wal = Path(f"{os.path.realpath(self.path)}-wal")
+        return SQLiteWatch(
+            self._connect, Q["data_version"], wal, callback, ours=lambda: self._commits
+        )
 
     # -- the leader's lock (docs/design.md: Leader) ------------------------------
 
