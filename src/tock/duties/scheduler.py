@@ -30,7 +30,7 @@ until the fire time of a fire it left for its time), at most ``interval`` (a sch
 created or changed elsewhere is seen within that). After each fire that created jobs it
 calls ``on_enqueued`` with their queues and the earliest fire time among them: a worker
 wakes its own claimer at once, which then sleeps until that time, instead of waiting
-for the store's watch (SQLite polls every ~20 ms).
+for the store's watch (docs/design.md: Idle wake-up).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class SchedulerConfig:
     max_rounds: int = 100  #: batches one pass handles before it lets the thread breathe
     #: seconds ahead of its time that a fire's job is made (0: at the fire time). Half the
     #: interval: ample for a pass, its commit and every worker's wake-up (SQLite's watch
-    #: polls every ~20 ms), short enough that jobs seldom wait as "scheduled".
+    #: at worst polls every ~20 ms), short enough that jobs seldom wait as "scheduled".
     lead: float = 0.5
 
     def __post_init__(self) -> None:
