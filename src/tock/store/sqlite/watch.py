@@ -19,6 +19,10 @@ another connection has committed. Reading it is cheap; waking a thread to read i
   ``WATCH_WINDOW`` (5 ms) later: a stream of commits (other workers draining their
   queues) wakes it once per window at most, not once per commit (as PostgreSQL's hints:
   one per 5 ms window).
+- A change that came with a commit of the store's own (its claims, completions and
+  heartbeats: nothing its claimer does not know, most likely) calls back when the poll
+  did, at its next tick (every ``WATCH_INTERVAL``), unless another's commit comes first:
+  the store's own work keeps the rhythm it had, not one in step with its commits.
 
 The log's directory is watched too, for the log's name only: SQLite removes the log when
 the last connection to the database closes and the next one creates it anew, a new file
@@ -30,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import math
 import os
 import select
 import sqlite3
@@ -142,7 +147,7 @@ class WalEvents:
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for writes to the log, or for ``wake``; True if
         writes came (all of those already queued are taken)."""
-        ready = self._poll.poll(max(0, round(timeout * 1000)))
+        ready = self._poll.poll(max(0, math.ceil(timeout * 1000)))
         if any(fd == self._woken for fd, _ in ready):
             return False
         return bool(ready) and self.take()
@@ -195,8 +200,8 @@ class SQLiteWatch:
     (``PRAGMA data_version``) read on a connection of its own, opened by ``connect``,
     changed; ``wal``: the database's write-ahead log. ``ours``: how many commits the
     store made so far, counted before each is published (a change that came with one of
-    them opens no window: the store's own work is no stream to hold back, and a claim's
-    commit must not hold back the next job's enqueue)."""
+    them is called back later, and opens no window: a claim's commit must not hold back
+    the next job's enqueue)."""
 
     def __init__(
         self,
@@ -243,15 +248,18 @@ class SQLiteWatch:
             interval = WATCH_INTERVAL if events is None else SAFETY_INTERVAL
             step = 0.0  # > 0: a write to the log may not be published yet; look after this
             wrote = float("-inf")  # when the watch last saw a write (monotonic)
+            due = 0.0  # > 0: a change that came with the store's own commits: call back then
+            born = time.monotonic()
             ours = self._ours()
             while not stop.is_set():  # close() sets it, then wakes the wait
+                wait = max(0.0, min(interval, due - time.monotonic())) if due else interval
                 if step:
-                    stop.wait(step)
+                    stop.wait(min(step, wait))
                     written = events is not None and events.take()
                 elif events is not None:
-                    written = events.wait(interval)
+                    written = events.wait(wait)
                 else:
-                    stop.wait(interval)
+                    stop.wait(wait)
                     written = False
                 if stop.is_set():
                     return
@@ -264,17 +272,25 @@ class SQLiteWatch:
                 except sqlite3.Error:
                     step = 0.0
                     continue
-                if version != last:
-                    last = version
-                    if now - wrote > UNANNOUNCED:
-                        interval = WATCH_INTERVAL  # a commit that no write announced
+                changed, last = version != last, version
+                if changed and now - wrote > UNANNOUNCED:
+                    interval = WATCH_INTERVAL  # a commit that no write announced
+                if changed and events is not None and ours != seen:
+                    # The store's own commit came with it (perhaps nothing else): called
+                    # back as the poll did, at its next tick (ticks every WATCH_INTERVAL
+                    # from the watch's start: not in step with the store's own commits).
+                    tick = math.floor((now - born) / WATCH_INTERVAL) + 1
+                    due, changed = due or born + tick * WATCH_INTERVAL, False
+                if changed or (due and now >= due):
+                    due = 0.0
                     self._callback()
-                    if events is not None and ours == seen:
-                        stop.wait(WATCH_WINDOW)
-                    step = 0.0
-                    if not written:
-                        continue
-                    # The writes just taken may be a later commit's, still syncing.
+                    if changed:
+                        if events is not None:
+                            stop.wait(WATCH_WINDOW)
+                        step = 0.0
+                        if not written:
+                            continue
+                        # The writes just taken may be a later commit's, still syncing.
                 if written:
                     step = min(step * 1.5, MAX_STEP) if step else FIRST_STEP
                 elif step:
