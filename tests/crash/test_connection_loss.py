@@ -61,6 +61,17 @@ def tokens_held(admin: psycopg.Connection, cluster: Cluster) -> int:
     return int(row[0])
 
 
+def listening(admin: psycopg.Connection, cluster: Cluster) -> int:
+    """The workers' LISTEN sessions open now."""
+    row = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = %s",
+        [f"{cluster.app_name}-listen"],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def output(worker: WorkerProcess) -> str:
     return worker.output_path.read_text(errors="replace")
 
@@ -96,6 +107,7 @@ def test_workers_ride_out_the_loss_of_every_session(
         "three workers", lambda: all(cluster.worker_row(w) is not None for w in workers), 60
     )
     cluster.wait_for("three tokens", lambda: tokens_held(pg_admin, cluster) == 3, 30)
+    cluster.wait_for("three LISTEN sessions", lambda: listening(pg_admin, cluster) == 3, 30)
     ids = {w.name: row.id for w in workers if (row := cluster.worker_row(w)) is not None}
     rng = random.Random(20300103)
     total = 0
@@ -123,6 +135,11 @@ def test_workers_ride_out_the_loss_of_every_session(
         cluster.wait_for("every worker to reconnect", reconnected, 30)
         cluster.wait_for(
             "every worker to take its token again", lambda: tokens_held(pg_admin, cluster) == 3, 30
+        )
+        # The log says "reconnected" once the first of a worker's sessions is back; its
+        # LISTEN session may follow a moment later (it waits out its own backoff).
+        cluster.wait_for(
+            "every worker to LISTEN again", lambda: listening(pg_admin, cluster) == 3, 30
         )
     cluster.wait_for("every job to finish", lambda: cluster.live_count() == 0, 120)
     # The same three workers, never declared dead nor registered again.
