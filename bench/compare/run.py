@@ -430,10 +430,11 @@ BEHIND: dict[str, str] = {
         "the worker's claim. After a few idle milliseconds a round trip that commits "
         "costs most of a millisecond on this machine (the fsync itself about 0.2 ms; the "
         "rest is waking the processes at both ends). Huey on Redis commits nothing: the "
-        "Redis here keeps nothing on disk, and Huey acknowledges nothing. An asynchronous "
-        "commit of claims would save only the fsync, and a claim lost with a server crash "
-        "would run its jobs again, which at-most-once jobs must not: a design "
-        "decision, not a tweak."
+        "Redis here keeps nothing on disk, and Huey acknowledges nothing. Tock's claim "
+        "on PostgreSQL already skips the fsync (it commits lazily unless it takes an "
+        "at-most-once job); the enqueue's must stay, or a job whose enqueue returned "
+        "could be lost with the server. What is left is the two round trips and the "
+        "wake-ups of idle processes and threads on both sides."
     ),
     "periodic": (
         "The scheduler makes each fire's job half a second before the fire time (due at "

@@ -640,6 +640,64 @@ def test_a_big_claim_across_queues_looks_its_batch_up_by_primary_key(
     assert "Seq Scan" not in plan, plan
 
 
+@pytest.mark.parametrize("queues", [["default"], ["default", "b"]])
+@pytest.mark.parametrize(
+    ("jobs", "setting"),
+    [
+        ([False, False], "off"),  # a claim of at-least-once jobs: a lease, commits lazily
+        ([True, False], "on"),  # an at-most-once job in the batch: waits for the flush
+        ([], "off"),  # nothing to claim
+    ],
+)
+def test_a_claim_commits_lazily_unless_it_takes_an_at_most_once_job(
+    make_app, clock: FakeClock, raw, queues: list[str], jobs: list[bool], setting: str
+) -> None:
+    """The "lazy" claim sets synchronous_commit for its own transaction alone: off, but
+    left as it was when the batch holds an at-most-once job (queries.sql: claim_lazy)."""
+    app = make_app()
+    store = store_of(app)
+    store.job_enqueue_many(
+        [new_job(i, at_most_once=amo) for i, amo in enumerate(jobs)], now=clock.db_now()
+    )
+    register(app, clock, "w")
+    name = "job_claim_batch" if len(queues) == 1 else "job_claim_batch_queues"
+    params = {"worker_id": "w", "token": 1, "limit": 10, "free": 10, "now": clock.db_now()}
+    params.update(ahead_us=0, queue=queues[0], queues=queues)
+    conn = raw(autocommit=True)
+    with conn.transaction(force_rollback=True):
+        rows = conn.execute(store.Q[name + "+lazy"], params).fetchall()
+        assert len([r for r in rows if r[0] is not None]) == len(jobs)
+        assert conn.execute("SHOW synchronous_commit").fetchone() == (setting,)
+    assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)  # this one alone
+
+
+def test_a_claim_that_records_outcomes_waits_for_the_flush(make_app, clock) -> None:
+    """Only a claim without outcomes takes the lazy variant: a lost outcome would leave
+    its job running for a live worker."""
+    from tock.jobs import Outcome, OutcomeKind
+
+    app = make_app()
+    store = store_of(app)
+    register(app, clock, "w")
+    store.job_enqueue_many([new_job(i) for i in range(3)], now=clock.db_now())
+    asked: list[tuple[str, ...]] = []
+    query = store._claim_query
+
+    def spy(queues: list[str], *flags: str) -> str:
+        asked.append(tuple(sorted(flags)))
+        return query(queues, *flags)
+
+    store._claim_query = spy  # type: ignore[method-assign]
+    batch = store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=2, free=2, now=clock.db_now()
+    )
+    done = [Outcome(j.id, j.claim_token or 0, OutcomeKind.SUCCEEDED, result="1") for j in batch]
+    store.job_claim_batch(
+        worker_id="w", queues=["default"], limit=5, free=5, now=clock.db_now(), completed=done
+    )
+    assert asked == [("lazy",), ("finish",)]
+
+
 def test_completions_and_claims_in_one_call_with_unknown_outcomes(make_app, clock) -> None:
     from tock.jobs import Outcome, OutcomeKind
 

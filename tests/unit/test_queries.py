@@ -54,8 +54,15 @@ DIALECT_ONLY: dict[str, set[str]] = {
     },
     # LISTEN/NOTIFY wake-ups, and vacuuming the live table between autovacuum's passes.
     "postgres: notify and vacuum": {"job_notify", "job_dead_rows", "job_vacuum"},
-    # CTEs that other statements include (one round trip for a finish and a claim).
-    "postgres: fragments": {"job_finish", "job_start", "job_insert_hint", "worker_alive"},
+    # CTEs that other statements include (one round trip for a finish and a claim; a
+    # claim that commits lazily).
+    "postgres: fragments": {
+        "job_finish",
+        "job_start",
+        "job_insert_hint",
+        "worker_alive",
+        "claim_lazy",
+    },
     # A unique violation aborts the statement: keyed jobs are retried one by one.
     "postgres: keyed retries": {"job_keyed", "job_retry_keyed"},
     # Advisory locks (migrations, liveness tokens, the leader's lock; SQLite's are file

@@ -59,6 +59,9 @@ WAKE_AHEAD = CLAIM_AHEAD - 0.001
 #: about this long of its end (plus the write itself), so a worker killed with SIGKILL
 #: runs again only the jobs that ended within it and those still running
 FLUSH_AFTER = 0.025
+#: the longest the claimer lets the slot threads take the jobs it just handed over
+#: before it reads the store on its own account (``Executor.let_start``)
+LET_START = 0.002
 
 
 class Claimer:
@@ -360,6 +363,7 @@ class Claimer:
             self._news = True
         if self._news or not executor.held:
             self._news = False
+            executor.let_start(LET_START)  # the jobs this turn handed over start first
             try:
                 stored = self.store.job_next_due(queues=self.queues)
             except Exception:

@@ -214,7 +214,9 @@ EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHA
 -- Variants: "finish" and "start" begin with the CTEs of job_finish and job_start: the
 -- worker's last batch recorded in the same statement; the "finish" variant then returns
 -- one more column, the number of outcomes it did not apply (jobs that others depend on,
--- and outcomes whose claim no longer holds), on one row more when it claims nothing.
+-- and outcomes whose claim no longer holds). Every variant answers one row with no job
+-- when it claims nothing. "lazy" (a claim that records no outcome) commits without
+-- waiting for the WAL flush unless it took an at-most-once job ({query:claim_lazy}).
 -- The finish is written before the
 -- claim locks its first row (the count of "finished" gates the scan: a one-time filter),
 -- never after: PostgreSQL runs a data-modifying CTE the main statement does not read
@@ -222,7 +224,7 @@ EXISTS (SELECT 1 FROM {schema}.tock_workers WHERE id = %(worker_id)s FOR KEY SHA
 -- row then fails its re-check (a row another claimer took since this statement's
 -- snapshot). A claim that locked such a row, then waited for one of its own finished
 -- rows, could deadlock with that claimer finishing the row it locked.
--- variants: finish, start
+-- variants: finish, start, lazy
 WITH
 {query:job_finish},                                                -- if finish
 {query:job_start},                                                 -- if start
@@ -239,8 +241,7 @@ locked AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM locked
-)                                                                   -- if not finish
-), claimed AS (                                                     -- if finish
+), claimed AS (
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        started_at = NULL
@@ -248,11 +249,13 @@ UPDATE {schema}.tock_jobs AS j
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
                   WHERE at_most_once AND rank > %(free)s)
-RETURNING {jcols};                                                  -- if not finish
-RETURNING {jcols}                                                   -- if finish
-)                                                                   -- if finish
+RETURNING {jcols}
+)
 SELECT c.*, (SELECT count(*) FROM b) - (SELECT count(*) FROM finished)  -- if finish
-  FROM (SELECT) AS one LEFT JOIN claimed AS c ON true;              -- if finish
+SELECT c.*                                                          -- if not finish
+  FROM (SELECT) AS one                                              -- if not lazy
+  FROM {query:claim_lazy} AS one                                    -- if lazy
+  LEFT JOIN claimed AS c ON true;
 
 -- name: job_claim_batch_queues
 -- The same across the queues of %(queues)s: for each queue, an ordered scan of the claim
@@ -269,8 +272,8 @@ SELECT c.*, (SELECT count(*) FROM b) - (SELECT count(*) FROM finished)  -- if fi
 -- status = 'pending', cannot serve: given that index, the planner scanned every pending
 -- job and compared each with the whole array (20,000 pending jobs, a batch of 1,000:
 -- 150 ms a claim instead of 10).
--- Variants: "finish" and "start", as job_claim_batch's.
--- variants: finish, start
+-- Variants: "finish", "start" and "lazy", as job_claim_batch's.
+-- variants: finish, start, lazy
 WITH
 {query:job_finish},                                                -- if finish
 {query:job_start},                                                 -- if start
@@ -300,8 +303,7 @@ candidates AS (
     SELECT id, at_most_once,
            row_number() OVER (ORDER BY priority DESC, run_at, id) AS rank
       FROM locked
-)                                                                   -- if not finish
-), claimed AS (                                                     -- if finish
+), claimed AS (
 UPDATE {schema}.tock_jobs AS j
    SET status = 'running', worker_id = %(worker_id)s, claim_token = %(token)s,
        started_at = NULL
@@ -309,11 +311,27 @@ UPDATE {schema}.tock_jobs AS j
  WHERE j.id = r.id
    AND r.rank < (SELECT coalesce(min(rank), %(limit)s + 1) FROM ranked
                   WHERE at_most_once AND rank > %(free)s)
-RETURNING {jcols};                                                  -- if not finish
-RETURNING {jcols}                                                   -- if finish
-)                                                                   -- if finish
+RETURNING {jcols}
+)
 SELECT c.*, (SELECT count(*) FROM b) - (SELECT count(*) FROM finished)  -- if finish
-  FROM (SELECT) AS one LEFT JOIN claimed AS c ON true;              -- if finish
+SELECT c.*                                                          -- if not finish
+  FROM (SELECT) AS one                                              -- if not lazy
+  FROM {query:claim_lazy} AS one                                    -- if lazy
+  LEFT JOIN claimed AS c ON true;
+
+-- name: claim_lazy
+-- Part of a "lazy" claim: its transaction commits without waiting for its WAL to reach
+-- the disk (synchronous_commit off, for this transaction alone) unless it took an
+-- at-most-once job. A claim is a lease, not data: should the server crash before the
+-- WAL writer flushed it (within three wal_writer_delay, 0.6 s by default), its jobs are
+-- pending again and run again, which at-least-once allows, and the worker's outcome for
+-- them finds its claim token stale and changes nothing. An at-most-once job must never
+-- start twice, so its claim waits for the flush; so does every transaction that records
+-- outcomes (a lost outcome would leave its job running for a live worker) and every
+-- enqueue (docs/design.md: "Claims commit lazily").
+(SELECT CASE WHEN NOT coalesce(bool_or(at_most_once), false)
+             THEN set_config('synchronous_commit', 'off', true) END
+   FROM claimed)
 
 -- name: job_next_due
 -- Paused queues left out: an idle worker does not wake for jobs it may not claim.

@@ -664,16 +664,17 @@ class PostgresStore(SQLStore):
                 # The usual turn: record the starts, finish the batch and claim the next
                 # in one statement (the claim's variants with job_finish and job_start).
                 finish, starts = _finish_params(completed, started)
-                flags = []
+                # A claim that records no outcome commits lazily (queries.sql:
+                # claim_lazy); one that does waits for the WAL flush.
+                flags = ["finish"] if completed else ["lazy"]
                 if completed:
                     params.update(finish)
-                    flags.append("finish")
                 if starts:
                     params.update(starts)
                     flags.append("start")
                 rows = conn.execute(self._claim_query(queues, *flags), params).fetchall()
                 if not completed:
-                    return rows
+                    return [row for row in rows if row[0] is not None]  # none: one empty row
                 # One column more: the outcomes it did not apply (jobs that others
                 # depend on, or claims that no longer hold), and a row with no job
                 # when it claimed none.
@@ -685,7 +686,8 @@ class PostgresStore(SQLStore):
                 return rows
             with conn.transaction():
                 self._complete(conn, completed, params["now"], started)
-                return conn.execute(self._claim_query(queues), params).fetchall()
+                rows = conn.execute(self._claim_query(queues), params).fetchall()
+                return [row for row in rows if row[0] is not None]
 
     def _claim_query(self, queues: Sequence[str], *flags: str) -> str:
         if len(queues) == 1:
