@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from precompile import compile_tock
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -288,6 +290,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a drain may take")
     parser.add_argument("--no-analyze", action="store_true", help="PostgreSQL: no ANALYZE")
     args = parser.parse_args()
+    compile_tock(HERE / "noop_app.py")  # as an installed Tock: see precompile.py
     n = SMALL if args.quick else args.n
     small_runs = 1 if args.quick else args.small_runs
     flags = args.worker_args.strip() or "(no flags)"

@@ -47,6 +47,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from precompile import compile_tock
 from psycopg import sql
 
 HERE = Path(__file__).resolve().parent
@@ -405,6 +406,7 @@ def main() -> None:
     parser.add_argument("--_refill", help=argparse.SUPPRESS)
     parser.add_argument("--_backlog", type=int, default=BACKLOG, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    compile_tock(HERE / "noop_app.py")  # as an installed Tock: see precompile.py
     if args._refill:
         refill(args._refill, args._backlog)
         return

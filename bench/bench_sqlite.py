@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from precompile import compile_tock
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -205,6 +207,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke size: 2,000 jobs, 1 run")
     args = parser.parse_args()
+    compile_tock(HERE / "noop_app.py")  # as an installed Tock: see precompile.py
     if args.quick:
         args.jobs, args.enqueue_jobs, args.runs = 2_000, 10_000, 1
 

@@ -940,6 +940,12 @@ def main() -> None:
     python = bench_python(args)
     size = sizes(args)
     code = tock_code(args.tock_at, python)
+    # As installed from PyPI (the peers are): bytecode written once, not compiled at each
+    # worker's start where Python may not write it (see ../precompile.py).
+    subprocess.run(
+        [python, "-m", "compileall", "-q", str(code.src / "tock"), str(HERE / "systems")],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     cells = plan(args)
     again = workload_cells(args.again) if args.again else []
     if again and not args.resume:
