@@ -185,6 +185,28 @@ class TockCode:
         return h.hexdigest()[:16]
 
 
+def compile_bytecode(python: str, code: TockCode) -> None:
+    """Bytecode for everything the workers import, written once before they start: the
+    environment's packages, Tock and the drivers' modules. ``pip install`` writes it for
+    the packages it installs, but not where Python may not write bytecode
+    (``PYTHONDONTWRITEBYTECODE``, as on the machines this runs on), and a checkout imported
+    from source never has it: every worker process would then compile what it imports
+    at each start (100 ms and more of a PostgreSQL worker's start-up here), a cost no
+    installed system pays. Files already up to date are left alone (see ../precompile.py)."""
+    where = subprocess.run(
+        [python, "-c", "import sysconfig; p = sysconfig.get_paths(); "
+         "print(p['purelib']); print(p['platlib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    dirs = [*dict.fromkeys(where), str(code.src / "tock"), str(HERE / "systems")]
+    subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "0", *dirs], stdout=subprocess.DEVNULL
+    )  # a file that does not compile (a test of some package's) is no reason to stop
+    subprocess.run(
+        [python, "-m", "compileall", "-q", "-l", str(HERE)], check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def git(*argv: str) -> str:
     done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -940,12 +962,7 @@ def main() -> None:
     python = bench_python(args)
     size = sizes(args)
     code = tock_code(args.tock_at, python)
-    # As installed from PyPI (the peers are): bytecode written once, not compiled at each
-    # worker's start where Python may not write it (see ../precompile.py).
-    subprocess.run(
-        [python, "-m", "compileall", "-q", str(code.src / "tock"), str(HERE / "systems")],
-        check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    compile_bytecode(python, code)
     cells = plan(args)
     again = workload_cells(args.again) if args.again else []
     if again and not args.resume:
