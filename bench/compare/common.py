@@ -38,38 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from marking import AMQP_URL, MARKS_ENV, PG_URL, REDIS_URL, first_attempt, mark  # noqa: F401
+
 HERE = Path(__file__).resolve().parent
-MARKS_ENV = "BENCH_MARKS"
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")  # db 9: ours
-AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 WORKLOADS = ("enqueue", "drain", "latency", "periodic", "recovery")
 
-# -- in the job -----------------------------------------------------------------------
-
-_fd: int | None = None
-
-
-def mark(tag: object = "") -> None:
-    """Called by a job: record that it ran now, in this process."""
-    global _fd
-    if _fd is None:
-        path = Path(os.environ[MARKS_ENV]) / f"{os.getpid()}.log"
-        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.write(_fd, f"{time.time():.6f} {os.getpid()} {tag}\n".encode())
-
-
-def first_attempt(tag: object) -> bool:
-    """For ``recovery``: True the first time a job with this tag asks, in any process
-    (a file per tag in the marks directory, created exclusively)."""
-    path = Path(os.environ[MARKS_ENV]) / f"attempt-{tag}"
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    except FileExistsError:
-        return False
-    return True
-
+# The job's side (mark, first_attempt) lives in marking.py: a worker imports only that.
 
 # -- in the driver ---------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import before_task_publish
-from common import first_attempt, mark
+from marking import first_attempt, mark
 
 BROKER = os.environ.get("BENCH_CELERY_BROKER", "redis://127.0.0.1:6379/9")
 

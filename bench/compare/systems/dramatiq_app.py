@@ -11,8 +11,8 @@ import os
 import time
 
 import dramatiq
-from common import REDIS_URL, first_attempt, mark
 from dramatiq.brokers.redis import RedisBroker
+from marking import REDIS_URL, first_attempt, mark
 
 QUEUE = "bench"
 NAMESPACE = "dramatiq"  # RedisBroker's default key prefix

@@ -2,7 +2,7 @@
 file in a temporary directory).
 
 Workers are real ``huey_consumer systems.huey_app.huey`` processes (run from
-``bench/compare``); jobs mark themselves (``common.mark``). Each measurement uses a
+``bench/compare``); jobs mark themselves (``marking.mark``). Each measurement uses a
 fresh Huey namespace (``name``), removed afterwards, so nothing else in db 9 is touched.
 
 Settings, from Huey's docs (https://huey.readthedocs.io/en/latest/):

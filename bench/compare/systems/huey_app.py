@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import time
 
-from common import REDIS_URL, first_attempt, mark
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.api import Huey, Task
 from huey.signals import SIGNAL_INTERRUPTED
+from marking import REDIS_URL, first_attempt, mark
 
 NAME = os.environ.get("BENCH_HUEY_NAME", "bench")
 

@@ -3,7 +3,7 @@
 Workers are ``pgq run systems.pgqueuer_app:main`` processes, started through
 ``pgqueuer.run`` (see ``pgqueuer_app.py`` for why not the CLI itself), on asyncpg
 (PgQueuer's first choice of driver; ``pip install pgqueuer[asyncpg]``); jobs mark themselves
-(``common.mark``). Each measurement gets a fresh schema, found by PgQueuer through the
+(``marking.mark``). Each measurement gets a fresh schema, found by PgQueuer through the
 connection's ``search_path``; its tables are created by ``pgq install`` and tuned by
 ``pgq autovac`` (docs/guides/performance-tuning.md, "Quick-Reference Checklist").
 

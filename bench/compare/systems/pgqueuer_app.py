@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import pgqueuer
-from common import PG_URL, first_attempt, mark
+from marking import PG_URL, first_attempt, mark
 from pgqueuer import PgQueuer
 from pgqueuer.core import logconfig
 from pgqueuer.models import Job, Schedule

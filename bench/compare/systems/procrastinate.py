@@ -2,7 +2,7 @@
 
 Workers are real ``procrastinate --app systems.procrastinate_app.app worker`` processes
 (run as ``python -m procrastinate`` so that ``systems`` is importable); jobs mark
-themselves (``common.mark``). Each measurement gets a fresh schema, found by
+themselves (``marking.mark``). Each measurement gets a fresh schema, found by
 Procrastinate through the connection's ``search_path``; its tables are created by
 ``procrastinate schema --apply`` (https://procrastinate.readthedocs.io/en/stable/howto/
 basics/command_line.html).

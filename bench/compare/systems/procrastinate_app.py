@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from common import PG_URL, first_attempt, mark
+from marking import PG_URL, first_attempt, mark
 from procrastinate import App, JobContext, PsycopgConnector
 
 CONCURRENCY = int(os.environ.get("BENCH_PROCRASTINATE_CONCURRENCY", "10"))

@@ -2,7 +2,7 @@
 configuration ``rq cron systems.rq_jobs`` loads for ``periodic``.
 
 Workers run with cwd ``bench/compare`` (``rq worker --path .``, RQ's default), so both
-``systems`` and ``common`` import from there; ``rq`` is the library (absolute import).
+``systems`` and ``marking`` import from there; ``rq`` is the library (absolute import).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 import time
 
 import rq
-from common import first_attempt, mark
+from marking import first_attempt, mark
 from rq import cron
 
 QUEUE = "bench"

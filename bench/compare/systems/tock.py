@@ -2,7 +2,7 @@
 throughput settings (README: "Throughput settings").
 
 Workers are real ``tock worker`` processes on ``systems.tock_app:app``; jobs mark
-themselves (``common.mark``). At its defaults a worker is started with no flags at all,
+themselves (``marking.mark``). At its defaults a worker is started with no flags at all,
 as a user starts one. Reliable settings are Tock's defaults: every job is committed
 before ``enqueue`` returns (SQLite ``synchronous=FULL``; PostgreSQL commits),
 at-least-once.

@@ -6,7 +6,7 @@ import os
 import time
 from datetime import timedelta
 
-from common import first_attempt, mark
+from marking import first_attempt, mark
 
 from tock import Tock
 
