@@ -459,6 +459,48 @@ def test_two_claimers_run_each_job_once_and_hold_no_more_than_allowed(real_app: 
     assert [j.refresh().result() for j in jobs[::97]] == list(range(0, 2_000, 97))
 
 
+def test_a_second_claimer_turns_only_while_claims_come_back_full(real_app: Tock) -> None:
+    """An idle worker wakes, claims and writes with its first lane alone, which claims the
+    whole room; a backlog (a claim that came back full) brings the second lane in."""
+    lock = threading.Lock()
+    lanes: list[tuple[str, int, int]] = []  # (thread, limit, jobs claimed)
+    store = real_app.store
+    claim = store.job_claim_batch
+
+    def watched(**kwargs: Any) -> Any:
+        jobs = claim(**kwargs)
+        with lock:
+            lanes.append((threading.current_thread().name, kwargs["limit"], len(jobs)))
+        return jobs
+
+    t = real_app.task(name="w.lanes")(add)
+    with running_worker(real_app, concurrency=4, prefetch=200, claimers=2):
+        store.job_claim_batch = watched  # type: ignore[method-assign]
+        try:
+            for i in range(5):  # one job at a time on an idle worker
+                assert t.enqueue(i, 1).result(timeout=WAIT) == i + 1
+            with lock:
+                idle = list(lanes)
+            backlog = t.enqueue_many([(i, 0) for i in range(3_000)])
+            assert [j.result(timeout=WAIT) for j in [*backlog[::301], backlog[-1]]] == [
+                *range(0, 3_000, 301),
+                2_999,
+            ]
+        finally:
+            del store.job_claim_batch
+    assert idle, "no claim was seen"
+    assert {name for name, _, _ in idle} == {"tock-claimer-0"}
+    # Alone, the first lane asks for the whole room, not its half.
+    assert max(limit for _, limit, _ in idle) > (4 + 200) // 2
+    assert {name for name, _, got in lanes if got} == {"tock-claimer-0", "tock-claimer-1"}
+
+
+def test_the_store_chooses_the_claim_lanes_unless_told(real_app: Tock) -> None:
+    expected = 2 if real_app.store.supports_listen_notify else 1  # PostgreSQL: 2
+    assert Worker(real_app, WorkerConfig(duties=False)).claimer.lanes == expected
+    assert Worker(real_app, WorkerConfig(claimers=1, duties=False)).claimer.lanes == 1
+
+
 @pytest.mark.parametrize("claimers", [0, 5, True, "2", 1.5])
 def test_bad_claimers_are_refused(claimers: Any) -> None:
     with pytest.raises(ConfigurationError, match="claimers must be a whole number from 1 to 4"):

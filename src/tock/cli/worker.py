@@ -53,9 +53,9 @@ log = logging.getLogger("tock.worker")
 @click.option(
     "--claimers",
     type=int,
-    default=1,
-    show_default=True,
-    help="Claim transactions in flight at once (PostgreSQL: 2 with a big --prefetch).",
+    default=None,
+    help="Claim transactions in flight at once; the second turns only while claims come "
+    "back full.  [default: 2 on PostgreSQL, 1 on SQLite]",
 )
 @click.option(
     "--burst",
@@ -111,7 +111,7 @@ def worker(
     queue_options: tuple[str, ...],
     concurrency: int,
     prefetch: int | None,
-    claimers: int,
+    claimers: int | None,
     burst: bool,
     no_leader: bool,
     lease_ttl: float,

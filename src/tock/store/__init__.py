@@ -294,6 +294,8 @@ class Store(Protocol):
     #: (an administrator, a proxy): the rescuer gives a free token its grace
     token_sessions: bool
     clock_step: float  #: seconds: the finest difference two db_now() readings show
+    #: the claim lanes of a worker that does not say (``WorkerConfig.claimers``)
+    claim_lanes: int
 
     # schema
     def migrate(self, *, connection: object | None = None, upto: int | None = None) -> list[str]:

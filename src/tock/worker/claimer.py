@@ -91,6 +91,9 @@ class Claimer:
         self.lanes = lanes
         self._on_error = on_error  #: called once a lane stops on an error that is a bug
         self.wake = threading.Event()
+        # Set while the last claim answered came back full (or the claimer stops): the
+        # lanes after the first turn only then.
+        self._backlog = threading.Event()
         self._claiming = True
         self._stopped = threading.Event()
         self._drained = threading.Event()  # burst mode: nothing due and nothing held
@@ -131,7 +134,7 @@ class Claimer:
     def start(self) -> None:
         for i in range(self.lanes):
             name = "tock-claimer" if self.lanes == 1 else f"tock-claimer-{i}"
-            thread = threading.Thread(target=self._run, args=(i == 0,), name=name, daemon=True)
+            thread = threading.Thread(target=self._run, args=(i,), name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -144,6 +147,8 @@ class Claimer:
         first (the store does not answer and someone asked to stop at once)."""
         self._claiming = False
         self._stopped.set()
+        with self._lock:  # every lane turns until the buffered outcomes are written
+            self._backlog.set()
         self.wake.set()
         for thread in self._threads:
             while thread.is_alive():
@@ -158,12 +163,15 @@ class Claimer:
     def wait_drained(self, timeout: float | None = None) -> bool:
         return self._drained.wait(timeout)
 
-    def _run(self, watching: bool) -> None:
+    def _run(self, lane: int) -> None:
         # One watch wakes every lane: they wait on the same event.
-        watch = self.store.job_watch(self._watched) if watching else None
+        watch = self.store.job_watch(self._watched) if lane == 0 else None
         retry = 0.0  # this lane's backoff; 0: its last turn worked
         try:
             while True:
+                if lane and not self._backlog.is_set():
+                    self._backlog.wait(IDLE_POLL)
+                    continue
                 stopping = self._stopped.is_set()
                 self.wake.clear()
                 try:
@@ -228,7 +236,8 @@ class Claimer:
             refill = executor.refill_at = sizer.refill_at
             if self._claiming:
                 room = executor.concurrency + sizer.prefetch
-                share = -(-room // self.lanes)
+                lanes = self.lanes if self._backlog.is_set() else 1
+                share = -(-room // lanes)
                 want = min(share, room - executor.held - self._reserved)
                 # Only when a slot has nothing to take, or the jobs waiting for one are
                 # down to the refill mark: claims come in batches, not one per job.
@@ -303,6 +312,11 @@ class Claimer:
         if want > 0:
             with self._lock:
                 self._release(want, free)
+                if self.lanes > 1:
+                    if len(claimed) == want:
+                        self._backlog.set()
+                    elif not self._stopped.is_set():
+                        self._backlog.clear()
         if claimed:
             # Room was left (several lanes), or the slots ran through what came meanwhile.
             return len(claimed) == want and (

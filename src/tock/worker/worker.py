@@ -77,7 +77,10 @@ class WorkerConfig:
     #: claimed jobs that may wait for a slot; None (the default): sized from the run times
     #: the worker measures (docs/design.md: "Claims size themselves")
     prefetch: int | None = None
-    claimers: int = 1  #: claim transactions in flight at once, each on its own connection
+    #: claim transactions in flight at once, each on its own connection; None (the
+    #: default): the store's choice, 2 on PostgreSQL and 1 on SQLite (docs/design.md:
+    #: "Claimers")
+    claimers: int | None = None
     shutdown_grace: float = 30.0
     heartbeat_interval: float = 2.0
     rescuer: RescuerConfig = field(default_factory=RescuerConfig)
@@ -113,13 +116,14 @@ class WorkerConfig:
                 f"prefetch must be a whole number >= 0 (or None: sized from what the worker "
                 f"measures), not {self.prefetch!r}"
             )
-        if (
+        if self.claimers is not None and (
             isinstance(self.claimers, bool)
             or not isinstance(self.claimers, int)
             or not 1 <= self.claimers <= MAX_CLAIMERS
         ):
             raise ConfigurationError(
-                f"claimers must be a whole number from 1 to {MAX_CLAIMERS}, not {self.claimers!r}"
+                f"claimers must be a whole number from 1 to {MAX_CLAIMERS} (or None: the "
+                f"store's choice), not {self.claimers!r}"
             )
         v.seconds("shutdown_grace", self.shutdown_grace, allow_zero=True)
 
@@ -159,7 +163,7 @@ class Worker:
             queues=self.config.queues,
             prefetch=self.config.prefetch,
             burst=self.config.burst,
-            lanes=self.config.claimers,
+            lanes=self.config.claimers or self.store.claim_lanes,
             on_error=self.stop,  # graceful: running jobs finish, their outcomes written
         )
         self.info = WorkerInfo(
@@ -437,7 +441,7 @@ def run_worker(
     queues: Sequence[str] = ("default",),
     concurrency: int = 10,
     prefetch: int | None = None,
-    claimers: int = 1,
+    claimers: int | None = None,
     burst: bool = False,
     shutdown_grace: float = 30.0,
 ) -> Worker:

@@ -156,6 +156,7 @@ class PostgresStore(SQLStore):
     supports_listen_notify = True
     token_sessions = True
     clock_step = 1e-6  # timestamptz: microseconds
+    claim_lanes = 2  # one claim waits for the server while the other's jobs start
     MIGRATIONS = MIGRATIONS
     LATEST = LATEST
 

@@ -128,6 +128,7 @@ class SQLiteStore(SQLStore):
     supports_listen_notify = False
     token_sessions = False  # a lock on a local file: free only once its process is gone
     clock_step = 1e-3  # the database's clock reads to the millisecond
+    claim_lanes = 1  # one writer at a time: a second claim would only wait
     Q = Q
     MIGRATIONS = MIGRATIONS
     LATEST = LATEST
