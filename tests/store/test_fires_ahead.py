@@ -556,6 +556,37 @@ def test_a_claimer_holding_jobs_learns_of_a_fire_made_ahead_from_its_scheduler(
     assert claimer._until_due() == IDLE_POLL
 
 
+def test_a_claimer_draining_a_backlog_reads_the_next_due_time_only_once_a_claim_is_short(
+    app: Tock, clock: FakeClock, make_worker: Any
+) -> None:
+    """While claims come back full, more is due now and the executor wakes the claimer at
+    the refill mark: no read of ``job_next_due`` (it scans the queues' pending jobs)."""
+    register(app)
+    make_worker("w1")
+    app.tasks["tests.noop"].enqueue_many([() for _ in range(10)])
+    claimer = idle_claimer(app, clock)  # room: 2 slots + a prefetch of 2
+    reads: list[object] = []
+    next_due = app.store.job_next_due
+
+    def counted(**kwargs: Any) -> Any:
+        reads.append(kwargs)
+        return next_due(**kwargs)
+
+    app.store.job_next_due = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(2):
+            claimer._turn()  # 4 jobs: a full claim
+            assert len(claimer.executor.void()) == 4  # as if they ran: room again
+            assert claimer._until_due() == IDLE_POLL
+        assert reads == []
+        claimer._turn()  # the last 2 of 4 asked: short, the backlog is drained
+        claimer.executor.void()
+        assert claimer._until_due() == IDLE_POLL
+        assert len(reads) == 1
+    finally:
+        del app.store.job_next_due
+
+
 def test_the_claimers_sleep_ends_at_a_reading_of_the_database_clock_that_finds_it_due(
     app: Tock, clock: FakeClock
 ) -> None:
