@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
-from tock import ConfigurationError, Context, JobFailed, JobStatus, Tock
+from tock import ConfigurationError, Context, FakeClock, JobFailed, JobStatus, Tock
 from tock.jobs import NewJob
+from tock.worker.claimer import Claimer
+from tock.worker.completer import Completions
+from tock.worker.executor import Executor
 from tock.worker.worker import Worker, WorkerConfig
 
 WAIT = 30.0  # generous upper bound for a wait; never an expectation
@@ -46,6 +49,10 @@ def wait_for(predicate: Callable[[], bool], what: str) -> None:
 
 
 # -- tasks (registered per test on a fresh app) -----------------------------------------
+
+
+def noop() -> None:
+    return None
 
 
 def add(x: int, y: int) -> int:
@@ -459,19 +466,18 @@ def test_two_claimers_run_each_job_once_and_hold_no_more_than_allowed(real_app: 
     assert [j.refresh().result() for j in jobs[::97]] == list(range(0, 2_000, 97))
 
 
-def test_a_second_claimer_turns_only_while_claims_come_back_full(real_app: Tock) -> None:
-    """An idle worker wakes, claims and writes with its first lane alone, which claims the
-    whole room; a backlog (a claim that came back full) brings the second lane in."""
+def test_a_second_claimer_never_claims_for_an_idle_worker(real_app: Tock) -> None:
+    """An idle worker wakes, claims and writes with its first lane alone, which asks for
+    the whole room; a backlog then drains with both lanes allowed."""
     lock = threading.Lock()
-    lanes: list[tuple[str, int, int]] = []  # (thread, limit, jobs claimed)
+    lanes: list[tuple[str, int]] = []  # (thread, limit)
     store = real_app.store
     claim = store.job_claim_batch
 
     def watched(**kwargs: Any) -> Any:
-        jobs = claim(**kwargs)
         with lock:
-            lanes.append((threading.current_thread().name, kwargs["limit"], len(jobs)))
-        return jobs
+            lanes.append((threading.current_thread().name, kwargs["limit"]))
+        return claim(**kwargs)
 
     t = real_app.task(name="w.lanes")(add)
     with running_worker(real_app, concurrency=4, prefetch=200, claimers=2):
@@ -489,10 +495,44 @@ def test_a_second_claimer_turns_only_while_claims_come_back_full(real_app: Tock)
         finally:
             del store.job_claim_batch
     assert idle, "no claim was seen"
-    assert {name for name, _, _ in idle} == {"tock-claimer-0"}
-    # Alone, the first lane asks for the whole room, not its half.
-    assert max(limit for _, limit, _ in idle) > (4 + 200) // 2
-    assert {name for name, _, got in lanes if got} == {"tock-claimer-0", "tock-claimer-1"}
+    assert {name for name, _ in idle} == {"tock-claimer-0"}
+    assert max(limit for _, limit in idle) > (4 + 200) // 2  # the whole room, not half
+
+
+def test_the_claim_lanes_share_the_room_only_while_claims_come_back_full(
+    app: Tock, clock: FakeClock, make_worker: Callable[..., str]
+) -> None:
+    app.task(name="w.noop")(noop)
+    make_worker("w1")
+    app.tasks["w.noop"].enqueue_many([() for _ in range(14)])
+    completions = Completions(on_add=lambda: None)
+    executor = Executor(dict(app.tasks), 2, completions, lambda: None)
+    claimer = Claimer(
+        app.store, clock, executor, completions, worker_id="w1", queues=["default"],
+        prefetch=6, lanes=2,
+    )  # fmt: skip
+    limits: list[int] = []
+    claim = app.store.job_claim_batch
+
+    def watched(**kwargs: Any) -> Any:
+        limits.append(kwargs["limit"])
+        return claim(**kwargs)
+
+    app.store.job_claim_batch = watched  # type: ignore[method-assign]
+    try:
+        claimer._turn()  # no backlog known: the first lane asks for the whole room
+        assert limits == [8] and claimer._backlog.is_set()  # 8 of 14: full
+        executor.void()  # as if they ran: room again
+        claimer._turn()  # a backlog: each lane asks for its half
+        assert limits[-1] == 4 and claimer._backlog.is_set()
+        executor.void()
+        claimer._turn()  # the last 2 of 4: short, the second lane sleeps again
+        assert limits[-1] == 4 and not claimer._backlog.is_set()
+        executor.void()
+        claimer._turn()
+        assert limits[-1] == 8  # alone again: the whole room
+    finally:
+        del app.store.job_claim_batch
 
 
 def test_the_store_chooses_the_claim_lanes_unless_told(real_app: Tock) -> None:
