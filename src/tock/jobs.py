@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -211,9 +210,13 @@ class Job:
             pause = min(pause * 2, 0.1)
 
     async def aresult(self, timeout: float | None = None) -> Any:
+        import asyncio  # here: a worker without async tasks never loads it
+
         return await asyncio.to_thread(self.result, timeout)
 
     async def arefresh(self) -> Job:
+        import asyncio
+
         return await asyncio.to_thread(self.refresh)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -432,6 +431,8 @@ class TaskCall(Generic[P, R]):
         return self.task.app.insert_jobs(new_jobs, connection=self._o.connection)
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        import asyncio  # here: a worker without async tasks never loads it
+
         return await asyncio.to_thread(lambda: self.enqueue(*args, **kwargs))
 
     def s(self, *args: Any, **kwargs: Any) -> Signature:

@@ -2,8 +2,8 @@
 
 A worker's start-up counts (a burst of workers is timed from their launch): the command
 line imports the module of the command run and no other, rich only where a table is
-drawn, the PostgreSQL driver only for a PostgreSQL store, never Django nor a web
-framework. Each case runs a real process and reads the modules it ended with.
+drawn, the PostgreSQL driver only for a PostgreSQL store, asyncio only for async tasks,
+never Django nor a web framework. Each case runs a real process and reads the modules it ended with.
 """
 
 from __future__ import annotations
@@ -133,3 +133,5 @@ def test_a_worker_loads_what_it_runs_only(store_kind: str, tmp_path: Path) -> No
     postgres = ("psycopg", "psycopg_pool", "tock.store.postgres")
     for prefix in postgres:
         assert bool(loaded(names, prefix)) is (store_kind == "postgres"), prefix
+    if store_kind == "sqlite":  # asyncio only for async tasks (psycopg loads it itself)
+        assert not loaded(names, "asyncio")

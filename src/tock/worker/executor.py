@@ -22,7 +22,6 @@ as canceled however it ends.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import logging
 import random
@@ -30,13 +29,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tock.errors import JobTimeout
 from tock.jobs import JobId, JobRecord, Outcome
 from tock.logs import job_finished, job_started
 from tock.tasks import Context, Task
 from tock.worker import completer
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("tock.worker")
 
@@ -141,6 +143,8 @@ class Executor:
             self._start_loop()
 
     def _start_loop(self) -> None:
+        import asyncio  # only for async tasks: a worker without them never loads it
+
         loop = asyncio.new_event_loop()
         started = threading.Event()
 
@@ -446,6 +450,8 @@ class Executor:
         return completer.failed_with(job, exc, "", rng=self._rng, type_name="tock.JobTimeout")
 
     def _start_async(self, job: JobRecord, task: Task[Any, Any]) -> None:
+        import asyncio  # loaded once (_start_loop): a dictionary lookup from here on
+
         if self._loop is None:
             with self._cond:
                 if self._loop is None:
@@ -462,6 +468,8 @@ class Executor:
                 self._cancel(running)  # stopped between its admission and now
 
     async def _run_async(self, job: JobRecord, task: Task[Any, Any], running: _Running) -> None:
+        import asyncio
+
         outcome: Outcome | None = None
         began = time.monotonic()
         try:
