@@ -2,7 +2,7 @@
 
 A worker's start-up counts (a burst of workers is timed from their launch): the command
 line imports the module of the command run and no other, rich only where a table is
-drawn, the PostgreSQL driver only for a PostgreSQL store, asyncio only for async tasks,
+drawn, each store's driver only for its store, asyncio only for async tasks,
 never Django nor a web framework. Each case runs a real process and reads the modules it ended with.
 """
 
@@ -133,5 +133,7 @@ def test_a_worker_loads_what_it_runs_only(store_kind: str, tmp_path: Path) -> No
     postgres = ("psycopg", "psycopg_pool", "tock.store.postgres")
     for prefix in postgres:
         assert bool(loaded(names, prefix)) is (store_kind == "postgres"), prefix
+    for prefix in ("sqlite3", "tock.store.sqlite"):
+        assert bool(loaded(names, prefix)) is (store_kind == "sqlite"), prefix
     if store_kind == "sqlite":  # asyncio only for async tasks (psycopg loads it itself)
         assert not loaded(names, "asyncio")

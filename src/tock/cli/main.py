@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import sqlite3
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -74,20 +73,23 @@ class TockGroup(click.Group):
             return super().invoke(ctx)
         except TockError as exc:
             raise CLIError(str(exc)) from None
-        except sqlite3.Error as exc:
-            raise CLIError(f"the SQLite database answered: {exc}{_hint(exc)}") from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # output piped to a reader that left: click's
                 raise
             raise CLIError(str(exc) or type(exc).__name__) from None
         except Exception as exc:
-            psycopg = sys.modules.get("psycopg")  # loaded only if the app uses PostgreSQL
+            # Each driver is loaded only if the app uses its store: a PostgreSQL worker
+            # never loads sqlite3, nor a SQLite one psycopg.
+            sqlite3 = sys.modules.get("sqlite3")
+            if sqlite3 is not None and isinstance(exc, sqlite3.Error):
+                raise CLIError(f"the SQLite database answered: {exc}{_hint(exc)}") from None
+            psycopg = sys.modules.get("psycopg")
             if psycopg is not None and isinstance(exc, psycopg.Error):
                 raise CLIError(f"PostgreSQL answered: {exc}") from None
             raise
 
 
-def _hint(exc: sqlite3.Error) -> str:
+def _hint(exc: Exception) -> str:
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
         return " (another process held its write lock for longer than the busy timeout)"

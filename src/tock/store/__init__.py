@@ -9,7 +9,6 @@ write inside its own transaction.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -814,10 +813,12 @@ def is_outage(exc: BaseException) -> bool:
         return False
     if isinstance(exc, StoreError | OSError):  # StoreError includes ConnectionLost
         return True
-    if isinstance(exc, sqlite3.OperationalError):
+    # Neither driver is imported here: each is loaded only if its store is in use.
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(exc, sqlite3.OperationalError):
         code = getattr(exc, "sqlite_errorcode", None)
         return code is not None and code & 0xFF in _SQLITE_OUTAGES
-    psycopg = sys.modules.get("psycopg")  # never imported here: loaded if in use
+    psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
